@@ -1,0 +1,155 @@
+// Command reel is a self-hosted video streaming backend. One binary runs
+// every service in one process (the default) or any subset of them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/reel-video/reel/internal/app"
+	"github.com/reel-video/reel/internal/config"
+	"github.com/reel-video/reel/internal/platform/obs"
+	"github.com/reel-video/reel/internal/users"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+const usage = `reel — a self-hosted video streaming backend
+
+Usage:
+  reel serve [-target=all|users|videos|storage|usage|logs|gateway|a,comma,list] [flags]
+  reel migrate [flags]
+  reel user create -email EMAIL -password PASSWORD -username NAME [-admin] [flags]
+  reel version
+
+Every flag can also be set with its REEL_* environment variable; run
+"reel serve -h" for the list.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "reel:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("missing command")
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stderr)
+	case "migrate":
+		cfg, log, err := load("migrate", rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return app.Migrate(ctx, cfg, log)
+	case "user":
+		return userCmd(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "reel", buildVersion())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func load(name string, args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*config.Config, *slog.Logger, error) {
+	cfg, printer, err := config.Load(name, args, getenv, stderr, extra...)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := obs.NewLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	log.Info("configuration", printer.Attrs()...)
+	return cfg, log, nil
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, log, err := load("serve", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	a, err := app.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("starting reel", "version", buildVersion(), "modules", a.ModuleNames())
+	return a.Run(ctx, nil)
+}
+
+func userCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New(`usage: reel user create -email EMAIL -password PASSWORD -username NAME [-admin]`)
+	}
+	var email, password, username string
+	var admin bool
+	accountFlags := func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "email of the new account")
+		fs.StringVar(&password, "password", "", "password of the new account (at least 8 characters)")
+		fs.StringVar(&username, "username", "", "display name of the new account")
+		fs.BoolVar(&admin, "admin", false, "give the account the admin role")
+	}
+	cfg, log, err := load("user create", args[1:], getenv, stderr, accountFlags)
+	if err != nil {
+		return err
+	}
+	if email == "" || password == "" || username == "" {
+		return errors.New("user create: -email, -password and -username are required")
+	}
+	u, err := app.CreateUser(ctx, cfg, log, users.RegisterInput{Email: email, Password: password, Username: username, Admin: admin})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created %s %s (%s)\n", u.Role, u.Email, u.ID)
+	return nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", ""
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "-dirty"
+				}
+			}
+		}
+		if rev != "" {
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+			return "dev-" + rev + dirty
+		}
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+	}
+	return "dev"
+}

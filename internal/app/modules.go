@@ -1,0 +1,130 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/reel-video/reel/internal/config"
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/sqldb"
+	"github.com/reel-video/reel/internal/users"
+)
+
+// services are the in-process services built by modules, for the modules
+// that start after them. A nil field means that service runs elsewhere and
+// its HTTP client is used instead.
+type services struct {
+	users *users.Service
+}
+
+// schema is a service's embedded migrations and goose version table.
+type schema struct {
+	migrations fs.FS
+	table      string
+}
+
+// schemas lists every service's schema, for `reel migrate`.
+var schemas = map[string]schema{
+	"users": {users.Migrations(), users.MigrationTable},
+}
+
+// Modules returns the registry of every module reel has.
+func Modules() *Registry {
+	r := NewRegistry()
+	r.Register(&Module{Name: "server"})
+	r.Register(&Module{Name: "users", Public: true, Deps: []string{"server"}, init: initUsers})
+	// auth verifies access tokens: with the users service's own keys when it
+	// runs here, else with its JWKS fetched over HTTP.
+	r.Register(&Module{Name: "auth", After: []string{"users"}, init: initAuth})
+	r.Register(&Module{Name: "logs", Public: true, Deps: []string{"server", "auth"}})
+	r.Register(&Module{Name: "storage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}})
+	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}})
+	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}})
+	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server"}})
+	r.Register(&Module{Name: "all", Public: true, Deps: []string{"users", "logs", "storage", "usage", "videos"}})
+	return r
+}
+
+func initUsers(ctx context.Context, a *App) error {
+	sc := schemas["users"]
+	db, err := a.Database(ctx, "users", sc.migrations, sc.table)
+	if err != nil {
+		return err
+	}
+	svc, err := newUsers(ctx, a.cfg, db, a.log)
+	if err != nil {
+		return err
+	}
+	if a.cfg.Users.AdminEmail != "" {
+		if err := svc.Bootstrap(ctx, a.cfg.Users.AdminEmail, a.cfg.Users.AdminPassword); err != nil {
+			return err
+		}
+	}
+	a.svc.users = svc
+	a.verifier = authn.NewVerifier(svc)
+	users.NewHandler(svc, a.verifier).Routes(a)
+	a.Every("users-sweep", time.Hour, svc.Sweep)
+	return a.spec.add(users.OpenAPI)
+}
+
+func newUsers(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Logger) (*users.Service, error) {
+	return users.New(ctx, db, users.NewHasher(cfg.Users.HashConcurrency), users.Config{
+		AccessTTL: cfg.Users.AccessTTL, RefreshTTL: cfg.Users.RefreshTTL,
+		LoginMaxPerAccount: cfg.Users.LoginMaxPerAccount, LoginMaxPerIP: cfg.Users.LoginMaxPerIP,
+		LoginWindow: cfg.Users.LoginWindow,
+	}, log.With("service", "users"))
+}
+
+func initAuth(_ context.Context, a *App) error {
+	if a.verifier != nil {
+		return nil
+	}
+	base, ok := a.cfg.URLs["users"]
+	if !ok {
+		return errNoURL("users")
+	}
+	a.verifier = authn.NewVerifier(authn.NewJWKSClient(base+"/.well-known/jwks.json", nil))
+	return nil
+}
+
+// Migrate applies every service's migrations to its database.
+func Migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	for _, name := range config.Services {
+		sc, ok := schemas[name]
+		if !ok {
+			continue
+		}
+		db, err := sqldb.Open(ctx, cfg.Databases[name], sqldb.Options{})
+		if err != nil {
+			return fmt.Errorf("%s database: %w", name, err)
+		}
+		err = sqldb.Migrate(ctx, db, sc.migrations, sc.table)
+		_ = db.Close()
+		if err != nil {
+			return fmt.Errorf("%s database: %w", name, err)
+		}
+		log.Info("migrated", "service", name, "database", sqldb.Redacted(cfg.Databases[name]))
+	}
+	return nil
+}
+
+// CreateUser creates an account from the command line.
+func CreateUser(ctx context.Context, cfg *config.Config, log *slog.Logger, in users.RegisterInput) (users.User, error) {
+	sc := schemas["users"]
+	db, err := sqldb.Open(ctx, cfg.Databases["users"], sqldb.Options{})
+	if err != nil {
+		return users.User{}, fmt.Errorf("users database: %w", err)
+	}
+	defer db.Close()
+	if err := sqldb.Migrate(ctx, db, sc.migrations, sc.table); err != nil {
+		return users.User{}, err
+	}
+	svc, err := newUsers(ctx, cfg, db, log)
+	if err != nil {
+		return users.User{}, err
+	}
+	return svc.Register(ctx, in)
+}

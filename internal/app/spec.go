@@ -1,0 +1,62 @@
+package app
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"sync"
+)
+
+//go:embed openapi.json
+var baseSpec []byte
+
+// spec is the process's OpenAPI document: the base (operations routes and
+// shared schemas) merged with the fragment of every service running here,
+// so that each process describes exactly the routes it serves.
+type spec struct {
+	mu    sync.Mutex
+	doc   map[string]any
+	cache []byte
+}
+
+func newSpec() *spec {
+	s := &spec{}
+	if err := json.Unmarshal(baseSpec, &s.doc); err != nil {
+		panic(fmt.Sprintf("app: embedded openapi.json: %v", err)) // caught by tests
+	}
+	return s
+}
+
+// add merges a fragment {"paths":{…},"components":{"schemas":{…}}}.
+func (s *spec) add(fragment []byte) error {
+	var f map[string]any
+	if err := json.Unmarshal(fragment, &f); err != nil {
+		return fmt.Errorf("openapi fragment: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	merge(s.doc, f)
+	s.cache = nil
+	return nil
+}
+
+func merge(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				merge(dm, sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+}
+
+func (s *spec) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil {
+		s.cache, _ = json.MarshalIndent(s.doc, "", "  ")
+	}
+	return s.cache
+}

@@ -1,0 +1,76 @@
+// Package obs carries observability state through a context: the request's
+// logger and metadata (request id, client address, user agent). It lives
+// outside httpx so that business logic can read request metadata, for example
+// to fill activity events, without importing HTTP.
+package obs
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+type ctxKey int
+
+const (
+	loggerKey ctxKey = iota
+	requestKey
+)
+
+// Request is what a service may know about the request it is serving.
+type Request struct {
+	ID        string // request id, accepted from X-Request-ID or generated
+	IP        string // client address, X-Forwarded-For honoured only from trusted proxies
+	UserAgent string
+}
+
+// WithRequest returns a context carrying request metadata.
+func WithRequest(ctx context.Context, r Request) context.Context {
+	return context.WithValue(ctx, requestKey, r)
+}
+
+// RequestFrom returns the request metadata in ctx (zero when there is none,
+// e.g. in a background job).
+func RequestFrom(ctx context.Context) Request {
+	r, _ := ctx.Value(requestKey).(Request)
+	return r
+}
+
+// WithLogger returns a context carrying a logger.
+func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey, l)
+}
+
+// Logger returns the context's logger (which carries the request id), or
+// fallback when there is none.
+func Logger(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return fallback
+}
+
+// NewLogger builds the process logger: JSON by default, text for people at
+// a terminal.
+func NewLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Discard is a logger that drops everything, for tests.
+func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,181 @@
+package users
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/httpx"
+	"github.com/reel-video/reel/internal/platform/page"
+)
+
+// Handler serves the users service's routes.
+type Handler struct {
+	svc  *Service
+	auth *authn.Verifier
+}
+
+// NewHandler returns the HTTP handler of svc.
+func NewHandler(svc *Service, auth *authn.Verifier) *Handler {
+	return &Handler{svc: svc, auth: auth}
+}
+
+// Routes registers the public routes.
+func (h *Handler) Routes(r httpx.Router) {
+	r.Handle("POST /api/v1/auth/register", httpx.HandlerFunc(h.register))
+	r.Handle("POST /api/v1/auth/login", httpx.HandlerFunc(h.login))
+	r.Handle("POST /api/v1/auth/refresh", httpx.HandlerFunc(h.refresh))
+	r.Handle("POST /api/v1/auth/logout", h.auth.Require(httpx.HandlerFunc(h.logout)))
+	r.Handle("GET /api/v1/users/me", h.auth.Require(httpx.HandlerFunc(h.me)))
+	r.Handle("PATCH /api/v1/users/me", h.auth.Require(httpx.HandlerFunc(h.updateMe)))
+	r.Handle("GET /api/v1/users", h.auth.RequireAdmin(httpx.HandlerFunc(h.list)))
+	r.Handle("GET /api/v1/users/{id}", h.auth.RequireAdmin(httpx.HandlerFunc(h.get)))
+	r.Handle("PATCH /api/v1/users/{id}", h.auth.RequireAdmin(httpx.HandlerFunc(h.update)))
+	r.Handle("GET /.well-known/jwks.json", http.HandlerFunc(h.jwks))
+}
+
+type userBody struct {
+	User User `json:"user"`
+}
+
+func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+		Username string `json:"username"`
+	}
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	u, err := h.svc.Register(r.Context(), RegisterInput{Email: in.Email, Password: in.Password, Username: in.Username})
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusCreated, userBody{u})
+	return nil
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	t, err := h.svc.Login(r.Context(), in.Email, in.Password)
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, t)
+	return nil
+}
+
+type refreshBody struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) error {
+	var in refreshBody
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	t, err := h.svc.Refresh(r.Context(), in.RefreshToken)
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
+	var in refreshBody
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	c, _ := authn.CallerFrom(r.Context())
+	if err := h.svc.Logout(r.Context(), c, in.RefreshToken); err != nil {
+		return err
+	}
+	httpx.NoContent(w)
+	return nil
+}
+
+func (h *Handler) me(w http.ResponseWriter, r *http.Request) error {
+	c, _ := authn.CallerFrom(r.Context())
+	u, err := h.svc.Get(r.Context(), c.UserID)
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, userBody{u})
+	return nil
+}
+
+func (h *Handler) updateMe(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Username        *string `json:"username"`
+		Password        *string `json:"password"`
+		CurrentPassword *string `json:"current_password"`
+	}
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	c, _ := authn.CallerFrom(r.Context())
+	u, err := h.svc.UpdateSelf(r.Context(), c, UpdateMe{Username: in.Username, Password: in.Password, CurrentPassword: in.CurrentPassword})
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, userBody{u})
+	return nil
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	req, err := page.Parse(q.Get("cursor"), q.Get("limit"), 100, 1000)
+	if err != nil {
+		return err
+	}
+	p, err := h.svc.List(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
+	u, err := h.svc.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, userBody{u})
+	return nil
+}
+
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Role                  *string `json:"role"`
+		Disabled              *bool   `json:"disabled"`
+		StorageQuotaBytes     *int64  `json:"storage_quota_bytes"`
+		DailyUploadLimitBytes *int64  `json:"daily_upload_limit_bytes"`
+		DailyEgressLimitBytes *int64  `json:"daily_egress_limit_bytes"`
+	}
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	u, err := h.svc.Update(r.Context(), r.PathValue("id"), AdminUpdate{
+		Role: in.Role, Disabled: in.Disabled,
+		Limits: Limits{StorageQuota: in.StorageQuotaBytes, DailyUpload: in.DailyUploadLimitBytes, DailyEgress: in.DailyEgressLimitBytes},
+	})
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, userBody{u})
+	return nil
+}
+
+func (h *Handler) jwks(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(h.svc.JWKS())
+}

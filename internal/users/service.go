@@ -1,0 +1,583 @@
+// Package users is the users service: accounts and roles, password login,
+// access tokens signed with Ed25519 keys published as a JWKS, and rotating
+// refresh tokens.
+package users
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/errs"
+	"github.com/reel-video/reel/internal/platform/obs"
+	"github.com/reel-video/reel/internal/platform/page"
+	"github.com/reel-video/reel/internal/platform/sqldb"
+)
+
+// Errors of the users service.
+var (
+	ErrEmailTaken          = errs.New(errs.Conflict, "email_taken", "an account with this email already exists")
+	ErrInvalidCredentials  = errs.New(errs.Unauthenticated, "invalid_credentials", "the email or password is wrong")
+	ErrInvalidRefresh      = errs.New(errs.Unauthenticated, "invalid_refresh_token", "the refresh token is invalid, expired or revoked")
+	ErrAccountDisabled     = errs.New(errs.Forbidden, "account_disabled", "this account is disabled")
+	ErrUserNotFound        = errs.New(errs.NotFound, "user_not_found", "no such user")
+	ErrTooManyAttempts     = errs.New(errs.RateLimited, "too_many_attempts", "too many failed logins, try again later")
+	ErrValidation          = errs.New(errs.Validation, "validation_failed", "some fields are not valid")
+	ErrWrongPassword       = errs.New(errs.Forbidden, "wrong_password", "the current password is wrong")
+	ErrLastAdmin           = errs.New(errs.Conflict, "last_admin", "the last enabled admin cannot be demoted or disabled")
+	ErrLimitsNotConfigured = errs.New(errs.Unavailable, "limits_unavailable", "quota and limit overrides are not available in this process")
+)
+
+// User is an account as clients see it.
+type User struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Username  string    `json:"username"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+	Disabled  bool      `json:"disabled"`
+	UpdatedAt time.Time `json:"-"`
+}
+
+// Tokens is what login and refresh return.
+type Tokens struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	User         User   `json:"user"`
+}
+
+// Limits are per-user overrides that other services enforce; a nil field
+// leaves the current value.
+type Limits struct {
+	StorageQuota, DailyUpload, DailyEgress *int64
+}
+
+// LimitSetter applies per-user overrides in the storage and usage services.
+// Defined here, by its consumer; the app wires the in-process services or
+// their HTTP clients.
+type LimitSetter interface {
+	SetLimits(ctx context.Context, userID string, l Limits) error
+}
+
+// Config configures the service.
+type Config struct {
+	AccessTTL, RefreshTTL             time.Duration
+	LoginMaxPerAccount, LoginMaxPerIP int
+	LoginWindow                       time.Duration
+}
+
+// Service implements the users service's logic.
+type Service struct {
+	store  *Store
+	db     *sqldb.DB
+	hasher *Hasher
+	keys   *keyring
+	cfg    Config
+	limits LimitSetter
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New builds the service and loads (or on first start creates) its signing
+// key.
+func New(ctx context.Context, db *sqldb.DB, hasher *Hasher, cfg Config, log *slog.Logger) (*Service, error) {
+	s := &Service{store: NewStore(db), db: db, hasher: hasher, cfg: cfg, log: log, now: time.Now}
+	s.keys = &keyring{store: s.store}
+	if err := s.keys.load(ctx, s.now()); err != nil {
+		return nil, fmt.Errorf("users: load signing keys: %w", err)
+	}
+	return s, nil
+}
+
+// SetLimitSetter wires the service that applies quota and limit overrides.
+func (s *Service) SetLimitSetter(l LimitSetter) { s.limits = l }
+
+// SetClock replaces the clock, for tests.
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// PublicKey implements authn.KeySource for verifiers in this process.
+func (s *Service) PublicKey(ctx context.Context, kid string) (ed25519.PublicKey, error) {
+	return s.keys.PublicKey(ctx, kid)
+}
+
+// JWKS returns the public keys.
+func (s *Service) JWKS() authn.JWKS { return s.keys.jwks() }
+
+// RotateKey makes a new signing key; older keys keep verifying.
+func (s *Service) RotateKey(ctx context.Context) error {
+	return s.keys.rotate(ctx, s.now())
+}
+
+// RegisterInput is a new account.
+type RegisterInput struct {
+	Email, Password, Username string
+	Admin                     bool
+}
+
+// Register creates an account.
+func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) {
+	email, fields := normalizeEmail(in.Email), map[string]string{}
+	if !validEmail(email) {
+		fields["email"] = "must be a valid email address"
+	}
+	if msg := checkPassword(in.Password); msg != "" {
+		fields["password"] = msg
+	}
+	username := strings.TrimSpace(in.Username)
+	if msg := checkUsername(username); msg != "" {
+		fields["username"] = msg
+	}
+	if len(fields) > 0 {
+		return User{}, ErrValidation.WithFields(fields)
+	}
+	hash, err := s.hasher.Hash(ctx, in.Password)
+	if err != nil {
+		return User{}, fmt.Errorf("register: %w", err)
+	}
+	now := s.now().UTC()
+	u := userRow{User: User{ID: uuid.Must(uuid.NewV7()).String(), Email: email, Username: username, Role: authn.RoleUser, CreatedAt: now, UpdatedAt: now}, PasswordHash: hash}
+	if in.Admin {
+		u.Role = authn.RoleAdmin
+	}
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		return s.store.insertUser(ctx, tx, u)
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("register: %w", err)
+	}
+	return u.User, nil
+}
+
+// Bootstrap creates the first admin from configuration when no admin exists.
+func (s *Service) Bootstrap(ctx context.Context, email, password string) error {
+	n, err := s.store.countAdmins(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	_, err = s.Register(ctx, RegisterInput{Email: email, Password: password, Username: "admin", Admin: true})
+	if errors.Is(err, ErrEmailTaken) {
+		return fmt.Errorf("bootstrap admin: %s is already registered as a user; promote it with PATCH /api/v1/users/{id}", normalizeEmail(email))
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	s.log.Info("created bootstrap admin", "email", normalizeEmail(email))
+	return nil
+}
+
+// Login checks a password and issues a token pair. Failures are throttled
+// per account and per client address.
+func (s *Service) Login(ctx context.Context, email, password string) (Tokens, error) {
+	email = normalizeEmail(email)
+	ip := obs.RequestFrom(ctx).IP
+	if err := s.throttle(ctx, email, ip); err != nil {
+		return Tokens{}, err
+	}
+	u, err := s.store.userByEmail(ctx, email)
+	if err != nil && !errors.Is(err, ErrUserNotFound) {
+		return Tokens{}, fmt.Errorf("login: %w", err)
+	}
+	// An unknown email is checked against a dummy hash so that both answers
+	// take the same time and do not reveal which emails have accounts.
+	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	if err != nil {
+		return Tokens{}, fmt.Errorf("login: %w", err)
+	}
+	if !ok || u.ID == "" {
+		s.recordFailure(ctx, email, ip)
+		return Tokens{}, ErrInvalidCredentials
+	}
+	if u.Disabled {
+		return Tokens{}, ErrAccountDisabled
+	}
+	if err := s.store.clearFailures(ctx, "email:"+email); err != nil {
+		s.log.Warn("clear login failures", "err", err)
+	}
+	var t Tokens
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		t, err = s.issue(ctx, tx, u.User, uuid.NewString())
+		return err
+	})
+	if err != nil {
+		return Tokens{}, fmt.Errorf("login: %w", err)
+	}
+	return t, nil
+}
+
+func (s *Service) throttle(ctx context.Context, email, ip string) error {
+	now := s.now()
+	since := micros(now.Add(-s.cfg.LoginWindow))
+	check := func(subject string, max int) error {
+		n, oldest, err := s.store.failures(ctx, subject, since)
+		if err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+		if n >= max {
+			wait := fromMicros(oldest).Add(s.cfg.LoginWindow).Sub(now)
+			if wait < time.Second {
+				wait = time.Second
+			}
+			return ErrTooManyAttempts.WithRetryAfter(wait)
+		}
+		return nil
+	}
+	if err := check("email:"+email, s.cfg.LoginMaxPerAccount); err != nil {
+		return err
+	}
+	if ip != "" {
+		return check("ip:"+ip, s.cfg.LoginMaxPerIP)
+	}
+	return nil
+}
+
+func (s *Service) recordFailure(ctx context.Context, email, ip string) {
+	at := micros(s.now())
+	subjects := []string{"email:" + email}
+	if ip != "" {
+		subjects = append(subjects, "ip:"+ip)
+	}
+	for _, sub := range subjects {
+		if err := s.store.addFailure(ctx, uuid.NewString(), sub, at); err != nil {
+			s.log.Warn("record login failure", "err", err)
+		}
+	}
+}
+
+// issue makes an access token and a refresh token in family.
+func (s *Service) issue(ctx context.Context, tx *sql.Tx, u User, family string) (Tokens, error) {
+	now := s.now()
+	claims := authn.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   u.ID,
+			Issuer:    authn.Issuer,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.AccessTTL)),
+			ID:        uuid.NewString(),
+		},
+		Role: u.Role, ID: u.ID, Email: u.Email,
+	}
+	access, err := s.keys.sign(claims)
+	if err != nil {
+		return Tokens{}, err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return Tokens{}, fmt.Errorf("refresh token: %w", err)
+	}
+	refresh := base64.RawURLEncoding.EncodeToString(raw)
+	err = s.store.insertRefresh(ctx, tx, uuid.NewString(), hashToken(refresh), family, u.ID, micros(now), micros(now.Add(s.cfg.RefreshTTL)))
+	if err != nil {
+		return Tokens{}, err
+	}
+	return Tokens{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTTL.Seconds()), RefreshToken: refresh, User: u}, nil
+}
+
+// Refresh rotates a refresh token. Presenting a token that was already
+// rotated means it leaked: the whole family is revoked.
+func (s *Service) Refresh(ctx context.Context, refresh string) (Tokens, error) {
+	if refresh == "" || len(refresh) > 256 {
+		return Tokens{}, ErrInvalidRefresh
+	}
+	var t Tokens
+	var reused bool
+	now := s.now()
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		reused = false
+		r, err := s.store.refreshByHash(ctx, tx, hashToken(refresh))
+		if err != nil {
+			return err
+		}
+		if r.UsedAt.Valid || r.RevokedAt.Valid {
+			reused = r.UsedAt.Valid
+			return s.store.revokeFamily(ctx, tx, r.FamilyID, micros(now))
+		}
+		if r.ExpiresAt <= micros(now) {
+			return ErrInvalidRefresh
+		}
+		u, err := s.store.userByID(ctx, tx, r.UserID)
+		if err != nil {
+			return err
+		}
+		if u.Disabled {
+			return ErrAccountDisabled
+		}
+		ok, err := s.store.markUsed(ctx, tx, r.ID, micros(now))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			reused = true
+			return s.store.revokeFamily(ctx, tx, r.FamilyID, micros(now))
+		}
+		t, err = s.issue(ctx, tx, u.User, r.FamilyID)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrUserNotFound) {
+			return Tokens{}, ErrInvalidRefresh
+		}
+		return Tokens{}, fmt.Errorf("refresh: %w", err)
+	}
+	if t.AccessToken == "" { // family revoked above, committed
+		if reused {
+			s.log.Warn("refresh token reuse detected; family revoked", "request_id", obs.RequestFrom(ctx).ID)
+		}
+		return Tokens{}, ErrInvalidRefresh
+	}
+	return t, nil
+}
+
+// Logout revokes the caller's refresh token (its family, so no rotated
+// descendant survives). Tokens of other users are left alone silently.
+func (s *Service) Logout(ctx context.Context, caller authn.Caller, refresh string) error {
+	if refresh == "" || len(refresh) > 256 {
+		return ErrInvalidRefresh
+	}
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		r, err := s.store.refreshByHash(ctx, tx, hashToken(refresh))
+		if errors.Is(err, ErrInvalidRefresh) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.UserID != caller.UserID {
+			return nil
+		}
+		return s.store.revokeFamily(ctx, tx, r.FamilyID, micros(s.now()))
+	})
+	if err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	return nil
+}
+
+// Get returns a user.
+func (s *Service) Get(ctx context.Context, id string) (User, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return User{}, ErrUserNotFound
+	}
+	u, err := s.store.userByID(ctx, s.db.R, id)
+	if err != nil {
+		return User{}, fmt.Errorf("get user: %w", err)
+	}
+	return u.User, nil
+}
+
+// UpdateMe is a change to one's own account.
+type UpdateMe struct {
+	Username        *string
+	Password        *string
+	CurrentPassword *string
+}
+
+// UpdateSelf changes the caller's username or password. Changing the
+// password needs the current one and signs out every other session.
+func (s *Service) UpdateSelf(ctx context.Context, caller authn.Caller, in UpdateMe) (User, error) {
+	fields := map[string]string{}
+	if in.Username != nil {
+		v := strings.TrimSpace(*in.Username)
+		in.Username = &v
+		if msg := checkUsername(v); msg != "" {
+			fields["username"] = msg
+		}
+	}
+	if in.Password != nil {
+		if msg := checkPassword(*in.Password); msg != "" {
+			fields["password"] = msg
+		}
+		if in.CurrentPassword == nil {
+			fields["current_password"] = "is required to change the password"
+		}
+	}
+	if len(fields) > 0 {
+		return User{}, ErrValidation.WithFields(fields)
+	}
+	u, err := s.store.userByID(ctx, s.db.R, caller.UserID)
+	if err != nil {
+		return User{}, fmt.Errorf("update self: %w", err)
+	}
+	var newHash string
+	if in.Password != nil {
+		ok, err := s.hasher.Verify(ctx, *in.CurrentPassword, u.PasswordHash)
+		if err != nil {
+			return User{}, fmt.Errorf("update self: %w", err)
+		}
+		if !ok {
+			return User{}, ErrWrongPassword
+		}
+		if newHash, err = s.hasher.Hash(ctx, *in.Password); err != nil {
+			return User{}, fmt.Errorf("update self: %w", err)
+		}
+	}
+	var out User
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		u, err := s.store.userByID(ctx, tx, caller.UserID)
+		if err != nil {
+			return err
+		}
+		if in.Username != nil {
+			u.Username = *in.Username
+		}
+		if newHash != "" {
+			u.PasswordHash = newHash
+			if err := s.store.revokeUserTokens(ctx, tx, u.ID, micros(s.now())); err != nil {
+				return err
+			}
+		}
+		u.UpdatedAt = s.now().UTC()
+		out = u.User
+		return s.store.updateUser(ctx, tx, u)
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("update self: %w", err)
+	}
+	return out, nil
+}
+
+// List pages through all users, newest first.
+func (s *Service) List(ctx context.Context, req page.Request) (page.Page[User], error) {
+	items, err := s.store.listUsers(ctx, req)
+	if err != nil {
+		return page.Page[User]{}, err
+	}
+	return page.Make(items, req.Limit, func(u User) page.Cursor {
+		return page.Cursor{T: micros(u.CreatedAt), ID: u.ID}
+	}), nil
+}
+
+// AdminUpdate is an admin's change to an account.
+type AdminUpdate struct {
+	Role     *string
+	Disabled *bool
+	Limits   Limits
+}
+
+// Update applies an admin's change. Disabling an account revokes its
+// refresh tokens; the last enabled admin cannot lock everyone out.
+func (s *Service) Update(ctx context.Context, id string, in AdminUpdate) (User, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return User{}, ErrUserNotFound
+	}
+	fields := map[string]string{}
+	if in.Role != nil && *in.Role != authn.RoleUser && *in.Role != authn.RoleAdmin {
+		fields["role"] = "must be user or admin"
+	}
+	for name, v := range map[string]*int64{"storage_quota_bytes": in.Limits.StorageQuota, "daily_upload_limit_bytes": in.Limits.DailyUpload, "daily_egress_limit_bytes": in.Limits.DailyEgress} {
+		if v != nil && *v < -1 {
+			fields[name] = "must be a byte count, or -1 for unlimited"
+		}
+	}
+	if len(fields) > 0 {
+		return User{}, ErrValidation.WithFields(fields)
+	}
+	hasLimits := in.Limits.StorageQuota != nil || in.Limits.DailyUpload != nil || in.Limits.DailyEgress != nil
+	if hasLimits && s.limits == nil {
+		return User{}, ErrLimitsNotConfigured
+	}
+	var out User
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		u, err := s.store.userByID(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		wasActiveAdmin := u.Role == authn.RoleAdmin && !u.Disabled
+		if in.Role != nil {
+			u.Role = *in.Role
+		}
+		if in.Disabled != nil {
+			u.Disabled = *in.Disabled
+		}
+		if wasActiveAdmin && (u.Role != authn.RoleAdmin || u.Disabled) {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = FALSE AND id <> $1`, id).Scan(&n); err != nil {
+				return fmt.Errorf("count admins: %w", err)
+			}
+			if n == 0 {
+				return ErrLastAdmin
+			}
+		}
+		if u.Disabled {
+			if err := s.store.revokeUserTokens(ctx, tx, u.ID, micros(s.now())); err != nil {
+				return err
+			}
+		}
+		u.UpdatedAt = s.now().UTC()
+		out = u.User
+		return s.store.updateUser(ctx, tx, u)
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("update user: %w", err)
+	}
+	if hasLimits {
+		if err := s.limits.SetLimits(ctx, id, in.Limits); err != nil {
+			return User{}, fmt.Errorf("update user limits: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// Sweep deletes expired refresh tokens and old login failures.
+func (s *Service) Sweep(ctx context.Context) error {
+	now := s.now()
+	if _, err := s.store.deleteExpiredRefresh(ctx, micros(now)); err != nil {
+		return err
+	}
+	return s.store.deleteOldFailures(ctx, micros(now.Add(-s.cfg.LoginWindow)))
+}
+
+func hashToken(t string) string {
+	sum := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(sum[:])
+}
+
+func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+func validEmail(e string) bool {
+	if len(e) > 254 || strings.ContainsAny(e, " <>\"") {
+		return false
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e {
+		return false
+	}
+	_, domain, _ := strings.Cut(e, "@")
+	return strings.Contains(domain, ".") && !strings.HasSuffix(domain, ".")
+}
+
+func checkPassword(p string) string {
+	switch n := utf8.RuneCountInString(p); {
+	case n < 8:
+		return "must have at least 8 characters"
+	case len(p) > 1024:
+		return "must have at most 1024 bytes"
+	}
+	return ""
+}
+
+func checkUsername(u string) string {
+	if n := utf8.RuneCountInString(u); n < 1 || n > 64 {
+		return "must have 1 to 64 characters"
+	}
+	return ""
+}
+
+func micros(t time.Time) int64      { return t.UnixMicro() }
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
