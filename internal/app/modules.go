@@ -9,6 +9,7 @@ import (
 
 	"github.com/reel-video/reel/internal/config"
 	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/users"
 )
@@ -54,7 +55,11 @@ func initUsers(ctx context.Context, a *App) error {
 	if err != nil {
 		return err
 	}
-	svc, err := newUsers(ctx, a.cfg, db, a.log)
+	events, err := a.Outbox(ctx, "users", db)
+	if err != nil {
+		return err
+	}
+	svc, err := newUsers(ctx, a.cfg, db, events, a.log)
 	if err != nil {
 		return err
 	}
@@ -70,8 +75,8 @@ func initUsers(ctx context.Context, a *App) error {
 	return a.spec.add(users.OpenAPI)
 }
 
-func newUsers(ctx context.Context, cfg *config.Config, db *sqldb.DB, log *slog.Logger) (*users.Service, error) {
-	return users.New(ctx, db, users.NewHasher(cfg.Users.HashConcurrency), users.Config{
+func newUsers(ctx context.Context, cfg *config.Config, db *sqldb.DB, events *outbox.Outbox, log *slog.Logger) (*users.Service, error) {
+	return users.New(ctx, db, events, users.NewHasher(cfg.Users.HashConcurrency), users.Config{
 		AccessTTL: cfg.Users.AccessTTL, RefreshTTL: cfg.Users.RefreshTTL,
 		LoginMaxPerAccount: cfg.Users.LoginMaxPerAccount, LoginMaxPerIP: cfg.Users.LoginMaxPerIP,
 		LoginWindow: cfg.Users.LoginWindow,
@@ -122,7 +127,12 @@ func CreateUser(ctx context.Context, cfg *config.Config, log *slog.Logger, in us
 	if err := sqldb.Migrate(ctx, db, sc.migrations, sc.table); err != nil {
 		return users.User{}, err
 	}
-	svc, err := newUsers(ctx, cfg, db, log)
+	// The REGISTER event waits in the outbox until a server's relay
+	// delivers it.
+	if err := sqldb.Migrate(ctx, db, outbox.Migrations("users_outbox", db.Dialect), outbox.VersionTable("users_outbox")); err != nil {
+		return users.User{}, err
+	}
+	svc, err := newUsers(ctx, cfg, db, outbox.New(db, "users_outbox"), log)
 	if err != nil {
 		return users.User{}, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/obs"
+	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/page"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
@@ -91,19 +92,36 @@ type Service struct {
 	keys   *keyring
 	cfg    Config
 	limits LimitSetter
+	events *outbox.Outbox
 	log    *slog.Logger
 	now    func() time.Time
 }
 
 // New builds the service and loads (or on first start creates) its signing
 // key.
-func New(ctx context.Context, db *sqldb.DB, hasher *Hasher, cfg Config, log *slog.Logger) (*Service, error) {
-	s := &Service{store: NewStore(db), db: db, hasher: hasher, cfg: cfg, log: log, now: time.Now}
+func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, hasher *Hasher, cfg Config, log *slog.Logger) (*Service, error) {
+	s := &Service{store: NewStore(db), db: db, events: events, hasher: hasher, cfg: cfg, log: log, now: time.Now}
 	s.keys = &keyring{store: s.store}
 	if err := s.keys.load(ctx, s.now()); err != nil {
 		return nil, fmt.Errorf("users: load signing keys: %w", err)
 	}
 	return s, nil
+}
+
+// serviceName is the service field of this service's activity events.
+const serviceName = "users"
+
+func (s *Service) event(ctx context.Context, action, outcome, desc string) outbox.Event {
+	return outbox.NewEvent(ctx, serviceName, action, outcome, desc)
+}
+
+// recordAlone records an event that goes with no other write (a refused
+// login, say). A failure is logged, not returned: the caller's answer does
+// not depend on it.
+func (s *Service) recordAlone(ctx context.Context, e outbox.Event) {
+	if err := s.events.Add(ctx, s.db.W, e); err != nil {
+		s.log.Error("record activity event", "action", e.Action, "err", err)
+	}
 }
 
 // SetLimitSetter wires the service that applies quota and limit overrides.
@@ -157,7 +175,11 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 		u.Role = authn.RoleAdmin
 	}
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		return s.store.insertUser(ctx, tx, u)
+		if err := s.store.insertUser(ctx, tx, u); err != nil {
+			return err
+		}
+		e := s.event(ctx, "REGISTER", outbox.Success, "registered account "+u.Email).ForUser(u.ID).On(u.ID).With("role", u.Role)
+		return s.events.Add(ctx, tx, e)
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("register: %w", err)
@@ -188,6 +210,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	email = normalizeEmail(email)
 	ip := obs.RequestFrom(ctx).IP
 	if err := s.throttle(ctx, email, ip); err != nil {
+		s.recordAlone(ctx, s.event(ctx, "LOGIN", outbox.Denied, "login throttled after repeated failures").With("email", email))
 		return Tokens{}, err
 	}
 	u, err := s.store.userByEmail(ctx, email)
@@ -202,9 +225,12 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	}
 	if !ok || u.ID == "" {
 		s.recordFailure(ctx, email, ip)
+		// The attempted email goes only into metadata, never the password.
+		s.recordAlone(ctx, s.event(ctx, "LOGIN", outbox.Failure, "login failed: wrong email or password").With("email", email))
 		return Tokens{}, ErrInvalidCredentials
 	}
 	if u.Disabled {
+		s.recordAlone(ctx, s.event(ctx, "LOGIN", outbox.Denied, "login refused: account disabled").ForUser(u.ID).On(u.ID))
 		return Tokens{}, ErrAccountDisabled
 	}
 	if err := s.store.clearFailures(ctx, "email:"+email); err != nil {
@@ -212,8 +238,10 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	}
 	var t Tokens
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		t, err = s.issue(ctx, tx, u.User, uuid.NewString())
-		return err
+		if t, err = s.issue(ctx, tx, u.User, uuid.NewString()); err != nil {
+			return err
+		}
+		return s.events.Add(ctx, tx, s.event(ctx, "LOGIN", outbox.Success, "logged in").ForUser(u.ID).On(u.ID))
 	})
 	if err != nil {
 		return Tokens{}, fmt.Errorf("login: %w", err)
@@ -306,7 +334,14 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (Tokens, error) {
 		}
 		if r.UsedAt.Valid || r.RevokedAt.Valid {
 			reused = r.UsedAt.Valid
-			return s.store.revokeFamily(ctx, tx, r.FamilyID, micros(now))
+			if err := s.store.revokeFamily(ctx, tx, r.FamilyID, micros(now)); err != nil {
+				return err
+			}
+			if !reused {
+				return nil
+			}
+			e := s.event(ctx, "TOKEN_REFRESH", outbox.Denied, "reuse of a rotated refresh token: session revoked").ForUser(r.UserID).On(r.UserID)
+			return s.events.Add(ctx, tx, e)
 		}
 		if r.ExpiresAt <= micros(now) {
 			return ErrInvalidRefresh
@@ -326,8 +361,10 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (Tokens, error) {
 			reused = true
 			return s.store.revokeFamily(ctx, tx, r.FamilyID, micros(now))
 		}
-		t, err = s.issue(ctx, tx, u.User, r.FamilyID)
-		return err
+		if t, err = s.issue(ctx, tx, u.User, r.FamilyID); err != nil {
+			return err
+		}
+		return s.events.Add(ctx, tx, s.event(ctx, "TOKEN_REFRESH", outbox.Success, "refreshed access token").ForUser(u.ID).On(u.ID))
 	})
 	if err != nil {
 		if errors.Is(err, ErrUserNotFound) {
@@ -361,7 +398,10 @@ func (s *Service) Logout(ctx context.Context, caller authn.Caller, refresh strin
 		if r.UserID != caller.UserID {
 			return nil
 		}
-		return s.store.revokeFamily(ctx, tx, r.FamilyID, micros(s.now()))
+		if err := s.store.revokeFamily(ctx, tx, r.FamilyID, micros(s.now())); err != nil {
+			return err
+		}
+		return s.events.Add(ctx, tx, s.event(ctx, "LOGOUT", outbox.Success, "logged out").On(caller.UserID))
 	})
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)
@@ -444,7 +484,12 @@ func (s *Service) UpdateSelf(ctx context.Context, caller authn.Caller, in Update
 		}
 		u.UpdatedAt = s.now().UTC()
 		out = u.User
-		return s.store.updateUser(ctx, tx, u)
+		if err := s.store.updateUser(ctx, tx, u); err != nil {
+			return err
+		}
+		e := s.event(ctx, "UPDATE_USER", outbox.Success, "updated own account").On(u.ID).
+			With("username_changed", in.Username != nil).With("password_changed", newHash != "")
+		return s.events.Add(ctx, tx, e)
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("update self: %w", err)
@@ -521,7 +566,17 @@ func (s *Service) Update(ctx context.Context, id string, in AdminUpdate) (User, 
 		}
 		u.UpdatedAt = s.now().UTC()
 		out = u.User
-		return s.store.updateUser(ctx, tx, u)
+		if err := s.store.updateUser(ctx, tx, u); err != nil {
+			return err
+		}
+		e := s.event(ctx, "UPDATE_USER", outbox.Success, "admin updated account "+u.Email).On(u.ID).
+			With("role", u.Role).With("disabled", u.Disabled)
+		for k, v := range map[string]*int64{"storage_quota_bytes": in.Limits.StorageQuota, "daily_upload_limit_bytes": in.Limits.DailyUpload, "daily_egress_limit_bytes": in.Limits.DailyEgress} {
+			if v != nil {
+				e = e.With(k, *v)
+			}
+		}
+		return s.events.Add(ctx, tx, e)
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("update user: %w", err)
@@ -579,5 +634,5 @@ func checkUsername(u string) string {
 	return ""
 }
 
-func micros(t time.Time) int64      { return t.UnixMicro() }
+func micros(t time.Time) int64     { return t.UnixMicro() }
 func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
