@@ -107,6 +107,11 @@ func Migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return fmt.Errorf("%s database: %w", name, err)
 		}
 		err = sqldb.Migrate(ctx, db, sc.migrations, sc.table)
+		if err == nil && name != "logs" {
+			// Every service but logs keeps its activity events in an outbox.
+			ob := name + "_outbox"
+			err = sqldb.Migrate(ctx, db, outbox.Migrations(ob, db.Dialect), outbox.VersionTable(ob))
+		}
 		_ = db.Close()
 		if err != nil {
 			return fmt.Errorf("%s database: %w", name, err)
