@@ -184,7 +184,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 		return nil, nil, err
 	}
 	if len(b.envErrs) > 0 {
-		return nil, nil, fmt.Errorf("invalid configuration: %w", errors.Join(b.envErrs...))
+		return nil, nil, fmt.Errorf("invalid configuration: %w", oneLine(b.envErrs))
 	}
 	if fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -274,7 +274,20 @@ func (c *Config) Validate() error {
 	if c.ServiceKey != "" && len(c.ServiceKey) < 32 {
 		errs = append(errs, errors.New("REEL_SERVICE_KEY must have at least 32 characters"))
 	}
-	return errors.Join(errs...)
+	return oneLine(errs)
+}
+
+// oneLine joins errors with "; " so a bad configuration fails with one
+// line, as an operator reading a crash-looping pod's log expects.
+func oneLine(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // Printer prints the effective configuration with secrets masked.

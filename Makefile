@@ -1,0 +1,11 @@
+# The two commands of the README: `make run` and `make test`.
+.PHONY: run test build bench
+
+run:
+	go run ./cmd/reel serve
+
+test:
+	./scripts/test.sh
+
+build:
+	CGO_ENABLED=0 go build -trimpath -o bin/reel ./cmd/reel

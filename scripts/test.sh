@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# scripts/test.sh: run every test of reel, on SQLite and on a real
+# PostgreSQL, with the S3 half against a real S3-compatible server.
+#
+# It starts a throwaway PostgreSQL 15 cluster (scripts/pg.sh) and a versitygw
+# S3 server (scripts/s3.sh) on loopback, runs go vet and go test, and stops
+# both. Extra arguments go to `go test` (e.g. -run TestLogin ./internal/users).
+#
+# With CI=true a missing PostgreSQL, S3 server or ffmpeg fails the run; on a
+# laptop without them their half of the tests is skipped with a loud notice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ci=${CI:-false}
+warn() { printf '\n!!! %s\n\n' "$*" >&2; }
+
+# shellcheck source=scripts/pg.sh
+source scripts/pg.sh
+# shellcheck source=scripts/s3.sh
+source scripts/s3.sh
+cleanup() { s3_stop || true; pg_stop || true; }
+trap cleanup EXIT
+
+if ! pg_start; then
+	if [[ $ci == true ]]; then
+		echo "scripts/test.sh: PostgreSQL could not be started and CI=true: failing" >&2
+		exit 1
+	fi
+	warn "POSTGRESQL NOT AVAILABLE: the PostgreSQL half of the database tests will be SKIPPED"
+fi
+if ! s3_start; then
+	if [[ $ci == true ]]; then
+		echo "scripts/test.sh: the S3 test server could not be started and CI=true: failing" >&2
+		exit 1
+	fi
+	warn "S3 SERVER NOT AVAILABLE: the S3 half of the blob tests will be SKIPPED"
+fi
+if ! command -v ffprobe >/dev/null || ! command -v ffmpeg >/dev/null; then
+	if [[ $ci == true ]]; then
+		echo "scripts/test.sh: ffmpeg/ffprobe are missing and CI=true: failing (apt-get install ffmpeg)" >&2
+		exit 1
+	fi
+	warn "FFMPEG NOT INSTALLED: video probing tests will be SKIPPED (apt-get install ffmpeg)"
+fi
+
+echo "--- go vet"
+go vet ./...
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [[ -n $unformatted ]]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "--- go test"
+if [[ $# -eq 0 ]]; then
+	set -- ./...
+fi
+go test -count=1 -timeout 45m "$@"
