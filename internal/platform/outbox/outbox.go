@@ -5,27 +5,121 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"regexp"
 	"testing/fstest"
+	"time"
 
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
-// Outbox is one service's outbox table.
+// Outbox is one service's outbox table and the relay that empties it.
 type Outbox struct {
 	db    *sqldb.DB
 	table string
+
+	batch   int
+	poll    time.Duration
+	lease   time.Duration
+	minWait time.Duration
+	maxWait time.Duration
+	metrics *Metrics
+	log     *slog.Logger
+
+	// wake is signalled (without blocking) when events were added, so an
+	// idle relay delivers at once instead of at its next poll.
+	wake chan struct{}
+}
+
+// Option tunes an Outbox's relay.
+type Option func(*Outbox)
+
+// WithBatchSize sets how many events the relay delivers at most per batch
+// (default 500).
+func WithBatchSize(n int) Option {
+	return func(o *Outbox) {
+		if n > 0 {
+			o.batch = n
+		}
+	}
+}
+
+// WithPollInterval sets how often an idle relay looks for events written
+// by other processes (replicas of the same service), which cannot wake it
+// (default 1 s).
+func WithPollInterval(d time.Duration) Option {
+	return func(o *Outbox) {
+		if d > 0 {
+			o.poll = d
+		}
+	}
+}
+
+// WithBackoff sets the first and the longest pause between failed
+// deliveries (default 200 ms and 30 s).
+func WithBackoff(first, longest time.Duration) Option {
+	return func(o *Outbox) {
+		if first > 0 && longest >= first {
+			o.minWait, o.maxWait = first, longest
+		}
+	}
+}
+
+// WithLease sets how long a claimed batch is reserved for the relay that
+// claimed it (default 1 min). A relay that dies mid-delivery leaves its
+// batch to the others after that time.
+func WithLease(d time.Duration) Option {
+	return func(o *Outbox) {
+		if d > 0 {
+			o.lease = d
+		}
+	}
+}
+
+// WithMetrics reports the relay's work to m.
+func WithMetrics(m *Metrics) Option { return func(o *Outbox) { o.metrics = m } }
+
+// WithLogger sets the relay's logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *Outbox) {
+		if l != nil {
+			o.log = l
+		}
+	}
 }
 
 var tableName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 // New returns the outbox stored in table (e.g. "users_outbox"), which
 // Migrations creates.
-func New(db *sqldb.DB, table string) *Outbox {
+func New(db *sqldb.DB, table string, opts ...Option) *Outbox {
 	if !tableName.MatchString(table) {
 		panic("outbox: bad table name " + table) // a programming error
 	}
-	return &Outbox{db: db, table: table}
+	o := &Outbox{
+		db: db, table: table,
+		batch: 500, poll: time.Second, lease: time.Minute,
+		minWait: 200 * time.Millisecond, maxWait: 30 * time.Second,
+		log:  slog.New(slog.DiscardHandler),
+		wake: make(chan struct{}, 1),
+	}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
+}
+
+// Table returns the outbox's table name.
+func (o *Outbox) Table() string { return o.table }
+
+// Notify wakes the relay. Add already does, but when Add ran inside a
+// transaction the relay may look before the commit; calling Notify after
+// the commit makes delivery immediate on every engine.
+func (o *Outbox) Notify() {
+	select {
+	case o.wake <- struct{}{}:
+	default: // a wake-up is already pending; one is enough
+	}
 }
 
 // Add records events through q: pass the transaction of the action they
@@ -42,6 +136,12 @@ func (o *Outbox) Add(ctx context.Context, q sqldb.Querier, events ...Event) erro
 		if err != nil {
 			return fmt.Errorf("outbox: add %s event: %w", e.Action, err)
 		}
+	}
+	// Wake the relay now. Inside a transaction the rows are not visible
+	// yet; the relay then checks again a few times shortly after (see Run),
+	// and on SQLite its claim simply waits for the single writer to commit.
+	if len(events) > 0 {
+		o.Notify()
 	}
 	return nil
 }
