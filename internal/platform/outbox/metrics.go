@@ -74,7 +74,9 @@ func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error)
 }
 
 // Delivered returns the delivered-events counter of table.
-func (m *Metrics) Delivered(table string) prometheus.Counter { return m.delivered.WithLabelValues(table) }
+func (m *Metrics) Delivered(table string) prometheus.Counter {
+	return m.delivered.WithLabelValues(table)
+}
 
 // Failed returns the failed-deliveries counter of table.
 func (m *Metrics) Failed(table string) prometheus.Counter { return m.failed.WithLabelValues(table) }
