@@ -1,0 +1,380 @@
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// tmpDirName is the directory under the root that holds uploads in
+// progress. Keys cannot name it because segments may not start with '.'.
+const tmpDirName = ".tmp"
+
+// staleTempAge is how old a leftover temp file (from a crash) must be
+// before NewDisk removes it.
+const staleTempAge = 24 * time.Hour
+
+// copyBufSize is the buffer used to copy a Put's source into its file.
+const copyBufSize = 256 << 10
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// Disk stores objects as files under a root directory: the object "a/b/c"
+// is the file <root>/a/b/c. Uploads are written to <root>/.tmp, fsynced,
+// renamed into place, and the directory is fsynced, so an object is either
+// absent or complete, also across crashes.
+//
+// A key that is a path prefix of another ("a/b" and "a/b/c") cannot exist
+// at the same time on Disk; the second Put fails.
+type Disk struct {
+	root string
+	tmp  string
+}
+
+var _ Store = (*Disk)(nil)
+
+// NewDisk opens (creating if needed) a disk store rooted at dir. Leftover
+// temp files older than a day are removed.
+func NewDisk(dir string) (*Disk, error) {
+	if dir == "" {
+		return nil, errors.New("blob: disk store needs a directory")
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("blob: disk store: %w", err)
+	}
+	d := &Disk{root: root, tmp: filepath.Join(root, tmpDirName)}
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return nil, fmt.Errorf("blob: disk store: %w", err)
+	}
+	if err := os.MkdirAll(d.tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("blob: disk store: %w", err)
+	}
+	d.removeStaleTemps(time.Now().Add(-staleTempAge))
+	return d, nil
+}
+
+// Dir returns the absolute root directory.
+func (d *Disk) Dir() string { return d.root }
+
+func (d *Disk) String() string { return "file://" + filepath.ToSlash(d.root) }
+
+func (d *Disk) removeStaleTemps(before time.Time) {
+	entries, err := os.ReadDir(d.tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "put-") && !strings.HasPrefix(e.Name(), "ping-") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.ModTime().Before(before) {
+			_ = os.Remove(filepath.Join(d.tmp, e.Name()))
+		}
+	}
+}
+
+func (d *Disk) path(key string) string {
+	return filepath.Join(d.root, filepath.FromSlash(key))
+}
+
+// Put implements Store.
+func (d *Disk) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) (Info, error) {
+	if err := ValidateKey(key); err != nil {
+		return Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	f, err := os.CreateTemp(d.tmp, "put-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		// Someone removed the temp dir; recreate it once.
+		if err = os.MkdirAll(d.tmp, 0o700); err == nil {
+			f, err = os.CreateTemp(d.tmp, "put-*")
+		}
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: put %q: %w", key, err)
+	}
+	tmpName := f.Name()
+	committed := false
+	defer func() {
+		if !committed {
+			_ = f.Close() // may already be closed
+			_ = os.Remove(tmpName)
+		}
+	}()
+
+	src := newSourceReader(ctx, r, size)
+	bp := copyBufPool.Get().(*[]byte)
+	n, err := io.CopyBuffer(writerOnly{f}, src, *bp)
+	copyBufPool.Put(bp)
+	if err == nil {
+		err = src.finish()
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: put %q: %w", key, err)
+	}
+	if err := f.Sync(); err != nil {
+		return Info{}, fmt.Errorf("blob: put %q: sync: %w", key, err)
+	}
+	if err := f.Close(); err != nil {
+		return Info{}, fmt.Errorf("blob: put %q: close: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, fmt.Errorf("blob: put %q: %w", key, err)
+	}
+
+	dst := d.path(key)
+	parent := filepath.Dir(dst)
+	for attempt := 0; ; attempt++ {
+		// A concurrent Delete may remove a freshly made (still empty)
+		// directory while we create its child or rename into it; that
+		// shows up as ENOENT, and making the directories again fixes it.
+		if err = d.mkdirs(parent); err == nil {
+			err = os.Rename(tmpName, dst)
+		}
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 20 {
+			break
+		}
+	}
+	if err != nil {
+		if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
+			err = fmt.Errorf("key is a prefix of other keys: %w", err)
+		}
+		return Info{}, fmt.Errorf("blob: put %q: %w", key, err)
+	}
+	committed = true
+	if err := syncDir(parent); err != nil {
+		return Info{}, fmt.Errorf("blob: put %q: sync dir: %w", key, err)
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: put %q: %w", key, err)
+	}
+	info := fileInfo(key, fi)
+	if info.Size != n {
+		// Someone replaced the file in between; report what we wrote.
+		info.Size = n
+	}
+	return info, nil
+}
+
+// mkdirs makes dir and any missing parents below the root, fsyncing the
+// parent of each directory it creates so the new entries are durable.
+func (d *Disk) mkdirs(dir string) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory (a key is a prefix of this key)", dir)
+		}
+		return nil
+	}
+	rel, err := filepath.Rel(d.root, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("directory %s outside the root", dir)
+	}
+	cur := d.root
+	for part := range strings.SplitSeq(rel, string(filepath.Separator)) {
+		if part == "." || part == "" {
+			continue
+		}
+		next := filepath.Join(cur, part)
+		err := os.Mkdir(next, 0o750)
+		switch {
+		case err == nil:
+			if err := syncDir(cur); err != nil {
+				return err
+			}
+		case errors.Is(err, fs.ErrExist):
+			fi, serr := os.Stat(next)
+			if serr != nil {
+				return serr
+			}
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory (a key is a prefix of this key)", next)
+			}
+		default:
+			return err
+		}
+		cur = next
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// isNotFound reports whether a filesystem error means there is no file at
+// the path (including a path component that is a regular file).
+func isNotFound(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// Open implements Store. The returned Object is a *DiskObject.
+func (d *Disk) Open(ctx context.Context, key string) (Object, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(d.path(key))
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("blob: open %q: %w", key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("blob: open %q: %w", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("blob: open %q: %w", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, fmt.Errorf("blob: open %q: %w", key, ErrNotFound)
+	}
+	return &DiskObject{f: f, info: fileInfo(key, fi)}, nil
+}
+
+// Stat implements Store.
+func (d *Disk) Stat(ctx context.Context, key string) (Info, error) {
+	if err := ValidateKey(key); err != nil {
+		return Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	fi, err := os.Stat(d.path(key))
+	if err != nil {
+		if isNotFound(err) {
+			return Info{}, fmt.Errorf("blob: stat %q: %w", key, ErrNotFound)
+		}
+		return Info{}, fmt.Errorf("blob: stat %q: %w", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Info{}, fmt.Errorf("blob: stat %q: %w", key, ErrNotFound)
+	}
+	return fileInfo(key, fi), nil
+}
+
+// Delete implements Store. Directories left empty are removed.
+func (d *Disk) Delete(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := d.path(key)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("blob: delete %q: %w", key, err)
+	}
+	if fi.IsDir() {
+		return nil // a prefix of other keys, not an object
+	}
+	if err := os.Remove(p); err != nil && !isNotFound(err) {
+		return fmt.Errorf("blob: delete %q: %w", key, err)
+	}
+	// Remove now-empty parents. os.Remove refuses non-empty directories,
+	// and Put retries if it loses a race with this.
+	for dir := filepath.Dir(p); dir != d.root && strings.HasPrefix(dir, d.root+string(filepath.Separator)); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break
+		}
+	}
+	return nil
+}
+
+// Ping implements Store: it checks that a file can be created in the
+// store's directory.
+func (d *Disk) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(d.tmp, "ping-*")
+	if err != nil {
+		return fmt.Errorf("blob: ping %s: %w", d.root, err)
+	}
+	name := f.Name()
+	err = f.Close()
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("blob: ping %s: %w", d.root, err)
+	}
+	return nil
+}
+
+func fileInfo(key string, fi fs.FileInfo) Info {
+	mt := fi.ModTime()
+	return Info{
+		Key:     key,
+		Size:    fi.Size(),
+		ModTime: mt,
+		ETag:    fmt.Sprintf("%x-%x-%x", fi.Size(), mt.UnixNano(), inode(fi)),
+	}
+}
+
+// writerOnly hides *os.File's ReadFrom so io.CopyBuffer uses our buffer.
+type writerOnly struct{ w io.Writer }
+
+func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
+
+// DiskObject is the Object returned by Disk.Open. It is backed by an open
+// *os.File: reads see the object as it was when opened, even if it is
+// overwritten or deleted meanwhile.
+type DiskObject struct {
+	f    *os.File
+	info Info
+}
+
+var (
+	_ Object      = (*DiskObject)(nil)
+	_ io.WriterTo = (*DiskObject)(nil)
+)
+
+// File returns the underlying file, for zero-copy serving (pass it to
+// http.ServeContent so the kernel can sendfile). It shares the offset with
+// the DiskObject and is closed by Close.
+func (o *DiskObject) File() *os.File { return o.f }
+
+// Info implements Object.
+func (o *DiskObject) Info() Info { return o.info }
+
+// Read implements io.Reader.
+func (o *DiskObject) Read(p []byte) (int, error) { return o.f.Read(p) }
+
+// ReadAt implements io.ReaderAt.
+func (o *DiskObject) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, off) }
+
+// Seek implements io.Seeker.
+func (o *DiskObject) Seek(offset int64, whence int) (int64, error) { return o.f.Seek(offset, whence) }
+
+// WriteTo implements io.WriterTo so io.Copy to a socket can use sendfile.
+func (o *DiskObject) WriteTo(w io.Writer) (int64, error) { return o.f.WriteTo(w) }
+
+// Close implements io.Closer.
+func (o *DiskObject) Close() error { return o.f.Close() }
