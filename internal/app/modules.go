@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/config"
+	"github.com/reel-video/reel/internal/logs"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/sqldb"
@@ -19,6 +20,7 @@ import (
 // its HTTP client is used instead.
 type services struct {
 	users *users.Service
+	logs  *logs.Service
 }
 
 // schema is a service's embedded migrations and goose version table.
@@ -30,6 +32,7 @@ type schema struct {
 // schemas lists every service's schema, for `reel migrate`.
 var schemas = map[string]schema{
 	"users": {users.Migrations(), users.MigrationTable},
+	"logs":  {logs.Migrations(), logs.MigrationTable},
 }
 
 // Modules returns the registry of every module reel has.
@@ -40,7 +43,7 @@ func Modules() *Registry {
 	// auth verifies access tokens: with the users service's own keys when it
 	// runs here, else with its JWKS fetched over HTTP.
 	r.Register(&Module{Name: "auth", After: []string{"users"}, init: initAuth})
-	r.Register(&Module{Name: "logs", Public: true, Deps: []string{"server", "auth"}})
+	r.Register(&Module{Name: "logs", Public: true, Deps: []string{"server", "auth"}, init: initLogs})
 	r.Register(&Module{Name: "storage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}})
 	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}})
 	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}})

@@ -1,0 +1,223 @@
+package logs
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/outbox"
+	"github.com/reel-video/reel/internal/platform/page"
+	"github.com/reel-video/reel/internal/platform/sqldb"
+)
+
+// Store is the logs service's SQL.
+type Store struct {
+	db *sqldb.DB
+}
+
+// NewStore returns the store over db.
+func NewStore(db *sqldb.DB) *Store { return &Store{db: db} }
+
+const eventCols = `id, occurred_at, user_id, action, service, outcome, description, target_id, request_id, ip, user_agent, metadata`
+
+// insertChunk is how many rows one INSERT carries. Multi-row inserts cut
+// the per-statement cost (a network round trip on PostgreSQL) that would
+// otherwise dominate ingest; 13 columns x 250 rows stays far below both
+// engines' parameter limits (SQLite 32766, PostgreSQL 65535).
+const insertChunk = 250
+
+// insert stores rows in one transaction, skipping ids already stored, and
+// returns how many were new.
+func (s *Store) insert(ctx context.Context, rows []eventRow, now int64) (int64, error) {
+	var added int64
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		added = 0
+		for start := 0; start < len(rows); start += insertChunk {
+			chunk := rows[start:min(len(rows), start+insertChunk)]
+			q, args := insertStatement(chunk, now)
+			res, err := tx.ExecContext(ctx, q, args...)
+			if err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
+			added += n
+		}
+		return nil
+	})
+	return added, err
+}
+
+func insertStatement(rows []eventRow, now int64) (string, []any) {
+	const cols = 13
+	var b strings.Builder
+	b.Grow(64 + len(rows)*cols*6)
+	b.WriteString(`INSERT INTO log_events (` + eventCols + `, ingested_at) VALUES `)
+	args := make([]any, 0, len(rows)*cols)
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := 1; c <= cols; c++ {
+			if c > 1 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(i*cols + c))
+		}
+		b.WriteByte(')')
+		args = append(args, r.ID, r.OccurredAt.UnixMicro(), nullable(r.UserID), r.Action, r.Service, r.Outcome,
+			r.Description, nullable(r.TargetID), r.RequestID, r.IP, r.UserAgent, r.metadata, now)
+	}
+	// Idempotency: a redelivered event is skipped, not an error.
+	b.WriteString(` ON CONFLICT (id) DO NOTHING`)
+	return b.String(), args
+}
+
+func nullable(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
+}
+
+// where renders f (and the keyset position after, unless zero) as a WHERE
+// clause with $n placeholders.
+func where(f Filter, after page.Cursor) (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.UserID != "" {
+		add(`user_id = ?`, f.UserID)
+	}
+	if f.Action != "" {
+		add(`action = ?`, f.Action)
+	}
+	if f.Service != "" {
+		add(`service = ?`, f.Service)
+	}
+	if f.Outcome != "" {
+		add(`outcome = ?`, f.Outcome)
+	}
+	if !f.Since.IsZero() {
+		add(`occurred_at >= ?`, f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		add(`occurred_at < ?`, f.Until.UnixMicro())
+	}
+	if f.Q != "" {
+		// LOWER on both sides: SQLite's LIKE ignores ASCII case and
+		// PostgreSQL's does not; this makes them agree.
+		add(`LOWER(description) LIKE ? ESCAPE '\'`, "%"+escapeLike(strings.ToLower(f.Q))+"%")
+	}
+	if !after.Zero() {
+		args = append(args, after.T, after.ID)
+		n := len(args)
+		conds = append(conds, fmt.Sprintf(`(occurred_at, id) < ($%d, $%d)`, n-1, n))
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// escapeLike makes LIKE's wildcards in s match themselves.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// search returns up to limit events matching f after the cursor, newest
+// first.
+func (s *Store) search(ctx context.Context, f Filter, after page.Cursor, limit int) ([]outbox.Event, error) {
+	w, args := where(f, after)
+	q := `SELECT ` + eventCols + ` FROM log_events` + w + ` ORDER BY occurred_at DESC, id DESC LIMIT ` + strconv.Itoa(limit)
+	rows, err := s.db.R.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("select events: %w", err)
+	}
+	defer rows.Close()
+	out := make([]outbox.Event, 0, min(limit, 128))
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select events: %w", err)
+	}
+	return out, nil
+}
+
+// scan streams every event matching f to each, newest first.
+func (s *Store) scan(ctx context.Context, f Filter, each func(outbox.Event) error) error {
+	w, args := where(f, page.Cursor{})
+	rows, err := s.db.R.QueryContext(ctx, `SELECT `+eventCols+` FROM log_events`+w+` ORDER BY occurred_at DESC, id DESC`, args...)
+	if err != nil {
+		return fmt.Errorf("select events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return err
+		}
+		if err := each(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("select events: %w", err)
+	}
+	return nil
+}
+
+func scanEvent(rows *sql.Rows) (outbox.Event, error) {
+	var (
+		e            outbox.Event
+		at           int64
+		user, target sql.NullString
+		meta         string
+	)
+	if err := rows.Scan(&e.ID, &at, &user, &e.Action, &e.Service, &e.Outcome, &e.Description, &target,
+		&e.RequestID, &e.IP, &e.UserAgent, &meta); err != nil {
+		return e, fmt.Errorf("scan event: %w", err)
+	}
+	e.OccurredAt = time.UnixMicro(at).UTC()
+	if user.Valid {
+		e.UserID = &user.String
+	}
+	if target.Valid {
+		e.TargetID = &target.String
+	}
+	if err := json.Unmarshal([]byte(meta), &e.Metadata); err != nil || e.Metadata == nil {
+		// Ingest only stores objects; never fail a whole listing over one.
+		e.Metadata = map[string]any{}
+	}
+	return e, nil
+}
+
+// purge deletes up to limit events older than before.
+func (s *Store) purge(ctx context.Context, before int64, limit int) (int64, error) {
+	res, err := s.db.W.ExecContext(ctx, `DELETE FROM log_events WHERE id IN (
+    SELECT id FROM log_events WHERE occurred_at < $1 ORDER BY occurred_at LIMIT `+strconv.Itoa(limit)+`)`, before)
+	if err != nil {
+		return 0, fmt.Errorf("delete events: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete events: %w", err)
+	}
+	return n, nil
+}
