@@ -165,3 +165,46 @@ func TestDecode(t *testing.T) {
 		}
 	}
 }
+
+func TestCORS(t *testing.T) {
+	h := httpx.CORS([]string{"https://app.example.com"}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	do := func(method, origin string, hdr ...string) *http.Response {
+		req, _ := http.NewRequest(method, srv.URL+"/api/v1/videos", nil)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	res := do("OPTIONS", "https://app.example.com", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization")
+	if res.StatusCode != 204 || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		res.Header.Get("Access-Control-Allow-Credentials") != "true" || !strings.Contains(res.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("allowed preflight: %d %v", res.StatusCode, res.Header)
+	}
+	res = do("OPTIONS", "https://evil.example.com", "Access-Control-Request-Method", "POST")
+	if res.StatusCode != 403 || res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("refused preflight: %d %v", res.StatusCode, res.Header)
+	}
+	res = do("GET", "https://app.example.com")
+	if res.StatusCode != 200 || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Fatalf("allowed request: %v", res.Header)
+	}
+	res = do("GET", "https://evil.example.com")
+	if res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("refused request got CORS headers: %v", res.Header)
+	}
+	if res = do("GET", ""); res.StatusCode != 200 {
+		t.Fatal("same-origin request")
+	}
+}

@@ -1,0 +1,21 @@
+package app
+
+import (
+	"context"
+
+	"github.com/reel-video/reel/internal/gateway"
+)
+
+// initGateway mounts the reverse proxy to every service. The gateway owns
+// no data; its readiness is that of every service behind it.
+func initGateway(_ context.Context, a *App) error {
+	g, err := gateway.New(a.cfg.URLs, a.cfg.HTTP.TrustedProxies, a.log.With("module", "gateway"))
+	if err != nil {
+		return err
+	}
+	g.Register(a)
+	for name, check := range g.Checks() {
+		a.Ready(name, check)
+	}
+	return nil
+}
