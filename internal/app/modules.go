@@ -47,7 +47,7 @@ func Modules() *Registry {
 	r.Register(&Module{Name: "storage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}})
 	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}})
 	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}})
-	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server"}})
+	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server"}, init: initGateway})
 	r.Register(&Module{Name: "all", Public: true, Deps: []string{"users", "logs", "storage", "usage", "videos"}})
 	return r
 }
