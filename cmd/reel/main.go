@@ -29,6 +29,7 @@ Usage:
   reel serve [-target=all|users|videos|storage|usage|logs|gateway|a,comma,list] [flags]
   reel migrate [flags]
   reel user create -email EMAIL -password PASSWORD -username NAME [-admin] [flags]
+  reel keys rotate [flags]
   reel version
 
 Every flag can also be set with its REEL_* environment variable; run
@@ -63,6 +64,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return app.Migrate(ctx, cfg, log)
 	case "user":
 		return userCmd(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		if len(rest) == 0 || rest[0] != "rotate" {
+			return errors.New("usage: reel keys rotate [flags]")
+		}
+		cfg, log, err := load("keys rotate", rest[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		if err := app.RotateKey(ctx, cfg, log); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "rotated the token signing key; old tokens stay valid until they expire")
+		return nil
 	case "version":
 		fmt.Fprintln(stdout, "reel", buildVersion())
 		return nil

@@ -142,6 +142,9 @@ func TestCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out.String(), "created admin root@example.com") {
 		t.Fatalf("user create: %v %q\n%s", err, out.String(), errOut.String())
 	}
+	if err := run(ctx, []string{"keys", "rotate"}, env, &out, &errOut); err != nil || !strings.Contains(out.String(), "rotated") {
+		t.Fatalf("keys rotate: %v %q", err, out.String())
+	}
 	if err := run(ctx, []string{"user", "create", "-email", "root@example.com", "-password", "correct horse", "-username", "x"}, env, &out, &errOut); err == nil {
 		t.Fatal("duplicate user created")
 	}

@@ -75,6 +75,7 @@ func initUsers(ctx context.Context, a *App) error {
 	a.verifier = authn.NewVerifier(svc)
 	users.NewHandler(svc, a.verifier).Routes(a)
 	a.Every("users-sweep", time.Hour, svc.Sweep)
+	a.Every("users-keys", time.Minute, svc.ReloadKeys)
 	return a.spec.add(users.OpenAPI)
 }
 
@@ -124,25 +125,40 @@ func Migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return nil
 }
 
+// RotateKey makes a new token signing key in the users database.
+func RotateKey(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	return withUsers(ctx, cfg, log, func(svc *users.Service) error { return svc.RotateKey(ctx) })
+}
+
 // CreateUser creates an account from the command line.
 func CreateUser(ctx context.Context, cfg *config.Config, log *slog.Logger, in users.RegisterInput) (users.User, error) {
+	var u users.User
+	err := withUsers(ctx, cfg, log, func(svc *users.Service) (err error) {
+		u, err = svc.Register(ctx, in)
+		return err
+	})
+	return u, err
+}
+
+// withUsers runs fn with a users service on the migrated users database,
+// outside a server. Events it records wait in the outbox until a server's
+// relay delivers them.
+func withUsers(ctx context.Context, cfg *config.Config, log *slog.Logger, fn func(*users.Service) error) error {
 	sc := schemas["users"]
 	db, err := sqldb.Open(ctx, cfg.Databases["users"], sqldb.Options{})
 	if err != nil {
-		return users.User{}, fmt.Errorf("users database: %w", err)
+		return fmt.Errorf("users database: %w", err)
 	}
 	defer db.Close()
 	if err := sqldb.Migrate(ctx, db, sc.migrations, sc.table); err != nil {
-		return users.User{}, err
+		return err
 	}
-	// The REGISTER event waits in the outbox until a server's relay
-	// delivers it.
 	if err := sqldb.Migrate(ctx, db, outbox.Migrations("users_outbox", db.Dialect), outbox.VersionTable("users_outbox")); err != nil {
-		return users.User{}, err
+		return err
 	}
 	svc, err := newUsers(ctx, cfg, db, outbox.New(db, "users_outbox"), log)
 	if err != nil {
-		return users.User{}, err
+		return err
 	}
-	return svc.Register(ctx, in)
+	return fn(svc)
 }

@@ -51,7 +51,7 @@ func (k *keyring) rotate(ctx context.Context, now time.Time) error {
 	if err := k.store.insertKey(ctx, row); err != nil {
 		return err
 	}
-	if err := k.store.retireKeys(ctx, row.Kid, micros(now)); err != nil {
+	if err := k.store.retireKeys(ctx, row, micros(now)); err != nil {
 		return err
 	}
 	rows, err := k.store.keys(ctx)

@@ -143,6 +143,12 @@ func (s *Service) RotateKey(ctx context.Context) error {
 	return s.keys.rotate(ctx, s.now())
 }
 
+// ReloadKeys rereads the keys, so that a rotation done by another replica
+// (or by `reel keys rotate`) takes effect here without a restart.
+func (s *Service) ReloadKeys(ctx context.Context) error {
+	return s.keys.load(ctx, s.now())
+}
+
 // RegisterInput is a new account.
 type RegisterInput struct {
 	Email, Password, Username string
@@ -593,6 +599,11 @@ func (s *Service) Update(ctx context.Context, id string, in AdminUpdate) (User, 
 func (s *Service) Sweep(ctx context.Context) error {
 	now := s.now()
 	if _, err := s.store.deleteExpiredRefresh(ctx, micros(now)); err != nil {
+		return err
+	}
+	// A retired key verifies tokens it signed until they have all expired;
+	// the extra hour covers replicas that have not reloaded yet.
+	if err := s.store.deleteRetiredKeys(ctx, micros(now.Add(-s.cfg.AccessTTL-time.Hour))); err != nil {
 		return err
 	}
 	return s.store.deleteOldFailures(ctx, micros(now.Add(-s.cfg.LoginWindow)))

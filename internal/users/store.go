@@ -246,8 +246,11 @@ func (s *Store) insertKey(ctx context.Context, k keyRow) error {
 	return nil
 }
 
-func (s *Store) retireKeys(ctx context.Context, except string, at int64) error {
-	_, err := s.db.W.ExecContext(ctx, `UPDATE signing_keys SET retired_at = $1 WHERE kid <> $2 AND retired_at IS NULL`, at, except)
+// retireKeys retires the keys older than the given one. Only older ones:
+// two replicas creating a first key at once then leave the newer active
+// instead of retiring each other's.
+func (s *Store) retireKeys(ctx context.Context, newest keyRow, at int64) error {
+	_, err := s.db.W.ExecContext(ctx, `UPDATE signing_keys SET retired_at = $1 WHERE (created_at, kid) < ($2, $3) AND retired_at IS NULL`, at, newest.CreatedAt, newest.Kid)
 	if err != nil {
 		return fmt.Errorf("retire signing keys: %w", err)
 	}

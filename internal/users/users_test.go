@@ -681,3 +681,43 @@ func TestHasherBoundsConcurrency(t *testing.T) {
 		t.Fatal("malformed hash accepted")
 	}
 }
+
+// A rotation done elsewhere (another replica, or `reel keys rotate`) is
+// picked up by ReloadKeys; retired keys are deleted once their tokens
+// have all expired.
+func TestKeyReloadAndRetirement(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		old := e.account("ned@example.com").str("access_token")
+		other, err := users.New(ctx, e.db, outbox.New(e.db, "users_outbox"), users.NewHasher(1), users.Config{AccessTTL: 15 * time.Minute, RefreshTTL: time.Hour, LoginMaxPerAccount: 1, LoginMaxPerIP: 1, LoginWindow: time.Minute}, obs.Discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.RotateKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.ReloadKeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fresh := e.login("ned@example.com", "correct horse").str("access_token")
+		kid := func(tok string) string {
+			h, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+			var m map[string]any
+			_ = json.Unmarshal(h, &m)
+			return m["kid"].(string)
+		}
+		if kid(old) == kid(fresh) {
+			t.Fatal("reloaded service still signs with the retired key")
+		}
+		e.advance(15*time.Minute + 2*time.Hour)
+		if err := e.svc.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.ReloadKeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(e.svc.JWKS().Keys); n != 1 {
+			t.Fatalf("%d keys after retirement", n)
+		}
+	})
+}
