@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -57,10 +56,35 @@ var (
 	ErrBadFormat     = errs.New(errs.Invalid, "invalid_format", "format must be ndjson or csv")
 )
 
-var (
-	actionPattern  = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
-	servicePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
-)
+// validAction reports whether s is an action name: an upper-case word of
+// at most 64 characters (^[A-Z][A-Z0-9_]{0,63}$). A loop rather than a
+// regular expression: it runs for every ingested event.
+func validAction(s string) bool {
+	if s == "" || len(s) > 64 || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// validService reports whether s is a service name: ^[a-z][a-z0-9_-]{0,63}$.
+func validService(s string) bool {
+	if s == "" || len(s) > 64 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // Service implements the logs service's logic.
 type Service struct {
@@ -142,10 +166,10 @@ func normalize(e outbox.Event) (eventRow, error) {
 		v := u.String()
 		e.UserID = &v
 	}
-	if !actionPattern.MatchString(e.Action) {
+	if !validAction(e.Action) {
 		return eventRow{}, bad("action", "must be an upper-case word of at most 64 characters")
 	}
-	if !servicePattern.MatchString(e.Service) {
+	if !validService(e.Service) {
 		return eventRow{}, bad("service", "must be a lower-case name of at most 64 characters")
 	}
 	if !validOutcome(e.Outcome) {
@@ -227,10 +251,10 @@ func (f *Filter) Validate() error {
 	// Unknown but well-formed actions and services are accepted (and match
 	// nothing): ingest accepts any well-formed name too, so that a service
 	// can add an action without a logs release.
-	if f.Action != "" && !actionPattern.MatchString(f.Action) {
+	if f.Action != "" && !validAction(f.Action) {
 		return ErrBadAction
 	}
-	if f.Service != "" && !servicePattern.MatchString(f.Service) {
+	if f.Service != "" && !validService(f.Service) {
 		return ErrBadService
 	}
 	if f.Outcome != "" && !validOutcome(f.Outcome) {

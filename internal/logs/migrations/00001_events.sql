@@ -8,7 +8,7 @@ CREATE TABLE log_events (
     user_id     TEXT,
     action      TEXT NOT NULL,
     service     TEXT NOT NULL,
-    outcome     TEXT NOT NULL CHECK (outcome IN ('success', 'failure', 'denied')),
+    outcome     TEXT NOT NULL,
     description TEXT NOT NULL,
     target_id   TEXT,
     request_id  TEXT NOT NULL,
@@ -25,9 +25,12 @@ CREATE TABLE log_events (
 CREATE INDEX log_events_time ON log_events (occurred_at, id);
 CREATE INDEX log_events_user ON log_events (user_id, occurred_at, id);
 CREATE INDEX log_events_action ON log_events (action, occurred_at, id);
--- Outcomes other than success are rare, so without an index a search for
--- them would walk most of the table.
-CREATE INDEX log_events_outcome ON log_events (outcome, occurred_at, id);
+-- Failures and denials are rare, so a search for them needs an index;
+-- successes are most events, so a search for them pages quickly along
+-- log_events_time. A partial index serves the first without slowing ingest
+-- of the second. Queries repeat the predicate word for word so that both
+-- engines' planners see that the index applies.
+CREATE INDEX log_events_unsuccessful ON log_events (outcome, occurred_at, id) WHERE outcome <> 'success';
 -- Filters on service alone walk log_events_time: each service has a large
 -- share of the events, so a page fills quickly, and one index fewer keeps
 -- ingest fast.
