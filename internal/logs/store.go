@@ -186,8 +186,7 @@ func escapeLike(s string) string {
 // search returns up to limit events matching f after the cursor, newest
 // first.
 func (s *Store) search(ctx context.Context, f Filter, after page.Cursor, limit int) ([]outbox.Event, error) {
-	w, args := where(f, after)
-	q := `SELECT ` + eventCols + ` FROM log_events` + w + ` ORDER BY occurred_at DESC, id DESC LIMIT ` + strconv.Itoa(limit)
+	q, args := searchQuery(f, after, limit)
 	rows, err := s.db.R.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("select events: %w", err)
@@ -205,6 +204,11 @@ func (s *Store) search(ctx context.Context, f Filter, after page.Cursor, limit i
 		return nil, fmt.Errorf("select events: %w", err)
 	}
 	return out, nil
+}
+
+func searchQuery(f Filter, after page.Cursor, limit int) (string, []any) {
+	w, args := where(f, after)
+	return `SELECT ` + eventCols + ` FROM log_events` + w + ` ORDER BY occurred_at DESC, id DESC LIMIT ` + strconv.Itoa(limit), args
 }
 
 // scan streams every event matching f to each, newest first.
