@@ -151,6 +151,9 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	rc := http.NewResponseController(w)
+	// The server has no write timeout (media needs none), so a deadline set
+	// below would outlive this response on a kept-alive connection.
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	buf := bufio.NewWriterSize(w, 32<<10)
 	var (
 		started bool
