@@ -1,0 +1,329 @@
+// Package probe decides whether an uploaded file is a video reel accepts and
+// records what it is: the container, sniffed from the file's first bytes,
+// and duration, picture size and codecs, from ffprobe. It also cuts a
+// poster frame with ffmpeg.
+//
+// Both tools are optional at run time, so that reel starts on a machine
+// without them: Probe then falls back to sniffing alone and Poster reports
+// ErrNoPoster.
+//
+// Uploads are hostile input to ffmpeg's demuxers, so every run forces the
+// demuxer that sniffing chose, allows no other demuxer and no protocol but
+// local files, bounds its output, and is killed with its whole process
+// group when it outlasts the timeout.
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+// Info is what reel records about a video.
+type Info struct {
+	// Container is a short name of the container: mp4, mov, 3gp, 3g2,
+	// webm, matroska, avi, mpegts or ogg.
+	Container string
+	// ContentType is the container's media type, e.g. video/mp4,
+	// video/webm, video/quicktime or video/x-matroska.
+	ContentType string
+	// DurationSeconds is zero when ffprobe is not available.
+	DurationSeconds float64
+	// Width and Height are the picture as displayed: a phone video shot
+	// upright but stored sideways with a rotation reports its upright
+	// size. Zero when ffprobe is not available.
+	Width, Height int
+	// VideoCodec and AudioCodec are ffmpeg's codec names (h264, hevc, vp9,
+	// aac, opus...); AudioCodec is empty for a silent video, both are
+	// empty when ffprobe is not available.
+	VideoCodec, AudioCodec string
+}
+
+// ErrNotVideo is returned, wrapped with a reason that is safe to show a
+// client, for any file that is not a video reel accepts. Callers map it to
+// 415 Unsupported Media Type.
+var ErrNotVideo = errors.New("probe: not a video")
+
+// ErrNoPoster is returned, possibly wrapped, when Poster cannot make a
+// poster: ffmpeg is not installed, or it found no frame to cut. The video
+// itself may still be fine.
+var ErrNoPoster = errors.New("probe: no poster")
+
+// DefaultTimeout bounds one ffprobe or ffmpeg run when New is given no
+// positive timeout. Both take well under a second on a sane file.
+const DefaultTimeout = 30 * time.Second
+
+const (
+	// maxProbeOutput bounds ffprobe's JSON: a real file's is a few KiB, and
+	// a crafted one with thousands of streams or huge tags must not make
+	// reel buffer without limit.
+	maxProbeOutput = 1 << 20
+	// maxPosterSeconds and posterFraction place the poster frame: past a
+	// fade-in, but near the start, where seeking is cheap.
+	maxPosterSeconds = 5.0
+	posterFraction   = 0.1
+	// posterWidth is the widest poster; narrower videos keep their size.
+	posterWidth = 1280
+)
+
+// Prober runs ffprobe and ffmpeg on uploaded files. Its methods are safe
+// for concurrent use; runs beyond one per CPU wait for a free slot (under
+// the caller's context, not the timeout).
+type Prober struct {
+	ffprobe, ffmpeg string // absolute paths; empty when not installed
+	timeout         time.Duration
+	// slots bounds how many tool runs go on at once, so that a burst of
+	// uploads queues rather than overloading a small machine.
+	slots chan struct{}
+}
+
+// New finds ffprobe and ffmpeg on PATH. It never fails: reel must start
+// without them, so the caller checks Available and logs once. timeout
+// bounds each tool run; zero or less means DefaultTimeout.
+func New(timeout time.Duration) *Prober {
+	return newProber(lookPath("ffprobe"), lookPath("ffmpeg"), timeout)
+}
+
+func lookPath(name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil { // including exec.ErrDot: never run a tool from the working directory
+		return ""
+	}
+	return p
+}
+
+// newProber makes a Prober with explicit tool paths, so tests can use fake
+// tools or none.
+func newProber(ffprobe, ffmpeg string, timeout time.Duration) *Prober {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Prober{
+		ffprobe: ffprobe,
+		ffmpeg:  ffmpeg,
+		timeout: timeout,
+		slots:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+	}
+}
+
+// Available reports whether both ffprobe and ffmpeg were found. When only
+// one was, it is still used: Probe needs ffprobe, Poster ffmpeg.
+func (p *Prober) Available() bool { return p.ffprobe != "" && p.ffmpeg != "" }
+
+// inputOptions are ffprobe's and ffmpeg's options for reading an upload:
+// the demuxer sniffing chose and no other (nested demuxers, such as a
+// subtitle track's, included), and local files only (no network, no
+// playlists pulling in other files).
+func inputOptions(c container) []string {
+	return []string{"-f", c.demuxer, "-format_whitelist", c.demuxer, "-protocol_whitelist", "file"}
+}
+
+// fileURL names a local file to ffmpeg so that neither a colon nor a
+// leading dash in the path is read as a protocol or an option.
+func fileURL(path string) string { return "file:" + path }
+
+// Probe checks that the file at path is a video reel accepts and describes
+// it. The file must pass Sniff, and ffprobe must find a video stream that
+// is not just cover art, with a positive size and duration. Any failure
+// about the file's content is ErrNotVideo, wrapped; when ffprobe said why,
+// the error is a *ToolError whose Stderr is for logs. A run that outlasts
+// the timeout is ErrNotVideo and context.DeadlineExceeded both. When ctx
+// ends first, Probe returns ctx's error.
+//
+// Without ffprobe, Probe only sniffs: Info has Container and ContentType
+// and zero for the rest.
+func (p *Prober) Probe(ctx context.Context, path string) (Info, error) {
+	c, err := sniffFile(path)
+	if err != nil {
+		return Info{}, err
+	}
+	info := Info{Container: c.name, ContentType: c.contentType}
+	if p.ffprobe == "" {
+		return info, nil
+	}
+
+	args := append([]string{"-v", "error"}, inputOptions(c)...)
+	args = append(args, "-print_format", "json", "-show_format", "-show_streams", fileURL(path))
+
+	out, err := p.run(ctx, p.ffprobe, args, maxProbeOutput)
+	if err != nil {
+		return Info{}, toolFailure(ErrNotVideo, err, "ffprobe could not read the file")
+	}
+	var doc ffprobeDoc
+	if err := json.Unmarshal(out.stdout, &doc); err != nil {
+		return Info{}, &ToolError{Tool: "ffprobe", Stderr: out.stderr, err: notVideo("ffprobe output unreadable")}
+	}
+	if err := doc.fill(&info); err != nil {
+		return Info{}, &ToolError{Tool: "ffprobe", Stderr: out.stderr, err: err}
+	}
+	return info, nil
+}
+
+// ffprobeDoc is the part of ffprobe's JSON that Probe reads.
+type ffprobeDoc struct {
+	Streams []struct {
+		CodecType   string `json:"codec_type"`
+		CodecName   string `json:"codec_name"`
+		Width       int    `json:"width"`
+		Height      int    `json:"height"`
+		Duration    string `json:"duration"`
+		Disposition struct {
+			AttachedPic int `json:"attached_pic"`
+		} `json:"disposition"`
+		Tags         map[string]string `json:"tags"`
+		SideDataList []struct {
+			Rotation float64 `json:"rotation"`
+		} `json:"side_data_list"`
+	} `json:"streams"`
+	Format struct {
+		Duration string `json:"duration"`
+	} `json:"format"`
+}
+
+// fill copies the first real video stream, the first audio stream and the
+// duration into info, or says why the file is not a video.
+func (d *ffprobeDoc) fill(info *Info) error {
+	video := -1
+	for i, s := range d.Streams {
+		switch {
+		case s.CodecType == "video" && s.Disposition.AttachedPic == 0 && video < 0:
+			// Cover art in an audio file is a one-frame "video" stream
+			// marked attached_pic; it does not make the file a video.
+			video = i
+		case s.CodecType == "audio" && info.AudioCodec == "":
+			info.AudioCodec = s.CodecName
+		}
+	}
+	if video < 0 {
+		info.AudioCodec = ""
+		return notVideo("no video stream")
+	}
+	v := d.Streams[video]
+	if v.Width <= 0 || v.Height <= 0 {
+		return notVideo("the video stream has no picture size")
+	}
+	info.VideoCodec = v.CodecName
+	info.Width, info.Height = v.Width, v.Height
+	rotation := 0.0
+	for _, sd := range v.SideDataList {
+		if sd.Rotation != 0 {
+			rotation = sd.Rotation
+		}
+	}
+	if r, err := strconv.ParseFloat(v.Tags["rotate"], 64); rotation == 0 && err == nil {
+		rotation = r // older ffprobe reports rotation only as a tag
+	}
+	if math.Mod(math.Abs(math.Round(rotation)), 180) == 90 {
+		info.Width, info.Height = info.Height, info.Width
+	}
+
+	info.DurationSeconds = seconds(d.Format.Duration)
+	if info.DurationSeconds == 0 {
+		info.DurationSeconds = seconds(v.Duration)
+	}
+	if info.DurationSeconds == 0 {
+		return notVideo("no duration")
+	}
+	return nil
+}
+
+// seconds parses one of ffprobe's durations; absent ("N/A"), negative and
+// non-finite durations are zero.
+func seconds(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0
+	}
+	return f
+}
+
+// Poster cuts one JPEG frame from the video at path, about a tenth of the
+// way in but no later than 5 s, at most 1280 pixels wide (narrower videos
+// keep their size; the aspect ratio is kept), writes it to a new temporary
+// file and returns its path; the caller removes it. info is what Probe
+// returned for the file; only its duration is used.
+//
+// Without ffmpeg, or when ffmpeg finds no frame, Poster returns
+// ErrNoPoster (wrapped, a *ToolError when ffmpeg said why). When ctx ends
+// first, Poster returns ctx's error.
+func (p *Prober) Poster(ctx context.Context, path string, info Info) (jpegPath string, err error) {
+	if p.ffmpeg == "" {
+		return "", fmt.Errorf("%w: ffmpeg is not installed", ErrNoPoster)
+	}
+	// Sniff again rather than trust info.Container: the demuxer forced on
+	// ffmpeg must come from the bytes.
+	c, err := sniffFile(path)
+	if err != nil {
+		if errors.Is(err, ErrNotVideo) {
+			return "", fmt.Errorf("%w: %w", ErrNoPoster, err)
+		}
+		return "", err
+	}
+	f, err := os.CreateTemp("", "reel-poster-*.jpg")
+	if err != nil {
+		return "", fmt.Errorf("probe: poster: %w", err)
+	}
+	out := f.Name()
+	_ = f.Close()
+	defer func() {
+		if err != nil {
+			_ = os.Remove(out)
+		}
+	}()
+
+	at := min(info.DurationSeconds*posterFraction, maxPosterSeconds)
+	if math.IsNaN(at) || at < 0 {
+		at = 0
+	}
+	for {
+		ok, err := p.cutFrame(ctx, c, path, at, out)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return out, nil
+		}
+		if at == 0 {
+			return "", fmt.Errorf("%w: ffmpeg decoded no frame", ErrNoPoster)
+		}
+		// The duration may overstate the frames there are (a truncated
+		// file, a lying header): the first frame is better than none.
+		at = 0
+	}
+}
+
+// cutFrame runs ffmpeg to write the frame at the given second to out. It
+// reports false when ffmpeg succeeded but wrote no JPEG, which it does when
+// seeking lands past the last frame.
+func (p *Prober) cutFrame(ctx context.Context, c container, path string, at float64, out string) (bool, error) {
+	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y",
+		"-ss", strconv.FormatFloat(at, 'f', 3, 64)}
+	args = append(args, inputOptions(c)...)
+	args = append(args, "-i", fileURL(path),
+		// V, not v: the first video stream that is not cover art, the
+		// one Probe described.
+		"-map", "0:V:0",
+		"-frames:v", "1",
+		"-vf", fmt.Sprintf("scale='min(%d,iw)':-2", posterWidth),
+		"-q:v", "3",
+		"-f", "image2", "-c:v", "mjpeg", "-update", "1",
+		fileURL(out))
+	if _, err := p.run(ctx, p.ffmpeg, args, 0); err != nil {
+		return false, toolFailure(ErrNoPoster, err, "ffmpeg could not cut a frame")
+	}
+	head := make([]byte, 3)
+	f, err := os.Open(out)
+	if err != nil {
+		return false, fmt.Errorf("probe: poster: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	n, _ := f.Read(head)
+	return n == 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff, nil
+}

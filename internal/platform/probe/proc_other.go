@@ -1,0 +1,9 @@
+//go:build !unix
+
+package probe
+
+import "os/exec"
+
+// killProcessGroupOnCancel leaves exec's default, killing the process
+// alone, where there are no Unix process groups.
+func killProcessGroupOnCancel(*exec.Cmd) {}

@@ -1,0 +1,196 @@
+//go:build unix
+
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/probe/probetest"
+)
+
+// fakeTool writes an executable shell script standing in for ffprobe or
+// ffmpeg.
+func fakeTool(t *testing.T, name, script string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	writeFile(t, path, []byte("#!/bin/sh\n"+script))
+	if err := os.Chmod(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// sleeper is a fake tool that starts a child which holds stdout and
+// stderr open, writes the child's pid to pidFile and waits for it: what
+// must die with the tool's process group on timeout.
+func sleeper(t *testing.T, name, pidFile string) string {
+	return fakeTool(t, name, fmt.Sprintf("sleep 60 &\necho $! > %s\nwait\n", pidFile))
+}
+
+// gone reports, within a second or two, whether the process pid has ended
+// (exited or a zombie nobody reaped yet).
+func gone(pid int) bool {
+	for range 40 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			if _, err := os.Stat("/proc/self/stat"); err != nil { // no procfs
+				return syscall.Kill(pid, 0) != nil
+			}
+			return true
+		}
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+func readPid(t *testing.T, file string) int {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// sniffable writes bytes that pass Sniff, for runs of fake tools.
+func sniffable(t *testing.T) string {
+	return writeFile(t, filepath.Join(t.TempDir(), "upload"), concat(ftyp("isom", "isom"), make([]byte, 4096)))
+}
+
+func TestProbeTimeoutKillsProcessGroup(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	p := newProber(sleeper(t, "ffprobe", pidFile), "", 300*time.Millisecond)
+	start := time.Now()
+	_, err := p.Probe(t.Context(), sniffable(t))
+	elapsed := time.Since(start)
+	var te *ToolError
+	if !errors.Is(err, ErrNotVideo) || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &te) {
+		t.Fatalf("Probe: %v; want ErrNotVideo, DeadlineExceeded and a *ToolError", err)
+	}
+	// The child holds the pipes: had only the script been killed, Wait
+	// would have waited out waitDelay for them.
+	if elapsed > waitDelay {
+		t.Errorf("Probe took %v", elapsed)
+	}
+	if pid := readPid(t, pidFile); !gone(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("the tool's child %d outlived the timeout", pid)
+	}
+}
+
+func TestPosterTimeoutKillsProcessGroup(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	p := newProber("", sleeper(t, "ffmpeg", pidFile), 300*time.Millisecond)
+	_, err := p.Poster(t.Context(), sniffable(t), Info{DurationSeconds: 2})
+	if !errors.Is(err, ErrNoPoster) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Poster: %v; want ErrNoPoster and DeadlineExceeded", err)
+	}
+	if pid := readPid(t, pidFile); !gone(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("the tool's child %d outlived the timeout", pid)
+	}
+}
+
+func TestProbeRealFileTimeout(t *testing.T) {
+	t.Parallel()
+	p := realProber(t, time.Nanosecond)
+	_, err := p.Probe(t.Context(), probetest.Video(t, "", 1, 64, 48))
+	if !errors.Is(err, ErrNotVideo) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Probe: %v; want ErrNotVideo and DeadlineExceeded", err)
+	}
+}
+
+// TestProbeCallerGone checks that a caller's cancelled context is
+// reported as such, not as a file that is not a video.
+func TestProbeCallerGone(t *testing.T) {
+	t.Parallel()
+	p := newProber(fakeTool(t, "ffprobe", "exec sleep 60\n"), "", time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := p.Probe(ctx, sniffable(t))
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotVideo) {
+		t.Fatalf("Probe: %v; want the context's error alone", err)
+	}
+
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := p.Probe(cancelled, sniffable(t)); !errors.Is(err, context.Canceled) || errors.Is(err, ErrNotVideo) {
+		t.Fatalf("Probe: %v; want context.Canceled alone", err)
+	}
+}
+
+// TestProbeOutputBound checks that a tool printing without end is stopped
+// at the output bound, long before the timeout.
+func TestProbeOutputBound(t *testing.T) {
+	t.Parallel()
+	p := newProber(fakeTool(t, "ffprobe", "exec yes '{\"streams\":[]}'\n"), "", time.Minute)
+	start := time.Now()
+	_, err := p.Probe(t.Context(), sniffable(t))
+	if !errors.Is(err, ErrNotVideo) || !strings.Contains(err.Error(), "too much") {
+		t.Fatalf("Probe: %v; want ErrNotVideo for too much output", err)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("took %v", elapsed)
+	}
+}
+
+// TestProbeFakeOutputs drives Probe with canned ffprobe answers.
+func TestProbeFakeOutputs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, script string
+		wantErr      bool
+	}{
+		{"valid", `echo '{"streams":[{"codec_type":"video","codec_name":"h264","width":8,"height":6}],"format":{"duration":"1.5"}}'`, false},
+		{"not json", `echo 'this is not json'`, true},
+		{"exits 1 after printing", `echo '{"streams":[]}'; echo 'moov atom not found' >&2; exit 1`, true},
+		{"killed by a signal", `kill -SEGV $$`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newProber(fakeTool(t, "ffprobe", tt.script+"\n"), "", time.Minute)
+			info, err := p.Probe(t.Context(), sniffable(t))
+			if tt.wantErr {
+				if !errors.Is(err, ErrNotVideo) {
+					t.Fatalf("Probe = %+v, %v; want ErrNotVideo", info, err)
+				}
+				t.Logf("refused: %v (%+v)", err, err)
+				return
+			}
+			want := Info{Container: "mp4", ContentType: "video/mp4", DurationSeconds: 1.5, Width: 8, Height: 6, VideoCodec: "h264"}
+			if err != nil || info != want {
+				t.Fatalf("Probe = %+v, %v; want %+v", info, err, want)
+			}
+		})
+	}
+}
+
+// TestProbeToolWontStart checks that a broken installation is the
+// server's error, not the uploader's.
+func TestProbeToolWontStart(t *testing.T) {
+	t.Parallel()
+	notExec := filepath.Join(t.TempDir(), "ffprobe")
+	writeFile(t, notExec, []byte("not a program"))
+	p := newProber(notExec, "", time.Minute)
+	if _, err := p.Probe(t.Context(), sniffable(t)); err == nil || errors.Is(err, ErrNotVideo) {
+		t.Fatalf("Probe: %v; want an error that is not ErrNotVideo", err)
+	}
+}

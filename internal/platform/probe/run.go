@@ -1,0 +1,163 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+const (
+	// maxStderr bounds what is kept of a tool's diagnostics for the log.
+	maxStderr = 64 << 10
+	// maxStdout bounds stdout when the caller expects none (ffmpeg).
+	maxStdout = 64 << 10
+	// waitDelay is how long Wait waits for the output pipes to close once
+	// the process is gone, in case something outside its process group
+	// still holds them.
+	waitDelay = 2 * time.Second
+)
+
+// ToolError is ffprobe or ffmpeg failing on a file. Its Error text names
+// the failure without the tool's words, which may quote server paths and
+// file contents, so it is safe to show a client; Status and Stderr are for
+// logs. It unwraps to ErrNotVideo (from Probe) or ErrNoPoster (from
+// Poster), and to context.DeadlineExceeded when the tool ran out of time.
+type ToolError struct {
+	Tool   string // "ffprobe" or "ffmpeg"
+	Status string // how the tool ended when it failed, e.g. "exit status 1", "signal: killed"
+	Stderr string // the tool's diagnostics, cut to 64 KiB
+	err    error
+}
+
+func (e *ToolError) Error() string {
+	if e.err == nil { // a ToolError made outside this package
+		return e.Tool + " failed"
+	}
+	return e.err.Error()
+}
+
+// Unwrap returns the client-safe error: ErrNotVideo or ErrNoPoster,
+// wrapped with a reason.
+func (e *ToolError) Unwrap() error { return e.err }
+
+// result is what a successful run printed.
+type result struct {
+	stdout []byte
+	stderr string
+}
+
+type failure int
+
+const (
+	exited     failure = iota // exited non-zero, or died of a signal
+	timedOut                  // killed at the Prober's timeout
+	overflowed                // killed for printing more than allowed
+)
+
+// runError is a run that started and then failed; the file is to blame
+// (or its size), not the server.
+type runError struct {
+	tool   string
+	kind   failure
+	after  time.Duration
+	status string
+	stderr string
+}
+
+func (e *runError) Error() string { return e.tool + ": " + e.status }
+
+// run runs one tool, at most len(p.slots) at a time, under the Prober's
+// timeout. It returns ctx's error when ctx ends first (while waiting for a
+// slot too), a *runError when the tool failed on its input, and any other
+// error when the tool could not be started.
+func (p *Prober) run(ctx context.Context, bin string, args []string, stdoutLimit int) (result, error) {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return result{}, ctx.Err()
+	}
+	defer func() { <-p.slots }()
+
+	// The timeout starts once a slot is free: waiting in the queue on a
+	// busy server does not make a file "not a video".
+	runCtx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	if stdoutLimit <= 0 {
+		stdoutLimit = maxStdout
+	}
+	stdout := &capWriter{limit: stdoutLimit, onFull: cancel}
+	stderr := &capWriter{limit: maxStderr}
+	cmd := exec.CommandContext(runCtx, bin, args...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr // stdin stays /dev/null
+	cmd.WaitDelay = waitDelay
+	killProcessGroupOnCancel(cmd)
+
+	tool := filepath.Base(bin)
+	err := cmd.Start()
+	if err == nil {
+		err = cmd.Wait()
+	} else if runCtx.Err() == nil {
+		return result{}, fmt.Errorf("probe: start %s: %w", tool, err)
+	}
+	if err == nil {
+		return result{stdout: stdout.buf.Bytes(), stderr: stderr.buf.String()}, nil
+	}
+	if ctx.Err() != nil {
+		return result{}, ctx.Err()
+	}
+	re := &runError{tool: tool, kind: exited, status: err.Error(), stderr: stderr.buf.String()}
+	switch {
+	case stdout.full:
+		re.kind = overflowed
+	case runCtx.Err() != nil:
+		re.kind, re.after = timedOut, p.timeout
+	}
+	return result{}, re
+}
+
+// toolFailure turns a failed run into the error Probe or Poster returns:
+// sentinel wrapped with a reason, in a *ToolError carrying the tool's
+// diagnostics. Errors that are not the file's fault (the caller's context
+// ended, the tool would not start) pass through unchanged.
+func toolFailure(sentinel, err error, reason string) error {
+	var re *runError
+	if !errors.As(err, &re) {
+		return err
+	}
+	te := &ToolError{Tool: re.tool, Status: re.status, Stderr: re.stderr}
+	switch re.kind {
+	case timedOut:
+		te.err = fmt.Errorf("%w: %s did not finish within %v (%w)", sentinel, re.tool, re.after, context.DeadlineExceeded)
+	case overflowed:
+		te.err = fmt.Errorf("%w: %s printed too much", sentinel, re.tool)
+	default:
+		te.err = fmt.Errorf("%w: %s", sentinel, reason)
+	}
+	return te
+}
+
+// capWriter keeps the first limit bytes written to it and drops the rest.
+// It never fails a write, which would leave the tool blocked on a full
+// pipe; onFull, if set, is called instead when output first overflows.
+type capWriter struct {
+	buf    bytes.Buffer
+	limit  int
+	full   bool
+	onFull func()
+}
+
+func (w *capWriter) Write(b []byte) (int, error) {
+	if room := w.limit - w.buf.Len(); len(b) > room {
+		w.buf.Write(b[:max(room, 0)])
+		if !w.full && w.onFull != nil {
+			w.onFull()
+		}
+		w.full = true
+		return len(b), nil
+	}
+	return w.buf.Write(b)
+}
