@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/reel-video/reel/internal/compat"
 	"github.com/reel-video/reel/internal/logs"
 	"github.com/reel-video/reel/internal/platform/authn"
 )
@@ -24,12 +25,16 @@ func initLogs(ctx context.Context, a *App) error {
 	h.Routes(a)
 	// Relays in this process call svc directly; the internal route is for
 	// the other processes of a split deployment, which need the key.
+	var keys *authn.ServiceKeys // stays nil without a key: compat's /api/logs/add then admits nobody
 	if a.cfg.ServiceKey != "" {
-		keys, err := authn.NewServiceKeys(a.cfg.ServiceKey, "logs")
-		if err != nil {
+		if keys, err = authn.NewServiceKeys(a.cfg.ServiceKey, "logs"); err != nil {
 			return err
 		}
 		h.InternalRoutes(a, keys)
+	}
+	compat.NewLogs(svc, a.verifier, keys).Routes(a)
+	if err := a.spec.add(compat.LogsOpenAPI); err != nil {
+		return err
 	}
 	retention := a.cfg.Logs.Retention
 	a.Every("logs-retention", retentionEvery, func(ctx context.Context) error {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/reel-video/reel/internal/compat"
 	"github.com/reel-video/reel/internal/config"
 	"github.com/reel-video/reel/internal/logs"
 	"github.com/reel-video/reel/internal/platform/authn"
@@ -74,8 +75,12 @@ func initUsers(ctx context.Context, a *App) error {
 	a.svc.users = svc
 	a.verifier = authn.NewVerifier(svc)
 	users.NewHandler(svc, a.verifier).Routes(a)
+	compat.NewUsers(svc, a.verifier).Routes(a)
 	a.Every("users-sweep", time.Hour, svc.Sweep)
 	a.Every("users-keys", time.Minute, svc.ReloadKeys)
+	if err := a.spec.add(compat.UsersOpenAPI); err != nil {
+		return err
+	}
 	return a.spec.add(users.OpenAPI)
 }
 

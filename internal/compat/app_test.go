@@ -1,0 +1,164 @@
+package compat_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reel-video/reel/internal/app"
+	"github.com/reel-video/reel/internal/config"
+	"github.com/reel-video/reel/internal/platform/obs"
+	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
+)
+
+// Admin account of the all-in-one tests.
+const (
+	adminEmail    = "root@example.com"
+	adminPassword = "root-password-1"
+)
+
+// startApp runs an all-in-one reel process on dbURL, as `reel serve` does,
+// with CORS for origin and a service key, and returns its base URL.
+func startApp(t *testing.T, dbURL string, env map[string]string) string {
+	t.Helper()
+	vars := map[string]string{
+		"REEL_DATA_DIR": t.TempDir(), "REEL_DATABASE_URL": dbURL, "REEL_SHUTDOWN_TIMEOUT": "10s",
+		"REEL_CORS_ORIGINS": origin, "REEL_SERVICE_KEY": serviceKey,
+		"REEL_ADMIN_EMAIL": adminEmail, "REEL_ADMIN_PASSWORD": adminPassword,
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, _, err := config.Load("serve", nil, func(k string) string { return vars[k] }, io.Discard)
+	must(t, err)
+	a, err := app.New(cfg, obs.Discard())
+	must(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("app stopped with %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("app did not stop")
+		}
+	})
+	started := make(chan struct{})
+	go func() { a.Addr(); close(started) }()
+	select {
+	case <-started:
+	case err := <-errc:
+		t.Fatalf("app failed to start: %v", err)
+	}
+	return "http://" + a.Addr().String()
+}
+
+// appEngines runs fn against an all-in-one process on each engine.
+func appEngines(t *testing.T, fn func(t *testing.T, base string)) {
+	t.Helper()
+	sqldbtest.Engines(t, func(t *testing.T, url string) {
+		fn(t, startApp(t, url, nil))
+	})
+}
+
+// compatRoutes are the routes of the compatibility surface that the
+// running process serves, with a concrete path each.
+var compatRoutes = []struct{ method, path string }{
+	{"POST", "/api/users/register"},
+	{"POST", "/api/users/login"},
+	{"GET", "/api/users/user/0191e7a4-0000-7000-8000-000000000000"},
+	{"GET", "/api/logs/all?start=0"},
+	{"GET", "/api/logs/user/0191e7a4-0000-7000-8000-000000000000"},
+	{"POST", "/api/logs/add"},
+}
+
+// The original web client calls reel from another origin: preflights from
+// the configured origin are answered for every compatibility route, with
+// credentials and the Authorization header; other origins are refused.
+func TestCORSOnCompatRoutes(t *testing.T) {
+	appEngines(t, func(t *testing.T, base string) {
+		for _, rt := range compatRoutes {
+			r := call(t, base, req{method: "OPTIONS", path: rt.path, header: map[string]string{
+				"Origin": origin, "Access-Control-Request-Method": rt.method, "Access-Control-Request-Headers": "authorization,content-type",
+			}})
+			h := r.header
+			if r.status != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != origin || h.Get("Access-Control-Allow-Credentials") != "true" ||
+				!strings.Contains(h.Get("Access-Control-Allow-Methods"), rt.method) || !strings.Contains(h.Get("Access-Control-Allow-Headers"), "Authorization") {
+				t.Fatalf("preflight %s %s from the allowed origin: %d %v", rt.method, rt.path, r.status, h)
+			}
+			r = call(t, base, req{method: "OPTIONS", path: rt.path, header: map[string]string{
+				"Origin": "https://evil.example.com", "Access-Control-Request-Method": rt.method, "Access-Control-Request-Headers": "authorization",
+			}})
+			if r.status != http.StatusForbidden || r.header.Get("Access-Control-Allow-Origin") != "" {
+				t.Fatalf("preflight %s %s from a refused origin: %d %v", rt.method, rt.path, r.status, r.header)
+			}
+		}
+		// The actual request from the allowed origin carries the CORS
+		// answer too, errors included (the browser must let the client
+		// read the message).
+		r := call(t, base, req{method: "POST", path: "/api/users/login", body: map[string]string{"email": "x@example.com", "password": "nope-nope"}, header: map[string]string{"Origin": origin}})
+		expect(t, "login from the browser", r, 400, msg("Invalid credentials"))
+		if r.header.Get("Access-Control-Allow-Origin") != origin || r.header.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("CORS headers on the answer: %v", r.header)
+		}
+		r = call(t, base, req{method: "GET", path: "/api/logs/all", header: map[string]string{"Origin": "https://evil.example.com"}})
+		if r.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("refused origin got CORS headers: %v", r.header)
+		}
+	})
+}
+
+// The all-in-one process serves the users and logs parts: the original
+// client's walk through them works end to end.
+func TestAllInOneUsersAndLogs(t *testing.T) {
+	appEngines(t, func(t *testing.T, base string) {
+		r := call(t, base, req{method: "POST", path: "/api/users/register", body: map[string]string{"email": "cy@example.com", "password": "password-123", "username": "cy"}})
+		expect(t, "register", r, 200, msg("User registered successfully"))
+		r = call(t, base, req{method: "POST", path: "/api/users/login", body: map[string]string{"email": "cy@example.com", "password": "password-123"}})
+		expect(t, "login", r, 200, nil)
+		tok := r.json(t)["token"].(string)
+		id := claims(t, tok)["id"].(string)
+		expect(t, "v1 me", call(t, base, req{method: "GET", path: "/api/v1/users/me", token: tok}), 200, nil)
+		r = call(t, base, req{method: "GET", path: "/api/users/user/" + id, token: tok})
+		expect(t, "user", r, 200, nil)
+
+		// The original client's logs page: the user's own log holds the
+		// register and login lines once the outbox has delivered them.
+		eventually(t, "register and login lines", func() bool {
+			rows, _ := logRows(t, call(t, base, req{method: "GET", path: "/api/logs/user/" + id, token: tok}))
+			n := 0
+			for _, row := range rows {
+				if row["service_name"] == "UserAccountService" && (row["action_type"] == "REGISTER" || row["action_type"] == "LOGIN") {
+					n++
+				}
+			}
+			return n == 2
+		})
+		expect(t, "all by a user", call(t, base, req{method: "GET", path: "/api/logs/all", token: tok}), 403, msg("Access denied. Admin role required."))
+		r = call(t, base, req{method: "POST", path: "/api/users/login", body: map[string]string{"email": adminEmail, "password": adminPassword}})
+		admin := r.json(t)["token"].(string)
+		expect(t, "all by admin", call(t, base, req{method: "GET", path: "/api/logs/all", token: admin}), 200, nil)
+
+		// Scripts holding the service key add lines; nobody else can.
+		line := map[string]any{"user_id": id, "action": "CUSTOM", "description": "from a script", "service": "VideoFetchService"}
+		expect(t, "add", call(t, base, req{method: "POST", path: "/api/logs/add", body: line, token: serviceToken(t, "scripts")}), 201, msg("Log added successfully"))
+		expect(t, "add with a user token", call(t, base, req{method: "POST", path: "/api/logs/add", body: line, token: tok}), 401, msg("A service credential is required"))
+	})
+}
+
+// Without REEL_SERVICE_KEY the add route exists but admits nobody.
+func TestLogsAddWithoutServiceKey(t *testing.T) {
+	base := startApp(t, sqldbtest.SQLiteURL(t), map[string]string{"REEL_SERVICE_KEY": ""})
+	line := map[string]any{"action": "A", "description": "d", "service": "s"}
+	expect(t, "add", call(t, base, req{method: "POST", path: "/api/logs/add", body: line, token: serviceToken(t, "scripts")}), 401, msg("A service credential is required"))
+}
