@@ -22,8 +22,18 @@ const (
 )
 
 // startApp runs an all-in-one reel process on dbURL, as `reel serve` does,
-// with CORS for origin and a service key, and returns its base URL.
+// with CORS for origin and a service key, and returns its base URL. env
+// overrides settings (REEL_TARGET for one service alone).
 func startApp(t *testing.T, dbURL string, env map[string]string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	return startAppOn(t, ln, dbURL, env)
+}
+
+// startAppOn is startApp on a given listener, for processes that must know
+// each other's address before they start.
+func startAppOn(t *testing.T, ln net.Listener, dbURL string, env map[string]string) string {
 	t.Helper()
 	vars := map[string]string{
 		"REEL_DATA_DIR": t.TempDir(), "REEL_DATABASE_URL": dbURL, "REEL_SHUTDOWN_TIMEOUT": "10s",
@@ -37,17 +47,16 @@ func startApp(t *testing.T, dbURL string, env map[string]string) string {
 	must(t, err)
 	a, err := app.New(cfg, obs.Discard())
 	must(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx, ln) }()
+	done := make(chan struct{})
+	var runErr error
+	go func() { defer close(done); runErr = a.Run(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("app stopped with %v", err)
+		case <-done:
+			if runErr != nil {
+				t.Errorf("app stopped with %v", runErr)
 			}
 		case <-time.After(20 * time.Second):
 			t.Error("app did not stop")
@@ -57,7 +66,9 @@ func startApp(t *testing.T, dbURL string, env map[string]string) string {
 	go func() { a.Addr(); close(started) }()
 	select {
 	case <-started:
-	case err := <-errc:
+	case <-done:
+		err := runErr
+		runErr = nil // reported here, not again at cleanup
 		t.Fatalf("app failed to start: %v", err)
 	}
 	return "http://" + a.Addr().String()
@@ -161,4 +172,41 @@ func TestLogsAddWithoutServiceKey(t *testing.T) {
 	base := startApp(t, sqldbtest.SQLiteURL(t), map[string]string{"REEL_SERVICE_KEY": ""})
 	line := map[string]any{"action": "A", "description": "d", "service": "s"}
 	expect(t, "add", call(t, base, req{method: "POST", path: "/api/logs/add", body: line, token: serviceToken(t, "scripts")}), 401, msg("A service credential is required"))
+}
+
+// Each service serves its own part when it runs alone: the users process
+// the users routes, the logs process (verifying tokens with the users
+// process's published keys) the logs routes, and neither the other's.
+func TestSplitProcessesServeTheirOwnPart(t *testing.T) {
+	logsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	usersBase := startApp(t, sqldbtest.SQLiteURL(t), map[string]string{"REEL_TARGET": "users", "REEL_LOGS_URL": "http://" + logsLn.Addr().String()})
+	logsBase := startAppOn(t, logsLn, sqldbtest.SQLiteURL(t), map[string]string{"REEL_TARGET": "logs", "REEL_USERS_URL": usersBase, "REEL_ADMIN_EMAIL": "", "REEL_ADMIN_PASSWORD": ""})
+
+	r := call(t, usersBase, req{method: "POST", path: "/api/users/login", body: map[string]string{"email": adminEmail, "password": adminPassword}})
+	expect(t, "login on the users process", r, 200, nil)
+	admin := r.json(t)["token"].(string)
+	expect(t, "logs on the logs process", call(t, logsBase, req{method: "GET", path: "/api/logs/all", token: admin}), 200, nil)
+	expect(t, "add on the logs process", call(t, logsBase, req{method: "POST", path: "/api/logs/add", token: serviceToken(t, "scripts"),
+		body: map[string]any{"action": "A", "description": "d", "service": "UserAccountService"}}), 201, msg("Log added successfully"))
+
+	// The users process's events reach the logs process over HTTP and
+	// read as the original's UserAccountService.
+	adminID := claims(t, admin)["id"].(string)
+	eventually(t, "the admin's login line on the logs process", func() bool {
+		rows, _ := logRows(t, call(t, logsBase, req{method: "GET", path: "/api/logs/user/" + adminID, token: admin}))
+		for _, row := range rows {
+			if row["action_type"] == "LOGIN" && row["service_name"] == "UserAccountService" {
+				return true
+			}
+		}
+		return false
+	})
+
+	if r := call(t, logsBase, req{method: "POST", path: "/api/users/login", body: map[string]string{"email": adminEmail, "password": adminPassword}}); r.status != 404 {
+		t.Fatalf("the logs process answers the users part: %d", r.status)
+	}
+	if r := call(t, usersBase, req{method: "GET", path: "/api/logs/all", token: admin}); r.status != 404 {
+		t.Fatalf("the users process answers the logs part: %d", r.status)
+	}
 }
