@@ -30,6 +30,7 @@ Usage:
   reel migrate [flags]
   reel user create -email EMAIL -password PASSWORD -username NAME [-admin] [flags]
   reel keys rotate [flags]
+  reel loadtest -url URL [-users N] [-duration D] [-requests N] [-weights …] [-out DIR]
   reel version
 
 Every flag can also be set with its REEL_* environment variable; run
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fmt.Fprintln(stdout, "rotated the token signing key; old tokens stay valid until they expire")
 		return nil
+	case "loadtest":
+		return loadtestCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "reel", buildVersion())
 		return nil

@@ -1,0 +1,819 @@
+// Package loadtest drives a running reel over HTTP the way the original
+// system's JMeter test did: many concurrent virtual users, each registering
+// once, logging in, then reading the feed, their storage, their daily usage
+// and their activity log, uploading a small real video, playing a video by
+// byte ranges and deleting one, with an admin reading every log. It records
+// per-route latency and errors over time and writes JSON results and an
+// HTML report with SVG charts.
+//
+// A run is always bounded (users, duration, request count and per-request
+// timeout all have hard caps), stops by itself, and sends requests only to
+// the base URL it is given: playback URLs pointing anywhere else are
+// refused, and redirects are never followed.
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// errForeignURL rejects a URL from the server that leaves the target.
+var errForeignURL = errors.New("refused: URL outside the target")
+
+// errStop means the run is over: no more requests may be sent.
+var errStop = errors.New("run stopped")
+
+// userAgent names the tool in the server's logs.
+const userAgent = "reel-loadtest/1"
+
+// maxJSON bounds the answers the tool decodes.
+const maxJSON = 4 << 20
+
+// mediaRange is the size of one range request, about what a browser's
+// first request for a video asks for.
+const mediaRange = 64 << 10
+
+// Run drives cfg.BaseURL and returns what it measured. It returns when the
+// load phase's duration is over, when the request count is spent, or when
+// ctx is cancelled (an interrupted run still returns its results), always
+// after waiting for requests in flight (at most cfg.Timeout).
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRun(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer r.client.CloseIdleConnections()
+	return r.run(ctx), nil
+}
+
+type run struct {
+	cfg      Config
+	base     *url.URL
+	client   *http.Client
+	rec      *Recorder
+	start    time.Time
+	runID    string
+	password string
+	actions  []Action // cumulative pick table: action i covers [cum[i-1], cum[i])
+	cum      []int
+
+	// reqCtx parents every request: cancelled when the caller's context is,
+	// or when requests in flight outlive the end of the run by too much.
+	reqCtx    context.Context
+	reqCancel context.CancelFunc
+
+	stop       chan struct{} // closed: send no new request
+	stopOnce   sync.Once
+	stopReason atomic.Value // string
+
+	issued   atomic.Int64 // requests sent, for the request cap
+	answered atomic.Int64
+	failed   atomic.Int64
+	ready    atomic.Int64 // users past setup
+	skipped  sync.Map     // Action → *atomic.Int64
+
+	adminMu    sync.Mutex
+	adminToken string
+
+	notesMu sync.Mutex
+	notes   []string
+}
+
+func newRun(ctx context.Context, cfg Config) (*run, error) {
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	var pw [9]byte
+	_, _ = rand.Read(pw[:])
+	r := &run{
+		cfg:      cfg,
+		base:     base,
+		runID:    hex.EncodeToString(id[:]),
+		password: "lt-" + hex.EncodeToString(pw[:]),
+		stop:     make(chan struct{}),
+	}
+	r.reqCtx, r.reqCancel = context.WithCancel(ctx)
+	r.client = newClient(cfg)
+
+	w := Weights{}
+	for a, n := range cfg.Weights {
+		w[a] = n
+	}
+	if cfg.Video == nil && w[ActUpload] > 0 {
+		delete(w, ActUpload)
+		r.note("no video file to upload (is ffmpeg installed?): the upload action is skipped")
+	}
+	if cfg.AdminEmail == "" && w[ActAdminLogs] > 0 {
+		delete(w, ActAdminLogs)
+		r.note("no admin credentials given: the admin_logs action is skipped")
+	}
+	if w.total() == 0 {
+		return nil, errors.New("no action left to run (upload needs a video, admin_logs needs admin credentials)")
+	}
+	total := 0
+	for _, a := range Actions {
+		if n := w[a]; n > 0 {
+			total += n
+			r.actions = append(r.actions, a)
+			r.cum = append(r.cum, total)
+		}
+	}
+	return r, nil
+}
+
+// newClient returns an HTTP/1.1 client with a keep-alive connection per
+// user, like as many browsers, that never follows redirects and never uses
+// a proxy: the only address it talks to is the target.
+func newClient(cfg Config) *http.Client {
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          cfg.Users + 16,
+		MaxIdleConnsPerHost:   cfg.Users + 16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		DisableCompression:    true,
+		TLSClientConfig:       &tls.Config{InsecureSkipVerify: cfg.Insecure},          //nolint:gosec // asked for with -insecure
+		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1, a connection per user
+		WriteBufferSize:       64 << 10,
+		ReadBufferSize:        64 << 10,
+		ExpectContinueTimeout: 0,
+	}
+	return &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func (r *run) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.notesMu.Lock()
+	r.notes = append(r.notes, msg)
+	r.notesMu.Unlock()
+	r.cfg.Log.Warn(msg)
+}
+
+func (r *run) halt(reason string) {
+	r.stopOnce.Do(func() {
+		r.stopReason.Store(reason)
+		close(r.stop)
+	})
+}
+
+func (r *run) stopped() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// run is the whole run: setup, load, drain, results.
+func (r *run) run(ctx context.Context) *Results {
+	r.start = time.Now()
+	r.rec = NewRecorder(r.start, r.cfg.Bucket, 4*runtime.GOMAXPROCS(0))
+	r.cfg.Log.Info("load test starting", "target", r.cfg.BaseURL, "users", r.cfg.Users,
+		"duration", r.cfg.Duration, "requests", r.cfg.Requests, "weights", Weights(r.weightMap()).String(), "run", r.runID)
+
+	// An interrupt stops new requests at once; requests in flight are
+	// cancelled too, since whoever interrupted wants out.
+	go func() {
+		select {
+		case <-ctx.Done():
+			r.halt("interrupted")
+		case <-r.stop:
+		}
+	}()
+	progressDone := make(chan struct{})
+	var phase atomic.Value
+	phase.Store("setup")
+	if r.cfg.Progress > 0 {
+		go r.progress(&phase, progressDone)
+	}
+
+	if r.cfg.AdminEmail != "" {
+		go r.adminLogin()
+	}
+
+	var setup, users sync.WaitGroup
+	loadGo := make(chan struct{})
+	setup.Add(r.cfg.Users)
+	users.Add(r.cfg.Users)
+	for i := range r.cfg.Users {
+		go func() {
+			defer users.Done()
+			r.user(i, &setup, loadGo)
+		}()
+	}
+
+	// Setup ends when every user is in, or at the setup timeout, or when
+	// the run stops; users still registering then join the load late.
+	setupDone := make(chan struct{})
+	go func() { setup.Wait(); close(setupDone) }()
+	setupTimer := time.NewTimer(r.cfg.SetupTimeout)
+	select {
+	case <-setupDone:
+	case <-setupTimer.C:
+		r.note("setup timed out after %s: %d of %d users ready when the load phase began", r.cfg.SetupTimeout, r.ready.Load(), r.cfg.Users)
+	case <-r.stop:
+	}
+	setupTimer.Stop()
+	loadStart := time.Now()
+	phase.Store("load")
+	close(loadGo)
+	r.cfg.Log.Info("setup over", "elapsed", loadStart.Sub(r.start).Round(time.Millisecond), "users_ready", r.ready.Load())
+
+	loadTimer := time.NewTimer(r.cfg.Duration)
+	go func() {
+		select {
+		case <-loadTimer.C:
+			r.halt("duration")
+		case <-r.stop:
+		}
+	}()
+	<-r.stop
+	loadTimer.Stop()
+	loadEnd := time.Now()
+
+	// Requests in flight finish (they are measured); past their timeout
+	// and a grace they are cancelled, so the run always ends.
+	allDone := make(chan struct{})
+	go func() { users.Wait(); close(allDone) }()
+	select {
+	case <-allDone:
+	case <-time.After(r.cfg.Timeout + 5*time.Second):
+		r.note("requests still in flight %s after the end were cancelled", r.cfg.Timeout+5*time.Second)
+		r.reqCancel()
+		<-allDone
+	}
+	r.reqCancel()
+	close(progressDone)
+	return r.results(loadStart, loadEnd)
+}
+
+func (r *run) weightMap() map[Action]int {
+	w := map[Action]int{}
+	prev := 0
+	for i, a := range r.actions {
+		w[a] = r.cum[i] - prev
+		prev = r.cum[i]
+	}
+	return w
+}
+
+func (r *run) progress(phase *atomic.Value, done <-chan struct{}) {
+	t := time.NewTicker(r.cfg.Progress)
+	defer t.Stop()
+	last, lastAt := int64(0), time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			n := r.answered.Load()
+			r.cfg.Log.Info("progress", "phase", phase.Load(), "elapsed", now.Sub(r.start).Round(time.Second),
+				"users_ready", r.ready.Load(), "requests", n, "errors", r.failed.Load(),
+				"rps", int(float64(n-last)/now.Sub(lastAt).Seconds()))
+			last, lastAt = n, now
+		}
+	}
+}
+
+func (r *run) results(loadStart, loadEnd time.Time) *Results {
+	stats := r.rec.Snapshot()
+	reason, _ := r.stopReason.Load().(string)
+	res := &Results{
+		Tool:        "reel loadtest",
+		Target:      r.cfg.BaseURL,
+		StartedAt:   r.start.UTC(),
+		Users:       r.cfg.Users,
+		DurationS:   r.cfg.Duration.Seconds(),
+		RequestsCap: r.cfg.Requests,
+		Weights:     Weights(r.weightMap()).String(),
+		ThinkMS:     ms(r.cfg.Think),
+		RampS:       r.cfg.Ramp.Seconds(),
+		TimeoutS:    r.cfg.Timeout.Seconds(),
+		UsersReady:  int(r.ready.Load()),
+		SetupS:      loadStart.Sub(r.start).Seconds(),
+		LoadS:       loadEnd.Sub(loadStart).Seconds(),
+		BucketS:     r.cfg.Bucket.Seconds(),
+		StopReason:  reason,
+		Client:      ClientInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH},
+	}
+	var last time.Duration
+	for _, info := range Routes {
+		rs, ok := stats[info.Name]
+		if !ok {
+			continue
+		}
+		rr := rs.Result(info.Name, r.cfg.Bucket)
+		res.Routes = append(res.Routes, rr)
+		res.Totals.Requests += rr.Requests
+		res.Totals.Errors += rr.Errors
+		res.Totals.Canceled += rr.Canceled
+		last = max(last, rs.Last)
+		// A route that answered nothing but 404 is most likely not served
+		// by this server (yet): say so rather than leave a wall of errors.
+		if rr.Requests > 0 && rr.Status[http.StatusNotFound] == rr.Requests {
+			r.note("route %s (%s %s): every answer was 404: not served by this server?", rr.Name, rr.Method, rr.Path)
+		}
+	}
+	if last > 0 {
+		res.Totals.Throughput = float64(res.Totals.Requests) / last.Seconds()
+	}
+	r.skipped.Range(func(k, v any) bool {
+		if res.Skipped == nil {
+			res.Skipped = map[string]int64{}
+		}
+		res.Skipped[string(k.(Action))] = v.(*atomic.Int64).Load()
+		return true
+	})
+	r.notesMu.Lock()
+	res.Notes = append([]string(nil), r.notes...)
+	r.notesMu.Unlock()
+	return res
+}
+
+func (r *run) skip(a Action) {
+	v, _ := r.skipped.LoadOrStore(a, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+// vuser is one virtual user's state, touched only by its goroutine.
+type vuser struct {
+	n        int
+	rng      *mrand.Rand
+	email    string
+	token    string
+	feed     []string // ids of ready videos seen in the last feed read
+	mine     []string // ids of own uploads not yet deleted, oldest first
+	uploads  int
+	loggedIn time.Time
+}
+
+// user is one virtual user's life: set up, wait for the load phase, then
+// act and pause until the run stops.
+func (r *run) user(n int, setup *sync.WaitGroup, loadGo <-chan struct{}) {
+	u := &vuser{
+		n:     n,
+		rng:   mrand.New(mrand.NewPCG(uint64(n), uint64(time.Now().UnixNano()))),
+		email: fmt.Sprintf("lt-%s-%05d@example.com", r.runID, n),
+	}
+	if r.cfg.Ramp > 0 && r.cfg.Users > 1 && !r.pause(r.cfg.Ramp*time.Duration(n)/time.Duration(r.cfg.Users)) {
+		setup.Done()
+		return
+	}
+	ok := r.signUp(u)
+	setup.Done()
+	if !ok {
+		return
+	}
+	r.ready.Add(1)
+	select {
+	case <-loadGo:
+	case <-r.stop:
+		return
+	}
+	// Start somewhere within one pause, so that users who all finished
+	// setup together do not act in lockstep.
+	if r.cfg.Think > 0 && !r.pause(time.Duration(u.rng.Int64N(int64(r.cfg.Think)))) {
+		return
+	}
+	for !r.stopped() {
+		if err := r.act(u, r.pick(u.rng)); errors.Is(err, errStop) {
+			return
+		}
+		if r.cfg.Think > 0 && !r.pause(time.Duration(float64(r.cfg.Think)*(0.5+u.rng.Float64()))) {
+			return
+		}
+	}
+}
+
+// pause waits d, or less if the run stops; it reports whether to go on.
+func (r *run) pause(d time.Duration) bool {
+	if d <= 0 {
+		return !r.stopped()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.stop:
+		return false
+	}
+}
+
+func (r *run) pick(rng *mrand.Rand) Action {
+	x := rng.IntN(r.cum[len(r.cum)-1])
+	for i, c := range r.cum {
+		if x < c {
+			return r.actions[i]
+		}
+	}
+	return r.actions[len(r.actions)-1]
+}
+
+// signUp registers u and logs it in.
+func (r *run) signUp(u *vuser) bool {
+	body := map[string]string{"email": u.email, "password": r.password, "username": fmt.Sprintf("loadtest user %d", u.n)}
+	res, err := r.send(request{shard: u.n, route: RouteRegister, method: "POST", path: "/api/v1/auth/register", body: jsonBody(body)})
+	// 409: the account exists already (a rerun with the same id), which
+	// is as good for what follows.
+	if err != nil || (!res.ok() && res.status != http.StatusConflict) {
+		return false
+	}
+	return r.login(u) == nil
+}
+
+func (r *run) login(u *vuser) error {
+	tok, err := r.loginAs(u.n, RouteLogin, u.email, r.password)
+	if err != nil {
+		return err
+	}
+	u.token, u.loggedIn = tok, time.Now()
+	return nil
+}
+
+func (r *run) loginAs(shard int, route, email, password string) (string, error) {
+	res, err := r.send(request{shard: shard, route: route, method: "POST", path: "/api/v1/auth/login",
+		body: jsonBody(map[string]string{"email": email, "password": password}), keep: true})
+	if err != nil {
+		return "", err
+	}
+	if !res.ok() {
+		return "", fmt.Errorf("login: status %d", res.status)
+	}
+	var t struct {
+		AccessToken string `json:"access_token"`
+	}
+	if json.Unmarshal(res.body, &t) != nil || t.AccessToken == "" {
+		return "", errors.New("login: no access token in the answer")
+	}
+	return t.AccessToken, nil
+}
+
+func (r *run) adminLogin() {
+	tok, err := r.loginAs(-1, RouteAdminLogin, r.cfg.AdminEmail, r.cfg.AdminPassword)
+	if err != nil {
+		if !errors.Is(err, errStop) {
+			r.note("admin login failed (%v): admin_logs requests go without a valid token and fail", err)
+		}
+		return
+	}
+	r.adminMu.Lock()
+	r.adminToken = tok
+	r.adminMu.Unlock()
+}
+
+func (r *run) admin() string {
+	r.adminMu.Lock()
+	defer r.adminMu.Unlock()
+	return r.adminToken
+}
+
+// act does one action. Only errStop matters to the caller; failures are
+// already counted.
+func (r *run) act(u *vuser, a Action) error {
+	var res result
+	var err error
+	switch a {
+	case ActFeed:
+		res, err = r.send(request{shard: u.n, route: RouteFeed, method: "GET", path: "/api/v1/videos", token: u.token, keep: true})
+		if err == nil && res.ok() {
+			u.feed = readyIDs(res.body, u.feed[:0])
+		}
+	case ActStorage:
+		res, err = r.send(request{shard: u.n, route: RouteStorage, method: "GET", path: "/api/v1/storage/me", token: u.token})
+	case ActUsage:
+		res, err = r.send(request{shard: u.n, route: RouteUsage, method: "GET", path: "/api/v1/usage/me", token: u.token})
+	case ActLogs:
+		res, err = r.send(request{shard: u.n, route: RouteLogs, method: "GET", path: "/api/v1/logs/me", token: u.token})
+	case ActAdminLogs:
+		tok := r.admin()
+		if tok == "" {
+			r.skip(a)
+			return nil
+		}
+		_, err = r.send(request{shard: u.n, route: RouteAdminLogs, method: "GET", path: "/api/v1/logs", token: tok})
+		return err
+	case ActUpload:
+		res, err = r.upload(u)
+	case ActPlay:
+		res, err = r.play(u)
+	case ActDelete:
+		if len(u.mine) == 0 {
+			r.skip(a)
+			return nil
+		}
+		id := u.mine[0]
+		u.mine = u.mine[1:]
+		res, err = r.send(request{shard: u.n, route: RouteDelete, method: "DELETE", path: "/api/v1/videos/" + url.PathEscape(id), token: u.token})
+	case ActLogin:
+		return r.login(u)
+	}
+	// An expired access token: log in again, as a client would, but at
+	// most once a minute, so that a server answering 401 to everything
+	// does not turn the run into a login storm.
+	if err == nil && res.status == http.StatusUnauthorized && time.Since(u.loggedIn) > time.Minute {
+		return r.login(u)
+	}
+	return err
+}
+
+func (r *run) upload(u *vuser) (result, error) {
+	u.uploads++
+	title := fmt.Sprintf("load test %s user %d video %d", r.runID, u.n, u.uploads)
+	res, err := r.send(request{shard: u.n, route: RouteUpload, method: "POST", path: "/api/v1/videos", token: u.token,
+		body: multipartBody(title, r.cfg.Video), keep: true})
+	if err == nil && res.ok() {
+		if v := videoFrom(res.body); v.ID != "" {
+			u.mine = append(u.mine, v.ID)
+		}
+	}
+	return res, err
+}
+
+// play asks for a playback URL of a video from the feed (or an own upload)
+// and fetches two ranges of it: the start, as a player does first, then a
+// random later range, as a seek does.
+func (r *run) play(u *vuser) (result, error) {
+	var id string
+	switch {
+	case len(u.feed) > 0:
+		id = u.feed[u.rng.IntN(len(u.feed))]
+	case len(u.mine) > 0:
+		id = u.mine[u.rng.IntN(len(u.mine))]
+	default:
+		r.skip(ActPlay)
+		return result{}, nil
+	}
+	// Someone else's video may be deleted between the feed read and the
+	// click; the 404 that follows is the right answer, not an error.
+	gone := !slices.Contains(u.mine, id)
+	res, err := r.send(request{shard: u.n, route: RoutePlayback, method: "POST", path: "/api/v1/videos/" + url.PathEscape(id) + "/playback",
+		token: u.token, keep: true, mayBeGone: gone})
+	if err != nil || !res.ok() {
+		return res, err
+	}
+	var pb struct {
+		URL string `json:"url"`
+	}
+	if json.Unmarshal(res.body, &pb) != nil || pb.URL == "" {
+		return res, nil
+	}
+	media, err := r.resolve(pb.URL)
+	if err != nil {
+		r.rec.Record(u.n, Sample{Route: RouteMedia, Start: time.Now(), Err: err})
+		r.answered.Add(1)
+		r.failed.Add(1)
+		return res, nil
+	}
+	first, err := r.fetchRange(u.n, media, 0, mediaRange-1, gone)
+	if err != nil || first.total <= mediaRange {
+		return res, err
+	}
+	off := u.rng.Int64N(first.total - mediaRange + 1)
+	_, err = r.fetchRange(u.n, media, off, off+mediaRange-1, gone)
+	return res, err
+}
+
+type rangeResult struct{ total int64 }
+
+func (r *run) fetchRange(shard int, target *url.URL, from, to int64, mayBeGone bool) (rangeResult, error) {
+	res, err := r.send(request{shard: shard, route: RouteMedia, method: "GET", url: target,
+		header: http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", from, to)}}, mayBeGone: mayBeGone})
+	if err != nil || !res.ok() {
+		return rangeResult{}, err
+	}
+	// "bytes 0-65535/1234567": the total tells where a seek may land.
+	var total int64
+	if cr := res.header.Get("Content-Range"); cr != "" {
+		if i := strings.LastIndexByte(cr, '/'); i >= 0 {
+			total, _ = strconv.ParseInt(cr[i+1:], 10, 64)
+		}
+	}
+	return rangeResult{total: total}, nil
+}
+
+// resolve turns a URL from the server into an absolute one and refuses it
+// unless it stays on the target's scheme and host.
+func (r *run) resolve(raw string) (*url.URL, error) {
+	ref, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errForeignURL, err)
+	}
+	u := r.base.ResolveReference(ref)
+	if u.Scheme != r.base.Scheme || u.Host != r.base.Host {
+		return nil, fmt.Errorf("%w: %s", errForeignURL, u.Redacted())
+	}
+	return u, nil
+}
+
+// result is what the tool keeps of an answer.
+type result struct {
+	status int
+	header http.Header
+	body   []byte // only when asked for
+}
+
+func (res result) ok() bool { return res.status >= 200 && res.status < 300 }
+
+// payload is a request body that can be sent again: a fixed-size body the
+// transport streams, or nil.
+type payload struct {
+	open  func() io.Reader
+	size  int64
+	ctype string
+}
+
+func jsonBody(v any) *payload {
+	b, _ := json.Marshal(v)
+	return &payload{open: func() io.Reader { return bytes.NewReader(b) }, size: int64(len(b)), ctype: "application/json"}
+}
+
+// request is one request to send.
+type request struct {
+	shard         int
+	route, method string
+	path          string   // on the target, or
+	url           *url.URL // an absolute URL already checked to be on the target
+	token         string
+	body          *payload
+	header        http.Header
+	keep          bool // keep the answer's body
+	// mayBeGone: a problem+json 404 means the video was deleted by its
+	// owner meanwhile, which counts as gone, not as an error. A route the
+	// server does not serve answers a plain-text 404 and stays an error.
+	mayBeGone bool
+}
+
+// send sends one request, reads the whole answer (keeping it when asked),
+// and records the sample. It returns errStop, unsent, once the run is over
+// or the request count is spent.
+func (r *run) send(q request) (result, error) {
+	if r.stopped() {
+		return result{}, errStop
+	}
+	if r.cfg.Requests > 0 {
+		if n := r.issued.Add(1); n > r.cfg.Requests {
+			r.halt("requests")
+			return result{}, errStop
+		} else if n == r.cfg.Requests {
+			// The last request still goes; nothing after it.
+			defer r.halt("requests")
+		}
+	}
+	target := q.url
+	if target == nil {
+		u := *r.base
+		u.Path, u.RawPath = r.base.Path+q.path, ""
+		target = &u
+	}
+	ctx, cancel := context.WithTimeout(r.reqCtx, r.cfg.Timeout)
+	defer cancel()
+	var rd io.Reader
+	if q.body != nil {
+		rd = q.body.open()
+	}
+	req, err := http.NewRequestWithContext(ctx, q.method, target.String(), rd)
+	if err != nil {
+		return result{}, err
+	}
+	for k, v := range q.header {
+		req.Header[textproto.CanonicalMIMEHeaderKey(k)] = v
+	}
+	if q.body != nil {
+		req.ContentLength = q.body.size
+		req.Header.Set("Content-Type", q.body.ctype)
+	}
+	req.Header.Set("User-Agent", userAgent)
+	if q.token != "" {
+		req.Header.Set("Authorization", "Bearer "+q.token)
+	}
+
+	start := time.Now()
+	resp, err := r.client.Do(req)
+	var res result
+	var n int64
+	if err == nil {
+		res.status, res.header = resp.StatusCode, resp.Header
+		if q.keep {
+			var b []byte
+			b, err = io.ReadAll(io.LimitReader(resp.Body, maxJSON))
+			res.body, n = b, int64(len(b))
+		}
+		// Drain what is left so the connection is reused.
+		m, err2 := io.Copy(io.Discard, resp.Body)
+		n += m
+		if err == nil {
+			err = err2
+		}
+		resp.Body.Close()
+	}
+	lat := time.Since(start)
+	s := Sample{Route: q.route, Start: start, Latency: lat, Status: res.status, Bytes: n}
+	s.Gone = q.mayBeGone && res.status == http.StatusNotFound && strings.HasPrefix(res.header.Get("Content-Type"), "application/problem+json")
+	if err != nil {
+		// A body cut short is an error even though the status came.
+		s.Status, s.Err = 0, err
+		s.Canceled = r.reqCtx.Err() != nil
+	}
+	r.rec.Record(q.shard, s)
+	if !s.Canceled {
+		r.answered.Add(1)
+		if s.failed() {
+			r.failed.Add(1)
+		}
+	}
+	if err != nil {
+		return result{}, err
+	}
+	return res, nil
+}
+
+// multipartBody builds the upload form: the title first (a streaming
+// server needs it before the file), then the video part, without copying
+// the video.
+func multipartBody(title string, video []byte) *payload {
+	var head bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	_ = mw.WriteField("title", title)
+	ph := textproto.MIMEHeader{}
+	ph.Set("Content-Disposition", `form-data; name="video"; filename="loadtest.mp4"`)
+	ph.Set("Content-Type", "video/mp4")
+	_, _ = mw.CreatePart(ph)
+	n := head.Len()
+	_ = mw.Close()
+	all := head.Bytes()
+	prefix, suffix := all[:n:n], all[n:]
+	return &payload{
+		open: func() io.Reader {
+			return io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(video), bytes.NewReader(suffix))
+		},
+		size:  int64(len(prefix) + len(video) + len(suffix)),
+		ctype: mw.FormDataContentType(),
+	}
+}
+
+type videoInfo struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// videoFrom reads a video from `{"video":{…}}` or a bare video object.
+func videoFrom(b []byte) videoInfo {
+	var wrapped struct {
+		Video videoInfo `json:"video"`
+	}
+	if json.Unmarshal(b, &wrapped) == nil && wrapped.Video.ID != "" {
+		return wrapped.Video
+	}
+	var v videoInfo
+	_ = json.Unmarshal(b, &v)
+	return v
+}
+
+// readyIDs appends the ids of the ready videos of a feed page to dst.
+func readyIDs(b []byte, dst []string) []string {
+	var page struct {
+		Items []videoInfo `json:"items"`
+	}
+	if json.Unmarshal(b, &page) != nil {
+		return dst
+	}
+	for _, v := range page.Items {
+		if v.ID != "" && (v.Status == "ready" || v.Status == "") {
+			dst = append(dst, v.ID)
+		}
+	}
+	return dst
+}
