@@ -134,6 +134,11 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 		delete(w, ActAdminLogs)
 		r.note("no admin credentials given: the admin_logs action is skipped")
 	}
+	// Each user keeps a connection open: past the open-file limit, dials
+	// fail with "too many open files", which says nothing about the server.
+	if limit, ok := openFileLimit(); ok && uint64(cfg.Users)+64 > limit {
+		r.note("%d users need about as many open files, and the limit is %d (ulimit -n): expect too_many_open_files errors", cfg.Users, limit)
+	}
 	if w.total() == 0 {
 		return nil, errors.New("no action left to run (upload needs a video, admin_logs needs admin credentials)")
 	}
