@@ -1,0 +1,555 @@
+package videos_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/authn/authntest"
+	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/platform/errs"
+	"github.com/reel-video/reel/internal/platform/httpx"
+	"github.com/reel-video/reel/internal/platform/obs"
+	"github.com/reel-video/reel/internal/platform/outbox"
+	"github.com/reel-video/reel/internal/platform/probe"
+	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/platform/sqldb"
+	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
+	"github.com/reel-video/reel/internal/videos"
+)
+
+// ---------------------------------------------------------------------
+// Fakes of the storage and usage services, with their semantics: atomic
+// reservations that refuse over a limit, idempotent commit, release and
+// free.
+
+var (
+	errQuota = errs.New(errs.TooLarge, "quota_exceeded", "the storage quota would be exceeded")
+	errDaily = errs.New(errs.RateLimited, "daily_limit_reached", "the daily upload limit would be exceeded")
+)
+
+type heldRes struct {
+	user  string
+	bytes int64
+}
+
+type fakeQuota struct {
+	mu       sync.Mutex
+	limit    int64 // per user; -1 unlimited
+	used     map[string]int64
+	objects  map[string]int64 // user + "|" + object -> bytes
+	held     map[string]heldRes
+	done     map[string]bool
+	freed    int   // Free calls that freed bytes
+	maxSeen  int64 // the most any user ever had used + reserved
+	failFree error
+}
+
+func newFakeQuota(limit int64) *fakeQuota {
+	return &fakeQuota{limit: limit, used: map[string]int64{}, objects: map[string]int64{}, held: map[string]heldRes{}, done: map[string]bool{}}
+}
+
+func (q *fakeQuota) reservedLocked(user string) int64 {
+	var n int64
+	for _, r := range q.held {
+		if r.user == user {
+			n += r.bytes
+		}
+	}
+	return n
+}
+
+func (q *fakeQuota) Reserve(_ context.Context, user string, bytes int64, _ time.Duration) (string, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	total := q.used[user] + q.reservedLocked(user) + bytes
+	if q.limit >= 0 && total > q.limit {
+		return "", errQuota
+	}
+	q.maxSeen = max(q.maxSeen, total)
+	id := uuid.NewString()
+	q.held[id] = heldRes{user, bytes}
+	return id, nil
+}
+
+func (q *fakeQuota) Commit(_ context.Context, id string, actual int64, object string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	r, ok := q.held[id]
+	if !ok {
+		if q.done[id] {
+			return nil
+		}
+		return errs.New(errs.Conflict, "reservation_settled", "settled")
+	}
+	delete(q.held, id)
+	q.done[id] = true
+	q.used[r.user] += actual
+	q.objects[r.user+"|"+object] += actual
+	return nil
+}
+
+func (q *fakeQuota) Release(_ context.Context, id string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.held, id)
+	return nil
+}
+
+func (q *fakeQuota) Free(_ context.Context, user, object string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failFree != nil {
+		return q.failFree
+	}
+	k := user + "|" + object
+	if b, ok := q.objects[k]; ok {
+		delete(q.objects, k)
+		q.used[user] -= b
+		q.freed++
+	}
+	return nil
+}
+
+func (q *fakeQuota) state(user string) (used int64, held int, objects int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for k := range q.objects {
+		if strings.HasPrefix(k, user+"|") {
+			objects++
+		}
+	}
+	return q.used[user], len(q.held), objects
+}
+
+type fakeLimit struct {
+	mu    sync.Mutex
+	limit int64
+	used  map[string]int64
+	held  map[string]heldRes
+	done  map[string]bool
+}
+
+func newFakeLimit(limit int64) *fakeLimit {
+	return &fakeLimit{limit: limit, used: map[string]int64{}, held: map[string]heldRes{}, done: map[string]bool{}}
+}
+
+func (l *fakeLimit) ReserveUpload(_ context.Context, user string, bytes int64, _ time.Duration) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var reserved int64
+	for _, r := range l.held {
+		if r.user == user {
+			reserved += r.bytes
+		}
+	}
+	if l.limit >= 0 && l.used[user]+reserved+bytes > l.limit {
+		return "", errDaily.WithRetryAfter(3 * time.Hour)
+	}
+	id := uuid.NewString()
+	l.held[id] = heldRes{user, bytes}
+	return id, nil
+}
+
+func (l *fakeLimit) CommitUpload(_ context.Context, id string, actual int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.held[id]
+	if !ok {
+		if l.done[id] {
+			return nil
+		}
+		return errs.New(errs.Conflict, "reservation_settled", "settled")
+	}
+	delete(l.held, id)
+	l.done[id] = true
+	l.used[r.user] += actual
+	return nil
+}
+
+func (l *fakeLimit) ReleaseUpload(_ context.Context, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.held, id)
+	return nil
+}
+
+func (l *fakeLimit) state(user string) (used int64, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.used[user], len(l.held)
+}
+
+type fakeEgress struct {
+	mu    sync.Mutex
+	limit int64 // -1 unlimited
+	used  map[string]int64
+}
+
+func newFakeEgress() *fakeEgress { return &fakeEgress{limit: -1, used: map[string]int64{}} }
+
+func (e *fakeEgress) Allowance(_ context.Context, user string) (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.limit < 0 {
+		return -1, nil
+	}
+	return max(0, e.limit-e.used[user]), nil
+}
+
+func (e *fakeEgress) Add(user string, n int64) {
+	e.mu.Lock()
+	e.used[user] += n
+	e.mu.Unlock()
+}
+
+func (e *fakeEgress) total(user string) int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.used[user]
+}
+
+// ---------------------------------------------------------------------
+// The environment: the videos service on a real database, a disk blob
+// store and real ffprobe, behind a real HTTP server.
+
+type envConfig struct {
+	quota, daily  int64
+	maxUpload     int64
+	chunk         int64
+	blobs         func(blob.Store) blob.Store
+	noServer      bool
+	trashRetained time.Duration
+}
+
+type env struct {
+	t      *testing.T
+	db     *sqldb.DB
+	svc    *videos.Service
+	tus    *videos.TUS
+	srv    *httptest.Server
+	quota  *fakeQuota
+	limit  *fakeLimit
+	egress *fakeEgress
+	blobs  blob.Store
+	iss    *authntest.Issuer
+	dirs   struct{ blobs, spool, tus string }
+	mu     sync.Mutex
+	now    time.Time
+}
+
+func (e *env) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
+}
+
+func (e *env) advance(d time.Duration) {
+	e.mu.Lock()
+	e.now = e.now.Add(d)
+	e.mu.Unlock()
+}
+
+func newEnv(t *testing.T, db *sqldb.DB, opts ...func(*envConfig)) *env {
+	t.Helper()
+	cfg := envConfig{quota: -1, daily: -1, maxUpload: 64 << 20, chunk: 64 << 10, trashRetained: 30 * 24 * time.Hour}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx := context.Background()
+	if err := sqldb.Migrate(ctx, db, outbox.Migrations("videos_outbox", db.Dialect), outbox.VersionTable("videos_outbox")); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, db: db, quota: newFakeQuota(cfg.quota), limit: newFakeLimit(cfg.daily), egress: newFakeEgress(),
+		iss: authntest.New(t), now: time.Now()}
+	root := t.TempDir()
+	e.dirs.blobs, e.dirs.spool, e.dirs.tus = filepath.Join(root, "blobs"), filepath.Join(root, "spool"), filepath.Join(root, "tus")
+	disk, err := blob.NewDisk(e.dirs.blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.blobs = disk
+	if cfg.blobs != nil {
+		e.blobs = cfg.blobs(disk)
+	}
+	e.svc, err = videos.New(ctx, db, outbox.New(db, "videos_outbox"), videos.Deps{
+		Blobs: e.blobs, Prober: probe.New(0), Quota: e.quota, Limit: e.limit, Egress: e.egress,
+	}, videos.Config{
+		MaxUploadSize: cfg.maxUpload, TrashRetention: cfg.trashRetained, PlaybackTTL: time.Hour,
+		SpoolDir: e.dirs.spool, UploadExpiry: time.Hour,
+	}, obs.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc.SetClock(e.clock)
+	if cfg.noServer {
+		return e
+	}
+	mux := http.NewServeMux()
+	videos.NewHandler(e.svc, e.iss.Verifier(), videos.HandlerConfig{
+		MediaChunk: cfg.chunk, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	}).Routes(mux)
+	e.tus, err = videos.NewTUS(e.svc, e.iss.Verifier(), e.dirs.tus, obs.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tus.Routes(mux)
+	e.srv = httptest.NewServer(httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard()}))
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func withEnv(t *testing.T, fn func(t *testing.T, e *env), opts ...func(*envConfig)) {
+	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
+		fn(t, newEnv(t, db, opts...))
+	}, videos.Migrations(), videos.MigrationTable)
+}
+
+// user is a caller with a token.
+type user struct {
+	id, token string
+}
+
+func (e *env) user(role string) user {
+	id := authntest.NewUserID()
+	return user{id: id, token: e.iss.Token(e.t, id, role)}
+}
+
+func (u user) caller(role string) authn.Caller { return authn.Caller{UserID: u.id, Role: role} }
+
+type resp struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    []byte
+}
+
+var client = &http.Client{Timeout: 2 * time.Minute}
+
+// do sends a request; body may be nil, a string, []byte, an io.Reader or a
+// value sent as JSON.
+func (e *env) do(method, path, token string, body any, hdr ...string) resp {
+	e.t.Helper()
+	var rd io.Reader
+	isJSON := false
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	case io.Reader:
+		rd = b
+	default:
+		buf, _ := json.Marshal(b)
+		rd, isJSON = bytes.NewReader(buf), true
+	}
+	url := path
+	if strings.HasPrefix(path, "/") {
+		url = e.srv.URL + path
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if isJSON {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := resp{status: res.StatusCode, header: res.Header, raw: raw}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+func (r resp) code() string {
+	c, _ := r.body["code"].(string)
+	return c
+}
+
+func (r resp) video(t *testing.T) map[string]any {
+	t.Helper()
+	v, ok := r.body["video"].(map[string]any)
+	if !ok {
+		t.Fatalf("no video in %d %s", r.status, r.raw)
+	}
+	return v
+}
+
+// multipartBody builds an upload body in memory (small files only).
+func multipartBody(t testing.TB, fields map[string]string, file []byte, filename string) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		if err := mw.WriteField(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if file != nil {
+		fw, err := mw.CreateFormFile("video", filename)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = fw.Write(file)
+	}
+	_ = mw.Close()
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
+// upload sends a multipart upload of file with title.
+func (e *env) upload(u user, title string, file []byte) resp {
+	e.t.Helper()
+	body, ct := multipartBody(e.t, map[string]string{"title": title}, file, "clip.mp4")
+	return e.do("POST", "/api/v1/videos", u.token, body, "Content-Type", ct)
+}
+
+// mustUpload uploads and returns the video's id.
+func (e *env) mustUpload(u user, title string, file []byte) string {
+	e.t.Helper()
+	r := e.upload(u, title, file)
+	if r.status != 201 {
+		e.t.Fatalf("upload: %d %s", r.status, r.raw)
+	}
+	return r.video(e.t)["id"].(string)
+}
+
+var (
+	videoMu    sync.Mutex
+	videoCache = map[string][]byte{}
+)
+
+// testVideo returns the bytes of a real MP4 made once per size.
+func testVideo(t testing.TB, seconds, w, h int) []byte {
+	t.Helper()
+	key := fmt.Sprint(seconds, w, h)
+	videoMu.Lock()
+	defer videoMu.Unlock()
+	if b, ok := videoCache[key]; ok {
+		return b
+	}
+	path := probetest.Video(t, "", seconds, w, h)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	videoCache[key] = b
+	return b
+}
+
+// actions counts the events in the outbox by action.
+func (e *env) actions() map[string]int {
+	e.t.Helper()
+	rows, err := e.db.R.Query(`SELECT payload FROM videos_outbox`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			e.t.Fatal(err)
+		}
+		var ev outbox.Event
+		if err := json.Unmarshal([]byte(p), &ev); err != nil {
+			e.t.Fatal(err)
+		}
+		out[ev.Action+":"+ev.Outcome]++
+	}
+	return out
+}
+
+// files lists the regular files under dir (recursively).
+func files(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
+
+// blobFiles lists stored objects (not the store's temp files).
+func (e *env) blobFiles() []string {
+	var out []string
+	for _, f := range files(e.t, e.dirs.blobs) {
+		if !strings.HasPrefix(f, ".tmp") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// eventually retries check until it returns "" or the deadline passes.
+func eventually(t *testing.T, within time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// noLeaks checks that nothing is held or left behind: no reservations, no
+// spool or tus files, and only the blobs of the given number of videos.
+func (e *env) noLeaks(t *testing.T, wantBlobVideos int) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() string {
+		if _, held, _ := e.quota.state(""); held != 0 {
+			return fmt.Sprintf("%d storage reservations held", held)
+		}
+		if _, held := e.limit.state(""); held != 0 {
+			return fmt.Sprintf("%d upload reservations held", held)
+		}
+		if f := files(t, e.dirs.spool); len(f) != 0 {
+			return fmt.Sprintf("spool files left: %v", f)
+		}
+		if f := files(t, e.dirs.tus); len(f) != 0 {
+			return fmt.Sprintf("tus files left: %v", f)
+		}
+		dirs := map[string]bool{}
+		for _, f := range e.blobFiles() {
+			dirs[filepath.Dir(f)] = true
+		}
+		if len(dirs) != wantBlobVideos {
+			return fmt.Sprintf("blobs of %d videos, want %d: %v", len(dirs), wantBlobVideos, e.blobFiles())
+		}
+		return ""
+	})
+}

@@ -1,0 +1,168 @@
+package videos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+)
+
+// Resumable uploads: the service side of tus. The tus handler (tus.go)
+// keeps the bytes; the service admits the upload at creation, remembers
+// its owner and reservations in the uploads table, finalises it like a
+// multipart upload when the last byte arrives, and gives everything back
+// when it is terminated or abandoned.
+
+// DefaultUploadExpiry is how long a resumable upload may sit idle before
+// it is expired and its reservations and bytes released.
+const DefaultUploadExpiry = 24 * time.Hour
+
+// UploadInfo is a resumable upload as its owner may see it.
+type UploadInfo struct {
+	ID, OwnerID string
+	Size        int64
+	State       string
+	// VideoID is the video a completed upload made.
+	VideoID string
+}
+
+// Open reports whether the upload still accepts bytes.
+func (u UploadInfo) Open() bool { return u.State == uploadOpen }
+
+// Done reports whether the upload completed into a video.
+func (u UploadInfo) Done() bool { return u.State == uploadDone }
+
+func (s *Service) uploadExpiry() time.Duration {
+	if s.cfg.UploadExpiry > 0 {
+		return s.cfg.UploadExpiry
+	}
+	return DefaultUploadExpiry
+}
+
+// CreateUpload admits a resumable upload of size bytes for the caller
+// (reserving quota and daily volume for as long as an idle upload lives)
+// and records it. It returns the new upload's id.
+func (s *Service) CreateUpload(ctx context.Context, c authn.Caller, size int64, meta Meta) (string, error) {
+	meta, err := meta.Validate()
+	if err != nil {
+		return "", err
+	}
+	adm, err := s.Admit(ctx, c.UserID, size, s.uploadExpiry())
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	qid, lid := adm.Reservations()
+	u := uploadRow{
+		ID: uuid.Must(uuid.NewV7()).String(), OwnerID: c.UserID,
+		Title: meta.Title, Description: meta.Description, Filename: meta.Filename,
+		SizeBytes: size, QuotaRes: qid, LimitRes: lid, State: uploadOpen,
+		CreatedAt: micros(now), UpdatedAt: micros(now), ExpiresAt: micros(now.Add(s.uploadExpiry())),
+	}
+	if err := s.store.insertUpload(ctx, s.db.W, u); err != nil {
+		s.Release(ctx, adm)
+		return "", fmt.Errorf("create upload: %w", err)
+	}
+	return u.ID, nil
+}
+
+// Upload returns the caller's upload; anyone else's is ErrUploadNotFound,
+// so uploads are private to their creator.
+func (s *Service) Upload(ctx context.Context, c authn.Caller, id string) (UploadInfo, error) {
+	if !validID(id) {
+		return UploadInfo{}, ErrUploadNotFound
+	}
+	u, err := s.store.upload(ctx, s.db.R, id)
+	if err != nil {
+		return UploadInfo{}, err
+	}
+	if u.OwnerID != c.UserID {
+		return UploadInfo{}, ErrUploadNotFound
+	}
+	return u.info(), nil
+}
+
+func (u uploadRow) info() UploadInfo {
+	return UploadInfo{ID: u.ID, OwnerID: u.OwnerID, Size: u.SizeBytes, State: u.State, VideoID: u.VideoID.String}
+}
+
+// TouchUpload pushes an open upload's expiry on, as bytes arrive.
+func (s *Service) TouchUpload(ctx context.Context, id string) error {
+	now := s.now()
+	return s.store.touchUpload(ctx, s.db.W, id, micros(now), micros(now.Add(s.uploadExpiry())))
+}
+
+// CompleteUpload finalises an upload whose bytes are all in path: the
+// same pipeline as a multipart upload. Success or failure, the upload is
+// closed; on failure its reservations are released and the caller deletes
+// the bytes.
+func (s *Service) CompleteUpload(ctx context.Context, id, path string, size int64) (Video, error) {
+	u, err := s.store.upload(ctx, s.db.W, id)
+	if err != nil {
+		return Video{}, err
+	}
+	if u.State != uploadOpen {
+		return Video{}, ErrUploadNotFound
+	}
+	if size != u.SizeBytes {
+		return Video{}, fmt.Errorf("complete upload %s: %d bytes arrived, %d were declared", id, size, u.SizeBytes)
+	}
+	adm := ResumeAdmission(u.OwnerID, u.SizeBytes, u.QuotaRes, u.LimitRes)
+	v, ferr := s.Finalise(ctx, adm, Ingest{
+		Path: path, Size: size, Via: "tus",
+		Meta: Meta{Title: u.Title, Description: u.Description, Filename: u.Filename},
+	})
+	state, videoID := uploadDone, v.ID
+	if ferr != nil {
+		state, videoID = uploadFailed, ""
+	}
+	cctx, cancel := detached(ctx)
+	defer cancel()
+	if _, err := s.store.closeUpload(cctx, s.db.W, id, state, videoID, micros(s.now())); err != nil {
+		s.log.Warn("close upload", "upload", id, "err", err)
+	}
+	return v, ferr
+}
+
+// AbortUpload releases an open upload's reservations and closes it as
+// terminated (by its owner) or expired. It reports false when the upload
+// was no longer open.
+func (s *Service) AbortUpload(ctx context.Context, id string, expired bool) (bool, error) {
+	u, err := s.store.upload(ctx, s.db.W, id)
+	if errors.Is(err, ErrUploadNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if u.State != uploadOpen {
+		return false, nil
+	}
+	state := uploadTerminated
+	if expired {
+		state = uploadExpired
+	}
+	closed, err := s.store.closeUpload(ctx, s.db.W, id, state, "", micros(s.now()))
+	if err != nil || !closed {
+		return false, err
+	}
+	s.Release(ctx, ResumeAdmission(u.OwnerID, u.SizeBytes, u.QuotaRes, u.LimitRes))
+	return true, nil
+}
+
+// ExpiredUploads lists open uploads idle past their expiry.
+func (s *Service) ExpiredUploads(ctx context.Context) ([]string, error) {
+	us, err := s.store.expiredUploads(ctx, micros(s.now()), maintenanceBatch)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(us))
+	for i, u := range us {
+		ids[i] = u.ID
+	}
+	return ids, nil
+}

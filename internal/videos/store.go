@@ -1,0 +1,404 @@
+package videos
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/page"
+	"github.com/reel-video/reel/internal/platform/sqldb"
+)
+
+// store is the videos service's SQL. It owns the videos, uploads and
+// media_keys tables; nobody else reads them.
+type store struct {
+	db *sqldb.DB
+}
+
+// Quota states of a video row (see the migration for the state machine).
+const (
+	quotaCharging = "charging"
+	quotaCharged  = "charged"
+	quotaFreeing  = "freeing"
+	quotaFree     = "free"
+)
+
+// record is a video row: what clients see plus what the service keeps to
+// itself.
+type record struct {
+	Video
+	VideoCodec, AudioCodec string
+	VideoKey, PosterKey    string
+	PosterBytes            int64
+	QuotaState             string
+	QuotaAt                int64
+	UpdatedAt              int64
+	PurgingAt              sql.NullInt64
+}
+
+// storedBytes is what the video counts toward its owner's quota.
+func (r record) storedBytes() int64 { return r.SizeBytes + r.PosterBytes }
+
+const videoCols = `id, owner_id, title, description, filename, status, size_bytes, content_type,
+duration_seconds, width, height, video_codec, audio_codec, video_key, poster_key, poster_bytes,
+quota_state, quota_at, created_at, updated_at, deleted_at, purging_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanVideo(s scanner) (record, error) {
+	var (
+		r       record
+		created int64
+		deleted sql.NullInt64
+	)
+	err := s.Scan(&r.ID, &r.OwnerID, &r.Title, &r.Description, &r.Filename, &r.Status, &r.SizeBytes, &r.ContentType,
+		&r.DurationSeconds, &r.Width, &r.Height, &r.VideoCodec, &r.AudioCodec, &r.VideoKey, &r.PosterKey, &r.PosterBytes,
+		&r.QuotaState, &r.QuotaAt, &created, &r.UpdatedAt, &deleted, &r.PurgingAt)
+	if err != nil {
+		return record{}, err
+	}
+	r.CreatedAt = fromMicros(created)
+	if deleted.Valid {
+		t := fromMicros(deleted.Int64)
+		r.DeletedAt = &t
+	}
+	return r, nil
+}
+
+func (s *store) insertVideo(ctx context.Context, q sqldb.Querier, r record) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO videos (`+videoCols+`) VALUES
+($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, NULL, NULL)`,
+		r.ID, r.OwnerID, r.Title, r.Description, r.Filename, r.Status, r.SizeBytes, r.ContentType,
+		r.DurationSeconds, r.Width, r.Height, r.VideoCodec, r.AudioCodec, r.VideoKey, r.PosterKey, r.PosterBytes,
+		r.QuotaState, r.QuotaAt, micros(r.CreatedAt), r.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("insert video: %w", err)
+	}
+	return nil
+}
+
+func (s *store) video(ctx context.Context, q sqldb.Querier, id string) (record, error) {
+	r, err := scanVideo(q.QueryRowContext(ctx, `SELECT `+videoCols+` FROM videos WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return record{}, ErrVideoNotFound
+	}
+	if err != nil {
+		return record{}, fmt.Errorf("select video: %w", err)
+	}
+	return r, nil
+}
+
+// markReady finishes a processing video: its metadata, poster and charged
+// quota, in the transaction that records UPLOAD_VIDEO.
+func (s *store) markReady(ctx context.Context, q sqldb.Querier, r record, now int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET status = 'ready', size_bytes = $1, content_type = $2,
+duration_seconds = $3, width = $4, height = $5, video_codec = $6, audio_codec = $7, poster_key = $8,
+poster_bytes = $9, quota_state = 'charged', quota_at = $10, updated_at = $10
+WHERE id = $11 AND status = 'processing'`,
+		r.SizeBytes, r.ContentType, r.DurationSeconds, r.Width, r.Height, r.VideoCodec, r.AudioCodec,
+		r.PosterKey, r.PosterBytes, now, r.ID)
+	return affected(res, err, "mark video ready")
+}
+
+// markFailed turns a processing video whose finalisation died into a
+// failed one that counts nothing.
+func (s *store) markFailed(ctx context.Context, q sqldb.Querier, id string, now int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET status = 'failed', quota_state = 'free', quota_at = $1, updated_at = $1
+WHERE id = $2 AND status = 'processing'`, now, id)
+	return affected(res, err, "mark video failed")
+}
+
+func (s *store) deleteVideo(ctx context.Context, q sqldb.Querier, id string) error {
+	if _, err := q.ExecContext(ctx, `DELETE FROM videos WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("delete video row: %w", err)
+	}
+	return nil
+}
+
+func (s *store) updateVideo(ctx context.Context, q sqldb.Querier, id, title, description string, now int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET title = $1, description = $2, updated_at = $3
+WHERE id = $4 AND deleted_at IS NULL`, title, description, now, id)
+	return affected(res, err, "update video")
+}
+
+// trashOne moves a video to the trash; a charged video's bytes are then
+// to be freed.
+func (s *store) trashOne(ctx context.Context, q sqldb.Querier, id string, now int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET deleted_at = $1, updated_at = $1,
+quota_at = $1, quota_state = CASE WHEN quota_state = 'charged' THEN 'freeing' ELSE quota_state END
+WHERE id = $2 AND deleted_at IS NULL AND status <> 'processing'`, now, id)
+	return affected(res, err, "trash video")
+}
+
+// trashAll moves all of an owner's videos (but those still processing) to
+// the trash and returns them.
+func (s *store) trashAll(ctx context.Context, q sqldb.Querier, owner string, now int64) ([]record, error) {
+	rows, err := q.QueryContext(ctx, `UPDATE videos SET deleted_at = $1, updated_at = $1,
+quota_at = $1, quota_state = CASE WHEN quota_state = 'charged' THEN 'freeing' ELSE quota_state END
+WHERE owner_id = $2 AND deleted_at IS NULL AND status <> 'processing'
+RETURNING `+videoCols, now, owner)
+	if err != nil {
+		return nil, fmt.Errorf("trash all videos: %w", err)
+	}
+	return collect(rows, "trash all videos")
+}
+
+// setQuotaState moves a video's quota state from one value to another; it
+// reports false when the row was not in state from (someone else moved it).
+func (s *store) setQuotaState(ctx context.Context, q sqldb.Querier, id, from, to string, now int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET quota_state = $1, quota_at = $2 WHERE id = $3 AND quota_state = $4`,
+		to, now, id, from)
+	return affected(res, err, "set video quota state")
+}
+
+// claimRestore marks a trashed video as being restored, unless its purge
+// has begun or another restore holds it.
+func (s *store) claimRestore(ctx context.Context, q sqldb.Querier, id string, now int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET quota_state = 'charging', quota_at = $1
+WHERE id = $2 AND deleted_at IS NOT NULL AND purging_at IS NULL AND quota_state = 'free'`, now, id)
+	return affected(res, err, "claim video restore")
+}
+
+// restore takes a video out of the trash with its quota charged (state
+// 'charged'), or, for a failed video that counts nothing, as it is.
+func (s *store) restore(ctx context.Context, q sqldb.Querier, id, fromState, toState string, now int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET deleted_at = NULL, quota_state = $1, quota_at = $2, updated_at = $2
+WHERE id = $3 AND deleted_at IS NOT NULL AND purging_at IS NULL AND quota_state = $4`, toState, now, id, fromState)
+	return affected(res, err, "restore video")
+}
+
+func (s *store) feed(ctx context.Context, req page.Request) ([]record, error) {
+	q := `SELECT ` + videoCols + ` FROM videos WHERE deleted_at IS NULL AND status = 'ready'`
+	args := []any{}
+	if !req.After.Zero() {
+		q += ` AND (created_at, id) < ($1, $2)`
+		args = append(args, req.After.T, req.After.ID)
+	}
+	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, req.Limit+1)
+	return s.list(ctx, "feed", q, args...)
+}
+
+func (s *store) mine(ctx context.Context, owner string, req page.Request) ([]record, error) {
+	q := `SELECT ` + videoCols + ` FROM videos WHERE owner_id = $1 AND deleted_at IS NULL`
+	args := []any{owner}
+	if !req.After.Zero() {
+		q += ` AND (created_at, id) < ($2, $3)`
+		args = append(args, req.After.T, req.After.ID)
+	}
+	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, req.Limit+1)
+	return s.list(ctx, "own videos", q, args...)
+}
+
+func (s *store) trash(ctx context.Context, owner string, req page.Request) ([]record, error) {
+	q := `SELECT ` + videoCols + ` FROM videos WHERE owner_id = $1 AND deleted_at IS NOT NULL`
+	args := []any{owner}
+	if !req.After.Zero() {
+		q += ` AND (deleted_at, id) < ($2, $3)`
+		args = append(args, req.After.T, req.After.ID)
+	}
+	q += fmt.Sprintf(` ORDER BY deleted_at DESC, id DESC LIMIT %d`, req.Limit+1)
+	return s.list(ctx, "trash", q, args...)
+}
+
+// quotaPending lists videos stuck in a quota state since before, for the
+// maintenance job.
+func (s *store) quotaPending(ctx context.Context, state string, before int64, limit int) ([]record, error) {
+	return s.list(ctx, "pending quota steps", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
+WHERE quota_state IN ('charging', 'freeing') AND quota_at < $1 AND quota_state = $2 ORDER BY quota_at LIMIT %d`, limit), before, state)
+}
+
+// staleProcessing lists videos whose finalisation began before before and
+// never finished (the process died).
+func (s *store) staleProcessing(ctx context.Context, before int64, limit int) ([]record, error) {
+	return s.list(ctx, "stale processing videos", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
+WHERE status = 'processing' AND updated_at < $1 ORDER BY updated_at LIMIT %d`, limit), before)
+}
+
+// purgeable lists trashed videos deleted before cutoff whose bytes are no
+// longer counted, including any whose purge began and did not finish.
+func (s *store) purgeable(ctx context.Context, cutoff int64, limit int) ([]record, error) {
+	return s.list(ctx, "purgeable videos", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
+WHERE deleted_at IS NOT NULL AND deleted_at < $1 AND quota_state = 'free' ORDER BY deleted_at LIMIT %d`, limit), cutoff)
+}
+
+// markPurging records that the purge of a video begins, before any of its
+// blobs is deleted; a restore can no longer claim it from then on.
+func (s *store) markPurging(ctx context.Context, q sqldb.Querier, id string, cutoff, now int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET purging_at = COALESCE(purging_at, $1)
+WHERE id = $2 AND deleted_at IS NOT NULL AND deleted_at < $3 AND quota_state = 'free'`, now, id, cutoff)
+	return affected(res, err, "mark video purging")
+}
+
+// deletePurged removes the row of a video whose blobs are gone.
+func (s *store) deletePurged(ctx context.Context, q sqldb.Querier, id string) (bool, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM videos WHERE id = $1 AND purging_at IS NOT NULL`, id)
+	return affected(res, err, "delete purged video")
+}
+
+func (s *store) list(ctx context.Context, what, query string, args ...any) ([]record, error) {
+	rows, err := s.db.R.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, err)
+	}
+	return collect(rows, "list "+what)
+}
+
+func collect(rows *sql.Rows, what string) ([]record, error) {
+	defer rows.Close()
+	var out []record
+	for rows.Next() {
+		r, err := scanVideo(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: scan: %w", what, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
+func affected(res sql.Result, err error, what string) (bool, error) {
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	return n > 0, nil
+}
+
+// Upload states of a resumable upload.
+const (
+	uploadOpen       = "open"
+	uploadDone       = "done"
+	uploadFailed     = "failed"
+	uploadTerminated = "terminated"
+	uploadExpired    = "expired"
+)
+
+// uploadRow is a resumable upload.
+type uploadRow struct {
+	ID, OwnerID                  string
+	Title, Description, Filename string
+	SizeBytes                    int64
+	QuotaRes, LimitRes           string
+	State                        string
+	VideoID                      sql.NullString
+	CreatedAt, UpdatedAt         int64
+	ExpiresAt                    int64
+}
+
+const uploadCols = `id, owner_id, title, description, filename, size_bytes, quota_res, limit_res, state, video_id,
+created_at, updated_at, expires_at`
+
+func scanUpload(s scanner) (uploadRow, error) {
+	var u uploadRow
+	err := s.Scan(&u.ID, &u.OwnerID, &u.Title, &u.Description, &u.Filename, &u.SizeBytes, &u.QuotaRes, &u.LimitRes,
+		&u.State, &u.VideoID, &u.CreatedAt, &u.UpdatedAt, &u.ExpiresAt)
+	return u, err
+}
+
+func (s *store) insertUpload(ctx context.Context, q sqldb.Querier, u uploadRow) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO uploads (`+uploadCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $12)`,
+		u.ID, u.OwnerID, u.Title, u.Description, u.Filename, u.SizeBytes, u.QuotaRes, u.LimitRes, u.State,
+		u.CreatedAt, u.UpdatedAt, u.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("insert upload: %w", err)
+	}
+	return nil
+}
+
+func (s *store) upload(ctx context.Context, q sqldb.Querier, id string) (uploadRow, error) {
+	u, err := scanUpload(q.QueryRowContext(ctx, `SELECT `+uploadCols+` FROM uploads WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return uploadRow{}, ErrUploadNotFound
+	}
+	if err != nil {
+		return uploadRow{}, fmt.Errorf("select upload: %w", err)
+	}
+	return u, nil
+}
+
+// touchUpload pushes an open upload's expiry on: it is still in use.
+func (s *store) touchUpload(ctx context.Context, q sqldb.Querier, id string, now, expires int64) error {
+	_, err := q.ExecContext(ctx, `UPDATE uploads SET updated_at = $1, expires_at = $2 WHERE id = $3 AND state = 'open'`, now, expires, id)
+	if err != nil {
+		return fmt.Errorf("touch upload: %w", err)
+	}
+	return nil
+}
+
+// closeUpload moves an open upload to a final state; false when it was not
+// open any more.
+func (s *store) closeUpload(ctx context.Context, q sqldb.Querier, id, state, videoID string, now int64) (bool, error) {
+	var vid any
+	if videoID != "" {
+		vid = videoID
+	}
+	res, err := q.ExecContext(ctx, `UPDATE uploads SET state = $1, video_id = $2, updated_at = $3 WHERE id = $4 AND state = 'open'`,
+		state, vid, now, id)
+	return affected(res, err, "close upload")
+}
+
+func (s *store) expiredUploads(ctx context.Context, now int64, limit int) ([]uploadRow, error) {
+	rows, err := s.db.R.QueryContext(ctx, fmt.Sprintf(`SELECT `+uploadCols+` FROM uploads
+WHERE state = 'open' AND expires_at < $1 ORDER BY expires_at LIMIT %d`, limit), now)
+	if err != nil {
+		return nil, fmt.Errorf("list expired uploads: %w", err)
+	}
+	defer rows.Close()
+	var out []uploadRow
+	for rows.Next() {
+		u, err := scanUpload(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list expired uploads: scan: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list expired uploads: %w", err)
+	}
+	return out, nil
+}
+
+// forgetUploads deletes closed uploads last changed before before: they are
+// kept a while only so a client that lost the answer to its last PATCH can
+// still learn which video it made.
+func (s *store) forgetUploads(ctx context.Context, before int64) error {
+	if _, err := s.db.W.ExecContext(ctx, `DELETE FROM uploads WHERE state <> 'open' AND updated_at < $1`, before); err != nil {
+		return fmt.Errorf("forget closed uploads: %w", err)
+	}
+	return nil
+}
+
+// mediaKey returns the shared media signing key, creating it on first
+// use. Every replica races to insert a random key and then reads the one
+// that won, so all of them sign alike.
+func (s *store) mediaKey(ctx context.Context, now time.Time) ([]byte, error) {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	_, err := s.db.W.ExecContext(ctx, `INSERT INTO media_keys (id, secret, created_at) VALUES ('media', $1, $2) ON CONFLICT (id) DO NOTHING`,
+		base64.RawStdEncoding.EncodeToString(b[:]), micros(now))
+	if err != nil {
+		return nil, fmt.Errorf("create media signing key: %w", err)
+	}
+	var secret string
+	if err := s.db.W.QueryRowContext(ctx, `SELECT secret FROM media_keys WHERE id = 'media'`).Scan(&secret); err != nil {
+		return nil, fmt.Errorf("read media signing key: %w", err)
+	}
+	key, err := base64.RawStdEncoding.DecodeString(secret)
+	if err != nil || len(key) < 32 {
+		return nil, errors.New("read media signing key: the stored key is malformed")
+	}
+	return key, nil
+}
+
+func micros(t time.Time) int64     { return t.UnixMicro() }
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }

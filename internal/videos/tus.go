@@ -1,0 +1,401 @@
+package videos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	tusd "github.com/tus/tusd/v2/pkg/handler"
+	"github.com/tus/tusd/v2/pkg/filestore"
+	"github.com/tus/tusd/v2/pkg/memorylocker"
+	xslog "golang.org/x/exp/slog"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/errs"
+	"github.com/reel-video/reel/internal/platform/httpx"
+	"github.com/reel-video/reel/internal/platform/obs"
+)
+
+// UploadsPath is where the tus endpoint is mounted.
+const UploadsPath = "/api/v1/uploads"
+
+// VideoIDHeader names the video a completed tus upload made, on the
+// answer to its last PATCH and to HEAD afterwards.
+const VideoIDHeader = "Reel-Video-Id"
+
+// ErrDeferredLength refuses a tus upload that does not declare its length:
+// admission reserves the declared size before any byte is accepted.
+var ErrDeferredLength = errs.New(errs.Invalid, "length_required", "declare Upload-Length: an upload is admitted by its size, deferred lengths are not accepted")
+
+// ErrConcatenation refuses the tus concatenation extension, not offered.
+var ErrConcatenation = errs.New(errs.Invalid, "concatenation_unsupported", "the concatenation extension is not supported")
+
+// TUS serves tus 1.0.0 resumable uploads (creation and termination
+// extensions) with tusd as a library. Bytes wait in tusd's file store on
+// local disk; every request is authenticated and an upload is visible
+// only to its creator. Creation admits the declared Upload-Length against
+// the quota and the daily limit (the pre-create hook), completion runs the
+// same finalisation as a multipart upload, and termination or expiry
+// gives everything back and deletes the partial file.
+//
+// Locking is tusd's in-process memory locker, which is enough because of
+// the single-writer rule in docs/decisions/0003-tus-single-writer.md: all
+// requests for one upload must reach the replica that holds its file.
+type TUS struct {
+	svc    *Service
+	auth   *authn.Verifier
+	dir    string
+	store  filestore.FileStore
+	locker *memorylocker.MemoryLocker
+	h      *tusd.UnroutedHandler
+	log    *slog.Logger
+
+	// active counts requests in flight per upload id, so that expiry
+	// never takes the lock from (and so interrupts) a live transfer.
+	mu     sync.Mutex
+	active map[string]int
+}
+
+// NewTUS builds the tus endpoint; dir holds the partial uploads.
+func NewTUS(svc *Service, auth *authn.Verifier, dir string, log *slog.Logger) (*TUS, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("tus upload directory: %w", err)
+	}
+	t := &TUS{svc: svc, auth: auth, dir: dir, log: log, locker: memorylocker.New(), active: map[string]int{}}
+	t.store = filestore.New(dir)
+	t.store.DirModePerm, t.store.FileModePerm = 0o700, 0o600
+	composer := tusd.NewStoreComposer()
+	// Core and termination only: no concatenation, no deferred length
+	// (admission needs the size), no download (videos play from /media).
+	composer.UseCore(t.store)
+	composer.UseTerminater(t.store)
+	t.locker.UseIn(composer)
+	h, err := tusd.NewUnroutedHandler(tusd.Config{
+		StoreComposer:              composer,
+		BasePath:                   UploadsPath + "/",
+		MaxSize:                    svc.cfg.MaxUploadSize,
+		DisableDownload:            true,
+		DisableConcatenation:       true,
+		Cors:                       &tusd.CorsConfig{Disable: true}, // the app's CORS middleware answers
+		RespectForwardedHeaders:    true,                            // Location as the client reached us, through the gateway too
+		Logger:                     xslog.New(tusLog{h: log.Handler()}),
+		PreUploadCreateCallback:    t.preCreate,
+		PreFinishResponseCallback:  t.preFinish,
+		PreUploadTerminateCallback: t.preTerminate,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tus handler: %w", err)
+	}
+	t.h = h
+	return t, nil
+}
+
+// Routes registers the tus routes, each pattern explicit.
+func (t *TUS) Routes(r httpx.Router) {
+	strip := func(f http.HandlerFunc) http.Handler {
+		// tusd expects the path without its base (the upload id alone).
+		// problems wraps tusd's middleware, which binds the writer it is
+		// given into the request's context for the handlers to answer on.
+		return http.StripPrefix(UploadsPath, problems(t.h.Middleware(f)))
+	}
+	// OPTIONS is protocol discovery (Tus-Version, Tus-Extension,
+	// Tus-Max-Size) and needs no credentials.
+	r.Handle("OPTIONS "+UploadsPath, strip(func(w http.ResponseWriter, r *http.Request) {}))
+	r.Handle("POST "+UploadsPath, t.auth.Require(httpx.HandlerFunc(t.create(strip(t.h.PostFile)))))
+	r.Handle("HEAD "+UploadsPath+"/{id}", t.auth.Require(t.owned(strip(t.h.HeadFile), http.MethodHead)))
+	r.Handle("PATCH "+UploadsPath+"/{id}", t.auth.Require(t.owned(strip(t.h.PatchFile), http.MethodPatch)))
+	r.Handle("DELETE "+UploadsPath+"/{id}", t.auth.Require(t.owned(strip(t.h.DelFile), http.MethodDelete)))
+}
+
+// create checks what tusd would otherwise accept or answer in its own
+// words: a deferred length, concatenation.
+func (t *TUS) create(next http.Handler) httpx.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.Header.Get("Upload-Defer-Length") != "" || r.Header.Get("Upload-Length") == "" {
+			return ErrDeferredLength
+		}
+		if r.Header.Get("Upload-Concat") != "" {
+			return ErrConcatenation
+		}
+		next.ServeHTTP(w, r)
+		return nil
+	}
+}
+
+// owned admits a request on an upload only from its creator, and answers
+// HEAD for a completed upload (whose file is gone) with its final offset
+// and the video it made, so a client that lost the last PATCH's answer
+// learns it finished.
+func (t *TUS) owned(next http.Handler, method string) http.Handler {
+	return httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		id := r.PathValue("id")
+		u, err := t.svc.Upload(r.Context(), caller(r), id)
+		if err != nil {
+			return err
+		}
+		if u.Done() && method == http.MethodHead {
+			hdr := w.Header()
+			hdr.Set("Tus-Resumable", "1.0.0")
+			hdr.Set("Cache-Control", "no-store")
+			hdr.Set("Upload-Offset", strconv.FormatInt(u.Size, 10))
+			hdr.Set("Upload-Length", strconv.FormatInt(u.Size, 10))
+			hdr.Set(VideoIDHeader, u.VideoID)
+			w.WriteHeader(http.StatusOK)
+			return nil
+		}
+		if !u.Open() {
+			return ErrUploadNotFound
+		}
+		if method == http.MethodPatch {
+			if err := t.svc.TouchUpload(r.Context(), id); err != nil {
+				return err
+			}
+		}
+		t.enter(id)
+		defer t.leave(id)
+		next.ServeHTTP(w, r)
+		return nil
+	})
+}
+
+func (t *TUS) enter(id string) {
+	t.mu.Lock()
+	t.active[id]++
+	t.mu.Unlock()
+}
+
+func (t *TUS) leave(id string) {
+	t.mu.Lock()
+	if t.active[id]--; t.active[id] <= 0 {
+		delete(t.active, id)
+	}
+	t.mu.Unlock()
+}
+
+func (t *TUS) busy(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.active[id] > 0
+}
+
+func (t *TUS) preCreate(hook tusd.HookEvent) (tusd.HTTPResponse, tusd.FileInfoChanges, error) {
+	ctx := hook.Context
+	c, ok := authn.CallerFrom(ctx)
+	if !ok {
+		return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, t.problem(ctx, authn.ErrInvalidToken)
+	}
+	if hook.Upload.SizeIsDeferred {
+		return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, t.problem(ctx, ErrDeferredLength)
+	}
+	md := hook.Upload.MetaData
+	meta := Meta{Title: md["title"], Description: md["description"], Filename: md["filename"]}
+	id, err := t.svc.CreateUpload(ctx, c, hook.Upload.Size, meta)
+	if err != nil {
+		return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, t.problem(ctx, err)
+	}
+	meta, _ = meta.Validate()
+	// Only what reel uses is kept in tusd's .info file.
+	kept := tusd.MetaData{"title": meta.Title, "filename": meta.Filename}
+	if meta.Description != "" {
+		kept["description"] = meta.Description
+	}
+	return tusd.HTTPResponse{}, tusd.FileInfoChanges{ID: id, MetaData: kept}, nil
+}
+
+func (t *TUS) preFinish(hook tusd.HookEvent) (tusd.HTTPResponse, error) {
+	ctx, id := hook.Context, hook.Upload.ID
+	path := hook.Upload.Storage[filestore.StorageKeyPath]
+	if path == "" {
+		path = filepath.Join(t.dir, id)
+	}
+	v, err := t.svc.CompleteUpload(ctx, id, path, hook.Upload.Size)
+	// Either way the partial file has served its purpose: the bytes are in
+	// the blob store now, or they were refused and everything released.
+	t.removeFiles(id)
+	if err != nil {
+		return tusd.HTTPResponse{}, t.problem(ctx, err)
+	}
+	return tusd.HTTPResponse{Header: tusd.HTTPHeader{VideoIDHeader: v.ID}}, nil
+}
+
+func (t *TUS) preTerminate(hook tusd.HookEvent) (tusd.HTTPResponse, error) {
+	if _, err := t.svc.AbortUpload(hook.Context, hook.Upload.ID, false); err != nil {
+		return tusd.HTTPResponse{}, t.problem(hook.Context, err)
+	}
+	return tusd.HTTPResponse{}, nil
+}
+
+// removeFiles deletes an upload's bytes and tusd's .info file.
+func (t *TUS) removeFiles(id string) {
+	for _, p := range []string{filepath.Join(t.dir, id), filepath.Join(t.dir, id+".info")} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.log.Warn("remove tus upload file", "path", p, "err", err)
+		}
+	}
+}
+
+// Expire ends resumable uploads left idle past their expiry: it releases
+// their reservations and deletes their partial files. Run it
+// periodically.
+func (t *TUS) Expire(ctx context.Context) error {
+	ids, err := t.svc.ExpiredUploads(ctx)
+	if err != nil {
+		return err
+	}
+	var errsOut []error
+	for _, id := range ids {
+		if t.busy(id) {
+			continue // a transfer is running: not idle after all
+		}
+		if err := t.expireOne(ctx, id); err != nil {
+			errsOut = append(errsOut, err)
+		}
+	}
+	return errors.Join(errsOut...)
+}
+
+func (t *TUS) expireOne(ctx context.Context, id string) error {
+	lock, err := t.locker.NewLock(id)
+	if err != nil {
+		return err
+	}
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := lock.Lock(lctx, func() {}); err != nil {
+		return nil // in use after all; the next run will see
+	}
+	defer func() { _ = lock.Unlock() }()
+	if _, err := t.svc.AbortUpload(ctx, id, true); err != nil {
+		return fmt.Errorf("expire upload %s: %w", id, err)
+	}
+	t.removeFiles(id)
+	t.log.Info("expired an abandoned upload", "upload", id)
+	return nil
+}
+
+// problem turns an error into the tusd error that answers it as RFC 9457
+// problem+json, Retry-After included, like every other reel route.
+func (t *TUS) problem(ctx context.Context, err error) error {
+	p, e := httpx.ProblemOf(err)
+	p.RequestID = obs.RequestFrom(ctx).ID
+	if p.Status >= 500 {
+		obs.Logger(ctx, t.log).Error("upload request failed", "err", err, "status", p.Status)
+	}
+	b, _ := json.Marshal(p)
+	hdr := tusd.HTTPHeader{"Content-Type": "application/problem+json", "Cache-Control": "no-store"}
+	if e.RetryAfter > 0 {
+		hdr["Retry-After"] = strconv.Itoa(int((e.RetryAfter + time.Second - 1) / time.Second))
+	} else if p.Status == http.StatusServiceUnavailable {
+		hdr["Retry-After"] = "5"
+	}
+	return tusd.Error{ErrorCode: e.Code, Message: e.Msg, HTTPResponse: tusd.HTTPResponse{StatusCode: p.Status, Body: string(b), Header: hdr}}
+}
+
+// problems rewrites tusd's own plain-text errors ("ERR_UPLOAD_NOT_FOUND:
+// upload not found") as problem documents. Errors from reel's hooks are
+// problem documents already and pass as they are.
+func problems(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pw := &problemWriter{ResponseWriter: w, r: r}
+		next.ServeHTTP(pw, r)
+		pw.finish()
+	})
+}
+
+type problemWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	status  int
+	convert bool
+	body    bytes.Buffer
+}
+
+func (p *problemWriter) WriteHeader(code int) {
+	if p.status != 0 {
+		return
+	}
+	p.status = code
+	if code >= 400 && strings.HasPrefix(p.Header().Get("Content-Type"), "text/plain") {
+		p.convert = true // held back until the text is in
+		return
+	}
+	p.ResponseWriter.WriteHeader(code)
+}
+
+func (p *problemWriter) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.WriteHeader(http.StatusOK)
+	}
+	if p.convert {
+		if p.body.Len() < 4096 {
+			p.body.Write(b)
+		}
+		return len(b), nil
+	}
+	return p.ResponseWriter.Write(b)
+}
+
+func (p *problemWriter) finish() {
+	if !p.convert {
+		return
+	}
+	code, msg, ok := strings.Cut(strings.TrimSpace(p.body.String()), ": ")
+	if !ok {
+		code, msg = "ERR_UPLOAD", http.StatusText(p.status)
+	}
+	prob := httpx.Problem{
+		Type: "about:blank", Title: http.StatusText(p.status), Status: p.status,
+		Code: strings.ToLower(strings.TrimPrefix(code, "ERR_")), Detail: msg,
+		RequestID: obs.RequestFrom(p.r.Context()).ID,
+	}
+	b, _ := json.Marshal(prob)
+	hdr := p.Header()
+	hdr.Set("Content-Type", "application/problem+json")
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	p.ResponseWriter.WriteHeader(p.status)
+	if p.r.Method != http.MethodHead {
+		_, _ = p.ResponseWriter.Write(b)
+	}
+}
+
+// Unwrap lets http.ResponseController (which tusd uses for read
+// deadlines) reach the underlying writer.
+func (p *problemWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
+
+// tusLog passes tusd's log records (golang.org/x/exp/slog) on to reel's
+// logger, warnings and errors only: tusd logs every request and chunk at
+// info, which the access log already covers.
+type tusLog struct{ h slog.Handler }
+
+func (l tusLog) Enabled(ctx context.Context, lv xslog.Level) bool {
+	return lv >= xslog.LevelWarn && l.h.Enabled(ctx, slog.Level(lv))
+}
+
+func (l tusLog) Handle(ctx context.Context, r xslog.Record) error {
+	nr := slog.NewRecord(r.Time, slog.Level(r.Level), "tus: "+r.Message, r.PC)
+	r.Attrs(func(a xslog.Attr) bool {
+		nr.AddAttrs(slog.Any(a.Key, a.Value.Any()))
+		return true
+	})
+	return l.h.Handle(ctx, nr)
+}
+
+func (l tusLog) WithAttrs(as []xslog.Attr) xslog.Handler {
+	out := make([]slog.Attr, len(as))
+	for i, a := range as {
+		out[i] = slog.Any(a.Key, a.Value.Any())
+	}
+	return tusLog{h: l.h.WithAttrs(out)}
+}
+
+func (l tusLog) WithGroup(name string) xslog.Handler { return tusLog{h: l.h.WithGroup(name)} }

@@ -1,0 +1,260 @@
+package videos_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestMultipartUpload(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		clip := testVideo(t, 2, 320, 240)
+		ann := e.user("user")
+		// The file part first, the fields after it: order does not matter.
+		var buf bytes.Buffer
+		buf.WriteString("--B\r\nContent-Disposition: form-data; name=\"video\"; filename=\"dir/My clip.mp4\"\r\nContent-Type: video/mp4\r\n\r\n")
+		buf.Write(clip)
+		buf.WriteString("\r\n--B\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\n  Holiday  \r\n--B\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\nAt the sea\r\n--B\r\nContent-Disposition: form-data; name=\"extra\"\r\n\r\nignored\r\n--B--\r\n")
+		r := e.do("POST", "/api/v1/videos", ann.token, buf.Bytes(), "Content-Type", "multipart/form-data; boundary=B")
+		if r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		v := r.video(t)
+		want := map[string]any{"owner_id": ann.id, "title": "Holiday", "description": "At the sea", "status": "ready",
+			"size_bytes": float64(len(clip)), "content_type": "video/mp4", "width": float64(320), "height": float64(240), "deleted_at": nil}
+		for k, w := range want {
+			if v[k] != w {
+				t.Errorf("%s = %v, want %v", k, v[k], w)
+			}
+		}
+		if d, _ := v["duration_seconds"].(float64); d < 1.9 || d > 2.2 {
+			t.Errorf("duration %v", v["duration_seconds"])
+		}
+		if len(v) != 12 {
+			t.Errorf("video has %d fields, want exactly the 12 of API.md: %v", len(v), v)
+		}
+		if r.header.Get("Location") != "/api/v1/videos/"+v["id"].(string) {
+			t.Errorf("location %q", r.header.Get("Location"))
+		}
+		// Charged: the video and its poster; the day's upload volume: the
+		// video. Nothing held, nothing spooled.
+		used, _, objects := e.quota.state(ann.id)
+		if used <= int64(len(clip)) || objects != 2 {
+			t.Errorf("quota used %d with %d objects, want the video and a poster", used, objects)
+		}
+		if up, _ := e.limit.state(ann.id); up != int64(len(clip)) {
+			t.Errorf("daily upload %d, want %d", up, len(clip))
+		}
+		e.noLeaks(t, 1)
+		if n := e.actions()["UPLOAD_VIDEO:success"]; n != 1 {
+			t.Errorf("UPLOAD_VIDEO events: %v", e.actions())
+		}
+		// Visible to others in the feed and by id.
+		bob := e.user("user")
+		if g := e.do("GET", "/api/v1/videos/"+v["id"].(string), bob.token, nil); g.status != 200 || g.video(t)["title"] != "Holiday" {
+			t.Fatalf("get: %d %s", g.status, g.raw)
+		}
+		f := e.do("GET", "/api/v1/videos", bob.token, nil)
+		if items, _ := f.body["items"].([]any); f.status != 200 || len(items) != 1 || f.body["next_cursor"] != nil {
+			t.Fatalf("feed: %d %s", f.status, f.raw)
+		}
+	})
+}
+
+func TestUploadRefusals(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		clip := testVideo(t, 1, 64, 48)
+		ann := e.user("user")
+
+		// Unauthenticated: 401 before anything.
+		if r := e.upload(user{}, "x", clip); r.status != 401 {
+			t.Fatalf("anonymous: %d", r.status)
+		}
+		// Not multipart.
+		if r := e.do("POST", "/api/v1/videos", ann.token, clip, "Content-Type", "video/mp4"); r.status != 415 {
+			t.Fatalf("raw body: %d %s", r.status, r.raw)
+		}
+		// No Content-Length (chunked): 411.
+		body, ct := multipartBody(t, map[string]string{"title": "t"}, clip, "a.mp4")
+		if r := e.do("POST", "/api/v1/videos", ann.token, io.MultiReader(bytes.NewReader(body)), "Content-Type", ct); r.status != 411 || r.code() != "length_required" {
+			t.Fatalf("chunked: %d %s", r.status, r.raw)
+		}
+		// Larger than the largest upload: 413 without reading the body.
+		big := rawRequest(t, e, "POST /api/v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+ann.token+
+			"\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 999999999999\r\n\r\n", "")
+		if !strings.HasPrefix(big, "HTTP/1.1 413") || !strings.Contains(big, "upload_too_large") {
+			t.Fatalf("too large: %s", big)
+		}
+		// Not a video: 415 unsupported_media.
+		r := e.upload(ann, "notes", []byte(strings.Repeat("just some text\n", 200)))
+		if r.status != 415 || r.code() != "unsupported_media" || r.header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("text file: %d %s", r.status, r.raw)
+		}
+		// Sniffs as MP4 but is not one: 415 from ffprobe.
+		fake := append([]byte("\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"), bytes.Repeat([]byte{7}, 5000)...)
+		if r := e.upload(ann, "fake", fake); r.status != 415 {
+			t.Fatalf("fake mp4: %d %s", r.status, r.raw)
+		}
+		// Missing title, missing file: 422.
+		if r := e.upload(ann, "", clip); r.status != 422 || r.code() != "validation_failed" {
+			t.Fatalf("empty title: %d %s", r.status, r.raw)
+		}
+		body, ct = multipartBody(t, nil, clip, "a.mp4")
+		if r := e.do("POST", "/api/v1/videos", ann.token, body, "Content-Type", ct); r.status != 422 {
+			t.Fatalf("no title: %d %s", r.status, r.raw)
+		}
+		body, ct = multipartBody(t, map[string]string{"title": "t"}, nil, "")
+		if r := e.do("POST", "/api/v1/videos", ann.token, body, "Content-Type", ct); r.status != 422 {
+			t.Fatalf("no file: %d %s", r.status, r.raw)
+		}
+		if r := e.upload(ann, strings.Repeat("é", 201), clip); r.status != 422 {
+			t.Fatalf("long title: %d %s", r.status, r.raw)
+		}
+		e.noLeaks(t, 0)
+		if used, _, _ := e.quota.state(ann.id); used != 0 {
+			t.Fatalf("refused uploads charged %d bytes", used)
+		}
+	})
+}
+
+func TestUploadOverQuotaAndDailyLimit(t *testing.T) {
+	clip := testVideo(t, 1, 64, 48)
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		r := e.upload(ann, "too big", clip)
+		if r.status != 413 || r.code() != "quota_exceeded" {
+			t.Fatalf("over quota: %d %s", r.status, r.raw)
+		}
+		e.noLeaks(t, 0)
+	}, func(c *envConfig) { c.quota = int64(len(clip)) / 2 })
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		e.mustUpload(ann, "first", clip)
+		r := e.upload(ann, "second", clip)
+		if r.status != 429 || r.code() != "daily_limit_reached" || r.header.Get("Retry-After") != "10800" {
+			t.Fatalf("over the daily limit: %d %v %s", r.status, r.header, r.raw)
+		}
+		e.noLeaks(t, 1)
+	}, func(c *envConfig) { c.daily = int64(len(clip)) + 2000 })
+}
+
+// rawRequest writes a raw HTTP/1.1 request (headers, then body) and
+// returns the raw answer.
+func rawRequest(t *testing.T, e *env, head, body string) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, head+body); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return fmt.Sprintf("HTTP/1.1 %d\n%s", res.StatusCode, b)
+}
+
+// An upload cut off mid-body releases everything and leaves no file.
+func TestUploadCutOffMidBody(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		clip := testVideo(t, 2, 320, 240)
+		ann := e.user("user")
+		body, ct := multipartBody(t, map[string]string{"title": "cut"}, clip, "a.mp4")
+		conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /api/v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+			ann.token, ct, len(body))
+		_, _ = conn.Write(body[:len(body)/2])
+		// Wait until the server has admitted and is spooling, then hang up.
+		eventually(t, 10*time.Second, func() string {
+			if _, held, _ := e.quota.state(""); held == 1 {
+				return ""
+			}
+			return "not admitted yet"
+		})
+		_ = conn.Close()
+		e.noLeaks(t, 0)
+		if used, _, _ := e.quota.state(ann.id); used != 0 {
+			t.Fatalf("charged %d", used)
+		}
+		if a := e.actions(); a["UPLOAD_VIDEO:success"] != 0 {
+			t.Fatalf("events: %v", a)
+		}
+	})
+}
+
+// A body larger than its Content-Length: the server reads the declared
+// bytes only, which are not a complete form; nothing is kept.
+func TestUploadLargerThanDeclared(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		clip := testVideo(t, 1, 64, 48)
+		ann := e.user("user")
+		body, ct := multipartBody(t, map[string]string{"title": "long"}, clip, "a.mp4")
+		declared := len(body) - 500
+		out := rawRequest(t, e, fmt.Sprintf("POST /api/v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+			ann.token, ct, declared), string(body))
+		if !strings.HasPrefix(out, "HTTP/1.1 400") || !strings.Contains(out, "malformed_upload") {
+			t.Fatalf("answer: %s", out)
+		}
+		e.noLeaks(t, 0)
+	})
+}
+
+// Twenty concurrent uploads by one user against a quota with room for
+// five: exactly the ones that fit succeed, the quota is never overshot,
+// and nothing is left held or stored for the others.
+func TestConcurrentUploadsTightQuota(t *testing.T) {
+	clip := testVideo(t, 1, 64, 48)
+	body, ct := multipartBody(t, map[string]string{"title": "race"}, clip, "a.mp4")
+	quota := int64(5*len(body)) + 100
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		var wg sync.WaitGroup
+		statuses := make([]int, 20)
+		for i := range statuses {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses[i] = e.do("POST", "/api/v1/videos", ann.token, body, "Content-Type", ct).status
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, s := range statuses {
+			switch s {
+			case 201:
+				ok++
+			case 413:
+			default:
+				t.Fatalf("statuses %v", statuses)
+			}
+		}
+		if ok < 1 || int64(ok*len(clip)) > quota {
+			t.Fatalf("%d uploads succeeded (statuses %v)", ok, statuses)
+		}
+		used, _, _ := e.quota.state(ann.id)
+		if used > quota || e.quota.maxSeen > quota {
+			t.Fatalf("quota overshot: used %d, peak %d, quota %d", used, e.quota.maxSeen, quota)
+		}
+		e.noLeaks(t, ok)
+		mine := e.do("GET", "/api/v1/videos/mine?limit=100", ann.token, nil)
+		if items := mine.body["items"].([]any); len(items) != ok {
+			t.Fatalf("mine has %d videos, want %d", len(items), ok)
+		}
+	}, func(c *envConfig) { c.quota = quota })
+}
