@@ -85,6 +85,8 @@ kernel=$(uname -sr)
 gover=$(go version | awk '{print $3}')
 fstype=$(df -T "$work" | awk 'NR==2 {print $2}')
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# Other work on the machine moves every figure: say how busy it was.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "machine: $ncpu × $model, $mem, $kernel, $gover, $fstype under /tmp"
 
 log "building reel"
@@ -352,6 +354,8 @@ section=$work/section.md
 	echo "every figure is a lower bound of what reel does with the machine to itself."
 	echo
 	echo "Machine: $ncpu × $model (\`nproc\` = $ncpu), $mem, $kernel, $gover, $fstype disk."
+	echo "Load average (1, 5, 15 min) before the run: $load_before; after it: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "(the bench itself keeps about 2 busy; more means other work shared the machine)."
 	echo
 	echo "Rerun: \`scripts/bench.sh\` (USERS, DURATION, THINK, SKIP_PG=1, SKIP_BIG=1 to vary it)."
 	echo

@@ -167,8 +167,8 @@ func newClient(cfg Config) *http.Client {
 		DisableCompression:    true,
 		TLSClientConfig:       &tls.Config{InsecureSkipVerify: cfg.Insecure},          //nolint:gosec // asked for with -insecure
 		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1, a connection per user
-		WriteBufferSize:       64 << 10,
-		ReadBufferSize:        64 << 10,
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        8 << 10,
 		ExpectContinueTimeout: 0,
 	}
 	return &http.Client{
