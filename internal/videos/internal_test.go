@@ -1,0 +1,333 @@
+package videos
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/platform/obs"
+	"github.com/reel-video/reel/internal/platform/outbox"
+	"github.com/reel-video/reel/internal/platform/page"
+	"github.com/reel-video/reel/internal/platform/probe"
+	"github.com/reel-video/reel/internal/platform/sqldb"
+	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
+)
+
+// stubs for tests that do not upload.
+type stubQuota struct {
+	mu    sync.Mutex
+	freed []string
+}
+
+func (*stubQuota) Reserve(context.Context, string, int64, time.Duration) (string, error) {
+	return uuid.NewString(), nil
+}
+func (*stubQuota) Commit(context.Context, string, int64, string) error { return nil }
+func (*stubQuota) Release(context.Context, string) error               { return nil }
+func (q *stubQuota) Free(_ context.Context, _, object string) error {
+	q.mu.Lock()
+	q.freed = append(q.freed, object)
+	q.mu.Unlock()
+	return nil
+}
+
+type stubLimit struct{}
+
+func (stubLimit) ReserveUpload(context.Context, string, int64, time.Duration) (string, error) {
+	return uuid.NewString(), nil
+}
+func (stubLimit) CommitUpload(context.Context, string, int64) error { return nil }
+func (stubLimit) ReleaseUpload(context.Context, string) error       { return nil }
+
+type stubEgress struct{}
+
+func (stubEgress) Allowance(context.Context, string) (int64, error) { return -1, nil }
+func (stubEgress) Add(string, int64)                                {}
+
+type stubProber struct{}
+
+func (stubProber) Probe(context.Context, string) (probe.Info, error) {
+	return probe.Info{}, probe.ErrNotVideo
+}
+func (stubProber) Poster(context.Context, string, probe.Info) (string, error) {
+	return "", probe.ErrNoPoster
+}
+
+func testService(t *testing.T, db *sqldb.DB) (*Service, *stubQuota, blob.Store) {
+	t.Helper()
+	ctx := context.Background()
+	if err := sqldb.Migrate(ctx, db, outbox.Migrations("videos_outbox", db.Dialect), outbox.VersionTable("videos_outbox")); err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blob.NewDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &stubQuota{}
+	svc, err := New(ctx, db, outbox.New(db, "videos_outbox"), Deps{
+		Blobs: blobs, Prober: stubProber{}, Quota: q, Limit: stubLimit{}, Egress: stubEgress{},
+	}, Config{MaxUploadSize: 1 << 20, SpoolDir: t.TempDir()}, obs.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, q, blobs
+}
+
+func readyRecord(owner string, created time.Time) record {
+	id := uuid.Must(uuid.NewV7()).String()
+	return record{
+		Video: Video{ID: id, OwnerID: owner, Title: "v " + id[:8], Status: StatusReady, SizeBytes: 10, ContentType: "video/mp4",
+			CreatedAt: created.UTC().Truncate(time.Microsecond)},
+		VideoKey: blobKey(id, "video.mp4"), QuotaState: quotaCharged, QuotaAt: micros(created), UpdatedAt: micros(created),
+	}
+}
+
+// Pages stay consistent while videos are added: every video that existed
+// when paging began is seen exactly once, in order, and new ones (which are
+// newer) never push old ones onto a page already read.
+func TestFeedPaginationWithConcurrentInserts(t *testing.T) {
+	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
+		svc, _, _ := testService(t, db)
+		ctx := context.Background()
+		owner := uuid.NewString()
+		base := time.Now().Add(-time.Hour)
+		initial := map[string]bool{}
+		for i := 0; i < 60; i++ {
+			// Pairs share a timestamp, so the id must break ties.
+			r := readyRecord(owner, base.Add(time.Duration(i/2)*time.Millisecond))
+			if err := svc.store.insertVideo(ctx, db.W, r); err != nil {
+				t.Fatal(err)
+			}
+			initial[r.ID] = true
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := svc.store.insertVideo(ctx, db.W, readyRecord(owner, time.Now())); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		seen := map[string]bool{}
+		var last *Video
+		cursor := ""
+		for pages := 0; ; pages++ {
+			req, err := page.Parse(cursor, "7", defaultPage, maxPage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := svc.Feed(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range p.Items {
+				v := p.Items[i]
+				if seen[v.ID] {
+					t.Fatalf("%s seen twice", v.ID)
+				}
+				seen[v.ID] = true
+				if last != nil && (v.CreatedAt.After(last.CreatedAt) || (v.CreatedAt.Equal(last.CreatedAt) && v.ID > last.ID)) {
+					t.Fatalf("out of order: %v after %v", v.ID, last.ID)
+				}
+				last = &p.Items[i]
+			}
+			if p.NextCursor == nil {
+				break
+			}
+			cursor = *p.NextCursor
+			time.Sleep(2 * time.Millisecond) // let inserts land between pages
+		}
+		close(stop)
+		wg.Wait()
+		for id := range initial {
+			if !seen[id] {
+				t.Fatalf("%s never seen", id)
+			}
+		}
+		// Mine pages the same way.
+		req, _ := page.Parse("", "100", defaultPage, maxPage)
+		mine, err := svc.store.mine(ctx, owner, req)
+		if err != nil || len(mine) < 60 {
+			t.Fatalf("mine: %d %v", len(mine), err)
+		}
+		if _, err := page.Parse("garbage!", "", defaultPage, maxPage); err == nil {
+			t.Fatal("a bad cursor parsed")
+		}
+	}, Migrations(), MigrationTable)
+}
+
+// A process that died while finalising an upload leaves a processing row
+// and maybe blobs; the maintenance job fails the video, deletes its blobs
+// and frees whatever was charged. A restore that died half-way is undone.
+func TestMaintainRecoversAbandonedSteps(t *testing.T) {
+	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
+		svc, q, blobs := testService(t, db)
+		ctx := context.Background()
+		now := time.Now()
+		svc.SetClock(func() time.Time { return now })
+		owner := uuid.NewString()
+
+		stuck := readyRecord(owner, now.Add(-3*time.Hour))
+		stuck.Status, stuck.QuotaState = StatusProcessing, quotaCharging
+		if err := svc.store.insertVideo(ctx, db.W, stuck); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{stuck.VideoKey, blobKey(stuck.ID, PosterFile)} {
+			if _, err := blobs.Put(ctx, key, strings.NewReader("bytes"), 5, "video/mp4"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fresh := readyRecord(owner, now.Add(-time.Minute))
+		fresh.Status, fresh.QuotaState = StatusProcessing, quotaCharging
+		if err := svc.store.insertVideo(ctx, db.W, fresh); err != nil {
+			t.Fatal(err)
+		}
+		restoring := readyRecord(owner, now.Add(-time.Hour))
+		if err := svc.store.insertVideo(ctx, db.W, restoring); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.store.trashOne(ctx, db.W, restoring.ID, micros(now.Add(-time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.W.Exec(`UPDATE videos SET quota_state = 'charging', quota_at = $1 WHERE id = $2`, micros(now.Add(-time.Hour)), restoring.ID); err != nil {
+			t.Fatal(err)
+		}
+
+		if err := svc.Maintain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := svc.store.video(ctx, db.R, stuck.ID)
+		if got.Status != StatusFailed || got.QuotaState != quotaFree {
+			t.Fatalf("stuck upload: %s/%s", got.Status, got.QuotaState)
+		}
+		for _, key := range []string{stuck.VideoKey, blobKey(stuck.ID, PosterFile)} {
+			if _, err := blobs.Stat(ctx, key); err == nil {
+				t.Fatalf("blob %s left", key)
+			}
+		}
+		if got, _ := svc.store.video(ctx, db.R, fresh.ID); got.Status != StatusProcessing {
+			t.Fatalf("a fresh finalisation was touched: %s", got.Status)
+		}
+		if got, _ := svc.store.video(ctx, db.R, restoring.ID); got.QuotaState != quotaFree || got.DeletedAt == nil {
+			t.Fatalf("abandoned restore: %s %v", got.QuotaState, got.DeletedAt)
+		}
+		q.mu.Lock()
+		freed := strings.Join(q.freed, " ")
+		q.mu.Unlock()
+		for _, want := range []string{stuck.VideoKey, restoring.VideoKey} {
+			if !strings.Contains(freed, want) {
+				t.Fatalf("%s not freed: %s", want, freed)
+			}
+		}
+	}, Migrations(), MigrationTable)
+}
+
+func TestSigner(t *testing.T) {
+	s := &signer{key: []byte("0123456789abcdef0123456789abcdef")}
+	now := time.Unix(1_800_000_000, 0)
+	video, viewer := uuid.NewString(), uuid.NewString()
+	tok := s.token(video, viewer, now.Add(time.Hour))
+	if got, err := s.verify(tok, video, now); err != nil || got != viewer {
+		t.Fatalf("verify: %q %v", got, err)
+	}
+	if _, err := s.verify(tok, uuid.NewString(), now); err != ErrBadSignature {
+		t.Fatalf("other video: %v", err)
+	}
+	if _, err := s.verify(tok, video, now.Add(time.Hour)); err != ErrURLExpired {
+		t.Fatalf("expired: %v", err)
+	}
+	other := &signer{key: []byte("another key, another key, anothe")}
+	if _, err := other.verify(tok, video, now); err != ErrBadSignature {
+		t.Fatalf("other key: %v", err)
+	}
+	for _, bad := range []string{"", ".", "..", "1.2.3", strings.Repeat("a", 300), "x" + tok} {
+		if _, err := s.verify(bad, video, now); err != ErrBadSignature {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+}
+
+func TestBoundOpenRange(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		size int64
+		want string
+		ok   bool
+	}{
+		{"bytes=0-", 100, "bytes=0-9", true},
+		{"bytes=95-", 100, "", false},
+		{"bytes=90-", 100, "", false}, // exactly one chunk left
+		{"bytes=89-", 100, "bytes=89-98", true},
+		{"bytes=0-50", 100, "", false},
+		{"bytes=-50", 100, "", false},
+		{"bytes=0-,5-", 100, "", false},
+		{"bytes=100-", 100, "", false},
+		{"items=0-", 100, "", false},
+		{"", 100, "", false},
+	} {
+		got, ok := boundOpenRange(c.in, c.size, 10)
+		if ok != c.ok || (ok && got != c.want) {
+			t.Errorf("%q: %q %v", c.in, got, ok)
+		}
+	}
+}
+
+// readerFromWriter records what ReadFrom was handed.
+type readerFromWriter struct {
+	http.ResponseWriter
+	src io.Reader
+}
+
+func (w *readerFromWriter) ReadFrom(src io.Reader) (int64, error) {
+	w.src = src
+	return io.Copy(io.Discard, src)
+}
+
+// The media writer keeps the sendfile path: ServeContent's LimitedReader
+// over the *os.File reaches the underlying ReadFrom as it is, with its
+// limit tightened to the budget.
+func TestMeteredWriterKeepsSendfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, make([]byte, 10000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	under := &readerFromWriter{ResponseWriter: httptest.NewRecorder()}
+	m := &meteredWriter{ResponseWriter: under, r: httptest.NewRequest("GET", "/", nil), budget: 3000}
+	lr := &io.LimitedReader{R: f, N: 8000}
+	n, err := io.Copy(m, lr)
+	if err != nil || n != 3000 || m.body != 3000 {
+		t.Fatalf("copied %d (%d counted), %v", n, m.body, err)
+	}
+	got, ok := under.src.(*io.LimitedReader)
+	if !ok || got != lr || got.R != f {
+		t.Fatalf("ReadFrom got %T, not the LimitedReader over the file", under.src)
+	}
+	if m.Unwrap() != under {
+		t.Fatal("Unwrap does not reach the underlying writer (http.ResponseController needs it)")
+	}
+}
