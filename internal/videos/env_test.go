@@ -238,7 +238,7 @@ type envConfig struct {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	db     *sqldb.DB
 	svc    *videos.Service
 	tus    *videos.TUS
@@ -265,7 +265,7 @@ func (e *env) advance(d time.Duration) {
 	e.mu.Unlock()
 }
 
-func newEnv(t *testing.T, db *sqldb.DB, opts ...func(*envConfig)) *env {
+func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	t.Helper()
 	cfg := envConfig{quota: -1, daily: -1, maxUpload: 64 << 20, chunk: 64 << 10, trashRetained: 30 * 24 * time.Hour}
 	for _, o := range opts {
@@ -392,7 +392,7 @@ func (r resp) code() string {
 	return c
 }
 
-func (r resp) video(t *testing.T) map[string]any {
+func (r resp) video(t testing.TB) map[string]any {
 	t.Helper()
 	v, ok := r.body["video"].(map[string]any)
 	if !ok {
