@@ -212,4 +212,3 @@ func BenchmarkRange(b *testing.B) {
 		})
 	}
 }
-
