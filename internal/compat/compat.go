@@ -228,3 +228,24 @@ func toMiB(b int64) float64 { return float64(b) / mib }
 // round2 rounds to two decimals, as the original's toFixed(2) did for the
 // sizes it stored.
 func round2(v float64) float64 { return math.Round(v*100) / 100 }
+
+// quotaMiB is a quota or limit in MiB; -1 (unlimited) stays -1.
+func quotaMiB(b int64) float64 {
+	if b < 0 {
+		return -1
+	}
+	return round2(toMiB(b))
+}
+
+// percentage is used/limit in percent with two decimals. An unlimited
+// limit is never used up ("0.00"); a zero limit is (the original client
+// refuses uploads from 100 up).
+func percentage(used, limit int64) string {
+	switch {
+	case limit < 0:
+		return "0.00"
+	case limit == 0:
+		return "100.00"
+	}
+	return fmt.Sprintf("%.2f", float64(used)/float64(limit)*100)
+}

@@ -1,0 +1,474 @@
+package compat
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/netip"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/errs"
+	"github.com/reel-video/reel/internal/platform/httpx"
+	"github.com/reel-video/reel/internal/platform/page"
+	"github.com/reel-video/reel/internal/platform/probe"
+	"github.com/reel-video/reel/internal/videos"
+)
+
+// VideosOpenAPI describes the videos part of the compatibility surface,
+// an OpenAPI 3.1 fragment for the videos module's document.
+//
+//go:embed openapi_videos.json
+var VideosOpenAPI []byte
+
+// VideoService is what the videos part needs of the videos service.
+type VideoService interface {
+	Admit(ctx context.Context, ownerID string, bytes int64, ttl time.Duration) (*videos.Admission, error)
+	Release(ctx context.Context, a *videos.Admission)
+	Spool() (*os.File, error)
+	Finalise(ctx context.Context, adm *videos.Admission, in videos.Ingest) (videos.Video, error)
+	Feed(ctx context.Context, req page.Request) (page.Page[videos.Video], error)
+	Mine(ctx context.Context, c authn.Caller, req page.Request) (page.Page[videos.Video], error)
+	Playback(ctx context.Context, c authn.Caller, id string) (videos.Grant, error)
+	Delete(ctx context.Context, c authn.Caller, id string) error
+	DeleteAll(ctx context.Context, c authn.Caller) (int, error)
+}
+
+// Limits tells the numbers that the original's upload refusals quote: a
+// user's storage quota and daily upload limit, in bytes (-1 unlimited).
+type Limits interface {
+	StorageQuota(ctx context.Context, userID string) (int64, error)
+	DailyUploadLimit(ctx context.Context, userID string) (int64, error)
+}
+
+// StaticLimits are the configured defaults (REEL_STORAGE_QUOTA and
+// REEL_DAILY_UPLOAD_LIMIT), for processes that do not look up per-user
+// overrides.
+type StaticLimits struct {
+	Quota, DailyUpload int64
+}
+
+// StorageQuota implements Limits.
+func (l StaticLimits) StorageQuota(context.Context, string) (int64, error) { return l.Quota, nil }
+
+// DailyUploadLimit implements Limits.
+func (l StaticLimits) DailyUploadLimit(context.Context, string) (int64, error) {
+	return l.DailyUpload, nil
+}
+
+// VideosConfig configures the videos part.
+type VideosConfig struct {
+	// Limits gives the numbers of the refusal messages.
+	Limits Limits
+	// TrustedProxies are the peers whose X-Forwarded-Host and -Proto are
+	// believed when building absolute media URLs (as for /api/v1).
+	TrustedProxies []netip.Prefix
+}
+
+// videosPage is the original's page size for videos.
+const videosPage = 16
+
+// scanChunk is how many videos one listing call of the videos service
+// fetches while paging by offset.
+const scanChunk = 1000
+
+// Videos serves the original video service's routes.
+type Videos struct {
+	svc  VideoService
+	auth auth
+	cfg  VideosConfig
+}
+
+// NewVideos returns the videos part over svc; verifier checks access
+// tokens.
+func NewVideos(svc VideoService, verifier *authn.Verifier, cfg VideosConfig) *Videos {
+	return &Videos{svc: svc, auth: auth{verifier}, cfg: cfg}
+}
+
+// Routes registers the routes.
+func (v *Videos) Routes(r httpx.Router) {
+	r.Handle("POST /api/videos/upload", v.auth.require("Error uploading video", v.upload))
+	r.Handle("GET /api/videos/stream", v.auth.require(msgFetchVideos, v.feed))
+	r.Handle("GET /api/videos/user/{user_id}", v.auth.require(msgFetchVideos, v.user))
+	r.Handle("GET /api/videos/stream/{filename}", v.auth.require("Error streaming video", v.stream))
+	r.Handle("DELETE /api/videos/delete/{filename}", v.auth.require("Error deleting video", v.delete))
+	r.Handle("DELETE /api/videos/delete-all", v.auth.require("Error deleting all videos", v.deleteAll))
+}
+
+// Messages of the original video service.
+const (
+	msgFetchVideos    = "Error fetching videos"
+	msgUploaded       = "File uploaded successfully"
+	msgNoFile         = "No video file provided"
+	msgNoTitle        = "Video title is required"
+	msgVideoNotFound  = "Video not found"
+	msgNotYourVideos  = "Unauthorized to fetch this user's videos"
+	msgDeleted        = "Video deleted successfully (soft delete)"
+	msgDeleteRefused  = "Unauthorized or video not found"
+	msgAllDeleted     = "All videos deleted successfully (soft delete)"
+	msgNotAVideo      = "Unsupported video file"
+	msgUploadTooLarge = "Video file too large"
+)
+
+// videoRow is the original's video row. Filename is reel's video id;
+// Filepath a signed media URL ending in .mp4, whose .jpg sibling is the
+// poster.
+type videoRow struct {
+	ID         string     `json:"id"`
+	UserID     string     `json:"user_id"`
+	Filename   string     `json:"filename"`
+	Filepath   string     `json:"filepath"`
+	Title      string     `json:"title"`
+	UploadedAt time.Time  `json:"uploaded_at"`
+	DeletedAt  *time.Time `json:"deleted_at"`
+	SizeMb     float64    `json:"size_mb"`
+}
+
+type videosAnswer struct {
+	Videos []videoRow `json:"videos"`
+	Total  int        `json:"total"`
+}
+
+// mediaURL turns a grant into the original's filepath: absolute (the
+// original client runs on another origin), named video.mp4 whatever the
+// container (the media route serves any video.* name with the real type),
+// so that its client's filepath.replace('.mp4', '.jpg') lands on
+// video.jpg, which the media route serves as the poster. That replace
+// changes only the first ".mp4", so the dots of the token are escaped:
+// part of it is base64 and could start with "mp4".
+func mediaURL(base string, g videos.Grant) string {
+	dir, _ := path.Split(g.VideoPath) // "/media/{token}/{id}/"
+	parts := strings.Split(strings.Trim(dir, "/"), "/")
+	if len(parts) == 3 {
+		parts[1] = strings.ReplaceAll(parts[1], ".", "%2E")
+		dir = "/" + strings.Join(parts, "/") + "/"
+	}
+	return base + dir + "video.mp4"
+}
+
+func (v *Videos) row(r *http.Request, c authn.Caller, vid videos.Video) (videoRow, error) {
+	// Every row carries a playable URL, as the original's did, so every
+	// row is a playback grant.
+	g, err := v.svc.Playback(r.Context(), c, vid.ID)
+	if err != nil {
+		return videoRow{}, fmt.Errorf("sign video %s: %w", vid.ID, err)
+	}
+	return videoRow{
+		ID: vid.ID, UserID: vid.OwnerID, Filename: vid.ID, Filepath: mediaURL(videos.BaseURL(r, v.cfg.TrustedProxies), g),
+		Title: vid.Title, UploadedAt: vid.CreatedAt, DeletedAt: vid.DeletedAt, SizeMb: round2(toMiB(vid.SizeBytes)),
+	}, nil
+}
+
+// lister is one of the videos service's cursor listings.
+type lister func(ctx context.Context, req page.Request) (page.Page[videos.Video], error)
+
+// list answers the start-th page of a listing with the total. The videos
+// service pages by cursor and has no count, so the listing is walked in
+// chunks, keeping only the page: the cost grows with the number of videos
+// listed. Only ready videos are rows: the original stored a video once its
+// upload had succeeded.
+func (v *Videos) list(w http.ResponseWriter, r *http.Request, c authn.Caller, next lister) error {
+	start, err := parseStart(r)
+	if err != nil {
+		return err
+	}
+	var window []videos.Video
+	total := 0
+	req := page.Request{Limit: scanChunk}
+	for {
+		p, err := next(r.Context(), req)
+		if err != nil {
+			return err
+		}
+		for _, vid := range p.Items {
+			if vid.Status != videos.StatusReady || vid.DeletedAt != nil {
+				continue
+			}
+			if total >= start && len(window) < videosPage {
+				window = append(window, vid)
+			}
+			total++
+		}
+		if p.NextCursor == nil {
+			break
+		}
+		if req.After, err = page.Decode(*p.NextCursor); err != nil {
+			return fmt.Errorf("list videos: %w", err)
+		}
+	}
+	rows := make([]videoRow, 0, len(window))
+	for _, vid := range window {
+		row, err := v.row(r, c, vid)
+		if errors.Is(err, videos.ErrVideoNotFound) {
+			continue // trashed since it was listed
+		}
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row)
+	}
+	httpx.JSON(w, http.StatusOK, videosAnswer{Videos: rows, Total: total})
+	return nil
+}
+
+func (v *Videos) feed(w http.ResponseWriter, r *http.Request, c authn.Caller) error {
+	return v.list(w, r, c, v.svc.Feed)
+}
+
+func (v *Videos) user(w http.ResponseWriter, r *http.Request, c authn.Caller) error {
+	if r.PathValue("user_id") != c.UserID {
+		return fail(http.StatusForbidden, msgNotYourVideos)
+	}
+	return v.list(w, r, c, func(ctx context.Context, req page.Request) (page.Page[videos.Video], error) {
+		return v.svc.Mine(ctx, c, req)
+	})
+}
+
+type urlAnswer struct {
+	URL string `json:"url"`
+}
+
+func (v *Videos) stream(w http.ResponseWriter, r *http.Request, c authn.Caller) error {
+	g, err := v.svc.Playback(r.Context(), c, r.PathValue("filename"))
+	if errors.Is(err, videos.ErrVideoNotFound) {
+		return fail(http.StatusNotFound, msgVideoNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, urlAnswer{URL: mediaURL(videos.BaseURL(r, v.cfg.TrustedProxies), g)})
+	return nil
+}
+
+func (v *Videos) delete(w http.ResponseWriter, r *http.Request, c authn.Caller) error {
+	// The original let only the owner delete; reel lets admins too. The
+	// caller is passed on without the admin role to keep the original's
+	// rule on this route.
+	owner := authn.Caller{UserID: c.UserID, Role: authn.RoleUser}
+	err := v.svc.Delete(r.Context(), owner, r.PathValue("filename"))
+	if errors.Is(err, videos.ErrVideoNotFound) {
+		return fail(http.StatusForbidden, msgDeleteRefused)
+	}
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, body{Message: msgDeleted})
+	return nil
+}
+
+func (v *Videos) deleteAll(w http.ResponseWriter, r *http.Request, c authn.Caller) error {
+	if _, err := v.svc.DeleteAll(r.Context(), c); err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, body{Message: msgAllDeleted})
+	return nil
+}
+
+type uploadAnswer struct {
+	Message string   `json:"message"`
+	File    videoRow `json:"file"`
+}
+
+// upload is the original's multipart upload (a "video" file part and a
+// "title" field, in either order), read as a stream like reel's own: the
+// declared length is admitted against the quota and the daily upload limit
+// before the body is read, and the file goes to a spool file, never into
+// memory.
+func (v *Videos) upload(w http.ResponseWriter, r *http.Request, c authn.Caller) error {
+	ctx := r.Context()
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		// What the original's multer saw as a request without a file.
+		return refuse(w, fail(http.StatusBadRequest, msgNoFile))
+	}
+	if r.ContentLength < 0 {
+		return refuse(w, fail(http.StatusLengthRequired, "Content-Length required: the upload is admitted by its declared size"))
+	}
+	adm, err := v.svc.Admit(ctx, c.UserID, r.ContentLength, 0)
+	if err != nil {
+		return refuse(w, v.uploadRefusal(ctx, c, err))
+	}
+	in, err := v.receive(r, params["boundary"], adm.Bytes)
+	if err != nil {
+		v.svc.Release(ctx, adm)
+		return refuse(w, v.uploadRefusal(ctx, c, err))
+	}
+	defer func() { _ = os.Remove(in.Path) }()
+	vid, err := v.svc.Finalise(ctx, adm, in)
+	if err != nil {
+		return v.uploadRefusal(ctx, c, err)
+	}
+	row, err := v.row(r, c, vid)
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, uploadAnswer{Message: msgUploaded, File: row})
+	return nil
+}
+
+// refuse answers err and closes the connection afterwards: the rest of the
+// body may be unread and is not worth draining.
+func refuse(w http.ResponseWriter, err error) error {
+	w.Header().Set("Connection", "close")
+	return err
+}
+
+// uploadRefusal translates the refusals of an upload into the original's
+// messages, which quote the user's limits in MiB.
+func (v *Videos) uploadRefusal(ctx context.Context, c authn.Caller, err error) error {
+	var f *failure
+	if errors.As(err, &f) {
+		return err
+	}
+	e, ok := errs.As(err)
+	if !ok {
+		return err
+	}
+	switch e.Code {
+	case "quota_exceeded":
+		return fail(http.StatusBadRequest, "Exceeding total storage limit"+v.limitMiB(ctx, c, Limits.StorageQuota, " of %sMB"))
+	case "daily_limit_reached":
+		return fail(http.StatusBadRequest, "Exceeding daily bandwidth limit"+v.limitMiB(ctx, c, Limits.DailyUploadLimit, " of %s MB"))
+	}
+	switch {
+	case errors.Is(err, videos.ErrNotVideo):
+		return failWhy(http.StatusUnsupportedMediaType, msgNotAVideo, e.Msg)
+	case errors.Is(err, videos.ErrUploadTooLarge):
+		return failWhy(http.StatusRequestEntityTooLarge, msgUploadTooLarge, e.Msg)
+	case errors.Is(err, videos.ErrValidation):
+		return failWhy(http.StatusBadRequest, msgInvalidInput, fieldErrors(err))
+	case errors.Is(err, videos.ErrIncomplete), errors.Is(err, videos.ErrMalformedUpload):
+		return failWhy(http.StatusBadRequest, "Error uploading video", e.Msg)
+	}
+	return err
+}
+
+// limitMiB renders a user's limit in MiB into format as the original's
+// messages quote it: "50" for the default, two decimals when it is not a
+// whole number. When the limit cannot be told, the number is left out:
+// the refusal stands either way.
+func (v *Videos) limitMiB(ctx context.Context, c authn.Caller, lookup func(Limits, context.Context, string) (int64, error), format string) string {
+	if v.cfg.Limits == nil {
+		return ""
+	}
+	b, err := lookup(v.cfg.Limits, ctx, c.UserID)
+	if err != nil || b < 0 {
+		return ""
+	}
+	m := round2(toMiB(b))
+	if m == float64(int64(m)) {
+		return fmt.Sprintf(format, fmt.Sprintf("%d", int64(m)))
+	}
+	return fmt.Sprintf(format, fmt.Sprintf("%.2f", m))
+}
+
+// receive reads the multipart body: the title field and the video part,
+// in either order (the original's client sends the file first), the file
+// spooled to disk after its first bytes were sniffed. Other parts are
+// skipped. It returns an Ingest whose file the caller removes; on error
+// nothing is left behind.
+func (v *Videos) receive(r *http.Request, boundary string, limit int64) (in videos.Ingest, err error) {
+	mr := multipart.NewReader(r.Body, boundary)
+	var spool *os.File
+	defer func() {
+		if spool != nil {
+			_ = spool.Close()
+			if err != nil {
+				_ = os.Remove(spool.Name())
+			}
+		}
+	}()
+	for {
+		part, perr := mr.NextPart()
+		if perr == io.EOF {
+			break
+		}
+		if perr != nil {
+			return videos.Ingest{}, fmt.Errorf("%w: %w", videos.ErrMalformedUpload, perr)
+		}
+		switch part.FormName() {
+		case "title":
+			if in.Meta.Title, err = readField(part, 4*videos.MaxTitle+64); err != nil {
+				return videos.Ingest{}, err
+			}
+		case "description":
+			if in.Meta.Description, err = readField(part, 4*videos.MaxDescription+64); err != nil {
+				return videos.Ingest{}, err
+			}
+		case "video":
+			if spool != nil {
+				return videos.Ingest{}, videos.ErrMalformedUpload.WithMsg("send exactly one video part")
+			}
+			in.Meta.Filename = part.FileName()
+			if spool, err = v.svc.Spool(); err != nil {
+				return videos.Ingest{}, err
+			}
+			if in.Size, err = spoolVideo(spool, part, limit); err != nil {
+				return videos.Ingest{}, err
+			}
+		default:
+			if _, err = io.Copy(io.Discard, part); err != nil {
+				return videos.Ingest{}, fmt.Errorf("%w: %w", videos.ErrMalformedUpload, err)
+			}
+		}
+		_ = part.Close()
+	}
+	// The original checked the file first, then the title.
+	if spool == nil {
+		return videos.Ingest{}, fail(http.StatusBadRequest, msgNoFile)
+	}
+	if strings.TrimSpace(in.Meta.Title) == "" {
+		return videos.Ingest{}, fail(http.StatusBadRequest, msgNoTitle)
+	}
+	if err := spool.Sync(); err != nil {
+		return videos.Ingest{}, fmt.Errorf("spool upload: %w", err)
+	}
+	in.Path, in.Via = spool.Name(), "compat"
+	return in, nil
+}
+
+func readField(part *multipart.Part, limit int64) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(part, limit+1))
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", videos.ErrMalformedUpload, err)
+	}
+	if int64(len(b)) > limit {
+		return "", videos.ErrValidation.WithFields(map[string]string{part.FormName(): "is too long"})
+	}
+	return string(b), nil
+}
+
+// spoolVideo copies the video part to f, sniffing its first bytes first so
+// that a file that is not a video is refused without reading the rest.
+func spoolVideo(f *os.File, part io.Reader, limit int64) (int64, error) {
+	head := make([]byte, probe.SniffLen)
+	n, err := io.ReadFull(part, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("%w: %w", videos.ErrIncomplete, err)
+	}
+	if _, err := probe.Sniff(head[:n]); err != nil {
+		return 0, videos.ErrNotVideo.WithMsg("the file is not a video reel accepts: " + strings.TrimPrefix(err.Error(), probe.ErrNotVideo.Error()+": "))
+	}
+	if _, err := f.Write(head[:n]); err != nil {
+		return 0, fmt.Errorf("spool upload: %w", err)
+	}
+	// The declared length bounds the body already; limit+1 notices a
+	// part that would run past what was admitted.
+	m, err := io.Copy(f, io.LimitReader(part, limit-int64(n)+1))
+	size := int64(n) + m
+	if err != nil {
+		return size, fmt.Errorf("%w: %w", videos.ErrIncomplete, err)
+	}
+	if size > limit {
+		return size, videos.ErrUploadTooLarge
+	}
+	return size, nil
+}
