@@ -26,6 +26,8 @@ type UploadInfo struct {
 	ID, OwnerID string
 	Size        int64
 	State       string
+	// ExpiresAt is when an idle open upload expires.
+	ExpiresAt time.Time
 	// VideoID is the video a completed upload made.
 	VideoID string
 }
@@ -87,7 +89,8 @@ func (s *Service) Upload(ctx context.Context, c authn.Caller, id string) (Upload
 }
 
 func (u uploadRow) info() UploadInfo {
-	return UploadInfo{ID: u.ID, OwnerID: u.OwnerID, Size: u.SizeBytes, State: u.State, VideoID: u.VideoID.String}
+	return UploadInfo{ID: u.ID, OwnerID: u.OwnerID, Size: u.SizeBytes, State: u.State, VideoID: u.VideoID.String,
+		ExpiresAt: fromMicros(u.ExpiresAt)}
 }
 
 // TouchUpload pushes an open upload's expiry on, as bytes arrive.
@@ -155,14 +158,33 @@ func (s *Service) AbortUpload(ctx context.Context, id string, expired bool) (boo
 }
 
 // ExpiredUploads lists open uploads idle past their expiry.
-func (s *Service) ExpiredUploads(ctx context.Context) ([]string, error) {
+func (s *Service) ExpiredUploads(ctx context.Context) ([]UploadInfo, error) {
 	us, err := s.store.expiredUploads(ctx, micros(s.now()), maintenanceBatch)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(us))
+	out := make([]UploadInfo, len(us))
 	for i, u := range us {
-		ids[i] = u.ID
+		out[i] = u.info()
 	}
-	return ids, nil
+	return out, nil
 }
+
+// UploadStatus returns an upload whoever owns it, for maintenance;
+// ErrUploadNotFound when there is no such upload.
+func (s *Service) UploadStatus(ctx context.Context, id string) (UploadInfo, error) {
+	if !validID(id) {
+		return UploadInfo{}, ErrUploadNotFound
+	}
+	u, err := s.store.upload(ctx, s.db.R, id)
+	if err != nil {
+		return UploadInfo{}, err
+	}
+	return u.info(), nil
+}
+
+// UploadExpiry is how long an idle resumable upload lives.
+func (s *Service) UploadExpiry() time.Duration { return s.uploadExpiry() }
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.now() }

@@ -246,22 +246,67 @@ func (t *TUS) removeFiles(id string) {
 
 // Expire ends resumable uploads left idle past their expiry: it releases
 // their reservations and deletes their partial files. Run it
-// periodically.
+// periodically (in every replica: each expires the uploads whose files it
+// holds, and any replica those whose replica has been gone for another
+// expiry period). It also deletes partial files whose upload is closed or
+// unknown, left by a crash or closed by another replica.
 func (t *TUS) Expire(ctx context.Context) error {
-	ids, err := t.svc.ExpiredUploads(ctx)
+	ups, err := t.svc.ExpiredUploads(ctx)
 	if err != nil {
 		return err
 	}
 	var errsOut []error
-	for _, id := range ids {
-		if t.busy(id) {
+	now := t.svc.Now()
+	for _, u := range ups {
+		if t.busy(u.ID) {
 			continue // a transfer is running: not idle after all
 		}
-		if err := t.expireOne(ctx, id); err != nil {
+		if !t.holds(u.ID) && now.Sub(u.ExpiresAt) < t.svc.UploadExpiry() {
+			continue // another replica's upload: its own job expires it
+		}
+		if err := t.expireOne(ctx, u.ID); err != nil {
 			errsOut = append(errsOut, err)
 		}
 	}
+	if err := t.sweepOrphans(ctx); err != nil {
+		errsOut = append(errsOut, err)
+	}
 	return errors.Join(errsOut...)
+}
+
+// holds reports whether this replica has the upload's file.
+func (t *TUS) holds(id string) bool {
+	_, err := os.Stat(filepath.Join(t.dir, id+".info"))
+	return err == nil
+}
+
+// sweepOrphans deletes partial files older than an expiry period whose
+// upload is not open.
+func (t *TUS) sweepOrphans(ctx context.Context) error {
+	entries, err := os.ReadDir(t.dir)
+	if err != nil {
+		return fmt.Errorf("sweep tus uploads: %w", err)
+	}
+	before := t.svc.Now().Add(-t.svc.UploadExpiry())
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".info")
+		if !ok || t.busy(id) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || fi.ModTime().After(before) {
+			continue
+		}
+		u, err := t.svc.UploadStatus(ctx, id)
+		if err != nil && !errors.Is(err, ErrUploadNotFound) {
+			return fmt.Errorf("sweep tus uploads: %w", err)
+		}
+		if err == nil && u.Open() {
+			continue
+		}
+		t.removeFiles(id)
+	}
+	return nil
 }
 
 func (t *TUS) expireOne(ctx context.Context, id string) error {

@@ -5,10 +5,14 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 func tusMeta(kv ...string) string {
@@ -222,6 +226,47 @@ func TestTusTerminateAndExpire(t *testing.T) {
 		}
 		if _, r := e.tusOffset(ann, loc); r.status != 404 {
 			t.Fatalf("HEAD after expiry: %d", r.status)
+		}
+		e.noLeaks(t, 0)
+
+		// An upload whose files are on another replica is left to that
+		// replica's job, and expired here only once that replica has been
+		// gone for another expiry period.
+		c = e.tusCreate(ann, len(clip), tusMeta("title", "elsewhere"))
+		id := c.header.Get("Location")[strings.LastIndex(c.header.Get("Location"), "/")+1:]
+		for _, f := range []string{id, id + ".info"} {
+			if err := os.Remove(filepath.Join(e.dirs.tus, f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.advance(90 * time.Minute)
+		if err := e.tus.Expire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, held, _ := e.quota.state(""); held != 1 {
+			t.Fatalf("another replica's upload was expired early (%d held)", held)
+		}
+		e.advance(time.Hour)
+		if err := e.tus.Expire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		e.noLeaks(t, 0)
+
+		// Files whose upload is closed or unknown (a crash) are swept once
+		// old enough.
+		stray := uuid.NewString()
+		for _, f := range []string{stray, stray + ".info"} {
+			p := filepath.Join(e.dirs.tus, f)
+			if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			old := e.clock().Add(-2 * time.Hour)
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.tus.Expire(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 		e.noLeaks(t, 0)
 	})
