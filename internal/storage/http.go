@@ -1,0 +1,208 @@
+package storage
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/httpx"
+	"github.com/reel-video/reel/internal/platform/obs"
+)
+
+// Headers through which a calling service passes on the end user's address
+// and user agent, so that events recorded on an internal route (a refused
+// reservation) describe the user's request, not the service's. They are
+// believed only on internal routes, behind a service credential.
+const (
+	HeaderClientIP        = "X-Reel-Client-Ip"
+	HeaderClientUserAgent = "X-Reel-Client-User-Agent"
+)
+
+// Handler serves the storage service's routes.
+type Handler struct {
+	svc  *Service
+	auth *authn.Verifier
+}
+
+// NewHandler returns the HTTP handler of svc.
+func NewHandler(svc *Service, auth *authn.Verifier) *Handler {
+	return &Handler{svc: svc, auth: auth}
+}
+
+// Routes registers the public routes. A user reads only their own figures;
+// anyone else's are behind the admin route.
+func (h *Handler) Routes(r httpx.Router) {
+	r.Handle("GET /api/v1/storage/me", h.auth.Require(httpx.HandlerFunc(h.me)))
+	r.Handle("GET /api/v1/storage/users/{id}", h.auth.RequireAdmin(httpx.HandlerFunc(h.user)))
+}
+
+func (h *Handler) me(w http.ResponseWriter, r *http.Request) error {
+	c, _ := authn.CallerFrom(r.Context())
+	u, err := h.svc.Check(r.Context(), c.UserID)
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (h *Handler) user(w http.ResponseWriter, r *http.Request) error {
+	u, err := h.svc.Check(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, u)
+	return nil
+}
+
+// InternalRoutes registers the routes through which services in other
+// processes call this one (the Quota interface over HTTP, used by Client);
+// only callers holding a service credential signed with keys get in.
+func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
+	in := func(f httpx.HandlerFunc) http.Handler { return keys.RequireService(clientMeta(f)) }
+	r.Handle("POST /internal/v1/storage/reservations", in(h.reserve))
+	r.Handle("POST /internal/v1/storage/reservations/{id}/commit", in(h.commit))
+	r.Handle("POST /internal/v1/storage/reservations/{id}/release", in(h.release))
+	r.Handle("POST /internal/v1/storage/users/{id}/free", in(h.free))
+	r.Handle("POST /internal/v1/storage/users/{id}/charge", in(h.charge))
+	r.Handle("GET /internal/v1/storage/users/{id}", in(h.usage))
+	r.Handle("PUT /internal/v1/storage/users/{id}/quota", in(h.setQuota))
+}
+
+// clientMeta replaces the request metadata with the end user's, as passed
+// on by the calling service.
+func clientMeta(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, ua := r.Header.Get(HeaderClientIP), r.Header.Get(HeaderClientUserAgent)
+		if ip != "" || ua != "" {
+			m := obs.RequestFrom(r.Context())
+			if ip != "" {
+				m.IP = truncate(ip, 64)
+			}
+			if ua != "" {
+				m.UserAgent = truncate(ua, 512)
+			}
+			r = r.WithContext(obs.WithRequest(r.Context(), m))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// reserveRequest is the body of the internal reserve route. ID is chosen
+// by the client so that a retry finds the reservation it made.
+type reserveRequest struct {
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+	Bytes  int64  `json:"bytes"`
+	TTLMS  int64  `json:"ttl_ms"`
+}
+
+type commitRequest struct {
+	ActualBytes int64  `json:"actual_bytes"`
+	Object      string `json:"object"`
+}
+
+type objectRequest struct {
+	Object string `json:"object"`
+	Bytes  int64  `json:"bytes,omitempty"`
+}
+
+type freeResponse struct {
+	FreedBytes int64 `json:"freed_bytes"`
+}
+
+type quotaRequest struct {
+	QuotaBytes *int64 `json:"quota_bytes"`
+}
+
+func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
+	var in reserveRequest
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	if in.TTLMS <= 0 || in.TTLMS > MaxTTL.Milliseconds() {
+		return invalid("ttl_ms", "must be positive and at most a week")
+	}
+	res, err := h.svc.reserve(r.Context(), in.ID, in.UserID, in.Bytes, time.Duration(in.TTLMS)*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusCreated, res)
+	return nil
+}
+
+func (h *Handler) commit(w http.ResponseWriter, r *http.Request) error {
+	var in commitRequest
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	if err := h.svc.Commit(r.Context(), r.PathValue("id"), in.ActualBytes, in.Object); err != nil {
+		return err
+	}
+	httpx.NoContent(w)
+	return nil
+}
+
+func (h *Handler) release(w http.ResponseWriter, r *http.Request) error {
+	if err := h.svc.Release(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	httpx.NoContent(w)
+	return nil
+}
+
+func (h *Handler) free(w http.ResponseWriter, r *http.Request) error {
+	var in objectRequest
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	n, err := h.svc.Free(r.Context(), r.PathValue("id"), in.Object)
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, freeResponse{n})
+	return nil
+}
+
+func (h *Handler) charge(w http.ResponseWriter, r *http.Request) error {
+	var in objectRequest
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	if err := h.svc.Charge(r.Context(), r.PathValue("id"), in.Object, in.Bytes); err != nil {
+		return err
+	}
+	httpx.NoContent(w)
+	return nil
+}
+
+func (h *Handler) usage(w http.ResponseWriter, r *http.Request) error {
+	u, err := h.svc.Usage(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (h *Handler) setQuota(w http.ResponseWriter, r *http.Request) error {
+	var in quotaRequest
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	if in.QuotaBytes == nil {
+		return invalid("quota_bytes", "is required")
+	}
+	if err := h.svc.SetQuota(r.Context(), r.PathValue("id"), *in.QuotaBytes); err != nil {
+		return err
+	}
+	httpx.NoContent(w)
+	return nil
+}
