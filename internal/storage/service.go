@@ -546,7 +546,7 @@ func checkObject(object string) error {
 }
 
 func invalid(field, msg string) error {
-	return ErrInvalid.WithMsg(field+" "+msg).WithFields(map[string]string{field: msg})
+	return ErrInvalid.WithMsg(field + " " + msg).WithFields(map[string]string{field: msg})
 }
 
 func micros(t time.Time) int64     { return t.UnixMicro() }
