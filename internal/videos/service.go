@@ -212,8 +212,12 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("videos: spool directory: %w", err)
 	}
+	st, err := newStore(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("videos: %w", err)
+	}
 	s := &Service{
-		db: db, store: &store{db: db}, events: events,
+		db: db, store: st, events: events,
 		blobs: deps.Blobs, prober: deps.Prober, quota: deps.Quota, limit: deps.Limit, egress: deps.Egress,
 		cfg: cfg, log: log, now: time.Now,
 	}
