@@ -13,6 +13,8 @@ import (
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/sqldb"
+	"github.com/reel-video/reel/internal/storage"
+	"github.com/reel-video/reel/internal/usage"
 	"github.com/reel-video/reel/internal/users"
 )
 
@@ -20,8 +22,12 @@ import (
 // that start after them. A nil field means that service runs elsewhere and
 // its HTTP client is used instead.
 type services struct {
-	users *users.Service
-	logs  *logs.Service
+	users   *users.Service
+	logs    *logs.Service
+	storage *storage.Service
+	usage   *usage.Service
+	// egress is the egress meter of the streaming side (see egressMeter).
+	egress *usage.EgressMeter
 }
 
 // schema is a service's embedded migrations and goose version table.
@@ -32,8 +38,10 @@ type schema struct {
 
 // schemas lists every service's schema, for `reel migrate`.
 var schemas = map[string]schema{
-	"users": {users.Migrations(), users.MigrationTable},
-	"logs":  {logs.Migrations(), logs.MigrationTable},
+	"users":   {users.Migrations(), users.MigrationTable},
+	"logs":    {logs.Migrations(), logs.MigrationTable},
+	"storage": {storage.Migrations(), storage.MigrationTable},
+	"usage":   {usage.Migrations(), usage.MigrationTable},
 }
 
 // Modules returns the registry of every module reel has.
@@ -45,8 +53,8 @@ func Modules() *Registry {
 	// runs here, else with its JWKS fetched over HTTP.
 	r.Register(&Module{Name: "auth", After: []string{"users"}, init: initAuth})
 	r.Register(&Module{Name: "logs", Public: true, Deps: []string{"server", "auth"}, init: initLogs})
-	r.Register(&Module{Name: "storage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}})
-	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}})
+	r.Register(&Module{Name: "storage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initStorage})
+	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initUsage})
 	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}})
 	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server"}, init: initGateway})
 	r.Register(&Module{Name: "all", Public: true, Deps: []string{"users", "logs", "storage", "usage", "videos"}})
@@ -73,6 +81,7 @@ func initUsers(ctx context.Context, a *App) error {
 		}
 	}
 	a.svc.users = svc
+	svc.SetLimitSetter(limitSetter{a})
 	a.verifier = authn.NewVerifier(svc)
 	users.NewHandler(svc, a.verifier).Routes(a)
 	compat.NewUsers(svc, a.verifier).Routes(a)

@@ -1,0 +1,71 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/storage"
+)
+
+// storageSweepEvery is how often expired storage reservations are released.
+// Reservations live for the length of an upload, so a minute's delay in
+// giving back an abandoned one costs nothing.
+const storageSweepEvery = time.Minute
+
+func initStorage(ctx context.Context, a *App) error {
+	sc := schemas["storage"]
+	db, err := a.Database(ctx, "storage", sc.migrations, sc.table)
+	if err != nil {
+		return err
+	}
+	events, err := a.Outbox(ctx, "storage", db)
+	if err != nil {
+		return err
+	}
+	svc := storage.New(db, events, storage.Config{DefaultQuota: a.cfg.Storage.Quota}, a.log.With("service", "storage"))
+	a.svc.storage = svc
+	h := storage.NewHandler(svc, a.verifier)
+	h.Routes(a)
+	// Modules in this process call svc directly; the internal routes are
+	// for the other processes of a split deployment, which need the key.
+	if a.cfg.ServiceKey != "" {
+		keys, err := authn.NewServiceKeys(a.cfg.ServiceKey, "storage")
+		if err != nil {
+			return err
+		}
+		h.InternalRoutes(a, keys)
+	}
+	a.Every("storage-sweep", storageSweepEvery, svc.Sweep)
+	return a.spec.add(storage.OpenAPI)
+}
+
+// storageQuota returns the storage service for a module that calls it
+// (caller names that module in service credentials): the service itself
+// when it runs in this process, else its HTTP client at REEL_STORAGE_URL.
+// hc may be nil for a client with its own connection pool; pass a shared
+// one when calling this per request. Call it at use time, or in a module
+// that starts after storage: a module that starts earlier would find the
+// in-process service not built yet.
+func (a *App) storageQuota(caller string, hc *http.Client) (storage.Quota, error) {
+	if a.present["storage"] {
+		if a.svc.storage == nil {
+			return nil, errors.New("the storage service has not started")
+		}
+		return a.svc.storage, nil
+	}
+	base, ok := a.cfg.URLs["storage"]
+	if !ok {
+		return nil, errNoURL("storage")
+	}
+	if a.cfg.ServiceKey == "" {
+		return nil, errors.New("the storage service is not in this process: set REEL_SERVICE_KEY (the same in every process) so this one may call it")
+	}
+	keys, err := authn.NewServiceKeys(a.cfg.ServiceKey, caller)
+	if err != nil {
+		return nil, err
+	}
+	return storage.NewClient(base, keys, hc), nil
+}
