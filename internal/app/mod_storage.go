@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/reel-video/reel/internal/compat"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/storage"
 )
@@ -29,6 +30,7 @@ func initStorage(ctx context.Context, a *App) error {
 	a.svc.storage = svc
 	h := storage.NewHandler(svc, a.verifier)
 	h.Routes(a)
+	compat.NewStorage(svc, a.verifier).Routes(a)
 	// Modules in this process call svc directly; the internal routes are
 	// for the other processes of a split deployment, which need the key.
 	if a.cfg.ServiceKey != "" {
@@ -39,6 +41,9 @@ func initStorage(ctx context.Context, a *App) error {
 		h.InternalRoutes(a, keys)
 	}
 	a.Every("storage-sweep", storageSweepEvery, svc.Sweep)
+	if err := a.spec.add(compat.StorageOpenAPI); err != nil {
+		return err
+	}
 	return a.spec.add(storage.OpenAPI)
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/reel-video/reel/internal/compat"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/usage"
 )
@@ -27,6 +28,7 @@ func initUsage(ctx context.Context, a *App) error {
 	a.svc.usage = svc
 	h := usage.NewHandler(svc, a.verifier)
 	h.Routes(a)
+	compat.NewUsage(svc, a.verifier).Routes(a)
 	if a.cfg.ServiceKey != "" {
 		keys, err := authn.NewServiceKeys(a.cfg.ServiceKey, "usage")
 		if err != nil {
@@ -35,6 +37,9 @@ func initUsage(ctx context.Context, a *App) error {
 		h.InternalRoutes(a, keys)
 	}
 	a.Every("usage-sweep", usageSweepEvery, svc.Sweep)
+	if err := a.spec.add(compat.UsageOpenAPI); err != nil {
+		return err
+	}
 	return a.spec.add(usage.OpenAPI)
 }
 
