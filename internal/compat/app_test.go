@@ -91,6 +91,8 @@ var compatRoutes = []struct{ method, path string }{
 	{"GET", "/api/logs/all?start=0"},
 	{"GET", "/api/logs/user/0191e7a4-0000-7000-8000-000000000000"},
 	{"POST", "/api/logs/add"},
+	{"GET", "/api/storage/usage"},
+	{"GET", "/api/usage/daily-usage"},
 }
 
 // The original web client calls reel from another origin: preflights from
@@ -164,6 +166,21 @@ func TestAllInOneUsersAndLogs(t *testing.T) {
 		line := map[string]any{"user_id": id, "action": "CUSTOM", "description": "from a script", "service": "VideoFetchService"}
 		expect(t, "add", call(t, base, req{method: "POST", path: "/api/logs/add", body: line, token: serviceToken(t, "scripts")}), 201, msg("Log added successfully"))
 		expect(t, "add with a user token", call(t, base, req{method: "POST", path: "/api/logs/add", body: line, token: tok}), 401, msg("A service credential is required"))
+
+		// The dashboard's two gauges, with the configured defaults.
+		expect(t, "storage", call(t, base, req{method: "GET", path: "/api/storage/usage", token: tok}), 200,
+			map[string]any{"totalSizeMb": 0.0, "maxStorageMb": 50.0, "usagePercentage": "0.00"})
+		expect(t, "daily usage", call(t, base, req{method: "GET", path: "/api/usage/daily-usage", token: tok}), 200,
+			map[string]any{"totalUsageMb": 0.0, "dailyLimitMb": 100.0, "isThresholdExceeded": false, "message": "Bandwidth usage is within the daily limit."})
+		// Their checks are in the user's log under the original's names.
+		eventually(t, "storage and usage lines", func() bool {
+			rows, _ := logRows(t, call(t, base, req{method: "GET", path: "/api/logs/user/" + id, token: tok}))
+			found := map[string]bool{}
+			for _, row := range rows {
+				found[row["action_type"].(string)+" "+row["service_name"].(string)] = true
+			}
+			return found["CHECK_STORAGE StorageManagementService"] && found["CHECK_BANDWIDTH UsageMonitoringService"]
+		})
 	})
 }
 
@@ -197,6 +214,33 @@ func TestSplitProcessesServeTheirOwnPart(t *testing.T) {
 		rows, _ := logRows(t, call(t, logsBase, req{method: "GET", path: "/api/logs/user/" + adminID, token: admin}))
 		for _, row := range rows {
 			if row["action_type"] == "LOGIN" && row["service_name"] == "UserAccountService" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// The storage and usage processes serve theirs, verifying the users
+	// process's tokens and sending their events to the logs process.
+	split := map[string]string{"REEL_USERS_URL": usersBase, "REEL_LOGS_URL": logsBase, "REEL_ADMIN_EMAIL": "", "REEL_ADMIN_PASSWORD": ""}
+	with := func(target string) map[string]string {
+		m := map[string]string{"REEL_TARGET": target}
+		for k, v := range split {
+			m[k] = v
+		}
+		return m
+	}
+	storageBase := startApp(t, sqldbtest.SQLiteURL(t), with("storage"))
+	usageBase := startApp(t, sqldbtest.SQLiteURL(t), with("usage"))
+	expect(t, "storage on the storage process", call(t, storageBase, req{method: "GET", path: "/api/storage/usage", token: admin}), 200, nil)
+	expect(t, "daily usage on the usage process", call(t, usageBase, req{method: "GET", path: "/api/usage/daily-usage", token: admin}), 200, nil)
+	if r := call(t, storageBase, req{method: "GET", path: "/api/usage/daily-usage", token: admin}); r.status != 404 {
+		t.Fatalf("the storage process answers the usage part: %d", r.status)
+	}
+	eventually(t, "the admin's storage check on the logs process", func() bool {
+		rows, _ := logRows(t, call(t, logsBase, req{method: "GET", path: "/api/logs/user/" + adminID, token: admin}))
+		for _, row := range rows {
+			if row["action_type"] == "CHECK_STORAGE" && row["service_name"] == "StorageManagementService" {
 				return true
 			}
 		}
