@@ -16,6 +16,7 @@ import (
 	"github.com/reel-video/reel/internal/storage"
 	"github.com/reel-video/reel/internal/usage"
 	"github.com/reel-video/reel/internal/users"
+	"github.com/reel-video/reel/internal/videos"
 )
 
 // services are the in-process services built by modules, for the modules
@@ -42,6 +43,7 @@ var schemas = map[string]schema{
 	"logs":    {logs.Migrations(), logs.MigrationTable},
 	"storage": {storage.Migrations(), storage.MigrationTable},
 	"usage":   {usage.Migrations(), usage.MigrationTable},
+	"videos":  {videos.Migrations(), videos.MigrationTable},
 }
 
 // Modules returns the registry of every module reel has.
@@ -55,7 +57,7 @@ func Modules() *Registry {
 	r.Register(&Module{Name: "logs", Public: true, Deps: []string{"server", "auth"}, init: initLogs})
 	r.Register(&Module{Name: "storage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initStorage})
 	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initUsage})
-	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}})
+	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}, init: initVideos})
 	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server"}, init: initGateway})
 	r.Register(&Module{Name: "all", Public: true, Deps: []string{"users", "logs", "storage", "usage", "videos"}})
 	return r

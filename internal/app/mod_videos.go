@@ -1,0 +1,129 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/reel-video/reel/internal/compat"
+	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/platform/probe"
+	"github.com/reel-video/reel/internal/storage"
+	"github.com/reel-video/reel/internal/usage"
+	"github.com/reel-video/reel/internal/videos"
+)
+
+// How often the videos module's periodic jobs run. Maintenance (finishing
+// interrupted quota steps, failing abandoned finalisations, purging the
+// trash) is cheap when there is nothing to do; tus expiry works in hours.
+const (
+	videosMaintainEvery = time.Minute
+	videosExpireEvery   = 10 * time.Minute
+)
+
+func initVideos(ctx context.Context, a *App) error {
+	sc := schemas["videos"]
+	db, err := a.Database(ctx, "videos", sc.migrations, sc.table)
+	if err != nil {
+		return err
+	}
+	events, err := a.Outbox(ctx, "videos", db)
+	if err != nil {
+		return err
+	}
+	blobs, err := blob.Open(ctx, a.cfg.Videos.BlobURL, filepath.Join(a.cfg.DataDir, "blobs"), blob.WithEnv(os.Getenv))
+	if err != nil {
+		return fmt.Errorf("videos blob store: %w", err)
+	}
+	a.Ready("blobs:videos", blobs.Ping)
+	prober := probe.New(0)
+	if !prober.Available() {
+		a.log.Warn("ffmpeg/ffprobe not found on PATH: uploads are accepted when their container bytes look like a video, without duration, size or poster (install ffmpeg)")
+	}
+	quota, err := a.storageQuota("videos", nil)
+	if err != nil {
+		return err
+	}
+	meter, err := a.usageMeter("videos", nil)
+	if err != nil {
+		return err
+	}
+	// Before this module's own background tasks, so the meter stops (and
+	// makes its last flush) after them.
+	egress, err := a.egressMeter("videos")
+	if err != nil {
+		return err
+	}
+	log := a.log.With("service", "videos")
+	svc, err := videos.New(ctx, db, events, videos.Deps{
+		Blobs: blobs, Prober: prober, Quota: quotaAdapter{quota}, Limit: uploadLimitAdapter{meter}, Egress: egress,
+	}, videos.Config{
+		MaxUploadSize:  a.cfg.Videos.MaxUploadSize,
+		TrashRetention: a.cfg.Videos.TrashRetention,
+		PlaybackTTL:    a.cfg.Videos.PlaybackTTL,
+		SigningKey:     a.cfg.Videos.SigningKey,
+		SpoolDir:       filepath.Join(a.cfg.DataDir, "uploads", "spool"),
+	}, log)
+	if err != nil {
+		return err
+	}
+	videos.NewHandler(svc, a.verifier, videos.HandlerConfig{
+		TrustedProxies: a.cfg.HTTP.TrustedProxies, MediaChunk: a.cfg.Videos.MediaChunk,
+	}).Routes(a)
+	// Resumable uploads wait on this process's disk: see
+	// docs/decisions/0003-tus-uploads-single-writer.md.
+	tus, err := videos.NewTUS(svc, a.verifier, filepath.Join(a.cfg.DataDir, "uploads", "tus"), log)
+	if err != nil {
+		return err
+	}
+	tus.Routes(a)
+	compat.NewVideos(svc, a.verifier, compat.VideosConfig{
+		Limits:         compat.ServiceLimits{Storage: quota, Usage: meter},
+		TrustedProxies: a.cfg.HTTP.TrustedProxies,
+	}).Routes(a)
+	a.Every("videos-maintenance", videosMaintainEvery, svc.Maintain)
+	a.Every("videos-uploads-expiry", videosExpireEvery, tus.Expire)
+	if err := a.spec.add(compat.VideosOpenAPI); err != nil {
+		return err
+	}
+	return a.spec.add(videos.OpenAPI)
+}
+
+// quotaAdapter is the storage service (in process or its client) as the
+// videos service's Quota.
+type quotaAdapter struct{ q storage.Quota }
+
+func (a quotaAdapter) Reserve(ctx context.Context, userID string, bytes int64, ttl time.Duration) (string, error) {
+	r, err := a.q.Reserve(ctx, userID, bytes, ttl)
+	return r.ID, err
+}
+
+func (a quotaAdapter) Commit(ctx context.Context, id string, actual int64, object string) error {
+	return a.q.Commit(ctx, id, actual, object)
+}
+
+func (a quotaAdapter) Release(ctx context.Context, id string) error { return a.q.Release(ctx, id) }
+
+func (a quotaAdapter) Free(ctx context.Context, userID, object string) error {
+	_, err := a.q.Free(ctx, userID, object)
+	return err
+}
+
+// uploadLimitAdapter is the usage service (in process or its client) as
+// the videos service's UploadLimit.
+type uploadLimitAdapter struct{ m usage.Meter }
+
+func (a uploadLimitAdapter) ReserveUpload(ctx context.Context, userID string, bytes int64, ttl time.Duration) (string, error) {
+	r, err := a.m.ReserveUpload(ctx, userID, bytes, ttl)
+	return r.ID, err
+}
+
+func (a uploadLimitAdapter) CommitUpload(ctx context.Context, id string, actual int64) error {
+	return a.m.CommitUpload(ctx, id, actual)
+}
+
+func (a uploadLimitAdapter) ReleaseUpload(ctx context.Context, id string) error {
+	return a.m.ReleaseUpload(ctx, id)
+}
