@@ -67,8 +67,9 @@ func startReel(t *testing.T, env map[string]string) (string, []string) {
 	return "http://" + a.Addr().String(), a.Routes()
 }
 
-// served reports whether method and path (with {…} wildcards) match one
-// of the server's route patterns ("GET /media/{rest...}").
+// served reports whether method and path match one of the server's route
+// patterns ("GET /media/{token}/{id}/{file}"). In path, "{id}" stands for
+// one segment and "{…}" for the rest.
 func served(routes []string, method, path string) bool {
 	want := strings.Split(strings.Trim(path, "/"), "/")
 	for _, r := range routes {
@@ -92,6 +93,9 @@ func match(pattern, path []string) bool {
 		if i >= len(path) {
 			return false
 		}
+		if path[i] == "{…}" { // the tool's "any rest of the path"
+			return true
+		}
 		wild := strings.HasPrefix(seg, "{") || strings.HasPrefix(path[i], "{")
 		if !wild && seg != path[i] {
 			return false
@@ -100,7 +104,7 @@ func match(pattern, path []string) bool {
 	return len(pattern) == len(path)
 }
 
-// A few users for two seconds against a real reel: the tool runs, counts
+// Four users for two seconds against a real reel: the tool runs, counts
 // every route and writes its reports. Routes the server serves must show
 // no error; routes it does not serve yet (services still being built)
 // must show 404s and a note, not crash the tool.
@@ -117,14 +121,20 @@ func TestSmokeAgainstReel(t *testing.T) {
 	} else if err != nil {
 		t.Fatal(err)
 	}
+	// Every action weighs enough that two seconds surely show each of
+	// them, uploads (about a second each with probing) included.
+	weights, err := loadtest.ParseWeights("feed=3,storage=2,usage=2,logs=2,upload=2,play=3,delete=1,admin_logs=2")
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := loadtest.Run(t.Context(), loadtest.Config{
-		BaseURL: base, Users: 3, Duration: 2 * time.Second, Think: 15 * time.Millisecond,
+		BaseURL: base, Users: 4, Duration: 2 * time.Second, Think: 15 * time.Millisecond, Weights: weights,
 		Timeout: 20 * time.Second, AdminEmail: adminEmail, AdminPassword: adminPassword, Video: video,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.UsersReady != 3 || res.StopReason != "duration" || res.LoadS < 1.9 || res.LoadS > 10 {
+	if res.UsersReady != 4 || res.StopReason != "duration" || res.LoadS < 1.9 || res.LoadS > 10 {
 		t.Fatalf("ready %d, stopped by %s after %.1f s", res.UsersReady, res.StopReason, res.LoadS)
 	}
 	for _, name := range []string{loadtest.RouteRegister, loadtest.RouteLogin, loadtest.RouteAdminLogin} {
@@ -133,7 +143,7 @@ func TestSmokeAgainstReel(t *testing.T) {
 			t.Fatalf("%s: %+v", name, r)
 		}
 	}
-	if r := res.Route(loadtest.RouteRegister); r.Requests != 3 {
+	if r := res.Route(loadtest.RouteRegister); r.Requests != 4 {
 		t.Fatalf("register: %d requests", r.Requests)
 	}
 	// The reads and the upload are picked often enough to show in two
