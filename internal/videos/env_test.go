@@ -235,6 +235,9 @@ type envConfig struct {
 	blobs         func(blob.Store) blob.Store
 	noServer      bool
 	trashRetained time.Duration
+	// deps replaces the fakes with other implementations (the real
+	// storage and usage services), built on the test's database.
+	deps func(db *sqldb.DB) (videos.Quota, videos.UploadLimit, videos.Egress)
 }
 
 type env struct {
@@ -287,8 +290,16 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	if cfg.blobs != nil {
 		e.blobs = cfg.blobs(disk)
 	}
+	var (
+		quota  videos.Quota       = e.quota
+		limit  videos.UploadLimit = e.limit
+		egress videos.Egress      = e.egress
+	)
+	if cfg.deps != nil {
+		quota, limit, egress = cfg.deps(db)
+	}
 	e.svc, err = videos.New(ctx, db, outbox.New(db, "videos_outbox"), videos.Deps{
-		Blobs: e.blobs, Prober: probe.New(0), Quota: e.quota, Limit: e.limit, Egress: e.egress,
+		Blobs: e.blobs, Prober: probe.New(0), Quota: quota, Limit: limit, Egress: egress,
 	}, videos.Config{
 		MaxUploadSize: cfg.maxUpload, TrashRetention: cfg.trashRetained, PlaybackTTL: time.Hour,
 		SpoolDir: e.dirs.spool, UploadExpiry: time.Hour,
