@@ -42,7 +42,9 @@ func (r realLimit) ReserveUpload(ctx context.Context, user string, bytes int64, 
 func (r realLimit) CommitUpload(ctx context.Context, id string, actual int64) error {
 	return r.m.CommitUpload(ctx, id, actual)
 }
-func (r realLimit) ReleaseUpload(ctx context.Context, id string) error { return r.m.ReleaseUpload(ctx, id) }
+func (r realLimit) ReleaseUpload(ctx context.Context, id string) error {
+	return r.m.ReleaseUpload(ctx, id)
+}
 
 type realServices struct {
 	storage *storage.Service
