@@ -331,3 +331,28 @@ func TestMeteredWriterKeepsSendfile(t *testing.T) {
 		t.Fatal("Unwrap does not reach the underlying writer (http.ResponseController needs it)")
 	}
 }
+
+// deadlineWriter records the write deadline it is given.
+type deadlineWriter struct {
+	http.ResponseWriter
+	deadline time.Time
+}
+
+func (d *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	d.deadline = t
+	return nil
+}
+
+// tusd's write deadline is stretched so the PATCH that finalises a large
+// upload can still answer.
+func TestTusWriteDeadlineStretched(t *testing.T) {
+	under := &deadlineWriter{ResponseWriter: httptest.NewRecorder()}
+	p := &problemWriter{ResponseWriter: under, r: httptest.NewRequest("PATCH", "/", nil)}
+	at := time.Now().Add(2 * time.Minute)
+	if err := http.NewResponseController(p).SetWriteDeadline(at); err != nil {
+		t.Fatal(err)
+	}
+	if !under.deadline.Equal(at.Add(finishSlack)) {
+		t.Fatalf("deadline %v, want %v", under.deadline, at.Add(finishSlack))
+	}
+}

@@ -417,6 +417,22 @@ func (p *problemWriter) finish() {
 // deadlines) reach the underlying writer.
 func (p *problemWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
+// finishSlack is added to the write deadlines tusd sets. tusd allows two
+// network timeouts (2 min) after the last byte read to write the answer,
+// but the PATCH that completes an upload answers only once the video is
+// finalised (probe, poster, the copy into the blob store), which for a
+// large file on S3 can take longer.
+const finishSlack = 30 * time.Minute
+
+// SetWriteDeadline is what http.ResponseController finds first: it passes
+// tusd's write deadlines on with finishSlack added.
+func (p *problemWriter) SetWriteDeadline(t time.Time) error {
+	if !t.IsZero() {
+		t = t.Add(finishSlack)
+	}
+	return http.NewResponseController(p.ResponseWriter).SetWriteDeadline(t)
+}
+
 // tusLog passes tusd's log records (golang.org/x/exp/slog) on to reel's
 // logger, warnings and errors only: tusd logs every request and chunk at
 // info, which the access log already covers.
