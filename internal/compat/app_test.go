@@ -1,10 +1,12 @@
 package compat_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/reel-video/reel/internal/app"
 	"github.com/reel-video/reel/internal/config"
 	"github.com/reel-video/reel/internal/platform/obs"
+	"github.com/reel-video/reel/internal/platform/probe/probetest"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 )
 
@@ -93,6 +96,12 @@ var compatRoutes = []struct{ method, path string }{
 	{"POST", "/api/logs/add"},
 	{"GET", "/api/storage/usage"},
 	{"GET", "/api/usage/daily-usage"},
+	{"POST", "/api/videos/upload"},
+	{"GET", "/api/videos/stream?start=16"},
+	{"GET", "/api/videos/user/0191e7a4-0000-7000-8000-000000000000?start=0"},
+	{"GET", "/api/videos/stream/0191e7a4-0000-7000-8000-000000000000"},
+	{"DELETE", "/api/videos/delete/0191e7a4-0000-7000-8000-000000000000"},
+	{"DELETE", "/api/videos/delete-all"},
 }
 
 // The original web client calls reel from another origin: preflights from
@@ -253,4 +262,80 @@ func TestSplitProcessesServeTheirOwnPart(t *testing.T) {
 	if r := call(t, usersBase, req{method: "GET", path: "/api/logs/all", token: admin}); r.status != 404 {
 		t.Fatalf("the users process answers the logs part: %d", r.status)
 	}
+}
+
+// The original web client's whole walk against the all-in-one process:
+// log in, upload, see the dashboard (feed, gauges), play the video and see
+// its poster through the .mp4/.jpg pair, delete, read the log.
+func TestAllInOneVideoWalk(t *testing.T) {
+	probetest.Tools(t)
+	clip, err := os.ReadFile(probetest.Video(t, "", 1, 64, 48))
+	must(t, err)
+	appEngines(t, func(t *testing.T, base string) {
+		expect(t, "register", call(t, base, req{method: "POST", path: "/api/users/register", body: map[string]string{"email": "vi@example.com", "password": "password-123", "username": "vi"}}), 200, nil)
+		r := call(t, base, req{method: "POST", path: "/api/users/login", body: map[string]string{"email": "vi@example.com", "password": "password-123"}})
+		tok := r.json(t)["token"].(string)
+		id := claims(t, tok)["id"].(string)
+
+		b, ct := multipartBody(t, part{name: "video", filename: "clip.mp4", data: clip}, part{name: "title", data: []byte("Walk")})
+		r = call(t, base, req{method: "POST", path: "/api/videos/upload", token: tok, body: b, header: map[string]string{"Content-Type": ct, "Origin": origin}})
+		expect(t, "upload", r, 200, nil)
+		if r.header.Get("Access-Control-Allow-Origin") != origin {
+			t.Fatalf("upload answer without CORS: %v", r.header)
+		}
+		vid := r.json(t)["file"].(map[string]any)["filename"].(string)
+
+		rows, total := videoRows(t, call(t, base, req{method: "GET", path: "/api/videos/stream?start=0", token: tok}))
+		if total != 1 || rows[0]["filename"] != vid || rows[0]["user_id"] != id || !strings.HasPrefix(rows[0]["filepath"].(string), base+"/media/") {
+			t.Fatalf("feed: total %d, %v", total, rows)
+		}
+		mine, total := videoRows(t, call(t, base, req{method: "GET", path: "/api/videos/user/" + id, token: tok}))
+		if total != 1 || mine[0]["id"] != vid {
+			t.Fatalf("own videos: total %d, %v", total, mine)
+		}
+		for _, fp := range []string{rows[0]["filepath"].(string), call(t, base, req{method: "GET", path: "/api/videos/stream/" + vid, token: tok}).json(t)["url"].(string)} {
+			status, ctype, body := get(t, fp)
+			if status != 200 || ctype != "video/mp4" || !bytes.Equal(body, clip) {
+				t.Fatalf("video %s: %d %s", fp, status, ctype)
+			}
+			status, ctype, body = get(t, poster(fp))
+			if status != 200 || ctype != "image/jpeg" || len(body) < 3 || body[0] != 0xff || body[1] != 0xd8 {
+				t.Fatalf("poster %s: %d %s", poster(fp), status, ctype)
+			}
+		}
+		// The same video through the v1 API, with the compat token.
+		r = call(t, base, req{method: "GET", path: "/api/v1/videos/" + vid, token: tok})
+		expect(t, "v1 video", r, 200, nil)
+
+		// Gauges: the upload counts in MiB.
+		mb := round2(float64(len(clip)) / (1 << 20))
+		st := call(t, base, req{method: "GET", path: "/api/storage/usage", token: tok}).json(t)
+		if st["totalSizeMb"].(float64) < mb || st["maxStorageMb"] != 50.0 {
+			t.Fatalf("storage after upload %v", st)
+		}
+		du := call(t, base, req{method: "GET", path: "/api/usage/daily-usage", token: tok}).json(t)
+		if du["totalUsageMb"] != mb || du["isThresholdExceeded"] != false {
+			t.Fatalf("daily usage after upload %v (want %v MiB)", du, mb)
+		}
+
+		expect(t, "delete", call(t, base, req{method: "DELETE", path: "/api/videos/delete/" + vid, token: tok}), 200, msg("Video deleted successfully (soft delete)"))
+		expect(t, "delete-all", call(t, base, req{method: "DELETE", path: "/api/videos/delete-all", token: tok}), 200, msg("All videos deleted successfully (soft delete)"))
+		if _, total := videoRows(t, call(t, base, req{method: "GET", path: "/api/videos/stream", token: tok})); total != 0 {
+			t.Fatalf("feed after delete: %d", total)
+		}
+		if st := call(t, base, req{method: "GET", path: "/api/storage/usage", token: tok}).json(t); st["totalSizeMb"] != 0.0 {
+			t.Fatalf("storage after delete %v", st)
+		}
+
+		// The log tells the story under the original's service names.
+		eventually(t, "the video lines", func() bool {
+			rows, _ := logRows(t, call(t, base, req{method: "GET", path: "/api/logs/user/" + id, token: tok}))
+			found := map[string]bool{}
+			for _, row := range rows {
+				found[row["action_type"].(string)+" "+row["service_name"].(string)] = true
+			}
+			return found["UPLOAD_VIDEO VideoUploadService"] && found["FETCH_VIDEOS VideoFetchService"] &&
+				found["STREAM_VIDEO VideoStreamService"] && found["DELETE_VIDEO VideoDeleteService"] && found["DELETE_ALL_VIDEOS VideoDeleteService"]
+		})
+	})
 }
