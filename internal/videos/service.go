@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -422,7 +423,7 @@ func (s *Service) removeStaleSpool() {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && fi.ModTime().Before(before) {
-			_ = os.Remove(s.cfg.SpoolDir + string(os.PathSeparator) + e.Name())
+			_ = os.Remove(filepath.Join(s.cfg.SpoolDir, e.Name()))
 		}
 	}
 }

@@ -291,3 +291,59 @@ func TestTrashFreeRetried(t *testing.T) {
 		}
 	})
 }
+
+func TestFeedPagesOverHTTP(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		clip := testVideo(t, 1, 64, 48)
+		ann, bob := e.user("user"), e.user("user")
+		ids := []string{e.mustUpload(ann, "a", clip), e.mustUpload(bob, "b", clip), e.mustUpload(ann, "c", clip)}
+		var got []string
+		cursor := ""
+		for page := 0; page < 5; page++ {
+			r := e.do("GET", "/api/v1/videos?limit=2&cursor="+cursor, bob.token, nil)
+			if r.status != 200 {
+				t.Fatalf("page: %d %s", r.status, r.raw)
+			}
+			for _, it := range r.body["items"].([]any) {
+				got = append(got, it.(map[string]any)["id"].(string))
+			}
+			next, _ := r.body["next_cursor"].(string)
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if strings.Join(got, ",") != ids[2]+","+ids[1]+","+ids[0] {
+			t.Fatalf("feed order %v, want newest first of %v", got, ids)
+		}
+		mine := e.do("GET", "/api/v1/videos/mine?limit=100", ann.token, nil)
+		if items := mine.body["items"].([]any); len(items) != 2 {
+			t.Fatalf("mine: %s", mine.raw)
+		}
+		for _, bad := range []string{"limit=0", "limit=x", "cursor=%21%21"} {
+			if r := e.do("GET", "/api/v1/videos?"+bad, ann.token, nil); r.status != 400 {
+				t.Fatalf("%s: %d", bad, r.status)
+			}
+		}
+		if r := e.do("GET", "/api/v1/videos?limit=5000", ann.token, nil); r.status != 200 {
+			t.Fatalf("a large limit is capped, not refused: %d", r.status)
+		}
+		// The trash pages by deletion time.
+		for _, id := range []string{ids[0], ids[2]} {
+			if r := e.do("DELETE", "/api/v1/videos/"+id, ann.token, nil); r.status != 204 {
+				t.Fatal(r.status)
+			}
+		}
+		first := e.do("GET", "/api/v1/trash?limit=1", ann.token, nil)
+		next, _ := first.body["next_cursor"].(string)
+		second := e.do("GET", "/api/v1/trash?limit=1&cursor="+next, ann.token, nil)
+		a := first.body["items"].([]any)[0].(map[string]any)["id"]
+		b := second.body["items"].([]any)[0].(map[string]any)["id"]
+		if a != ids[2] || b != ids[0] || second.body["next_cursor"] != nil {
+			t.Fatalf("trash pages: %v then %v", a, b)
+		}
+		if r := e.do("GET", "/api/v1/trash", bob.token, nil); len(r.body["items"].([]any)) != 0 {
+			t.Fatalf("bob sees ann's trash: %s", r.raw)
+		}
+	})
+}
