@@ -231,7 +231,7 @@ func TestSplitProcessesServeTheirOwnPart(t *testing.T) {
 
 	// The storage and usage processes serve theirs, verifying the users
 	// process's tokens and sending their events to the logs process.
-	split := map[string]string{"REEL_USERS_URL": usersBase, "REEL_LOGS_URL": logsBase, "REEL_ADMIN_EMAIL": "", "REEL_ADMIN_PASSWORD": ""}
+	split := map[string]string{"REEL_USERS_URL": usersBase, "REEL_LOGS_URL": logsBase, "REEL_ADMIN_EMAIL": "", "REEL_ADMIN_PASSWORD": "", "REEL_CORS_ORIGINS": ""}
 	with := func(target string) map[string]string {
 		m := map[string]string{"REEL_TARGET": target}
 		for k, v := range split {
@@ -255,6 +255,46 @@ func TestSplitProcessesServeTheirOwnPart(t *testing.T) {
 		}
 		return false
 	})
+
+	// The videos process serves the videos part, calling the storage and
+	// usage processes; behind the gateway (a trusted proxy) its media URLs
+	// name the gateway, and the .mp4/.jpg pair plays through it.
+	probetest.Tools(t)
+	clip, err := os.ReadFile(probetest.Video(t, "", 1, 64, 48))
+	must(t, err)
+	v := with("videos")
+	v["REEL_STORAGE_URL"], v["REEL_USAGE_URL"], v["REEL_TRUSTED_PROXIES"] = storageBase, usageBase, "127.0.0.1/32"
+	videosBase := startApp(t, sqldbtest.SQLiteURL(t), v)
+	// As in deploy/: CORS is the gateway's alone.
+	gatewayBase := startApp(t, sqldbtest.SQLiteURL(t), map[string]string{"REEL_TARGET": "gateway", "REEL_ADMIN_EMAIL": "", "REEL_ADMIN_PASSWORD": "",
+		"REEL_USERS_URL": usersBase, "REEL_LOGS_URL": logsBase, "REEL_STORAGE_URL": storageBase, "REEL_USAGE_URL": usageBase, "REEL_VIDEOS_URL": videosBase})
+	b, ct := multipartBody(t, part{name: "video", filename: "clip.mp4", data: clip}, part{name: "title", data: []byte("Split")})
+	r = call(t, gatewayBase, req{method: "POST", path: "/api/videos/upload", token: admin, body: b, header: map[string]string{"Content-Type": ct}})
+	expect(t, "upload through the gateway", r, 200, nil)
+	vid := r.json(t)["file"].(map[string]any)["id"].(string)
+	url := call(t, gatewayBase, req{method: "GET", path: "/api/videos/stream/" + vid, token: admin}).json(t)["url"].(string)
+	if !strings.HasPrefix(url, gatewayBase+"/media/") {
+		t.Fatalf("media URL %s does not name the gateway %s", url, gatewayBase)
+	}
+	if status, ctype, body := get(t, url); status != 200 || ctype != "video/mp4" || !bytes.Equal(body, clip) {
+		t.Fatalf("video through the gateway: %d %s", status, ctype)
+	}
+	if status, ctype, _ := get(t, poster(url)); status != 200 || ctype != "image/jpeg" {
+		t.Fatalf("poster through the gateway: %d %s", status, ctype)
+	}
+	if r := call(t, gatewayBase, req{method: "GET", path: "/api/storage/usage", token: admin}); r.status != 200 || r.json(t)["totalSizeMb"].(float64) <= 0 {
+		t.Fatalf("storage through the gateway after the upload: %d %s", r.status, r.body)
+	}
+	for _, rt := range compatRoutes {
+		r := call(t, gatewayBase, req{method: "OPTIONS", path: rt.path, header: map[string]string{"Origin": origin, "Access-Control-Request-Method": rt.method, "Access-Control-Request-Headers": "authorization"}})
+		if r.status != 204 || r.header.Get("Access-Control-Allow-Origin") != origin {
+			t.Fatalf("preflight through the gateway %s %s: %d %v", rt.method, rt.path, r.status, r.header)
+		}
+	}
+	r = call(t, gatewayBase, req{method: "GET", path: "/api/videos/stream", token: admin, header: map[string]string{"Origin": origin}})
+	if got := r.header.Values("Access-Control-Allow-Origin"); r.status != 200 || len(got) != 1 || got[0] != origin {
+		t.Fatalf("feed through the gateway from the browser: %d %v", r.status, got)
+	}
 
 	if r := call(t, logsBase, req{method: "POST", path: "/api/users/login", body: map[string]string{"email": adminEmail, "password": adminPassword}}); r.status != 404 {
 		t.Fatalf("the logs process answers the users part: %d", r.status)
