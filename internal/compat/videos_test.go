@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,7 +82,58 @@ type venv struct {
 	video   []byte // a real MP4
 }
 
-func withVideos(t *testing.T, fn func(t *testing.T, e *venv)) {
+// onceProber probes and cuts a poster with ffmpeg the first time only,
+// then answers the same for every upload: for tests that upload the same
+// clip many times and are about listing, not probing.
+type onceProber struct {
+	real   *probe.Prober
+	dir    string
+	mu     sync.Mutex
+	info   *probe.Info
+	poster []byte
+}
+
+func (p *onceProber) Probe(ctx context.Context, path string) (probe.Info, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.info == nil {
+		info, err := p.real.Probe(ctx, path)
+		if err != nil {
+			return info, err
+		}
+		p.info = &info
+	}
+	return *p.info, nil
+}
+
+func (p *onceProber) Poster(ctx context.Context, path string, info probe.Info) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.poster == nil {
+		jpeg, err := p.real.Poster(ctx, path, info)
+		if err != nil {
+			return "", err
+		}
+		defer func() { _ = os.Remove(jpeg) }()
+		if p.poster, err = os.ReadFile(jpeg); err != nil {
+			return "", err
+		}
+	}
+	// Finalise removes the file it is given: a fresh copy each time.
+	f, err := os.CreateTemp(p.dir, "poster-*.jpg")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := f.Write(p.poster); err != nil {
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// withVideos runs fn with a fresh venv on each engine. fast probes only
+// the first upload (onceProber).
+func withVideos(t *testing.T, fn func(t *testing.T, e *venv), fast ...bool) {
 	t.Helper()
 	probetest.Tools(t)
 	clip, err := os.ReadFile(probetest.Video(t, "", 1, 64, 48))
@@ -98,8 +150,12 @@ func withVideos(t *testing.T, fn func(t *testing.T, e *venv)) {
 		d := daily{us}
 		disk, err := blob.NewDisk(filepath.Join(t.TempDir(), "blobs"))
 		must(t, err)
+		var prober videos.Prober = probe.New(0)
+		if len(fast) > 0 && fast[0] {
+			prober = &onceProber{real: probe.New(0), dir: t.TempDir()}
+		}
 		svc, err := videos.New(ctx, db, outbox.New(db, "videos_outbox"), videos.Deps{
-			Blobs: disk, Prober: probe.New(0), Quota: quota{st}, Limit: d, Egress: d,
+			Blobs: disk, Prober: prober, Quota: quota{st}, Limit: d, Egress: d,
 		}, videos.Config{MaxUploadSize: 64 << 20, PlaybackTTL: time.Hour, SpoolDir: t.TempDir()}, obs.Discard())
 		must(t, err)
 		iss := authntest.New(t)
@@ -392,5 +448,5 @@ func TestVideosPagination(t *testing.T) {
 		if _, total := videoRows(t, call(t, e.url, req{method: "GET", path: "/api/videos/stream", token: annTok})); total != bobCount {
 			t.Fatalf("feed after delete-all: %d", total)
 		}
-	})
+	}, true)
 }
