@@ -3,6 +3,8 @@ package videos_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/reel-video/reel/internal/platform/blob"
 )
 
 func TestMultipartUpload(t *testing.T) {
@@ -257,4 +261,42 @@ func TestConcurrentUploadsTightQuota(t *testing.T) {
 			t.Fatalf("mine has %d videos, want %d", len(items), ok)
 		}
 	}, func(c *envConfig) { c.quota = quota })
+}
+
+// failingPuts fails every Put of a key with the given suffix.
+type failingPuts struct {
+	blob.Store
+	suffix string
+}
+
+func (f failingPuts) Put(ctx context.Context, key string, r io.Reader, size int64, ct string) (blob.Info, error) {
+	if strings.HasSuffix(key, f.suffix) {
+		return blob.Info{}, errors.New("disk full")
+	}
+	return f.Store.Put(ctx, key, r, size, ct)
+}
+
+// A failure half-way through finalising (the video stored and charged,
+// the poster not) undoes everything: no row, no blob, no charge, no
+// reservation; the client gets a plain 500.
+func TestUploadFailingHalfWayUndoesEverything(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		r := e.upload(ann, "doomed", testVideo(t, 1, 64, 48))
+		if r.status != 500 || r.code() != "internal" || strings.Contains(string(r.raw), "disk full") {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		e.noLeaks(t, 0)
+		if used, _, objects := e.quota.state(ann.id); used != 0 || objects != 0 {
+			t.Fatalf("charged %d bytes in %d objects", used, objects)
+		}
+		if m := e.do("GET", "/api/v1/videos/mine", ann.token, nil); len(m.body["items"].([]any)) != 0 {
+			t.Fatalf("mine: %s", m.raw)
+		}
+		if a := e.actions(); a["UPLOAD_VIDEO:failure"] != 1 || a["UPLOAD_VIDEO:success"] != 0 {
+			t.Fatalf("events %v", a)
+		}
+	}, func(c *envConfig) {
+		c.blobs = func(s blob.Store) blob.Store { return failingPuts{Store: s, suffix: "/poster.jpg"} }
+	})
 }
