@@ -192,12 +192,15 @@ func (r *run) halt(reason string) {
 	})
 }
 
+// stopped reports whether the run is over. An interrupted context counts at
+// once, before the goroutine that closes stop has run, so that no user
+// sends a request that could only be cancelled.
 func (r *run) stopped() bool {
 	select {
 	case <-r.stop:
 		return true
 	default:
-		return false
+		return r.reqCtx.Err() != nil
 	}
 }
 
