@@ -154,8 +154,9 @@ func TestUserJourneyAgainstFake(t *testing.T) {
 	if media.Status[206] == 0 || media.Bytes < int64(media.Status[206])*mediaRange || f.ranges.Load() != int64(media.Status[206]) {
 		t.Fatalf("media: %v, %d bytes, %d ranges served", media.Status, media.Bytes, f.ranges.Load())
 	}
-	// Two ranges per playback: the start, then a seek.
-	if ok := pb.Status[200]; media.Requests < 2*ok-media.Gone || media.Requests > 2*ok {
+	// Two ranges per playback: the start, then a seek; a playback at
+	// the very end of the run may not get to its ranges (5 users).
+	if ok := pb.Status[200]; media.Requests+media.Gone+2*5 < 2*ok || media.Requests > 2*ok {
 		t.Fatalf("%d ranges for %d playbacks", media.Requests, ok)
 	}
 	if up := res.Route(RouteUpload); up.Status[201] != up.Requests || up.Throughput <= 0 {
