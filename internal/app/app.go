@@ -2,8 +2,8 @@ package app
 
 import (
 	"context"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"

@@ -157,7 +157,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	defer res.Body.Close()
 	var doc struct {
-		OpenAPI string                               `json:"openapi"`
+		OpenAPI string                                `json:"openapi"`
 		Paths   map[string]map[string]json.RawMessage `json:"paths"`
 	}
 	if err := json.NewDecoder(res.Body).Decode(&doc); err != nil {

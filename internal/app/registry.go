@@ -22,7 +22,7 @@ type Module struct {
 	After []string
 	// Public marks modules a user may name as a target.
 	Public bool
-	init  func(context.Context, *App) error
+	init   func(context.Context, *App) error
 }
 
 // Registry knows every module.

@@ -179,4 +179,3 @@ func (g *Gateway) Checks() map[string]func(context.Context) error {
 	}
 	return out
 }
-
