@@ -235,7 +235,7 @@ func (d *Disk) Open(ctx context.Context, key string) (Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(d.path(key))
+	f, err := openRead(d.path(key))
 	if err != nil {
 		if isNotFound(err) {
 			return nil, fmt.Errorf("blob: open %q: %w", key, ErrNotFound)
