@@ -183,6 +183,7 @@ type Service struct {
 	egress Egress
 	cfg    Config
 	signer *signer
+	media  *mediaCache
 	log    *slog.Logger
 	now    func() time.Time
 }
@@ -221,6 +222,7 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 		db: db, store: st, events: events,
 		blobs: deps.Blobs, prober: deps.Prober, quota: deps.Quota, limit: deps.Limit, egress: deps.Egress,
 		cfg: cfg, log: log, now: time.Now,
+		media: newMediaCache(mediaCacheSize, mediaCacheTTL),
 	}
 	key := []byte(cfg.SigningKey)
 	if len(key) == 0 {
@@ -846,6 +848,7 @@ func (s *Service) Delete(ctx context.Context, c authn.Caller, id string) error {
 				With("owner_id", r.OwnerID).With("size_bytes", r.SizeBytes)
 			return s.events.Add(ctx, tx, e)
 		})
+		s.media.forget(id)
 		if err != nil {
 			return fmt.Errorf("delete video: %w", err)
 		}
@@ -872,6 +875,8 @@ func (s *Service) DeleteAll(ctx context.Context, c authn.Caller) (int, error) {
 			On(c.UserID).With("count", len(trashed))
 		return s.events.Add(ctx, tx, e)
 	})
+	// Forgotten even on an error: the commit may have happened.
+	s.media.forget()
 	if err != nil {
 		return 0, fmt.Errorf("delete all videos: %w", err)
 	}
@@ -1090,24 +1095,22 @@ type Media struct {
 // token is ErrBadSignature or ErrURLExpired (403); a video that is no
 // longer playable (trashed, purged) is ErrVideoNotFound.
 func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media, error) {
-	viewer, err := s.signer.verify(token, id, s.now())
+	now := s.now()
+	viewer, err := s.signer.verify(token, id, now)
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.load(ctx, id)
+	p, err := s.playable(ctx, id, now)
 	if err != nil {
 		return nil, err
 	}
-	if r.Status != StatusReady || r.DeletedAt != nil {
-		return nil, ErrVideoNotFound
-	}
-	key, ctype := r.VideoKey, r.ContentType
+	key, ctype := p.videoKey, p.contentType
 	switch {
 	case file == PosterFile || (strings.HasPrefix(file, "video.") && strings.HasSuffix(file, ".jpg")):
-		if r.PosterKey == "" {
+		if p.posterKey == "" {
 			return nil, ErrVideoNotFound
 		}
-		key, ctype = r.PosterKey, "image/jpeg"
+		key, ctype = p.posterKey, "image/jpeg"
 	case strings.HasPrefix(file, "video."):
 	default:
 		return nil, ErrVideoNotFound
@@ -1120,6 +1123,26 @@ func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media
 		return nil, fmt.Errorf("open media: %w", err)
 	}
 	return &Media{Object: obj, ContentType: ctype, Viewer: viewer}, nil
+}
+
+// playable returns what serving a ready video that is not in the trash
+// needs, from the media cache or the database; any other video is
+// ErrVideoNotFound (and not cached).
+func (s *Service) playable(ctx context.Context, id string, now time.Time) (playable, error) {
+	p, ok, gen := s.media.get(id, now)
+	if ok {
+		return p, nil
+	}
+	r, err := s.load(ctx, id)
+	if err != nil {
+		return playable{}, err
+	}
+	if r.Status != StatusReady || r.DeletedAt != nil {
+		return playable{}, ErrVideoNotFound
+	}
+	p = playable{videoKey: r.VideoKey, posterKey: r.PosterKey, contentType: r.ContentType}
+	s.media.put(id, p, gen, now)
+	return p, nil
 }
 
 // Allowance is what the viewer may still receive today (-1: no limit).
@@ -1181,6 +1204,7 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 
 func (s *Service) purgeOne(ctx context.Context, r record, cutoff int64) (bool, error) {
 	marked, err := s.store.markPurging(ctx, s.db.W, r.ID, cutoff, micros(s.now()))
+	s.media.forget(r.ID)
 	if err != nil || !marked {
 		return false, err // restored meanwhile, or an error
 	}

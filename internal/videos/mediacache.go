@@ -1,0 +1,116 @@
+package videos
+
+import (
+	"container/list"
+	"sync"
+	"time"
+)
+
+// Media lookups are cached: a player fetches a video as a run of range
+// requests, and each used to look the video up in the database again
+// (a third of a small range's cost). What serving needs of the row
+// (the blob keys and the content type of a playable video) is kept per
+// video id, for at most mediaCacheTTL, in a least-recently-used cache
+// of at most mediaCacheSize videos.
+//
+// This process forgets a video the moment it trashes, purges or fails
+// it, so a deleted video stops playing at once here; a video deleted by
+// another replica stops playing within mediaCacheTTL.
+const (
+	mediaCacheTTL  = 2 * time.Second
+	mediaCacheSize = 4096
+)
+
+// playable is what serving the files of a playable (ready, not trashed)
+// video needs.
+type playable struct {
+	videoKey, posterKey, contentType string
+}
+
+type mediaEntry struct {
+	id      string
+	p       playable
+	expires time.Time
+}
+
+// mediaCache is a bounded LRU of playable videos with a time to live.
+// Invalidation bumps a generation, so a lookup that read the database
+// before an invalidation cannot put back what it read.
+type mediaCache struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	size  int
+	gen   uint64
+	items map[string]*list.Element
+	lru   list.List // front: most recently used; values *mediaEntry
+}
+
+func newMediaCache(size int, ttl time.Duration) *mediaCache {
+	return &mediaCache{ttl: ttl, size: size, items: make(map[string]*list.Element, min(size, 1024))}
+}
+
+// get returns the cached entry for id and the current generation (to be
+// handed to put after a miss).
+func (c *mediaCache) get(id string, now time.Time) (playable, bool, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[id]
+	if !ok {
+		return playable{}, false, c.gen
+	}
+	e := el.Value.(*mediaEntry)
+	if !now.Before(e.expires) {
+		c.lru.Remove(el)
+		delete(c.items, id)
+		return playable{}, false, c.gen
+	}
+	c.lru.MoveToFront(el)
+	return e.p, true, c.gen
+}
+
+// put caches p for id unless the cache was invalidated since gen.
+func (c *mediaCache) put(id string, p playable, gen uint64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if el, ok := c.items[id]; ok {
+		e := el.Value.(*mediaEntry)
+		e.p, e.expires = p, now.Add(c.ttl)
+		c.lru.MoveToFront(el)
+		return
+	}
+	if c.lru.Len() >= c.size {
+		if old := c.lru.Back(); old != nil {
+			c.lru.Remove(old)
+			delete(c.items, old.Value.(*mediaEntry).id)
+		}
+	}
+	c.items[id] = c.lru.PushFront(&mediaEntry{id: id, p: p, expires: now.Add(c.ttl)})
+}
+
+// forget drops ids (all of them when none is given) and stops lookups in
+// flight from caching what they read.
+func (c *mediaCache) forget(ids ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if len(ids) == 0 {
+		clear(c.items)
+		c.lru.Init()
+		return
+	}
+	for _, id := range ids {
+		if el, ok := c.items[id]; ok {
+			c.lru.Remove(el)
+			delete(c.items, id)
+		}
+	}
+}
+
+func (c *mediaCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
