@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -73,6 +74,39 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// Ping reports whether the store is usable (for readiness probes).
 	Ping(ctx context.Context) error
+}
+
+// Importer is implemented by stores that can take a complete local file
+// more cheaply than Put can copy a stream: Disk moves it into place with
+// a rename when it is on the store's filesystem (one write of the bytes
+// instead of two); S3 uploads it from the file.
+type Importer interface {
+	// Import stores the file at path under key with the guarantees of
+	// Put: size is the expected length or -1, and on any failure (the
+	// file missing or of another size, a cancelled ctx) nothing new is
+	// left under key and an error is returned. On success the file may
+	// have become the object (Disk): the caller must not reuse path, and
+	// removes whatever is left there, as it does after a failure.
+	Import(ctx context.Context, key, path string, size int64, contentType string) (Info, error)
+}
+
+// PutFile stores the local file at path under key: through Import when s
+// is an Importer, otherwise by Put from the open file. The caller removes
+// whatever is left at path afterwards (see Importer).
+func PutFile(ctx context.Context, s Store, key, path string, size int64, contentType string) (Info, error) {
+	if im, ok := s.(Importer); ok {
+		return im.Import(ctx, key, path, size, contentType)
+	}
+	return putFromFile(ctx, s, key, path, size, contentType)
+}
+
+func putFromFile(ctx context.Context, s Store, key, path string, size int64, contentType string) (Info, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: put %q: %w", key, err)
+	}
+	defer func() { _ = f.Close() }()
+	return s.Put(ctx, key, f, size, contentType)
 }
 
 // MaxKeyLen is the longest key accepted, in bytes.

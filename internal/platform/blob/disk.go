@@ -133,14 +133,36 @@ func (d *Disk) Put(ctx context.Context, key string, r io.Reader, size int64, con
 		return Info{}, fmt.Errorf("blob: put %q: %w", key, err)
 	}
 
+	info, err := d.place(tmpName, key, n)
+	if err == nil || errors.Is(err, errPlacedUnsynced) {
+		committed = true
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: put %q: %w", key, err)
+	}
+	return info, nil
+}
+
+// errPlacedUnsynced means the file was renamed into place but its
+// directory could not be synced: the object exists, the call failed.
+var errPlacedUnsynced = errors.New("sync dir")
+
+// renameFile is os.Rename; tests replace it to exercise the cross-device
+// fallback of Import.
+var renameFile = os.Rename
+
+// place renames the complete, synced file src to the object key (making
+// its directories) and syncs the directory. n is the size written.
+func (d *Disk) place(src, key string, n int64) (Info, error) {
 	dst := d.path(key)
 	parent := filepath.Dir(dst)
+	var err error
 	for attempt := 0; ; attempt++ {
 		// A concurrent Delete may remove a freshly made (still empty)
 		// directory while we create its child or rename into it; that
 		// shows up as ENOENT, and making the directories again fixes it.
 		if err = d.mkdirs(parent); err == nil {
-			err = os.Rename(tmpName, dst)
+			err = renameFile(src, dst)
 		}
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 20 {
 			break
@@ -150,20 +172,67 @@ func (d *Disk) Put(ctx context.Context, key string, r io.Reader, size int64, con
 		if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
 			err = fmt.Errorf("key is a prefix of other keys: %w", err)
 		}
-		return Info{}, fmt.Errorf("blob: put %q: %w", key, err)
+		return Info{}, err
 	}
-	committed = true
 	if err := syncDir(parent); err != nil {
-		return Info{}, fmt.Errorf("blob: put %q: sync dir: %w", key, err)
+		return Info{}, fmt.Errorf("%w: %w", errPlacedUnsynced, err)
 	}
 	fi, err := os.Stat(dst)
 	if err != nil {
-		return Info{}, fmt.Errorf("blob: put %q: %w", key, err)
+		return Info{}, err
 	}
 	info := fileInfo(key, fi)
 	if info.Size != n {
 		// Someone replaced the file in between; report what we wrote.
 		info.Size = n
+	}
+	return info, nil
+}
+
+var _ Importer = (*Disk)(nil)
+
+// Import implements Importer. When the file at path is on the store's
+// filesystem it becomes the object by a rename, after an fsync: the bytes
+// are written once, where Put would write them a second time. The file
+// must not be written to meanwhile. Across filesystems Import copies it
+// as Put does and leaves it at path.
+func (d *Disk) Import(ctx context.Context, key, path string, size int64, contentType string) (Info, error) {
+	if err := ValidateKey(key); err != nil {
+		return Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	f, err := os.Open(path) // fsync needs no write access
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: import %q: %w", key, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", path)
+	}
+	if err == nil && size >= 0 && fi.Size() != size {
+		err = fmt.Errorf("%w: the file has %d bytes, expected %d", ErrSizeMismatch, fi.Size(), size)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: import %q: %w", key, err)
+	}
+	info, err := d.place(path, key, fi.Size())
+	if errors.Is(err, syscall.EXDEV) {
+		// Another filesystem: copy, as a Put would.
+		return putFromFile(ctx, d, key, path, size, contentType)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: import %q: %w", key, err)
 	}
 	return info, nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,6 +201,75 @@ func TestDiskConcurrentPutDelete(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	assertNoTemps(t, s)
+}
+
+// Import on the store's filesystem moves the file into place: no second
+// copy (the object is the same inode), nothing left in the temp dir.
+func TestDiskImportRenames(t *testing.T) {
+	root := t.TempDir()
+	s, err := blob.NewDisk(filepath.Join(root, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool := filepath.Join(root, "spool")
+	if err := os.WriteFile(spool, []byte("spooled bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "videos/0f8fad5b-d9cb-469f-a165-70867728950e/video.mp4"
+	info, err := s.Import(t.Context(), key, spool, 13, "video/mp4")
+	if err != nil || info.Size != 13 {
+		t.Fatalf("Import = %+v, %v", info, err)
+	}
+	if _, err := os.Stat(spool); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the spooled file is still there: %v", err)
+	}
+	after, err := os.Stat(filepath.Join(s.Dir(), filepath.FromSlash(key)))
+	if err != nil || !os.SameFile(before, after) {
+		t.Fatalf("the object is not the imported file: %v", err)
+	}
+	assertNoTemps(t, s)
+}
+
+// Across filesystems (EXDEV from rename) Import copies the file like Put,
+// leaves it where it was, and nothing in the temp dir.
+func TestDiskImportAcrossFilesystems(t *testing.T) {
+	restore := blob.SetRename(func(from, to string) error {
+		if strings.Contains(from, ".tmp") {
+			return os.Rename(from, to) // Put's own temp file
+		}
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: syscall.EXDEV}
+	})
+	defer restore()
+	root := t.TempDir()
+	s, err := blob.NewDisk(filepath.Join(root, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool := filepath.Join(root, "spool")
+	if err := os.WriteFile(spool, []byte("spooled bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Import(t.Context(), "a/b", spool, 13, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(spool); err != nil {
+		t.Fatalf("a copied file stays: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(s.Dir(), "a", "b"))
+	if err != nil || string(b) != "spooled bytes" {
+		t.Fatalf("object %q, %v", b, err)
+	}
+	if _, err := s.Import(t.Context(), "a/c", spool, 12, ""); !errors.Is(err, blob.ErrSizeMismatch) {
+		t.Fatalf("mismatched size across filesystems = %v", err)
+	}
+	if _, err := s.Stat(t.Context(), "a/c"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("a failed import left an object: %v", err)
 	}
 	assertNoTemps(t, s)
 }

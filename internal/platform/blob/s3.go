@@ -238,6 +238,17 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64, conte
 }
 
 // mapErr turns a client error about key into a store error.
+var _ Importer = (*S3)(nil)
+
+// Import implements Importer by uploading the file as Put would, streamed
+// from disk (in parts when it is large); the file stays at path.
+func (s *S3) Import(ctx context.Context, key, path string, size int64, contentType string) (Info, error) {
+	if err := ValidateKey(key); err != nil {
+		return Info{}, err
+	}
+	return putFromFile(ctx, s, key, path, size, contentType)
+}
+
 func (s *S3) mapErr(op, key string, err error) error {
 	resp := minio.ToErrorResponse(err)
 	switch resp.Code {
