@@ -465,7 +465,9 @@ func blobKey(id, file string) string { return "videos/" + id + "/" + file }
 // the quota and the daily upload volume, and records the video with its
 // UPLOAD_VIDEO event in one transaction. On any failure it gives back
 // everything (reservations, blobs, charged bytes) and returns the error.
-// The caller keeps and removes in.Path.
+// The file at in.Path may be moved into the blob store (a disk store on
+// the same filesystem takes it by a rename); the caller removes whatever
+// is left at in.Path, success or failure.
 //
 // Finalise runs to the end even if ctx is cancelled: all the bytes have
 // arrived, so the work is worth finishing.
@@ -630,14 +632,11 @@ func notVideo(err error) error {
 	return ErrNotVideo.WithMsg("the file is not a video reel accepts: " + reason)
 }
 
-// putFile stores a local file in the blob store.
+// putFile stores a local file in the blob store. A disk store on the same
+// filesystem takes the file by a rename (see blob.Importer), so the file
+// may be gone afterwards; the caller removes whatever is left.
 func (s *Service) putFile(ctx context.Context, key, path string, size int64, contentType string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = f.Close() }()
-	_, err = s.blobs.Put(ctx, key, f, size, contentType)
+	_, err := blob.PutFile(ctx, s.blobs, key, path, size, contentType)
 	return err
 }
 
