@@ -62,6 +62,9 @@ type proc struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan error
+	// dataDir and dbURL are the process's data directory and database
+	// (dbURL is empty for the gateway and on SQLite).
+	dataDir, dbURL string
 }
 
 type syncBuffer struct {
@@ -113,12 +116,26 @@ func (p *proc) waitReady() {
 	p.t.Fatalf("%s not ready in time\n%s", p.name, p.logs())
 }
 
+// restart stops the process with sig and starts it again on the same
+// address, data and database.
+func (p *proc) restart(sig syscall.Signal) {
+	p.t.Helper()
+	_ = p.stop(sig) // a SIGKILL or a cut-short drain exits non-zero
+	p.start()
+}
+
 // stop sends sig and waits for the exit.
 func (p *proc) stop(sig syscall.Signal) error {
 	if p.cmd == nil {
 		return nil
 	}
 	_ = p.cmd.Process.Signal(sig)
+	return p.wait()
+}
+
+// wait waits for the process to exit (after a signal), killing it if it
+// takes too long.
+func (p *proc) wait() error {
 	select {
 	case err := <-p.done:
 		p.cmd = nil
@@ -126,7 +143,7 @@ func (p *proc) stop(sig syscall.Signal) error {
 	case <-time.After(45 * time.Second):
 		_ = p.cmd.Process.Kill()
 		p.cmd = nil
-		return fmt.Errorf("%s did not stop after %v", p.name, sig)
+		return fmt.Errorf("%s did not stop in time", p.name)
 	}
 }
 
@@ -145,6 +162,7 @@ type cluster struct {
 	t     *testing.T
 	procs map[string]*proc
 	entry string // the public base URL
+	blob  string // the videos blob store URL (split mode: S3)
 }
 
 func freeAddr(t *testing.T) string {
@@ -218,20 +236,28 @@ var splitOrder = []string{"users", "logs", "storage", "usage", "videos", "gatewa
 
 // split starts one process per service, each on its own PostgreSQL
 // database, videos on the S3 server, and the gateway in front.
-func split(t *testing.T) *cluster {
+func split(t *testing.T) *cluster { return splitWith(t, nil) }
+
+// splitWith is split with extra environment for some processes (by
+// service name); a variable given twice takes its last value.
+func splitWith(t *testing.T, extra map[string][]string) *cluster {
 	c := &cluster{t: t, procs: map[string]*proc{}}
 	key := randomKey()
-	blob := s3URL(t)
+	c.blob = s3URL(t)
 	for _, name := range splitOrder {
-		env := append([]string{"REEL_TARGET=" + name, "REEL_DATA_DIR=" + t.TempDir(), "REEL_SERVICE_KEY=" + key,
+		dataDir := t.TempDir()
+		env := append([]string{"REEL_TARGET=" + name, "REEL_DATA_DIR=" + dataDir, "REEL_SERVICE_KEY=" + key,
 			"REEL_TRUSTED_PROXIES=127.0.0.1/32"}, limits...)
+		var dbURL string
 		if name != "gateway" {
-			env = append(env, "REEL_DATABASE_URL="+sqldbtest.PostgresURL(t))
+			dbURL = sqldbtest.PostgresURL(t)
+			env = append(env, "REEL_DATABASE_URL="+dbURL)
 		}
 		if name == "videos" {
-			env = append(env, "REEL_BLOB_URL="+blob)
+			env = append(env, "REEL_BLOB_URL="+c.blob)
 		}
-		c.add(name, env...)
+		p := c.add(name, append(env, extra[name]...)...)
+		p.dataDir, p.dbURL = dataDir, dbURL
 	}
 	var urls []string
 	for _, name := range splitOrder {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,11 +20,22 @@ type ServerConfig struct {
 	// slow-loris connections instead.
 	IdleTimeout     time.Duration
 	ShutdownTimeout time.Duration
-	MaxHeaderBytes  int
+	// CloseGrace is how long requests still running when the drain ends
+	// get, once their connections are closed, to fail and clean up before
+	// Serve returns (default 10s).
+	CloseGrace     time.Duration
+	MaxHeaderBytes int
 }
 
 // Serve serves h on ln until ctx is cancelled, then stops accepting and
 // drains in-flight requests for up to ShutdownTimeout.
+//
+// Requests still running after the drain (an upload whose client sends
+// too slowly, a long media stream) have their connections closed, and
+// Serve waits up to CloseGrace for their handlers to return: a handler
+// reading a body then fails while the process still runs, and can give
+// back what it held (an upload's reservations, its spool file) instead of
+// being cut off half-way when the process exits.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg ServerConfig, log *slog.Logger) error {
 	if cfg.ReadHeaderTimeout == 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
@@ -37,8 +49,16 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg ServerConfi
 	if cfg.MaxHeaderBytes == 0 {
 		cfg.MaxHeaderBytes = 64 << 10
 	}
+	if cfg.CloseGrace == 0 {
+		cfg.CloseGrace = 10 * time.Second
+	}
+	var active atomic.Int64 // handlers running
 	srv := &http.Server{
-		Handler:           h,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			active.Add(1)
+			defer active.Add(-1)
+			h.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
@@ -64,6 +84,19 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg ServerConfi
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	if err != nil {
+		n := active.Load()
+		log.Warn("requests still running after the drain; closing their connections", "requests", n, "grace", cfg.CloseGrace)
+		_ = srv.Close()
+		deadline := time.Now().Add(cfg.CloseGrace)
+		for active.Load() > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if left := active.Load(); left > 0 {
+			log.Error("requests still running after their connections were closed; they are cut off", "requests", left)
+		}
+		err = fmt.Errorf("%w (%d requests were cut off)", err, n)
+	}
 	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = e
 	}
