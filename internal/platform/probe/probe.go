@@ -1,7 +1,9 @@
 // Package probe decides whether an uploaded file is a video reel accepts and
 // records what it is: the container, sniffed from the file's first bytes,
-// and duration, picture size and codecs, from ffprobe. It also cuts a
-// poster frame with ffmpeg.
+// and duration, picture size and codecs, read from the headers of the
+// common containers in Go or else from ffprobe. It also cuts a poster
+// frame with ffmpeg. A typical upload (MP4 or WebM) thus starts one
+// process, ffmpeg for the poster.
 //
 // Both tools are optional at run time, so that reel starts on a machine
 // without them: Probe then falls back to sniffing alone and Poster reports
@@ -82,6 +84,9 @@ type Prober struct {
 	// slots bounds how many tool runs go on at once, so that a burst of
 	// uploads queues rather than overloading a small machine.
 	slots chan struct{}
+	// parse reads MP4 and Matroska headers in Go before asking ffprobe
+	// (see parse.go); tests turn it off to exercise ffprobe on any file.
+	parse bool
 }
 
 // New finds ffprobe and ffmpeg on PATH. It never fails: reel must start
@@ -110,6 +115,7 @@ func newProber(ffprobe, ffmpeg string, timeout time.Duration) *Prober {
 		ffmpeg:  ffmpeg,
 		timeout: timeout,
 		slots:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		parse:   true,
 	}
 }
 
@@ -130,8 +136,11 @@ func inputOptions(c container) []string {
 func fileURL(path string) string { return "file:" + path }
 
 // Probe checks that the file at path is a video reel accepts and describes
-// it. The file must pass Sniff, and ffprobe must find a video stream that
-// is not just cover art, with a positive size and duration. Any failure
+// it. The file must pass Sniff, and have a video stream that is not just
+// cover art, with a positive size and duration: read in Go from the
+// headers of MP4, QuickTime, 3GPP, WebM and Matroska files (parse.go),
+// and by ffprobe for the other containers and whatever the Go reader
+// does not fully understand. Any failure
 // about the file's content is ErrNotVideo, wrapped; when ffprobe said why,
 // the error is a *ToolError whose Stderr is for logs. A run that outlasts
 // the timeout is ErrNotVideo and context.DeadlineExceeded both. When ctx
@@ -144,9 +153,18 @@ func (p *Prober) Probe(ctx context.Context, path string) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	if p.parse {
+		// The common containers are read in Go: no ffprobe to start.
+		if info, ok := parseFile(path, c); ok {
+			return info, nil
+		}
+	}
 	info := Info{Container: c.name, ContentType: c.contentType}
 	if p.ffprobe == "" {
 		return info, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
 	}
 
 	args := append([]string{"-v", "error"}, inputOptions(c)...)

@@ -112,6 +112,7 @@ func TestPosterTimeoutKillsProcessGroup(t *testing.T) {
 func TestProbeRealFileTimeout(t *testing.T) {
 	t.Parallel()
 	p := realProber(t, time.Nanosecond)
+	p.parse = false // ffprobe, not the Go reader, must see the file
 	_, err := p.Probe(t.Context(), probetest.Video(t, "", 1, 64, 48))
 	if !errors.Is(err, ErrNotVideo) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Probe: %v; want ErrNotVideo and DeadlineExceeded", err)
