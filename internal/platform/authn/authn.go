@@ -106,6 +106,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		jwt.WithTimeFunc(v.now),
 	)
 	if err != nil {
+		if errors.Is(err, errs.ErrUnavailable) {
+			// The keys could not be fetched: the token may be good, so
+			// the caller should try again (503), not drop it (401).
+			return nil, fmt.Errorf("verify token: %w", err)
+		}
 		return nil, fmt.Errorf("verify token: %w: %w", ErrInvalidToken, err)
 	}
 	if claims.Subject == "" || (claims.Role != RoleUser && claims.Role != RoleAdmin) {

@@ -42,6 +42,12 @@ func (i *Issuer) PublicKey(_ context.Context, kid string) (ed25519.PublicKey, er
 	return i.pub, nil
 }
 
+// JWKS returns the issuer's public key as a key set, as the users
+// service publishes it.
+func (i *Issuer) JWKS() authn.JWKS {
+	return authn.JWKS{Keys: []authn.JWK{authn.NewJWK(i.kid, i.pub)}}
+}
+
 // Verifier returns a verifier that trusts this issuer.
 func (i *Issuer) Verifier() *authn.Verifier { return authn.NewVerifier(i) }
 
