@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/reel-video/reel/internal/app"
 	"github.com/reel-video/reel/internal/config"
+	"github.com/reel-video/reel/internal/gateway"
 	"github.com/reel-video/reel/internal/platform/obs"
 )
 
@@ -148,9 +150,10 @@ func waitAddr(a *app.App) <-chan struct{} {
 	return c
 }
 
-func TestOpenAPIMatchesRoutes(t *testing.T) {
-	var a0 *app.App
-	base, _ := start(t, nil, func(a *app.App) { a0 = a })
+// openapiOps fetches a process's OpenAPI document and lists its operations
+// as "METHOD /path", sorted.
+func openapiOps(t *testing.T, base string) []string {
+	t.Helper()
 	res, err := http.Get(base + "/api/openapi.json")
 	if err != nil {
 		t.Fatal(err)
@@ -166,16 +169,23 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if doc.OpenAPI != "3.1.0" {
 		t.Fatalf("openapi %q", doc.OpenAPI)
 	}
-	var documented []string
-	for path, ops := range doc.Paths {
-		for method := range ops {
+	var ops []string
+	for path, methods := range doc.Paths {
+		for method := range methods {
 			switch method {
 			case "get", "post", "put", "patch", "delete", "head", "options":
-				documented = append(documented, strings.ToUpper(method)+" "+path)
+				ops = append(ops, strings.ToUpper(method)+" "+path)
 			}
 		}
 	}
-	sort.Strings(documented)
+	sort.Strings(ops)
+	return ops
+}
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	var a0 *app.App
+	base, _ := start(t, nil, func(a *app.App) { a0 = a })
+	documented := openapiOps(t, base)
 	var served []string
 	for _, r := range a0.Routes() {
 		if strings.Contains(r, " /internal/") {
@@ -277,5 +287,38 @@ func TestSplitTargetNeedsPeerURL(t *testing.T) {
 	err = a.Run(context.Background(), ln)
 	if err == nil || !strings.Contains(err.Error(), "REEL_USERS_URL") {
 		t.Fatalf("want a clear error naming REEL_USERS_URL, got %v", err)
+	}
+}
+
+// The gateway is the public address in split mode: its document lists the
+// same public operations as the all-in-one process, and it forwards every
+// one of them to a service.
+func TestGatewayDocumentsAndRoutesEveryPublicPath(t *testing.T) {
+	all, _ := start(t, nil, nil)
+	want := openapiOps(t, all)
+	env := map[string]string{"REEL_TARGET": "gateway"}
+	for _, svc := range gateway.Services() {
+		env["REEL_"+strings.ToUpper(svc)+"_URL"] = "http://127.0.0.1:9"
+	}
+	gw, _ := start(t, env, nil)
+	got := openapiOps(t, gw)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("gateway and all-in-one documents differ\nonly all: %v\nonly gateway: %v", diff(want, got), diff(got, want))
+	}
+	mux := http.NewServeMux()
+	for _, r := range gateway.Routes {
+		mux.Handle(r.Pattern, http.NotFoundHandler())
+	}
+	for _, op := range want {
+		method, path, _ := strings.Cut(op, " ")
+		switch path {
+		case "/healthz", "/readyz", "/metrics", "/api/openapi.json":
+			continue // every process answers these itself
+		}
+		concrete := strings.NewReplacer("{", "x", "}", "").Replace(path)
+		req := httptest.NewRequest(method, concrete, nil)
+		if _, pattern := mux.Handler(req); pattern == "" {
+			t.Errorf("gateway routes no service for %s %s", method, path)
+		}
 	}
 }

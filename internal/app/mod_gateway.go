@@ -14,6 +14,13 @@ func initGateway(_ context.Context, a *App) error {
 		return err
 	}
 	g.Register(a)
+	// The gateway is the public address in split mode, so its document
+	// describes every public route it forwards.
+	for _, svc := range gateway.Services() {
+		if err := a.document(svc); err != nil {
+			return err
+		}
+	}
 	for name, check := range g.Checks() {
 		a.Ready(name, check)
 	}

@@ -33,12 +33,9 @@ func initLogs(ctx context.Context, a *App) error {
 		h.InternalRoutes(a, keys)
 	}
 	compat.NewLogs(svc, a.verifier, keys).Routes(a)
-	if err := a.spec.add(compat.LogsOpenAPI); err != nil {
-		return err
-	}
 	retention := a.cfg.Logs.Retention
 	a.Every("logs-retention", retentionEvery, func(ctx context.Context) error {
 		return svc.Retain(ctx, retention)
 	})
-	return a.spec.add(logs.OpenAPI)
+	return a.document("logs")
 }

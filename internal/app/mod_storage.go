@@ -41,10 +41,7 @@ func initStorage(ctx context.Context, a *App) error {
 		h.InternalRoutes(a, keys)
 	}
 	a.Every("storage-sweep", storageSweepEvery, svc.Sweep)
-	if err := a.spec.add(compat.StorageOpenAPI); err != nil {
-		return err
-	}
-	return a.spec.add(storage.OpenAPI)
+	return a.document("storage")
 }
 
 // storageQuota returns the storage service for a module that calls it

@@ -37,10 +37,7 @@ func initUsage(ctx context.Context, a *App) error {
 		h.InternalRoutes(a, keys)
 	}
 	a.Every("usage-sweep", usageSweepEvery, svc.Sweep)
-	if err := a.spec.add(compat.UsageOpenAPI); err != nil {
-		return err
-	}
-	return a.spec.add(usage.OpenAPI)
+	return a.document("usage")
 }
 
 // usageMeter returns the usage service for a module that calls it (caller

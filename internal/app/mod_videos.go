@@ -85,10 +85,7 @@ func initVideos(ctx context.Context, a *App) error {
 	}).Routes(a)
 	a.Every("videos-maintenance", videosMaintainEvery, svc.Maintain)
 	a.Every("videos-uploads-expiry", videosExpireEvery, tus.Expire)
-	if err := a.spec.add(compat.VideosOpenAPI); err != nil {
-		return err
-	}
-	return a.spec.add(videos.OpenAPI)
+	return a.document("videos")
 }
 
 // quotaAdapter is the storage service (in process or its client) as the

@@ -89,10 +89,7 @@ func initUsers(ctx context.Context, a *App) error {
 	compat.NewUsers(svc, a.verifier).Routes(a)
 	a.Every("users-sweep", time.Hour, svc.Sweep)
 	a.Every("users-keys", time.Minute, svc.ReloadKeys)
-	if err := a.spec.add(compat.UsersOpenAPI); err != nil {
-		return err
-	}
-	return a.spec.add(users.OpenAPI)
+	return a.document("users")
 }
 
 func newUsers(ctx context.Context, cfg *config.Config, db *sqldb.DB, events *outbox.Outbox, log *slog.Logger) (*users.Service, error) {

@@ -5,6 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+
+	"github.com/reel-video/reel/internal/compat"
+	"github.com/reel-video/reel/internal/logs"
+	"github.com/reel-video/reel/internal/storage"
+	"github.com/reel-video/reel/internal/usage"
+	"github.com/reel-video/reel/internal/users"
+	"github.com/reel-video/reel/internal/videos"
 )
 
 //go:embed openapi.json
@@ -59,4 +66,28 @@ func (s *spec) bytes() []byte {
 		s.cache, _ = json.MarshalIndent(s.doc, "", "  ")
 	}
 	return s.cache
+}
+
+// fragments are each service's OpenAPI fragments: its API.md routes and
+// the original system's compatibility routes.
+var fragments = map[string][][]byte{
+	"users":   {users.OpenAPI, compat.UsersOpenAPI},
+	"logs":    {logs.OpenAPI, compat.LogsOpenAPI},
+	"storage": {storage.OpenAPI, compat.StorageOpenAPI},
+	"usage":   {usage.OpenAPI, compat.UsageOpenAPI},
+	"videos":  {videos.OpenAPI, compat.VideosOpenAPI},
+}
+
+// document adds a service's routes to the process's OpenAPI document.
+func (a *App) document(svc string) error {
+	f, ok := fragments[svc]
+	if !ok {
+		return fmt.Errorf("openapi: no fragments for service %q", svc)
+	}
+	for _, frag := range f {
+		if err := a.spec.add(frag); err != nil {
+			return fmt.Errorf("openapi %s: %w", svc, err)
+		}
+	}
+	return nil
 }

@@ -127,6 +127,17 @@ func (g *Gateway) proxy(svc string, target *url.URL, transport http.RoundTripper
 			pr.SetXForwarded()
 			pr.Out.Header.Set("X-Request-ID", obs.RequestFrom(pr.In.Context()).ID)
 		},
+		// CORS is the gateway's answer in split mode (REEL_CORS_ORIGINS on
+		// the gateway): a service that also sets it would double
+		// Access-Control-Allow-Origin, which browsers refuse outright.
+		ModifyResponse: func(res *http.Response) error {
+			for k := range res.Header {
+				if strings.HasPrefix(k, "Access-Control-") {
+					delete(res.Header, k)
+				}
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client went away; nothing to answer

@@ -232,3 +232,38 @@ func (zeroReader) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// A service behind the gateway that also answers CORS must not double the
+// gateway's own Access-Control headers: browsers refuse two origins.
+func TestCORSIsTheGatewaysAlone(t *testing.T) {
+	upstream := httptest.NewServer(httpx.CORS([]string{"https://app.example"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	})))
+	t.Cleanup(upstream.Close)
+	bases := map[string]string{}
+	for _, svc := range gateway.Services() {
+		bases[svc] = upstream.URL
+	}
+	g, err := gateway.New(bases, nil, obs.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux)
+	srv := httptest.NewServer(httpx.CORS([]string{"https://app.example"}, mux))
+	t.Cleanup(srv.Close)
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/videos", nil)
+	req.Header.Set("Origin", "https://app.example")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := res.Header.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != "https://app.example" {
+		t.Fatalf("Access-Control-Allow-Origin %q, want exactly one", got)
+	}
+	if got := res.Header.Values("Access-Control-Expose-Headers"); len(got) != 1 || !strings.Contains(got[0], "Reel-Video-Id") {
+		t.Fatalf("Access-Control-Expose-Headers %q", got)
+	}
+}

@@ -28,7 +28,7 @@ func CORS(origins []string, next http.Handler) http.Handler {
 		headers = "Authorization, Content-Type, Range, If-Range, If-None-Match, If-Match, X-Request-ID, " +
 			"Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length, Upload-Concat, X-HTTP-Method-Override"
 		expose = "Location, Retry-After, X-Request-ID, Content-Range, Content-Length, Accept-Ranges, ETag, " +
-			"Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires"
+			"Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Reel-Video-Id"
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
