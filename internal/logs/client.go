@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/authn"
@@ -26,17 +27,25 @@ type Client struct {
 // retries with backoff; its claim (a minute) outlives this.
 const clientTimeout = 30 * time.Second
 
+// sharedHTTP is the default client of every Client in the process: the
+// relays of the services in one process share its warm connections.
+var sharedHTTP = sync.OnceValue(func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	// Relays talk to one host; keep a few connections warm rather than
+	// reconnecting per batch.
+	t.MaxIdleConnsPerHost = 4
+	t.ResponseHeaderTimeout = clientTimeout
+	return &http.Client{Timeout: clientTimeout, Transport: t}
+})
+
 // NewClient returns a client of the logs service at baseURL (e.g.
-// "http://logs:8080"), authenticating with keys. hc may be nil for a
-// client with sensible timeouts and connection reuse.
+// "http://logs:8080"), authenticating with keys. hc may be nil for the
+// process's shared client, with timeouts and connection reuse. Ingest is
+// tried once: the relay retries with backoff, and the logs service
+// ingests idempotently by event id.
 func NewClient(baseURL string, keys *authn.ServiceKeys, hc *http.Client) *Client {
 	if hc == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// A relay talks to one host; keep a few connections warm rather
-		// than reconnecting per batch.
-		t.MaxIdleConnsPerHost = 4
-		t.ResponseHeaderTimeout = clientTimeout
-		hc = &http.Client{Timeout: clientTimeout, Transport: t}
+		hc = sharedHTTP()
 	}
 	return &Client{url: strings.TrimRight(baseURL, "/") + "/internal/v1/logs/events", keys: keys, http: hc}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,18 +49,24 @@ const clientTimeout = 10 * time.Second
 // maxResponse bounds what the client reads of an answer.
 const maxResponse = 1 << 20
 
+// sharedHTTP is the default client of every Client in the process, so
+// that they share one pool of warm connections.
+var sharedHTTP = sync.OnceValue(func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	// Every upload makes a few calls; keep connections warm instead
+	// of paying a handshake per call.
+	t.MaxIdleConnsPerHost = 64
+	t.ResponseHeaderTimeout = clientTimeout
+	return &http.Client{Timeout: clientTimeout, Transport: t}
+})
+
 // NewClient returns a client of the storage service at baseURL (e.g.
-// "http://storage:8080"), authenticating with keys. hc may be nil for a
-// client with timeouts and connection reuse suited to many concurrent
-// uploads.
+// "http://storage:8080"), authenticating with keys. hc may be nil for the
+// process's shared client: timeouts, and connection reuse suited to many
+// concurrent uploads.
 func NewClient(baseURL string, keys *authn.ServiceKeys, hc *http.Client) *Client {
 	if hc == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// Every upload makes a few calls; keep connections warm instead
-		// of paying a handshake per call.
-		t.MaxIdleConnsPerHost = 64
-		t.ResponseHeaderTimeout = clientTimeout
-		hc = &http.Client{Timeout: clientTimeout, Transport: t}
+		hc = sharedHTTP()
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), keys: keys, http: hc, attempts: 3, backoff: 100 * time.Millisecond}
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,18 +54,25 @@ const clientTimeout = 10 * time.Second
 // maxResponse bounds what the client reads of an answer.
 const maxResponse = 1 << 20
 
+// sharedHTTP is the default client of every Client in the process, so
+// that they share one pool of warm connections (the videos process makes
+// two over the same service: one for uploads, one for its egress meter).
+var sharedHTTP = sync.OnceValue(func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	// Every upload makes a few calls; keep connections warm instead
+	// of paying a handshake per call.
+	t.MaxIdleConnsPerHost = 64
+	t.ResponseHeaderTimeout = clientTimeout
+	return &http.Client{Timeout: clientTimeout, Transport: t}
+})
+
 // NewClient returns a client of the usage service at baseURL (e.g.
-// "http://usage:8080"), authenticating with keys. hc may be nil for a
-// client with timeouts and connection reuse suited to many concurrent
-// uploads and viewers.
+// "http://usage:8080"), authenticating with keys. hc may be nil for the
+// process's shared client: timeouts, and connection reuse suited to many
+// concurrent uploads and viewers.
 func NewClient(baseURL string, keys *authn.ServiceKeys, hc *http.Client) *Client {
 	if hc == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// Every upload makes a few calls; keep connections warm instead
-		// of paying a handshake per call.
-		t.MaxIdleConnsPerHost = 64
-		t.ResponseHeaderTimeout = clientTimeout
-		hc = &http.Client{Timeout: clientTimeout, Transport: t}
+		hc = sharedHTTP()
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), keys: keys, http: hc, attempts: 3, backoff: 100 * time.Millisecond}
 }
