@@ -377,5 +377,17 @@ func TestAllInOneVideoWalk(t *testing.T) {
 			return found["UPLOAD_VIDEO VideoUploadService"] && found["FETCH_VIDEOS VideoFetchService"] &&
 				found["STREAM_VIDEO VideoStreamService"] && found["DELETE_VIDEO VideoDeleteService"] && found["DELETE_ALL_VIDEOS VideoDeleteService"]
 		})
+		// Only the stream route is a playback: the listings' signed
+		// filepaths record nothing.
+		rows, _ = logRows(t, call(t, base, req{method: "GET", path: "/api/logs/user/" + id, token: tok}))
+		streams := 0
+		for _, row := range rows {
+			if row["action_type"] == "STREAM_VIDEO" {
+				streams++
+			}
+		}
+		if streams != 1 {
+			t.Fatalf("STREAM_VIDEO %d times, want once (the stream route)", streams)
+		}
 	})
 }

@@ -1062,17 +1062,33 @@ func (s *Service) Playback(ctx context.Context, c authn.Caller, id string) (Gran
 	if err != nil {
 		return Grant{}, err
 	}
-	if !r.visibleTo(c) || r.Status != StatusReady || r.DeletedAt != nil {
+	if !r.visibleTo(c) {
+		return Grant{}, ErrVideoNotFound
+	}
+	g, err := s.Sign(c, r.public())
+	if err != nil {
+		return Grant{}, err
+	}
+	s.recordAlone(ctx, s.event(ctx, "STREAM_VIDEO", outbox.Success, "started playback of "+quote(r.Title)).On(id).
+		With("owner_id", r.OwnerID).With("expires_at", g.ExpiresAt.Format(time.RFC3339)))
+	return g, nil
+}
+
+// Sign grants the caller signed URLs for a video this service has just
+// given them (from a listing), without reading it again and without
+// recording STREAM_VIDEO: a listing that carries playable URLs, as the
+// original system's did, is not a playback. A video that is not ready or
+// is in the trash cannot be played: ErrVideoNotFound.
+func (s *Service) Sign(c authn.Caller, v Video) (Grant, error) {
+	if v.Status != StatusReady || v.DeletedAt != nil || !validID(v.ID) {
 		return Grant{}, ErrVideoNotFound
 	}
 	exp := s.now().Add(s.cfg.PlaybackTTL).Truncate(time.Second).UTC()
-	token := s.signer.token(id, c.UserID, exp)
-	g := Grant{VideoPath: MediaPath(token, id, VideoFile(r.ContentType)), ExpiresAt: exp}
-	if r.PosterKey != "" {
-		g.PosterPath = MediaPath(token, id, PosterFile)
+	token := s.signer.token(v.ID, c.UserID, exp)
+	g := Grant{VideoPath: MediaPath(token, v.ID, VideoFile(v.ContentType)), ExpiresAt: exp}
+	if v.HasPoster {
+		g.PosterPath = MediaPath(token, v.ID, PosterFile)
 	}
-	s.recordAlone(ctx, s.event(ctx, "STREAM_VIDEO", outbox.Success, "started playback of "+quote(r.Title)).On(id).
-		With("owner_id", r.OwnerID).With("expires_at", exp.Format(time.RFC3339)))
 	return g, nil
 }
 
