@@ -18,7 +18,6 @@ import (
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
-	"github.com/reel-video/reel/internal/platform/page"
 	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/videos"
 )
@@ -35,8 +34,8 @@ type VideoService interface {
 	Release(ctx context.Context, a *videos.Admission)
 	Spool() (*os.File, error)
 	Finalise(ctx context.Context, adm *videos.Admission, in videos.Ingest) (videos.Video, error)
-	Feed(ctx context.Context, req page.Request) (page.Page[videos.Video], error)
-	Mine(ctx context.Context, c authn.Caller, req page.Request) (page.Page[videos.Video], error)
+	FeedAt(ctx context.Context, offset, limit int) (videos.Numbered, error)
+	MineAt(ctx context.Context, c authn.Caller, offset, limit int) (videos.Numbered, error)
 	Playback(ctx context.Context, c authn.Caller, id string) (videos.Grant, error)
 	Sign(c authn.Caller, v videos.Video) (videos.Grant, error)
 	Delete(ctx context.Context, c authn.Caller, id string) error
@@ -76,10 +75,6 @@ type VideosConfig struct {
 
 // videosPage is the original's page size for videos.
 const videosPage = 16
-
-// scanChunk is how many videos one listing call of the videos service
-// fetches while paging by offset.
-const scanChunk = 1000
 
 // Videos serves the original video service's routes.
 type Videos struct {
@@ -168,68 +163,40 @@ func (v *Videos) row(r *http.Request, c authn.Caller, vid videos.Video) (videoRo
 	}, nil
 }
 
-// lister is one of the videos service's cursor listings.
-type lister func(ctx context.Context, req page.Request) (page.Page[videos.Video], error)
-
-// list answers the start-th page of a listing with the total. The videos
-// service pages by cursor and has no count, so the listing is walked in
-// chunks, keeping only the page: the cost grows with the number of videos
-// listed. Only ready videos are rows: the original stored a video once its
-// upload had succeeded.
-func (v *Videos) list(w http.ResponseWriter, r *http.Request, c authn.Caller, next lister) error {
+// list answers the start-th page of a numbered listing with the total.
+// Only ready videos are rows: the original stored a video once its upload
+// had succeeded.
+func (v *Videos) list(w http.ResponseWriter, r *http.Request, c authn.Caller, at func(ctx context.Context, offset, limit int) (videos.Numbered, error)) error {
 	start, err := parseStart(r)
 	if err != nil {
 		return err
 	}
-	var window []videos.Video
-	total := 0
-	req := page.Request{Limit: scanChunk}
-	for {
-		p, err := next(r.Context(), req)
-		if err != nil {
-			return err
-		}
-		for _, vid := range p.Items {
-			if vid.Status != videos.StatusReady || vid.DeletedAt != nil {
-				continue
-			}
-			if total >= start && len(window) < videosPage {
-				window = append(window, vid)
-			}
-			total++
-		}
-		if p.NextCursor == nil {
-			break
-		}
-		if req.After, err = page.Decode(*p.NextCursor); err != nil {
-			return fmt.Errorf("list videos: %w", err)
-		}
+	n, err := at(r.Context(), start, videosPage)
+	if err != nil {
+		return err
 	}
-	rows := make([]videoRow, 0, len(window))
-	for _, vid := range window {
+	rows := make([]videoRow, 0, len(n.Items))
+	for _, vid := range n.Items {
 		row, err := v.row(r, c, vid)
-		if errors.Is(err, videos.ErrVideoNotFound) {
-			continue // trashed since it was listed
-		}
 		if err != nil {
 			return err
 		}
 		rows = append(rows, row)
 	}
-	httpx.JSON(w, http.StatusOK, videosAnswer{Videos: rows, Total: total})
+	httpx.JSON(w, http.StatusOK, videosAnswer{Videos: rows, Total: n.Total})
 	return nil
 }
 
 func (v *Videos) feed(w http.ResponseWriter, r *http.Request, c authn.Caller) error {
-	return v.list(w, r, c, v.svc.Feed)
+	return v.list(w, r, c, v.svc.FeedAt)
 }
 
 func (v *Videos) user(w http.ResponseWriter, r *http.Request, c authn.Caller) error {
 	if r.PathValue("user_id") != c.UserID {
 		return fail(http.StatusForbidden, msgNotYourVideos)
 	}
-	return v.list(w, r, c, func(ctx context.Context, req page.Request) (page.Page[videos.Video], error) {
-		return v.svc.Mine(ctx, c, req)
+	return v.list(w, r, c, func(ctx context.Context, offset, limit int) (videos.Numbered, error) {
+		return v.svc.MineAt(ctx, c, offset, limit)
 	})
 }
 

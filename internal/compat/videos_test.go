@@ -419,6 +419,10 @@ func TestVideosPagination(t *testing.T) {
 		if len(seen) != annCount+bobCount {
 			t.Fatalf("%d distinct rows", len(seen))
 		}
+		// A position deeper than any client pages is refused, not scanned.
+		if r := call(t, e.url, req{method: "GET", path: "/api/videos/stream?start=100001", token: annTok}); r.status != 400 {
+			t.Fatalf("feed start=100001: %d", r.status)
+		}
 
 		// Ann's own: only hers.
 		rows, total := videoRows(t, call(t, e.url, req{method: "GET", path: "/api/videos/user/" + ann + "?start=16", token: annTok}))

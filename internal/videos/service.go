@@ -762,6 +762,48 @@ func (s *Service) Mine(ctx context.Context, c authn.Caller, req page.Request) (p
 	return p, nil
 }
 
+// Numbered is a page of videos by position with the total, for clients
+// that page by number (the original system's).
+type Numbered struct {
+	Items []Video
+	Total int
+}
+
+// maxPosition bounds how deep a numbered listing may start: a position
+// costs the database a scan of every row before it, so a client may not
+// ask for the millionth row. Cursor listings (Feed, Mine) have no bound.
+const maxPosition = 100_000
+
+// maxNumberedLimit bounds the page size of a numbered listing.
+const maxNumberedLimit = 100
+
+// ErrPositionTooFar refuses a numbered listing that starts too deep.
+var ErrPositionTooFar = errs.New(errs.Invalid, "position_too_far",
+	fmt.Sprintf("a listing by position may start at most at %d; page with the cursor API instead", maxPosition))
+
+// FeedAt lists the ready videos of every user by position, newest first.
+func (s *Service) FeedAt(ctx context.Context, offset, limit int) (Numbered, error) {
+	return s.readyAt(ctx, "", offset, limit, "listed the feed")
+}
+
+// MineAt lists the caller's ready videos by position, newest first.
+func (s *Service) MineAt(ctx context.Context, c authn.Caller, offset, limit int) (Numbered, error) {
+	return s.readyAt(ctx, c.UserID, offset, limit, "listed own videos")
+}
+
+func (s *Service) readyAt(ctx context.Context, owner string, offset, limit int, what string) (Numbered, error) {
+	if offset < 0 || offset > maxPosition {
+		return Numbered{}, ErrPositionTooFar
+	}
+	limit = min(max(limit, 1), maxNumberedLimit)
+	rs, total, err := s.store.readyAt(ctx, owner, offset, limit)
+	if err != nil {
+		return Numbered{}, err
+	}
+	s.recordAlone(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, what).With("count", len(rs)))
+	return Numbered{Items: publicAll(rs), Total: total}, nil
+}
+
 // Trash lists the caller's deleted videos, most recently deleted first,
 // with the time each will be purged.
 func (s *Service) Trash(ctx context.Context, c authn.Caller, req page.Request) (page.Page[TrashedVideo], error) {

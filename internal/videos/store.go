@@ -211,6 +211,28 @@ func (s *store) mine(ctx context.Context, owner string, req page.Request) ([]rec
 	return s.list(ctx, "own videos", q, args...)
 }
 
+// readyAt lists ready, undeleted videos (of one owner, or everyone's when
+// owner is empty) by position, newest first, with their total: the
+// original system's clients page by number and show a count.
+func (s *store) readyAt(ctx context.Context, owner string, offset, limit int) ([]record, int, error) {
+	where := `deleted_at IS NULL AND status = 'ready'`
+	args := []any{}
+	if owner != "" {
+		where += ` AND owner_id = $1`
+		args = append(args, owner)
+	}
+	var total int
+	if err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM videos WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count videos: %w", err)
+	}
+	if offset >= total {
+		return nil, total, nil
+	}
+	rs, err := s.list(ctx, "videos by position", fmt.Sprintf(`SELECT `+videoCols+` FROM videos WHERE `+where+
+		` ORDER BY created_at DESC, id DESC LIMIT %d OFFSET %d`, limit, offset), args...)
+	return rs, total, err
+}
+
 func (s *store) trash(ctx context.Context, owner string, req page.Request) ([]record, error) {
 	q := `SELECT ` + videoCols + ` FROM videos WHERE owner_id = $1 AND deleted_at IS NOT NULL`
 	args := []any{owner}
