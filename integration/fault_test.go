@@ -246,6 +246,62 @@ func TestFaultStorageDown(t *testing.T) {
 	}
 }
 
+// TestFaultStorageDiesMidUpload: the storage process goes away while an
+// admitted upload is still arriving, so its bytes cannot be committed. The
+// client gets 503; once storage is back, the upload leaves nothing behind.
+func TestFaultStorageDiesMidUpload(t *testing.T) {
+	c := split(t)
+	file := makeNoisyVideo(t)
+	content, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := c.client()
+	ann.login("ann@example.com", "correct horse", true)
+	videos := c.procs["videos"]
+
+	resume := make(chan struct{})
+	body, ctype := multipartBody(t, file, "cut off from storage")
+	mp := ann.paced(resume, 0, "POST", "/api/v1/videos", body.Bytes(), len(content)/3, "Content-Type", ctype)
+	wantStorage(t, ann, 0, int64(body.Len()))
+	eventually(t, 30*time.Second, func() string {
+		if n := dataBytes(t, videos, "uploads/spool"); n < 64<<10 {
+			return fmt.Sprintf("%d bytes received so far", n)
+		}
+		return ""
+	})
+	storage := c.procs["storage"]
+	if err := storage.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	close(resume)
+	select {
+	case a := <-mp:
+		wantUnavailable(t, a, "upload that lost storage")
+	case <-time.After(60 * time.Second):
+		t.Fatal("no answer to the upload")
+	}
+
+	storage.start()
+	vdb := openDB(t, videos)
+	wantStorage(t, ann, 0, 0)
+	wantDailyUpload(t, ann, 0, 0)
+	eventually(t, 60*time.Second, func() string {
+		if n := count(t, vdb, "SELECT COUNT(*) FROM videos"); n != 0 {
+			return fmt.Sprintf("%d video rows left", n)
+		}
+		return ""
+	})
+	if mine := ann.jsonDo("GET", "/api/v1/videos/mine", nil, 200)["items"].([]any); len(mine) != 0 {
+		t.Fatalf("the owner still sees %v", mine)
+	}
+	wantBlobs(t, c.blob)
+	wantNoFiles(t, videos)
+	if a := ann.upload(file, "after"); a.status != 201 {
+		t.Fatalf("upload after storage is back: %d %s", a.status, a.raw)
+	}
+}
+
 // TestFaultUsersRestart: access tokens keep working on every other service
 // while the users process restarts (they verify with the cached JWKS), and
 // after it; tokens made before the restart still work on users itself.
@@ -518,6 +574,11 @@ func (cl *client) get(path string) answer {
 // every 100 ms), as a client on a poor network. The answer, or the
 // transport error as status -1, arrives on the channel.
 func (cl *client) stalled(resume <-chan struct{}, method, path string, body []byte, n int, hdr ...string) chan answer {
+	return cl.paced(resume, 100*time.Millisecond, method, path, body, n, hdr...)
+}
+
+// paced is stalled with a pause of pace between 16 KiB pieces of the rest.
+func (cl *client) paced(resume <-chan struct{}, pace time.Duration, method, path string, body []byte, n int, hdr ...string) chan answer {
 	cl.t.Helper()
 	pr, pw := io.Pipe()
 	cl.t.Cleanup(func() { _ = pr.CloseWithError(fmt.Errorf("the test ended")) })
@@ -527,7 +588,7 @@ func (cl *client) stalled(resume <-chan struct{}, method, path string, body []by
 		}
 		<-resume
 		for off := n; off < len(body); off += 16 << 10 {
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(pace)
 			if _, err := pw.Write(body[off:min(off+16<<10, len(body))]); err != nil {
 				return
 			}

@@ -315,8 +315,9 @@ func (s *Service) Admit(ctx context.Context, ownerID string, bytes int64, ttl ti
 	return &Admission{OwnerID: ownerID, Bytes: bytes, quotaID: qid, limitID: lid}, nil
 }
 
-// Release gives back what the admission still holds. Failures are logged:
-// the reservations then lapse on their own when their TTL ends.
+// Release gives back what the admission still holds. A release that
+// fails (the service is down) is retried in the background for a while
+// (retryCleanup); a reservation nobody releases lapses when its TTL ends.
 func (s *Service) Release(ctx context.Context, a *Admission) {
 	if a == nil {
 		return
@@ -325,12 +326,16 @@ func (s *Service) Release(ctx context.Context, a *Admission) {
 	defer cancel()
 	if !a.quotaCommitted {
 		if err := s.quota.Release(ctx, a.quotaID); err != nil {
-			s.log.Warn("release storage reservation", "reservation", a.quotaID, "err", err)
+			s.log.Warn("release storage reservation; retrying in the background", "reservation", a.quotaID, "err", err)
+			id := a.quotaID
+			s.retryCleanup("release storage reservation", []any{"reservation", id}, func(ctx context.Context) error { return s.quota.Release(ctx, id) })
 		}
 	}
 	if !a.limitCommitted {
 		if err := s.limit.ReleaseUpload(ctx, a.limitID); err != nil {
-			s.log.Warn("release upload reservation", "reservation", a.limitID, "err", err)
+			s.log.Warn("release upload reservation; retrying in the background", "reservation", a.limitID, "err", err)
+			id := a.limitID
+			s.retryCleanup("release upload reservation", []any{"reservation", id}, func(ctx context.Context) error { return s.limit.ReleaseUpload(ctx, id) })
 		}
 	}
 }
@@ -642,17 +647,22 @@ func (s *Service) putFile(ctx context.Context, key, path string, size int64, con
 
 // undoFinalise removes what a failed finalisation stored: blobs, charged
 // bytes (Free is idempotent, so freeing what was never committed is
-// harmless) and the processing row. If it fails half-way the row stays in
-// processing and the maintenance job finishes the job later.
+// harmless) and the processing row. If it fails half-way (the storage
+// service is down) the row stays in processing and the undo is retried in
+// the background (retryCleanup); should the process stop first, the
+// maintenance job finishes it later.
 func (s *Service) undoFinalise(ctx context.Context, rec record) {
 	ctx, cancel := detached(ctx)
 	defer cancel()
-	if err := s.dropBlobsAndCharges(ctx, rec); err != nil {
-		s.log.Warn("undo failed upload", "video", rec.ID, "err", err)
-		return
+	undo := func(ctx context.Context) error {
+		if err := s.dropBlobsAndCharges(ctx, rec); err != nil {
+			return err
+		}
+		return s.store.deleteVideo(ctx, s.db.W, rec.ID)
 	}
-	if err := s.store.deleteVideo(ctx, s.db.W, rec.ID); err != nil {
-		s.log.Warn("undo failed upload", "video", rec.ID, "err", err)
+	if err := undo(ctx); err != nil {
+		s.log.Warn("undo failed upload; retrying in the background", "video", rec.ID, "err", err)
+		s.retryCleanup("undo failed upload", []any{"video", rec.ID}, undo)
 	}
 }
 
