@@ -51,7 +51,6 @@ func TestFaultLogsDown(t *testing.T) {
 		want[id] = actions
 		return id
 	}
-	ann.token = ""
 	if a := ann.doJSON(rid("register-ann", "REGISTER"), "POST", "/api/v1/auth/register",
 		map[string]string{"email": "ann@example.com", "password": "correct horse", "username": "ann"}); a.status != 201 {
 		t.Fatalf("register: %d %s", a.status, a.raw)
