@@ -526,6 +526,69 @@ func TestFaultVideosSIGTERM(t *testing.T) {
 	wantNoFiles(t, videos)
 }
 
+// TestFaultVideosKilled: a videos process that dies without a chance to
+// clean up (SIGKILL, a crash) in the middle of a multipart upload. The
+// client gets an error; nothing was stored (the bytes had not all
+// arrived, so no row and no blob exist yet); the upload's reservations
+// stay held until they expire (the upload's ReserveTTL), when the storage
+// and usage sweeps (run at start and every minute) release them.
+func TestFaultVideosKilled(t *testing.T) {
+	c := split(t)
+	file := makeNoisyVideo(t)
+	content, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := c.client()
+	ann.login("ann@example.com", "correct horse", true)
+	videos := c.procs["videos"]
+
+	resume := make(chan struct{})
+	body, ctype := multipartBody(t, file, "killed")
+	mp := ann.stalled(resume, "POST", "/api/v1/videos", body.Bytes(), len(content)/3, "Content-Type", ctype)
+	held := int64(body.Len())
+	wantStorage(t, ann, 0, held)
+	eventually(t, 30*time.Second, func() string {
+		if n := dataBytes(t, videos, "uploads/spool"); n < 64<<10 {
+			return fmt.Sprintf("%d bytes received so far", n)
+		}
+		return ""
+	})
+	_ = videos.stop(syscall.SIGKILL)
+	close(resume)
+	select {
+	case a := <-mp:
+		if a.status/100 == 2 {
+			t.Fatalf("upload: %d after the crash", a.status)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no answer to the upload")
+	}
+	wantStorage(t, ann, 0, held)
+	wantDailyUpload(t, ann, 0, held)
+	if n := count(t, openDB(t, videos), "SELECT COUNT(*) FROM videos"); n != 0 {
+		t.Fatalf("%d video rows after the crash", n)
+	}
+	wantBlobs(t, c.blob)
+
+	// The reservations expire; make that now and restart storage and
+	// usage, whose sweeps run at start.
+	past := time.Now().Add(-time.Minute).UnixMicro()
+	for _, svc := range []string{"storage", "usage"} {
+		if _, err := openDB(t, c.procs[svc]).W.ExecContext(t.Context(),
+			`UPDATE `+svc+`_reservations SET expires_at = $1 WHERE state = 'held'`, past); err != nil {
+			t.Fatal(err)
+		}
+		c.procs[svc].restart(syscall.SIGTERM)
+	}
+	wantStorage(t, ann, 0, 0)
+	wantDailyUpload(t, ann, 0, 0)
+	videos.start()
+	if a := ann.upload(file, "after"); a.status != 201 {
+		t.Fatalf("upload after the restart: %d %s", a.status, a.raw)
+	}
+}
+
 // --- helpers ---
 
 // doJSON sends v as JSON with a request id.
