@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/reel-video/reel/internal/usage"
@@ -25,11 +24,10 @@ type limitSetter struct{ a *App }
 
 // SetLimits implements users.LimitSetter.
 func (l limitSetter) SetLimits(ctx context.Context, userID string, lim users.Limits) error {
-	// The clients built here per call share the default transport's
-	// connection pool instead of each opening their own.
-	hc := &http.Client{Timeout: limitsTimeout}
+	ctx, cancel := context.WithTimeout(ctx, limitsTimeout)
+	defer cancel()
 	if lim.StorageQuota != nil {
-		q, err := l.a.storageQuota("users", hc)
+		q, err := l.a.storageQuota("users")
 		if err != nil {
 			return fmt.Errorf("%w: %w", users.ErrLimitsNotConfigured, err)
 		}
@@ -38,7 +36,7 @@ func (l limitSetter) SetLimits(ctx context.Context, userID string, lim users.Lim
 		}
 	}
 	if lim.DailyUpload != nil || lim.DailyEgress != nil {
-		m, err := l.a.usageMeter("users", hc)
+		m, err := l.a.usageMeter("users")
 		if err != nil {
 			return fmt.Errorf("%w: %w", users.ErrLimitsNotConfigured, err)
 		}

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/reel-video/reel/internal/compat"
@@ -47,11 +46,11 @@ func initStorage(ctx context.Context, a *App) error {
 // storageQuota returns the storage service for a module that calls it
 // (caller names that module in service credentials): the service itself
 // when it runs in this process, else its HTTP client at REEL_STORAGE_URL.
-// hc may be nil for a client with its own connection pool; pass a shared
-// one when calling this per request. Call it at use time, or in a module
+// The client shares the storage package's connection pool, so calling this
+// per request opens no new connections. Call it at use time, or in a module
 // that starts after storage: a module that starts earlier would find the
 // in-process service not built yet.
-func (a *App) storageQuota(caller string, hc *http.Client) (storage.Quota, error) {
+func (a *App) storageQuota(caller string) (storage.Quota, error) {
 	if a.present["storage"] {
 		if a.svc.storage == nil {
 			return nil, errors.New("the storage service has not started")
@@ -69,5 +68,5 @@ func (a *App) storageQuota(caller string, hc *http.Client) (storage.Quota, error
 	if err != nil {
 		return nil, err
 	}
-	return storage.NewClient(base, keys, hc), nil
+	return storage.NewClient(base, keys, nil), nil
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/reel-video/reel/internal/compat"
@@ -42,10 +41,10 @@ func initUsage(ctx context.Context, a *App) error {
 
 // usageMeter returns the usage service for a module that calls it (caller
 // names that module in service credentials): the service itself when it
-// runs in this process, else its HTTP client at REEL_USAGE_URL. hc may be
-// nil for a client with its own connection pool. Like storageQuota, call
+// runs in this process, else its HTTP client at REEL_USAGE_URL, sharing the
+// usage package's connection pool. Like storageQuota, call
 // it at use time or from a module that starts after usage.
-func (a *App) usageMeter(caller string, hc *http.Client) (usage.Meter, error) {
+func (a *App) usageMeter(caller string) (usage.Meter, error) {
 	if a.present["usage"] {
 		if a.svc.usage == nil {
 			return nil, errors.New("the usage service has not started")
@@ -63,7 +62,7 @@ func (a *App) usageMeter(caller string, hc *http.Client) (usage.Meter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return usage.NewClient(base, keys, hc), nil
+	return usage.NewClient(base, keys, nil), nil
 }
 
 // egressMeter returns the process's egress meter, for the streaming side
@@ -77,7 +76,7 @@ func (a *App) egressMeter(caller string) (*usage.EgressMeter, error) {
 	if a.svc.egress != nil {
 		return a.svc.egress, nil
 	}
-	m, err := a.usageMeter(caller, nil)
+	m, err := a.usageMeter(caller)
 	if err != nil {
 		return nil, err
 	}

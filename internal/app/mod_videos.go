@@ -42,11 +42,11 @@ func initVideos(ctx context.Context, a *App) error {
 	if !prober.Available() {
 		a.log.Warn("ffmpeg/ffprobe not found on PATH: uploads are accepted when their container bytes look like a video, without duration, size or poster (install ffmpeg)")
 	}
-	quota, err := a.storageQuota("videos", nil)
+	quota, err := a.storageQuota("videos")
 	if err != nil {
 		return err
 	}
-	meter, err := a.usageMeter("videos", nil)
+	meter, err := a.usageMeter("videos")
 	if err != nil {
 		return err
 	}

@@ -92,10 +92,15 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg ServerConfi
 		for active.Load() > 0 && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
+		// Requests whose connections were closed but whose handlers then
+		// finished cleaning up are a normal stop (exit 0: the orchestrator
+		// asked for it). Only handlers still running are an error: what
+		// they were doing is cut off half-way.
+		err = nil
 		if left := active.Load(); left > 0 {
 			log.Error("requests still running after their connections were closed; they are cut off", "requests", left)
+			err = fmt.Errorf("%d requests still running %s after the drain were cut off", left, cfg.CloseGrace)
 		}
-		err = fmt.Errorf("%w (%d requests were cut off)", err, n)
 	}
 	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = e
