@@ -164,9 +164,13 @@ func (a auth) caller(r *http.Request) (authn.Caller, error) {
 		return authn.Caller{}, fail(http.StatusUnauthorized, msgNoToken)
 	}
 	c, err := a.v.Authenticate(r)
+	if e, ok := errs.As(err); ok && e.Kind == errs.Unavailable {
+		// The users service's keys cannot be fetched: the token may well
+		// be good, so the client should retry, not log in again (503
+		// with Retry-After, as the v1 API answers).
+		return authn.Caller{}, translate(err, msgBadToken)
+	}
 	if err != nil {
-		// Verify classifies every failure, an unreachable JWKS included,
-		// as an invalid token; a client can do nothing else but log in.
 		return authn.Caller{}, fail(http.StatusUnauthorized, msgBadToken)
 	}
 	return c, nil

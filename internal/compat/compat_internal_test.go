@@ -1,9 +1,15 @@
 package compat
 
 import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/authn/authntest"
 	"github.com/reel-video/reel/internal/videos"
 )
 
@@ -44,6 +50,50 @@ func TestReelAction(t *testing.T) {
 	} {
 		if got := reelAction(in); got != want {
 			t.Errorf("reelAction(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A good token whose keys cannot be fetched (the users service is down
+// and this process has never seen them) is not an invalid token: the
+// client should retry, not log in again.
+func TestAuthUnavailableIs503(t *testing.T) {
+	iss := authntest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/.well-known/jwks.json"
+	ln.Close()
+	a := auth{v: authn.NewVerifier(authn.NewJWKSClient(dead, nil))}
+	h := a.require("Error fetching videos", func(w http.ResponseWriter, r *http.Request, c authn.Caller) error {
+		t.Fatal("handler reached without a verified caller")
+		return nil
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{
+		{iss.Token(t, authntest.NewUserID(), authn.RoleUser), http.StatusServiceUnavailable},
+		{"not-a-jwt", http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b body
+		_ = json.NewDecoder(res.Body).Decode(&b)
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Fatalf("token %.10s…: %d %+v, want %d", tc.token, res.StatusCode, b, tc.want)
+		}
+		if tc.want == http.StatusServiceUnavailable && (res.Header.Get("Retry-After") == "" || b.Message != msgUnavailable) {
+			t.Fatalf("503 without Retry-After or with %q", b.Message)
 		}
 	}
 }
