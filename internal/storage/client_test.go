@@ -130,16 +130,6 @@ func TestClientRetryPolicy(t *testing.T) {
 			t.Fatalf("err %v after %d connections, want unavailable after 3", err, accepts.Load())
 		}
 	})
-	t.Run("Charge is tried once", func(t *testing.T) {
-		f := newFakeService(t, unavailable, fakeAnswer{status: 204})
-		if err := fakeClient(t, f.URL).Charge(t.Context(), user, "o", 1); !errors.Is(err, errs.ErrUnavailable) || f.hits.Load() != 1 {
-			t.Fatalf("err %v after %d attempts, want unavailable after 1", err, f.hits.Load())
-		}
-		url, accepts := resetter(t)
-		if err := fakeClient(t, url).Charge(t.Context(), user, "o", 1); !errors.Is(err, errs.ErrUnavailable) || accepts.Load() != 1 {
-			t.Fatalf("err %v after %d connections, want unavailable after 1", err, accepts.Load())
-		}
-	})
 }
 
 // TestClientReusesConnections: calls, refusals included, go over one
