@@ -9,3 +9,7 @@ test:
 
 build:
 	CGO_ENABLED=0 go build -trimpath -o bin/reel ./cmd/reel
+
+# The full benchmark of docs/benchmarks.md (long; not part of the tests).
+bench:
+	./scripts/bench.sh

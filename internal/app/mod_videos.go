@@ -40,7 +40,7 @@ func initVideos(ctx context.Context, a *App) error {
 	a.Ready("blobs:videos", blobs.Ping)
 	prober := probe.New(0)
 	if !prober.Available() {
-		a.log.Warn("ffmpeg/ffprobe not found on PATH: uploads are accepted when their container bytes look like a video, without duration, size or poster (install ffmpeg)")
+		a.log.Warn("ffmpeg/ffprobe not found on PATH: MP4, QuickTime, WebM and Matroska uploads are still read in Go; other files are accepted when their bytes look like a video, without duration or size; no video gets a poster (install ffmpeg)")
 	}
 	quota, err := a.storageQuota("videos")
 	if err != nil {

@@ -173,7 +173,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*str)(&c.Videos.BlobURL), "blob-url", "REEL_BLOB_URL", "", "where video bytes live: a directory or s3://bucket?endpoint=… (default <data-dir>/blobs)", secretURL)
 	b.bind((*size)(&c.Videos.MaxUploadSize), "max-upload-size", "REEL_MAX_UPLOAD_SIZE", "2GiB", "largest single upload", public)
 	b.bind((*dur)(&c.Videos.TrashRetention), "trash-retention", "REEL_TRASH_RETENTION", "30d", "how long deleted videos stay restorable", public)
-	b.bind((*str)(&c.Videos.SigningKey), "url-signing-key", "REEL_URL_SIGNING_KEY", "", "key for signed media URLs (default: generated once and kept in the data dir)", secret)
+	b.bind((*str)(&c.Videos.SigningKey), "url-signing-key", "REEL_URL_SIGNING_KEY", "", "key for signed media URLs (default: generated once and kept in the videos database)", secret)
 	b.bind((*dur)(&c.Videos.PlaybackTTL), "playback-ttl", "REEL_PLAYBACK_TTL", "4h", "lifetime of signed playback URLs", public)
 	b.bind((*size)(&c.Videos.MediaChunk), "media-chunk", "REEL_MEDIA_CHUNK", "8MiB", "largest answer to an open-ended range request", public)
 

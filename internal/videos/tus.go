@@ -49,7 +49,7 @@ var ErrConcatenation = errs.New(errs.Invalid, "concatenation_unsupported", "the 
 // gives everything back and deletes the partial file.
 //
 // Locking is tusd's in-process memory locker, which is enough because of
-// the single-writer rule in docs/decisions/0003-tus-single-writer.md: all
+// the single-writer rule in docs/decisions/0003-tus-uploads-single-writer.md: all
 // requests for one upload must reach the replica that holds its file.
 type TUS struct {
 	svc    *Service
