@@ -38,7 +38,9 @@ func initVideos(ctx context.Context, a *App) error {
 		return fmt.Errorf("videos blob store: %w", err)
 	}
 	a.Ready("blobs:videos", blobs.Ping)
+	spool := filepath.Join(a.cfg.DataDir, "uploads", "spool")
 	prober := probe.New(0)
+	prober.TempDir = spool // posters beside the uploads, on the data volume
 	if !prober.Available() {
 		a.log.Warn("ffmpeg/ffprobe not found on PATH: MP4, QuickTime, WebM and Matroska uploads are still read in Go; other files are accepted when their bytes look like a video, without duration or size; no video gets a poster (install ffmpeg)")
 	}
@@ -64,7 +66,7 @@ func initVideos(ctx context.Context, a *App) error {
 		TrashRetention: a.cfg.Videos.TrashRetention,
 		PlaybackTTL:    a.cfg.Videos.PlaybackTTL,
 		SigningKey:     a.cfg.Videos.SigningKey,
-		SpoolDir:       filepath.Join(a.cfg.DataDir, "uploads", "spool"),
+		SpoolDir:       spool,
 	}, log)
 	if err != nil {
 		return err

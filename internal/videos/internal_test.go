@@ -356,3 +356,35 @@ func TestTusWriteDeadlineStretched(t *testing.T) {
 		t.Fatalf("deadline %v, want %v", under.deadline, at.Add(finishSlack))
 	}
 }
+
+// A start sweeps the spool files and posters a crashed process left
+// (older than a day), and leaves fresh ones and anything else alone.
+func TestStartRemovesStaleSpool(t *testing.T) {
+	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
+		svc, _, _ := testService(t, db)
+		dir := svc.cfg.SpoolDir
+		old := time.Now().Add(-25 * time.Hour)
+		files := map[string]bool{ // name: kept
+			"upload-1": false, probe.PosterPrefix + "1.jpg": false,
+			"upload-2": true, probe.PosterPrefix + "2.jpg": true, "other": true,
+		}
+		for name, kept := range files {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if !kept || name == "other" {
+				if err := os.Chtimes(p, old, old); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		svc.removeStaleSpool()
+		for name, kept := range files {
+			_, err := os.Stat(filepath.Join(dir, name))
+			if exists := err == nil; exists != kept {
+				t.Errorf("%s: exists %v, want %v", name, exists, kept)
+			}
+		}
+	}, Migrations(), MigrationTable)
+}

@@ -305,11 +305,8 @@ func (s *Service) Admit(ctx context.Context, ownerID string, bytes int64, ttl ti
 	}
 	lid, err := s.limit.ReserveUpload(ctx, ownerID, bytes, ttl)
 	if err != nil {
-		cctx, cancel := detached(ctx)
-		defer cancel()
-		if rerr := s.quota.Release(cctx, qid); rerr != nil {
-			s.log.Warn("release storage reservation", "reservation", qid, "err", rerr)
-		}
+		// Give the storage reservation back; the daily one was not made.
+		s.Release(ctx, &Admission{OwnerID: ownerID, Bytes: bytes, quotaID: qid, limitCommitted: true})
 		return nil, fmt.Errorf("admit upload: daily upload limit: %w", err)
 	}
 	return &Admission{OwnerID: ownerID, Bytes: bytes, quotaID: qid, limitID: lid}, nil
@@ -418,7 +415,8 @@ func (s *Service) Spool() (*os.File, error) {
 	return f, nil
 }
 
-// removeStaleSpool deletes spool files a crashed process left behind.
+// removeStaleSpool deletes spool files and posters a crashed process
+// left behind.
 func (s *Service) removeStaleSpool() {
 	entries, err := os.ReadDir(s.cfg.SpoolDir)
 	if err != nil {
@@ -426,7 +424,7 @@ func (s *Service) removeStaleSpool() {
 	}
 	before := s.now().Add(-24 * time.Hour)
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), "upload-") {
+		if !strings.HasPrefix(e.Name(), "upload-") && !strings.HasPrefix(e.Name(), probe.PosterPrefix) {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && fi.ModTime().Before(before) {

@@ -87,7 +87,15 @@ type Prober struct {
 	// parse reads MP4 and Matroska headers in Go before asking ffprobe
 	// (see parse.go); tests turn it off to exercise ffprobe on any file.
 	parse bool
+	// TempDir is where Poster writes its JPEG files; empty means the
+	// OS temp dir. Set it before use to a directory on the volume the
+	// posters are stored on, so storing one is a rename, not a copy.
+	TempDir string
 }
+
+// PosterPrefix starts the name of every file Poster writes, so that a
+// sweep can find those a crashed process left behind.
+const PosterPrefix = "reel-poster-"
 
 // New finds ffprobe and ffmpeg on PATH. It never fails: reel must start
 // without them, so the caller checks Available and logs once. timeout
@@ -284,7 +292,7 @@ func (p *Prober) Poster(ctx context.Context, path string, info Info) (jpegPath s
 		}
 		return "", err
 	}
-	f, err := os.CreateTemp("", "reel-poster-*.jpg")
+	f, err := os.CreateTemp(p.TempDir, PosterPrefix+"*.jpg")
 	if err != nil {
 		return "", fmt.Errorf("probe: poster: %w", err)
 	}
