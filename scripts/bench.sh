@@ -35,7 +35,7 @@ ADMIN_EMAIL=bench-admin@example.com
 ADMIN_PASSWORD=bench-admin-password
 BIG_BYTES=$((1 << 30))
 # The original mix without its writes: what reads do when uploads (each
-# one spawns ffprobe and ffmpeg) are not eating the cores.
+# one spawns ffmpeg for its poster) are not eating the cores.
 READ_WEIGHTS="feed=10,storage=5,usage=5,logs=3,play=3,admin_logs=1"
 
 log() { printf '\n=== %s\n' "$*" >&2; }
@@ -182,9 +182,9 @@ log "SQLite: $USERS users for $DURATION, reads only"
 scenario "$OUT/sqlite-reads" -weights "$READ_WEIGHTS"
 login_sqlite=$(login_run "$work/login-sqlite")
 read -r upload_cap upload_cap_p50 < <(upload_run "$work/upload-sqlite")
-# What starting ffprobe costs before it reads a byte (CPU ms per start).
-exec_ms=$( { TIMEFORMAT='%U %S'; time (for _ in 1 2 3 4 5 6 7 8 9 10; do ffprobe -version >/dev/null; done); } 2>&1 | awk '{ printf "%.0f", ($1 + $2) * 100 }')
-ffprobe_libs=$(ldd "$(command -v ffprobe)" | wc -l)
+# What starting ffmpeg costs before it reads a byte (CPU ms per start).
+exec_ms=$( { TIMEFORMAT='%U %S'; time (for _ in 1 2 3 4 5 6 7 8 9 10; do ffmpeg -version >/dev/null; done); } 2>&1 | awk '{ printf "%.0f", ($1 + $2) * 100 }')
+ffmpeg_libs=$(ldd "$(command -v ffmpeg)" | wc -l)
 sat_rps="" sat_dir="$OUT/sqlite-flat-out"
 if ((SAT_USERS > 0)); then
 	log "SQLite: $SAT_USERS users reading flat out (no pause) for 30s"
@@ -445,7 +445,7 @@ section=$work/section.md
 	echo "#### Without uploads"
 	echo
 	echo "The same users and pauses with weights \`$READ_WEIGHTS\`: what the reads do when"
-	echo "no upload is spawning ffprobe and ffmpeg beside them."
+	echo "no upload is spawning ffmpeg beside them."
 	echo
 	scenario_md "$sq-reads" "SQLite, reads only"
 	if [[ -n $sat_rps && -f $sat_dir/results.json ]]; then
@@ -465,27 +465,39 @@ section=$work/section.md
 		scenario_md "$OUT/postgres-reads" "PostgreSQL, reads only"
 		echo "Login-only run on PostgreSQL: $(fixed "$login_pg") logins/s."
 		echo
+		echo "**Why PostgreSQL's read tail is longer than SQLite's.** The reads' medians are a few ms on"
+		echo "both engines; the tails differ. Every request on PostgreSQL is loopback round trips to"
+		echo "server processes on the same two cores (the read itself, and the activity event each read"
+		echo "records in its service's outbox, which the relay then writes to the activity log), where"
+		echo "SQLite answers inside reel's process. When the cores are full (setup's argon2id, the uploads'"
+		echo "ffmpeg, other work on the machine) those processes wait for them too, and the tail grows."
+		echo "Tried in November 2026: 4 connections per service's pool instead of 20 (the all-in-one"
+		echo "process has five pools), 1000 users reading for 40 s: worst p99 180 ms instead of 254 ms, but"
+		echo "p50 14 ms instead of 5 ms, on a machine shared with other work (load average 6 to 7): within"
+		echo "the noise, so the pool stays at 20. Not fixed; a database on its own cores is the remedy."
+		echo
 	fi
 	echo "### Against the physical limits"
 	echo
 	think_s=$(echo "$THINK" | sed 's/ms$/e-3/; s/s$//')
 	echo "**Small uploads.** With $((4 * ncpu)) users uploading the ~300 KiB video with no pause, reel"
-	echo "completes $(fixed "$upload_cap") uploads/s (p50 $(fixed "$upload_cap_p50" 0) ms). Each upload runs ffprobe (validation)"
-	echo "and ffmpeg (poster), and starting either costs about $exec_ms ms of CPU before it reads a byte"
-	echo "(\`ffprobe -version\`: the binary loads $ffprobe_libs shared libraries), so the two process starts"
-	echo "alone bound uploads near $(fixed "$ncpu * 1000 / (2 * $exec_ms)") per second on $ncpu cores. The mix offers about"
+	echo "completes $(fixed "$upload_cap") uploads/s (p50 $(fixed "$upload_cap_p50" 0) ms). Each upload's container headers"
+	echo "(MP4, QuickTime, 3GPP, WebM, Matroska) are read in Go, which validates it (ffprobe runs only for other"
+	echo "containers and files the Go reader does not fully understand), and ffmpeg runs once for the poster;"
+	echo "starting it costs about $exec_ms ms of CPU before it reads a byte (\`ffmpeg -version\`: the binary"
+	echo "loads $ffmpeg_libs shared libraries), so that one process start alone bounds uploads near"
+	echo "$(fixed "$ncpu * 1000 / $exec_ms") per second on $ncpu cores (two starts, ffprobe and ffmpeg, bounded them near half that). The mix offers about"
 	offered=$(fixed "$USERS / 29 / $think_s")
 	if ge "$offered" "$upload_cap"; then
 		echo "$offered uploads/s ($USERS users, weight 1 of 29, $THINK pauses), more than that: the uploads"
-		echo "queue, the users waiting on them stop reading, the probes take the cores from the reads,"
+		echo "queue, the users waiting on them stop reading, the poster runs take the cores from the reads,"
 		echo "and uploads still queued at the 3-minute client timeout count as errors. That, not the"
 		echo "database, is what holds the full mix back; the runs without uploads show the reads on"
 		echo "their own."
 	else
 		echo "$offered uploads/s ($USERS users, weight 1 of 29, $THINK pauses), within that."
 	fi
-	echo "Probing and posters in one ffmpeg start, or in-process parsing of the common containers,"
-	echo "would lift this bound."
+	echo "Posters made off the request path (or without a process) would lift this bound further."
 	echo
 	echo "**Login vs the argon2id hash rate.** A login is one argon2id verification (m = 19 MiB,"
 	echo "t = 2, p = 1). \`go test ./internal/users -bench VerifyParallel\` computes $(fixed "$hash_rate")"
@@ -496,6 +508,10 @@ section=$work/section.md
 	echo "another 6 %; the SQLite transaction (refresh token and outbox event), the outbox relay to the"
 	echo "activity log, JWT signing, HTTP and the load generator share the remaining 10 %, and the two"
 	echo "cores were 94 % busy. Both processes sharing two cores is most of the gap to the bound."
+	echo "In process, without HTTP and the load generator (\`go test ./internal/users -bench Login\`,"
+	echo "November 2026), argon2id and clearing its memory are 95 % of a login's CPU, the database"
+	echo "transaction under 2 %. A login no longer deletes the account's past failures when it has"
+	echo "none (it did on every login: one write transaction through SQLite's single writer)."
 	echo
 	if [[ -n $dd_mibs ]]; then
 		echo "**Upload vs the disk.** A $(calc "$big_size / 1048576") MiB MP4 (MPEG-4 Part 2 of noise) written"
@@ -504,9 +520,12 @@ section=$work/section.md
 			echo "Uploaded with curl (multipart, one request, admin token) to a fresh reel: $(fixed "$up_mibs") MiB/s"
 			echo "end to end (spooling, probing, storing, answering): $(ratio "$up_mibs / $dd_mibs")× the raw write."
 			echo "Peak RSS of reel during it: $(calc "$hwm_kib / 1024") MiB (VmHWM after resetting it with clear_refs)."
-			echo "The upload writes the bytes twice: the multipart body goes to a scratch spool file, then"
-			echo "blob.Disk.Put copies it into the store and fsyncs it; a rename when spool and store share"
-			echo "a filesystem would leave one write, the same as dd's."
+			echo "The bytes are written once, as dd writes them: the multipart body goes to a spool file,"
+			echo "which the disk blob store takes by fsync and rename (blob.Disk.Import; spool and store share"
+			echo "the data directory's filesystem). What remains beyond dd is reading the body from the"
+			echo "socket and scanning it for the multipart boundary, and the probe and poster. A ratio at or"
+			echo "above 1 means this measurement cannot tell the two apart: both write the bytes once and"
+			echo "fsync them, and single runs on a virtual disk shared with other work vary widely."
 		else
 			echo "The upload was not measured: $upload_note."
 		fi
@@ -522,11 +541,12 @@ section=$work/section.md
 		echo "| 64 KiB | $nginx_small_rps | $reel_small_rps | $nginx_small_mibs | $reel_small_mibs | $(ratio "$reel_small_rps / $nginx_small_rps")× | $nginx_small_p99/$reel_small_p99 | $nginx_small_err/$reel_small_err |"
 		echo "| 1 MiB | $nginx_big_rps | $reel_big_rps | $nginx_big_mibs | $reel_big_mibs | $(ratio "$reel_big_mibs / $nginx_big_mibs")× | $nginx_big_p99/$reel_big_p99 | $nginx_big_err/$reel_big_err |"
 		echo
-		echo "Per request, reel checks the signature, looks the video up in its database and meters the"
-		echo "viewer's egress before sendfile; a CPU profile of /media serving 64 KiB ranges (server and"
-		echo "client in one process, November 2026) put the database lookup at about a third of the"
-		echo "handler's time, the rest mostly loopback syscalls. A short-lived cache of the video row per"
-		echo "signed token would remove most of it."
+		echo "Per request, reel checks the signature (HMAC), finds the video in a cache (at most 4096"
+		echo "videos for at most 2 s; a video this process trashes is forgotten at once, one trashed by"
+		echo "another replica stops playing within the 2 s), meters the viewer's egress, opens the file"
+		echo "(without registering it with the network poller) and hands it to sendfile. The database is"
+		echo "asked once per video per 2 s instead of once per range; what remains is the HTTP work"
+		echo "(request parsing, middleware, headers) that nginx does in C."
 		echo
 	elif [[ -n $media_note ]]; then
 		echo "**Range serving vs nginx.** Not measured: $media_note."
