@@ -136,7 +136,7 @@ func (a *App) Database(ctx context.Context, service string, migrations fs.FS, ta
 	db, ok := a.dbs[url]
 	if !ok {
 		var err error
-		db, err = sqldb.Open(ctx, url, sqldb.Options{})
+		db, err = sqldb.Open(ctx, url, sqldb.Options{MaxOpenConns: a.cfg.DBMaxConns})
 		if err != nil {
 			return nil, fmt.Errorf("%s database %s: %w", service, sqldb.Redacted(url), err)
 		}
@@ -175,6 +175,14 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", a.cfg.HTTP.Addr, err)
 		}
+	}
+	if a.cfg.HTTP.DebugAddr != "" {
+		stopDebug, err := a.serveDebug(a.cfg.HTTP.DebugAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopDebug()
 	}
 	a.addr = ln.Addr()
 	close(a.ready)

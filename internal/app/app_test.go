@@ -322,3 +322,31 @@ func TestGatewayDocumentsAndRoutesEveryPublicPath(t *testing.T) {
 		}
 	}
 }
+
+// REEL_DEBUG_ADDR serves pprof on its own listener, not on the public one.
+func TestDebugAddrServesPprof(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debug := ln.Addr().String()
+	ln.Close()
+	base, _ := start(t, map[string]string{"REEL_DEBUG_ADDR": debug}, nil)
+	res, err := http.Get("http://" + debug + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("debug address: %d %.80s", res.StatusCode, body)
+	}
+	res, err = http.Get(base + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("pprof on the public address: %d", res.StatusCode)
+	}
+}

@@ -119,7 +119,7 @@ func Migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if !ok {
 			continue
 		}
-		db, err := sqldb.Open(ctx, cfg.Databases[name], sqldb.Options{})
+		db, err := sqldb.Open(ctx, cfg.Databases[name], sqldb.Options{MaxOpenConns: cfg.DBMaxConns})
 		if err != nil {
 			return fmt.Errorf("%s database: %w", name, err)
 		}
@@ -158,7 +158,7 @@ func CreateUser(ctx context.Context, cfg *config.Config, log *slog.Logger, in us
 // relay delivers them.
 func withUsers(ctx context.Context, cfg *config.Config, log *slog.Logger, fn func(*users.Service) error) error {
 	sc := schemas["users"]
-	db, err := sqldb.Open(ctx, cfg.Databases["users"], sqldb.Options{})
+	db, err := sqldb.Open(ctx, cfg.Databases["users"], sqldb.Options{MaxOpenConns: cfg.DBMaxConns})
 	if err != nil {
 		return fmt.Errorf("users database: %w", err)
 	}

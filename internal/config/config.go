@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -32,6 +33,9 @@ type Config struct {
 	Databases map[string]string
 	// URLs maps a service to its base URL, for split mode.
 	URLs map[string]string
+	// DBMaxConns is the size of each database pool (sqldb.Options); 0
+	// keeps sqldb's default.
+	DBMaxConns int
 	// ServiceKey signs service credentials in split mode.
 	ServiceKey string
 	Users      Users
@@ -48,6 +52,9 @@ type HTTP struct {
 	TrustedProxies  []netip.Prefix
 	CORSOrigins     []string
 	ShutdownTimeout time.Duration
+	// DebugAddr serves Go's pprof profiles on a listener of its own; empty
+	// turns it off.
+	DebugAddr string
 }
 
 // Users configures the users service.
@@ -142,6 +149,8 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind(&proxies, "trusted-proxies", "REEL_TRUSTED_PROXIES", "", "comma list of CIDRs whose X-Forwarded-For is believed", public)
 	b.bind(&origins, "cors-origins", "REEL_CORS_ORIGINS", "", "comma list of browser origins allowed by CORS", public)
 	b.bind((*dur)(&c.HTTP.ShutdownTimeout), "shutdown-timeout", "REEL_SHUTDOWN_TIMEOUT", "30s", "how long to drain in-flight requests on stop", public)
+	b.bind((*str)(&c.HTTP.DebugAddr), "debug-addr", "REEL_DEBUG_ADDR", "", "address serving Go's pprof profiles at /debug/pprof/ (off when empty; keep it private, e.g. 127.0.0.1:6060: profiles show memory)", public)
+	b.bind((*intv)(&c.DBMaxConns), "db-max-conns", "REEL_DB_MAX_CONNS", "0", "connections per database pool (0: 20 on PostgreSQL, max(4, 2×cores) SQLite readers)", public)
 
 	var dbURL string
 	b.bind((*str)(&dbURL), "database-url", "REEL_DATABASE_URL", "", "database for every service: postgres://… or a SQLite file (default <data-dir>/reel.db)", secretURL)
@@ -252,6 +261,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Users.HashConcurrency < 1 {
 		errs = append(errs, errors.New("REEL_HASH_CONCURRENCY must be at least 1"))
+	}
+	if c.DBMaxConns < 0 {
+		errs = append(errs, errors.New("REEL_DB_MAX_CONNS must not be negative"))
+	}
+	if c.HTTP.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.DebugAddr); err != nil {
+			errs = append(errs, fmt.Errorf("REEL_DEBUG_ADDR=%q: must be host:port", c.HTTP.DebugAddr))
+		}
 	}
 	if c.Users.LoginMaxPerAccount < 1 || c.Users.LoginMaxPerIP < 1 || c.Users.LoginWindow <= 0 {
 		errs = append(errs, errors.New("login throttling limits and window must be positive"))
