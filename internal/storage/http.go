@@ -6,16 +6,7 @@ import (
 
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/httpx"
-	"github.com/reel-video/reel/internal/platform/obs"
-)
-
-// Headers through which a calling service passes on the end user's address
-// and user agent, so that events recorded on an internal route (a refused
-// reservation) describe the user's request, not the service's. They are
-// believed only on internal routes, behind a service credential.
-const (
-	HeaderClientIP        = "X-Reel-Client-Ip"
-	HeaderClientUserAgent = "X-Reel-Client-User-Agent"
+	"github.com/reel-video/reel/internal/platform/rpc"
 )
 
 // Handler serves the storage service's routes.
@@ -59,39 +50,13 @@ func (h *Handler) user(w http.ResponseWriter, r *http.Request) error {
 // processes call this one (the Quota interface over HTTP, used by Client);
 // only callers holding a service credential signed with keys get in.
 func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
-	in := func(f httpx.HandlerFunc) http.Handler { return keys.RequireService(clientMeta(f)) }
+	in := func(f httpx.HandlerFunc) http.Handler { return rpc.Internal(keys, f) }
 	r.Handle("POST /internal/v1/storage/reservations", in(h.reserve))
 	r.Handle("POST /internal/v1/storage/reservations/{id}/commit", in(h.commit))
 	r.Handle("POST /internal/v1/storage/reservations/{id}/release", in(h.release))
 	r.Handle("POST /internal/v1/storage/users/{id}/free", in(h.free))
 	r.Handle("GET /internal/v1/storage/users/{id}", in(h.usage))
 	r.Handle("PUT /internal/v1/storage/users/{id}/quota", in(h.setQuota))
-}
-
-// clientMeta replaces the request metadata with the end user's, as passed
-// on by the calling service.
-func clientMeta(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, ua := r.Header.Get(HeaderClientIP), r.Header.Get(HeaderClientUserAgent)
-		if ip != "" || ua != "" {
-			m := obs.RequestFrom(r.Context())
-			if ip != "" {
-				m.IP = truncate(ip, 64)
-			}
-			if ua != "" {
-				m.UserAgent = truncate(ua, 512)
-			}
-			r = r.WithContext(obs.WithRequest(r.Context(), m))
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // reserveRequest is the body of the internal reserve route. ID is chosen

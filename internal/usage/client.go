@@ -1,26 +1,15 @@
 package usage
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/reel-video/reel/internal/platform/authn"
-	"github.com/reel-video/reel/internal/platform/errs"
-	"github.com/reel-video/reel/internal/platform/httpx"
-	"github.com/reel-video/reel/internal/platform/obs"
+	"github.com/reel-video/reel/internal/platform/rpc"
 )
 
 // Client is the usage service in another process, over its internal
@@ -28,18 +17,14 @@ import (
 // mode, and is the EgressSink of their EgressMeter.
 //
 // Every call is safe to repeat and is retried a few times on network
-// errors and 502/503/504: commits and releases are idempotent by design,
-// ReserveUpload is made so by sending a reservation id chosen here, and
-// AddEgress by its batch id (one is made up when the caller gives none). A
-// service that cannot be reached is errs.ErrUnavailable (503); refusals
-// come back as this package's sentinel errors, recognised by their code,
-// ErrDailyLimit with its Retry-After.
+// errors and 502/503/504 (rpc's policy): commits and releases are idempotent
+// by design, ReserveUpload is made so by sending a reservation id chosen
+// here, and AddEgress by its batch id (one is made up when the caller gives
+// none). A service that cannot be reached is errs.ErrUnavailable (503);
+// refusals come back as this package's sentinel errors, recognised by their
+// code, ErrDailyLimit with its Retry-After.
 type Client struct {
-	base     string
-	keys     *authn.ServiceKeys
-	http     *http.Client
-	attempts int
-	backoff  time.Duration
+	rpc *rpc.Client
 }
 
 var (
@@ -47,34 +32,18 @@ var (
 	_ EgressSink = (*Client)(nil)
 )
 
-// clientTimeout bounds one attempt of a call, body included. These are
-// small JSON exchanges; anything slower is a service in trouble.
-const clientTimeout = 10 * time.Second
-
-// maxResponse bounds what the client reads of an answer.
-const maxResponse = 1 << 20
-
-// sharedHTTP is the default client of every Client in the process, so
-// that they share one pool of warm connections (the videos process makes
-// two over the same service: one for uploads, one for its egress meter).
-var sharedHTTP = sync.OnceValue(func() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	// Every upload makes a few calls; keep connections warm instead
-	// of paying a handshake per call.
-	t.MaxIdleConnsPerHost = 64
-	t.ResponseHeaderTimeout = clientTimeout
-	return &http.Client{Timeout: clientTimeout, Transport: t}
-})
-
 // NewClient returns a client of the usage service at baseURL (e.g.
 // "http://usage:8080"), authenticating with keys. hc may be nil for the
-// process's shared client: timeouts, and connection reuse suited to many
-// concurrent uploads and viewers.
+// process's shared client (rpc.SharedHTTP): timeouts, and connection reuse
+// suited to many concurrent uploads and viewers.
 func NewClient(baseURL string, keys *authn.ServiceKeys, hc *http.Client) *Client {
-	if hc == nil {
-		hc = sharedHTTP()
-	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), keys: keys, http: hc, attempts: 3, backoff: 100 * time.Millisecond}
+	return &Client{rpc: rpc.New("usage", baseURL, keys, hc,
+		ErrDailyLimit, ErrReservationNotFound, ErrReservationSettled, ErrInvalid, ErrInvalidUserID, ErrInvalidRange)}
+}
+
+// do makes one call; every call of this client is idempotent.
+func (c *Client) do(ctx context.Context, op, method, path string, in, out any) error {
+	return c.rpc.Call(ctx, op, method, path, in, out, true)
 }
 
 // ReserveUpload implements Meter.
@@ -127,120 +96,4 @@ func (c *Client) Today(ctx context.Context, userID string) (Status, error) {
 // SetLimits implements Meter.
 func (c *Client) SetLimits(ctx context.Context, userID string, l Limits) error {
 	return c.do(ctx, "set limits", http.MethodPatch, "/internal/v1/usage/users/"+url.PathEscape(userID)+"/limits", l, nil)
-}
-
-// do makes one call, retrying it on failures worth retrying.
-func (c *Client) do(ctx context.Context, op, method, path string, in, out any) error {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("usage client: %s: encode: %w", op, err)
-		}
-	}
-	attempts := c.attempts
-	var err error
-	for i := range attempts {
-		if i > 0 {
-			// Exponential backoff with jitter, so a restarting service is
-			// not hit by every caller in lockstep.
-			d := c.backoff<<(i-1) + rand.N(c.backoff)
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("usage client: %s: %w", op, errors.Join(ctx.Err(), err))
-			case <-time.After(d):
-			}
-		}
-		var retry bool
-		retry, err = c.once(ctx, method, path, body, out)
-		if err == nil || !retry || ctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("usage client: %s: %w", op, err)
-	}
-	return nil
-}
-
-// once makes one attempt and reports whether a failure is worth retrying.
-func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) (retry bool, err error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return false, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	m := obs.RequestFrom(ctx)
-	if m.ID != "" {
-		req.Header.Set("X-Request-ID", m.ID)
-	}
-	if m.IP != "" {
-		req.Header.Set(HeaderClientIP, m.IP)
-	}
-	if m.UserAgent != "" {
-		req.Header.Set(HeaderClientUserAgent, m.UserAgent)
-	}
-	if err := c.keys.Authorize(req); err != nil {
-		return false, err
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		return true, fmt.Errorf("%w: %w", errs.ErrUnavailable, err)
-	}
-	defer func() {
-		// Drain so the connection goes back to the pool.
-		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxResponse))
-		_ = res.Body.Close()
-	}()
-	if res.StatusCode/100 == 2 {
-		if out == nil || res.StatusCode == http.StatusNoContent {
-			return false, nil
-		}
-		if err := json.NewDecoder(io.LimitReader(res.Body, maxResponse)).Decode(out); err != nil {
-			return false, fmt.Errorf("decode answer: %w", err)
-		}
-		return false, nil
-	}
-	return problemError(res)
-}
-
-// problemError turns an error answer back into the sentinel the service
-// returned, found by its code.
-func problemError(res *http.Response) (retry bool, err error) {
-	var p struct {
-		Code   string            `json:"code"`
-		Detail string            `json:"detail"`
-		Errors map[string]string `json:"errors"`
-	}
-	_ = json.NewDecoder(io.LimitReader(res.Body, maxResponse)).Decode(&p)
-	if res.StatusCode >= 500 {
-		retry = res.StatusCode == http.StatusBadGateway || res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusGatewayTimeout
-		return retry, fmt.Errorf("%w: status %d %s", errs.ErrUnavailable, res.StatusCode, p.Code)
-	}
-	for _, e := range []*errs.Error{ErrDailyLimit, ErrReservationNotFound, ErrReservationSettled, ErrInvalid, ErrInvalidUserID, ErrInvalidRange} {
-		if e.Code == p.Code && httpx.StatusOf(e.Kind) == res.StatusCode {
-			c := e.WithFields(p.Errors)
-			if p.Detail != "" {
-				c = c.WithMsg(p.Detail)
-			}
-			if secs, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && secs > 0 {
-				c = c.WithRetryAfter(time.Duration(secs) * time.Second)
-			}
-			return false, c
-		}
-	}
-	// Anything else (a refused service credential, a malformed request)
-	// is a bug or a misconfiguration here, not the end user's doing: it
-	// stays unclassified, so the user sees a 500 and the log the reason.
-	return false, fmt.Errorf("unexpected answer: status %d %s: %s", res.StatusCode, p.Code, p.Detail)
 }

@@ -6,15 +6,7 @@ import (
 
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/httpx"
-	"github.com/reel-video/reel/internal/platform/obs"
-)
-
-// Headers through which a calling service passes on the end user's address
-// and user agent, so that events recorded on an internal route describe the
-// user's request. Believed only behind a service credential.
-const (
-	HeaderClientIP        = "X-Reel-Client-Ip"
-	HeaderClientUserAgent = "X-Reel-Client-User-Agent"
+	"github.com/reel-video/reel/internal/platform/rpc"
 )
 
 // maxEgressBody bounds an egress batch: tens of thousands of viewers.
@@ -71,7 +63,7 @@ func (h *Handler) user(w http.ResponseWriter, r *http.Request) error {
 // processes call this one (the Meter interface over HTTP, used by Client);
 // only callers holding a service credential signed with keys get in.
 func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
-	in := func(f httpx.HandlerFunc) http.Handler { return keys.RequireService(clientMeta(f)) }
+	in := func(f httpx.HandlerFunc) http.Handler { return rpc.Internal(keys, f) }
 	r.Handle("POST /internal/v1/usage/uploads", in(h.reserve))
 	r.Handle("POST /internal/v1/usage/uploads/{id}/commit", in(h.commit))
 	r.Handle("POST /internal/v1/usage/uploads/{id}/release", in(h.release))
@@ -79,32 +71,6 @@ func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
 	r.Handle("GET /internal/v1/usage/users/{id}", in(h.today))
 	r.Handle("GET /internal/v1/usage/users/{id}/allowance", in(h.allowance))
 	r.Handle("PATCH /internal/v1/usage/users/{id}/limits", in(h.setLimits))
-}
-
-// clientMeta replaces the request metadata with the end user's, as passed
-// on by the calling service.
-func clientMeta(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, ua := r.Header.Get(HeaderClientIP), r.Header.Get(HeaderClientUserAgent)
-		if ip != "" || ua != "" {
-			m := obs.RequestFrom(r.Context())
-			if ip != "" {
-				m.IP = truncate(ip, 64)
-			}
-			if ua != "" {
-				m.UserAgent = truncate(ua, 512)
-			}
-			r = r.WithContext(obs.WithRequest(r.Context(), m))
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 type reserveRequest struct {
