@@ -1,17 +1,13 @@
 package storage_test
 
 import (
-	"errors"
-	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
+	"context"
 	"testing"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/authn/authntest"
-	"github.com/reel-video/reel/internal/platform/errs"
-	"github.com/reel-video/reel/internal/platform/httpx"
+	"github.com/reel-video/reel/internal/platform/rpc/rpctest"
 	"github.com/reel-video/reel/internal/storage"
 )
 
@@ -24,18 +20,8 @@ func TestClientRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := authntest.NewUserID()
-	for _, e := range []*errs.Error{storage.ErrQuotaExceeded, storage.ErrReservationNotFound, storage.ErrReservationSettled, storage.ErrInvalid, storage.ErrInvalidUserID} {
-		t.Run(e.Code, func(t *testing.T) {
-			var hits atomic.Int64
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				hits.Add(1)
-				httpx.Error(w, r, e)
-			}))
-			t.Cleanup(srv.Close)
-			_, err := storage.NewClient(srv.URL, keys, nil).Reserve(t.Context(), user, 100, time.Hour)
-			if !errors.Is(err, e) || hits.Load() != 1 {
-				t.Fatalf("err %v after %d attempts, want %s after 1", err, hits.Load(), e.Code)
-			}
-		})
-	}
+	rpctest.Refusals(t, func(ctx context.Context, url string) error {
+		_, err := storage.NewClient(url, keys, nil).Reserve(ctx, user, 100, time.Hour)
+		return err
+	}, storage.ErrQuotaExceeded, storage.ErrReservationNotFound, storage.ErrReservationSettled, storage.ErrInvalid, storage.ErrInvalidUserID)
 }

@@ -1,17 +1,13 @@
 package usage_test
 
 import (
-	"errors"
-	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
+	"context"
 	"testing"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/authn/authntest"
-	"github.com/reel-video/reel/internal/platform/errs"
-	"github.com/reel-video/reel/internal/platform/httpx"
+	"github.com/reel-video/reel/internal/platform/rpc/rpctest"
 	"github.com/reel-video/reel/internal/usage"
 )
 
@@ -25,21 +21,9 @@ func TestClientRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := authntest.NewUserID()
-	for _, e := range []*errs.Error{usage.ErrDailyLimit.WithRetryAfter(time.Minute), usage.ErrReservationNotFound, usage.ErrReservationSettled, usage.ErrInvalid, usage.ErrInvalidUserID, usage.ErrInvalidRange} {
-		t.Run(e.Code, func(t *testing.T) {
-			var hits atomic.Int64
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				hits.Add(1)
-				httpx.Error(w, r, e)
-			}))
-			t.Cleanup(srv.Close)
-			_, err := usage.NewClient(srv.URL, keys, nil).ReserveUpload(t.Context(), user, 100, time.Hour)
-			if !errors.Is(err, e) || hits.Load() != 1 {
-				t.Fatalf("err %v after %d attempts, want %s after 1", err, hits.Load(), e.Code)
-			}
-			if got, _ := errs.As(err); got.RetryAfter != e.RetryAfter {
-				t.Fatalf("err %v with a Retry-After of %s, want %s", err, got.RetryAfter, e.RetryAfter)
-			}
-		})
-	}
+	rpctest.Refusals(t, func(ctx context.Context, url string) error {
+		_, err := usage.NewClient(url, keys, nil).ReserveUpload(ctx, user, 100, time.Hour)
+		return err
+	}, usage.ErrDailyLimit.WithRetryAfter(time.Minute), usage.ErrReservationNotFound, usage.ErrReservationSettled,
+		usage.ErrInvalid, usage.ErrInvalidUserID, usage.ErrInvalidRange)
 }
