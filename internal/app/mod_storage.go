@@ -46,7 +46,7 @@ func initStorage(ctx context.Context, a *App) error {
 // storageQuota returns the storage service for a module that calls it
 // (caller names that module in service credentials): the service itself
 // when it runs in this process, else its HTTP client at REEL_STORAGE_URL.
-// The client shares the storage package's connection pool, so calling this
+// The client shares the process's pool of service connections, so calling this
 // per request opens no new connections. Call it at use time, or in a module
 // that starts after storage: a module that starts earlier would find the
 // in-process service not built yet.

@@ -42,7 +42,7 @@ func initUsage(ctx context.Context, a *App) error {
 // usageMeter returns the usage service for a module that calls it (caller
 // names that module in service credentials): the service itself when it
 // runs in this process, else its HTTP client at REEL_USAGE_URL, sharing the
-// usage package's connection pool. Like storageQuota, call
+// process's pool of service connections. Like storageQuota, call
 // it at use time or from a module that starts after usage.
 func (a *App) usageMeter(caller string) (usage.Meter, error) {
 	if a.present["usage"] {
