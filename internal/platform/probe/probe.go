@@ -84,6 +84,9 @@ type Prober struct {
 	// slots bounds how many tool runs go on at once, so that a burst of
 	// uploads queues rather than overloading a small machine.
 	slots chan struct{}
+	// frames are the poster frames waiting for a slot (batch.go).
+	frames     frameQueue
+	frameBatch int // the most frames one ffmpeg run cuts
 	// parse reads MP4 and Matroska headers in Go before asking ffprobe
 	// (see parse.go); tests turn it off to exercise ffprobe on any file.
 	parse bool
@@ -124,6 +127,8 @@ func newProber(ffprobe, ffmpeg string, timeout time.Duration) *Prober {
 		timeout: timeout,
 		slots:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
 		parse:   true,
+
+		frameBatch: maxFrameBatch,
 	}
 }
 
@@ -323,33 +328,4 @@ func (p *Prober) Poster(ctx context.Context, path string, info Info) (jpegPath s
 		// file, a lying header): the first frame is better than none.
 		at = 0
 	}
-}
-
-// cutFrame runs ffmpeg to write the frame at the given second to out. It
-// reports false when ffmpeg succeeded but wrote no JPEG, which it does when
-// seeking lands past the last frame.
-func (p *Prober) cutFrame(ctx context.Context, c container, path string, at float64, out string) (bool, error) {
-	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y",
-		"-ss", strconv.FormatFloat(at, 'f', 3, 64)}
-	args = append(args, inputOptions(c)...)
-	args = append(args, "-i", fileURL(path),
-		// V, not v: the first video stream that is not cover art, the
-		// one Probe described.
-		"-map", "0:V:0",
-		"-frames:v", "1",
-		"-vf", fmt.Sprintf("scale='min(%d,iw)':-2", posterWidth),
-		"-q:v", "3",
-		"-f", "image2", "-c:v", "mjpeg", "-update", "1",
-		fileURL(out))
-	if _, err := p.run(ctx, p.ffmpeg, args, 0); err != nil {
-		return false, toolFailure(ErrNoPoster, err, "ffmpeg could not cut a frame")
-	}
-	head := make([]byte, 3)
-	f, err := os.Open(out)
-	if err != nil {
-		return false, fmt.Errorf("probe: poster: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	n, _ := f.Read(head)
-	return n == 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff, nil
 }

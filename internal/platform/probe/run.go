@@ -81,7 +81,11 @@ func (p *Prober) run(ctx context.Context, bin string, args []string, stdoutLimit
 		return result{}, ctx.Err()
 	}
 	defer func() { <-p.slots }()
+	return p.runHeld(ctx, bin, args, stdoutLimit)
+}
 
+// runHeld is run for a caller that already holds a slot.
+func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutLimit int) (result, error) {
 	// The timeout starts once a slot is free: waiting in the queue on a
 	// busy server does not make a file "not a video".
 	runCtx, cancel := context.WithTimeout(ctx, p.timeout)

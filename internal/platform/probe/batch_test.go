@@ -1,0 +1,183 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/probe/probetest"
+)
+
+// countingFFmpeg wraps the real ffmpeg in a script that notes each start.
+func countingFFmpeg(t *testing.T, ffmpeg string) (path string, starts func() int) {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "starts")
+	path = filepath.Join(dir, "ffmpeg")
+	script := "#!/bin/sh\necho start >> '" + log + "'\nexec '" + ffmpeg + "' \"$@\"\n"
+	if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return path, func() int {
+		b, _ := os.ReadFile(log)
+		return strings.Count(string(b), "start")
+	}
+}
+
+// Posters asked for while the tools are busy are cut together in one
+// ffmpeg run; a file that fails the run fails only itself.
+func TestPostersBatch(t *testing.T) {
+	ffmpeg, ffprobe := probetest.Tools(t)
+	counting, starts := countingFFmpeg(t, ffmpeg)
+	p := newProber(ffprobe, counting, 0)
+	dir := t.TempDir()
+
+	type upload struct {
+		path string
+		info Info
+		bad  bool
+	}
+	var uploads []upload
+	for i := range 5 {
+		path := probetest.Video(t, dir, 1, 160+16*i, 120)
+		info, err := p.Probe(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uploads = append(uploads, upload{path: path, info: info})
+	}
+	// Sniffs as MP4 but ffmpeg cannot read it: the batch run fails.
+	head, err := os.ReadFile(uploads[0].path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := writeFile(t, filepath.Join(dir, "broken.mp4"), head[:64])
+	uploads = append(uploads, upload{path: broken, info: Info{DurationSeconds: 1}, bad: true})
+
+	// Hold every slot, so that all the posters queue up.
+	for range cap(p.slots) {
+		p.slots <- struct{}{}
+	}
+	type answer struct {
+		jpg string
+		err error
+	}
+	answers := make([]answer, len(uploads))
+	var wg sync.WaitGroup
+	for i, u := range uploads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			jpg, err := p.Poster(t.Context(), u.path, u.info)
+			answers[i] = answer{jpg, err}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.frames.mu.Lock()
+		n := len(p.frames.jobs)
+		p.frames.mu.Unlock()
+		if n == len(uploads) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d posters queued", n, len(uploads))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range cap(p.slots) {
+		<-p.slots
+	}
+	wg.Wait()
+
+	for i, u := range uploads {
+		a := answers[i]
+		if u.bad {
+			if !errors.Is(a.err, ErrNoPoster) {
+				t.Errorf("broken file: %q, %v; want ErrNoPoster", a.jpg, a.err)
+			}
+			continue
+		}
+		if a.err != nil {
+			t.Fatalf("poster %d: %v", i, a.err)
+		}
+		checkJPEG(t, a.jpg, 160+16*i, 120)
+		_ = os.Remove(a.jpg)
+	}
+	// One run for the batch, which the broken file failed, then one run
+	// for each file on its own.
+	if got, want := starts(), 1+len(uploads); got != want {
+		t.Errorf("ffmpeg started %d times, want %d", got, want)
+	}
+	if len(p.frames.jobs) != 0 {
+		t.Errorf("%d jobs left in the queue", len(p.frames.jobs))
+	}
+}
+
+// A poster whose caller gives up while it waits for a slot leaves the
+// queue and its file.
+func TestPosterGivesUpInQueue(t *testing.T) {
+	ffmpeg, ffprobe := probetest.Tools(t)
+	p := newProber(ffprobe, ffmpeg, 0)
+	dir := t.TempDir()
+	p.TempDir = t.TempDir()
+	video := probetest.Video(t, dir, 1, 64, 48)
+	for range cap(p.slots) {
+		p.slots <- struct{}{}
+	}
+	defer func() {
+		for range cap(p.slots) {
+			<-p.slots
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.Poster(ctx, video, Info{DurationSeconds: 1}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Poster: %v; want the context's error", err)
+	}
+	if len(p.frames.jobs) != 0 {
+		t.Errorf("%d jobs left in the queue", len(p.frames.jobs))
+	}
+	if left, _ := os.ReadDir(p.TempDir); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+// BenchmarkPosters cuts posters for 16 uploads arriving at once: each
+// alone (a batch of one, as before batching) and batched.
+func BenchmarkPosters(b *testing.B) {
+	ffmpeg, ffprobe := probetest.Tools(b)
+	dir := b.TempDir()
+	video := probetest.Video(b, dir, 4, 640, 360)
+	const uploads = 16
+	for _, batch := range []int{1, maxFrameBatch} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			p := newProber(ffprobe, ffmpeg, 0)
+			p.TempDir = dir
+			p.frameBatch = batch
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for range uploads {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						jpg, err := p.Poster(b.Context(), video, Info{DurationSeconds: 4})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						_ = os.Remove(jpg)
+					}()
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(b.N*uploads)/b.Elapsed().Seconds(), "posters/s")
+		})
+	}
+}
