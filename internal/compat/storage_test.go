@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/reel-video/reel/internal/compat"
 	"github.com/reel-video/reel/internal/platform/authn"
@@ -41,18 +40,10 @@ func TestStorageUsage(t *testing.T) {
 		expect(t, "bad token", call(t, srv.URL, req{method: "GET", path: "/api/storage/usage", token: "abc"}), 401, msg("Invalid or expired token"))
 		expect(t, "nothing stored", get(), 200, figures(0, 50, "0.00"))
 
-		// store admits and commits n bytes under object, as an upload does.
-		store := func(object string, n int64) error {
-			r, err := svc.Reserve(ctx, user, n, time.Hour)
-			if err != nil {
-				return err
-			}
-			return svc.Commit(ctx, r.ID, n, object)
-		}
 		// 12.5 MiB stored of 50 MiB: MB means MiB, as in the original.
-		must(t, store("videos/a/original", 25<<19))
+		must(t, svc.Charge(ctx, user, "videos/a/original", 25<<19))
 		expect(t, "a quarter", get(), 200, figures(12.5, 50, "25.00"))
-		must(t, store("videos/b/original", 1234567))
+		must(t, svc.Charge(ctx, user, "videos/b/original", 1234567))
 		expect(t, "rounded", get(), 200, figures(13.68, 50, "27.35"))
 		if _, err := svc.Free(ctx, user, "videos/b/original"); err != nil {
 			t.Fatal(err)

@@ -48,6 +48,9 @@ func (q quota) Free(ctx context.Context, user, object string) error {
 	_, err := q.s.Free(ctx, user, object)
 	return err
 }
+func (q quota) Charge(ctx context.Context, user, object string, n int64) error {
+	return q.s.Charge(ctx, user, object, n)
+}
 
 // daily is the usage service as the videos service uses it.
 type daily struct{ s *usage.Service }
@@ -302,9 +305,7 @@ func TestVideosRoutes(t *testing.T) {
 		// Storage is 1 MiB and almost full for Cy, Dee used up her day.
 		cy, cyTok := e.user(t)
 		must(t, e.storage.SetQuota(context.Background(), cy, 1<<20))
-		rc, err := e.storage.Reserve(context.Background(), cy, 1<<20-100, time.Hour)
-		must(t, err)
-		must(t, e.storage.Commit(context.Background(), rc.ID, 1<<20-100, "videos/other/original"))
+		must(t, e.storage.Charge(context.Background(), cy, "videos/other/original", 1<<20-100))
 		dee, deeTok := e.user(t)
 		lim := int64(3 << 19)
 		must(t, e.usage.SetLimits(context.Background(), dee, usage.Limits{DailyUpload: &lim}))

@@ -18,8 +18,8 @@ import (
 //
 // Calls that are safe to repeat are retried a few times on network errors
 // and 502/503/504 (rpc's policy): Commit, Release and Free are idempotent by
-// design, and Reserve is made so by sending a reservation id chosen here. A
-// service that cannot be reached is errs.ErrUnavailable (503); refusals come
+// design, and Reserve is made so by sending a reservation id chosen here;
+// Charge is not idempotent and is tried once. A service that cannot be reached is errs.ErrUnavailable (503); refusals come
 // back as this package's sentinel errors, recognised by their problem code.
 type Client struct {
 	rpc *rpc.Client
@@ -63,6 +63,12 @@ func (c *Client) Free(ctx context.Context, userID, object string) (int64, error)
 	var out freeResponse
 	err := c.rpc.Call(ctx, "free", http.MethodPost, "/internal/v1/storage/users/"+url.PathEscape(userID)+"/free", objectRequest{Object: object}, &out, true)
 	return out.FreedBytes, err
+}
+
+// Charge implements Quota. It is not retried: a retry after a lost answer
+// would charge twice.
+func (c *Client) Charge(ctx context.Context, userID, object string, n int64) error {
+	return c.rpc.Call(ctx, "charge", http.MethodPost, "/internal/v1/storage/users/"+url.PathEscape(userID)+"/charge", objectRequest{Object: object, Bytes: n}, nil, false)
 }
 
 // Usage implements Quota.

@@ -254,20 +254,16 @@ func TestRelease(t *testing.T) {
 	})
 }
 
-func TestFree(t *testing.T) {
+func TestFreeAndCharge(t *testing.T) {
 	implementations(t, func(t *testing.T, h *harness) {
 		ctx := t.Context()
 		user := authntest.NewUserID()
-		// Stored past the quota: an admin lowered it under what is stored.
-		if err := h.q.SetQuota(ctx, user, 1050); err != nil {
+		r := h.reserve(t, user, 900)
+		if err := h.q.Commit(ctx, r.ID, 900, "vid/1"); err != nil {
 			t.Fatal(err)
 		}
-		for _, n := range []int64{900, 150} {
-			if err := h.q.Commit(ctx, h.reserve(t, user, n).ID, n, "vid/1"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := h.q.SetQuota(ctx, user, 1000); err != nil {
+		// A poster after admission: charged even past the quota.
+		if err := h.q.Charge(ctx, user, "vid/1", 150); err != nil {
 			t.Fatal(err)
 		}
 		h.wantUsage(t, user, 1050, 0)
@@ -282,7 +278,7 @@ func TestFree(t *testing.T) {
 		}
 		// Another object of another user is untouched by Free.
 		other := authntest.NewUserID()
-		if err := h.q.Commit(ctx, h.reserve(t, other, 10).ID, 10, "vid/1"); err != nil {
+		if err := h.q.Charge(ctx, other, "vid/1", 10); err != nil {
 			t.Fatal(err)
 		}
 		// Free releases everything stored under the object, once.
@@ -299,7 +295,7 @@ func TestFree(t *testing.T) {
 		h.wantUsage(t, user, 0, 0)
 		h.wantUsage(t, other, 10, 0)
 		// Restoring from the trash: admitted again like an upload.
-		r := h.reserve(t, user, 1000)
+		r = h.reserve(t, user, 1000)
 		if err := h.q.Commit(ctx, r.ID, 1000, "vid/1"); err != nil {
 			t.Fatal(err)
 		}
@@ -363,6 +359,9 @@ func TestInvalidArguments(t *testing.T) {
 		r := h.reserve(t, user, 1)
 		if err := h.q.Commit(ctx, r.ID, 1, ""); !errors.Is(err, storage.ErrInvalid) {
 			t.Fatalf("empty object: %v", err)
+		}
+		if err := h.q.Charge(ctx, user, "o", -5); !errors.Is(err, storage.ErrInvalid) {
+			t.Fatalf("negative charge: %v", err)
 		}
 		h.wantUsage(t, user, 0, 1)
 	})
@@ -515,6 +514,13 @@ func TestClientRetries(t *testing.T) {
 			t.Fatalf("free: %d %v", n, err)
 		}
 		h.wantUsage(t, user, 0, 0)
+		// Charge is not idempotent, so it is not retried: the caller sees
+		// the failure although the bytes were charged.
+		h.drop.Store(1)
+		if err := h.q.Charge(ctx, user, "p", 5); !errors.Is(err, errs.ErrUnavailable) {
+			t.Fatalf("charge with lost answer: %v", err)
+		}
+		h.wantUsage(t, user, 5, 0)
 		// Down for longer than the retries: 503.
 		h.drop.Store(10)
 		if _, err := h.q.Usage(ctx, user); !errors.Is(err, errs.ErrUnavailable) {

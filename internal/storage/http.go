@@ -55,6 +55,7 @@ func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
 	r.Handle("POST /internal/v1/storage/reservations/{id}/commit", in(h.commit))
 	r.Handle("POST /internal/v1/storage/reservations/{id}/release", in(h.release))
 	r.Handle("POST /internal/v1/storage/users/{id}/free", in(h.free))
+	r.Handle("POST /internal/v1/storage/users/{id}/charge", in(h.charge))
 	r.Handle("GET /internal/v1/storage/users/{id}", in(h.usage))
 	r.Handle("PUT /internal/v1/storage/users/{id}/quota", in(h.setQuota))
 }
@@ -132,6 +133,18 @@ func (h *Handler) free(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpx.JSON(w, http.StatusOK, freeResponse{n})
+	return nil
+}
+
+func (h *Handler) charge(w http.ResponseWriter, r *http.Request) error {
+	var in objectRequest
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	if err := h.svc.Charge(r.Context(), r.PathValue("id"), in.Object, in.Bytes); err != nil {
+		return err
+	}
+	httpx.NoContent(w)
 	return nil
 }
 

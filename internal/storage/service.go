@@ -83,6 +83,9 @@ type Quota interface {
 	// Free removes an object's bytes from the user's stored bytes and
 	// returns how many left. Idempotent: a freed object frees 0.
 	Free(ctx context.Context, userID, object string) (int64, error)
+	// Charge adds bytes produced after admission (posters) to an object.
+	// It never fails for lack of room: see Service.Charge.
+	Charge(ctx context.Context, userID, object string, bytes int64) error
 	// Usage returns the user's figures.
 	Usage(ctx context.Context, userID string) (Usage, error)
 	// SetQuota sets the user's quota override in bytes, -1 for unlimited.
@@ -361,8 +364,9 @@ func (s *Service) Release(ctx context.Context, reservationID string) error {
 }
 
 // Free implements Quota: the object's bytes stop counting (a video moved
-// to the trash). Calling it again frees nothing, so the videos service may
-// call it again when it purges.
+// to the trash). Calling it again frees nothing, and collects bytes that a
+// late Charge added in between, so the videos service may call it again
+// when it purges.
 func (s *Service) Free(ctx context.Context, userID, object string) (int64, error) {
 	if err := checkUser(userID); err != nil {
 		return 0, err
@@ -385,6 +389,39 @@ func (s *Service) Free(ctx context.Context, userID, object string) (int64, error
 		return 0, fmt.Errorf("free storage object %s: %w", object, err)
 	}
 	return freed, nil
+}
+
+// Charge implements Quota. It adds bytes to the object unconditionally,
+// even past the quota: it is for small files derived after the upload was
+// admitted (posters), which must not fail an upload that has succeeded; a
+// user pushed over the quota this way cannot reserve again until bytes are
+// freed. Large derived files (renditions) should be admitted like uploads
+// instead, with Reserve and a Commit into the same object. Charge is not
+// idempotent, so the HTTP client does not retry it.
+func (s *Service) Charge(ctx context.Context, userID, object string, bytes int64) error {
+	if err := checkUser(userID); err != nil {
+		return err
+	}
+	if err := checkObject(object); err != nil {
+		return err
+	}
+	if bytes < 0 || bytes > MaxBytes {
+		return invalid("bytes", fmt.Sprintf("must be between 0 and %d", MaxBytes))
+	}
+	now := micros(s.now())
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := s.store.ensureAccount(ctx, tx, userID, now); err != nil {
+			return err
+		}
+		if err := s.store.addUsed(ctx, tx, userID, bytes, now); err != nil {
+			return err
+		}
+		return s.store.addObject(ctx, tx, userID, object, bytes, now)
+	})
+	if err != nil {
+		return fmt.Errorf("charge storage: %w", err)
+	}
+	return nil
 }
 
 // Usage implements Quota.

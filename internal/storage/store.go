@@ -80,8 +80,8 @@ WHERE user_id = $4 AND (COALESCE(quota, $5) < 0 OR used + reserved - $2 + $1 <= 
 	return affectedOne(res, err, "commit storage")
 }
 
-// addUsed adds bytes to the user's stored bytes, or takes them away (Free,
-// with a negative delta).
+// addUsed adds bytes to the user's stored bytes unconditionally (Charge)
+// or takes them away (Free, with a negative delta).
 func (s *store) addUsed(ctx context.Context, q sqldb.Querier, userID string, delta, now int64) error {
 	_, err := q.ExecContext(ctx, `UPDATE storage_accounts SET used = used + $1, updated_at = $2 WHERE user_id = $3`, delta, now, userID)
 	if err != nil {
