@@ -483,21 +483,24 @@ section=$work/section.md
 	echo "**Small uploads.** With $((4 * ncpu)) users uploading the ~300 KiB video with no pause, reel"
 	echo "completes $(fixed "$upload_cap") uploads/s (p50 $(fixed "$upload_cap_p50" 0) ms). Each upload's container headers"
 	echo "(MP4, QuickTime, 3GPP, WebM, Matroska) are read in Go, which validates it (ffprobe runs only for other"
-	echo "containers and files the Go reader does not fully understand), and ffmpeg runs once for the poster;"
-	echo "starting it costs about $exec_ms ms of CPU before it reads a byte (\`ffmpeg -version\`: the binary"
-	echo "loads $ffmpeg_libs shared libraries), so that one process start alone bounds uploads near"
-	echo "$(fixed "$ncpu * 1000 / $exec_ms") per second on $ncpu cores (two starts, ffprobe and ffmpeg, bounded them near half that). The mix offers about"
+	echo "containers and files the Go reader does not fully understand), and ffmpeg cuts the poster."
+	echo "Starting ffmpeg costs about $exec_ms ms of CPU before it reads a byte (\`ffmpeg -version\`: the binary"
+	echo "loads $ffmpeg_libs shared libraries), which would bound uploads near $(fixed "$ncpu * 1000 / $exec_ms") per second on $ncpu cores"
+	echo "at one start each; so posters asked for while both tool slots are busy are cut together, up"
+	echo "to 8 frames in one ffmpeg run (\`probe/batch.go\`; \`go test ./internal/platform/probe -bench Posters\`:"
+	echo "16 uploads at once, 6.3 → 15.3 posters/s on 2 cores). The mix offers about"
 	offered=$(fixed "$USERS / 29 / $think_s")
 	if ge "$offered" "$upload_cap"; then
 		echo "$offered uploads/s ($USERS users, weight 1 of 29, $THINK pauses), more than that: the uploads"
-		echo "queue, the users waiting on them stop reading, the poster runs take the cores from the reads,"
-		echo "and uploads still queued at the 3-minute client timeout count as errors. That, not the"
-		echo "database, is what holds the full mix back; the runs without uploads show the reads on"
-		echo "their own."
+		echo "queue (the users waiting on them stop reading), the poster runs take the cores from the reads,"
+		echo "and an upload still queued at the 3-minute client timeout would count as an error. That,"
+		echo "not the database, is what holds the full mix back; the runs without uploads show the reads"
+		echo "on their own."
 	else
 		echo "$offered uploads/s ($USERS users, weight 1 of 29, $THINK pauses), within that."
 	fi
-	echo "Posters made off the request path (or without a process) would lift this bound further."
+	echo "Posters cut off the request path would take the wait out of the upload; the CPU they"
+	echo "need stays."
 	echo
 	echo "**Login vs the argon2id hash rate.** A login is one argon2id verification (m = 19 MiB,"
 	echo "t = 2, p = 1). \`go test ./internal/users -bench VerifyParallel\` computes $(fixed "$hash_rate")"
