@@ -249,7 +249,7 @@ func (s *Service) event(ctx context.Context, action, outcome, desc string) outbo
 // recordAlone records an event that goes with no other write. A failure is
 // logged, not returned: the caller's answer does not depend on it.
 func (s *Service) recordAlone(ctx context.Context, e outbox.Event) {
-	if err := s.events.Add(ctx, s.db.W, e); err != nil {
+	if err := s.events.Record(ctx, e); err != nil {
 		s.log.Error("record activity event", "action", e.Action, "err", err)
 	}
 }

@@ -29,6 +29,8 @@ type Outbox struct {
 	// wake is signalled (without blocking) when events were added, so an
 	// idle relay delivers at once instead of at its next poll.
 	wake chan struct{}
+	// rec groups the events recorded on their own (Record).
+	rec recorder
 }
 
 // Option tunes an Outbox's relay.
@@ -102,6 +104,7 @@ func New(db *sqldb.DB, table string, opts ...Option) *Outbox {
 		minWait: 200 * time.Millisecond, maxWait: 30 * time.Second,
 		log:  slog.New(slog.DiscardHandler),
 		wake: make(chan struct{}, 1),
+		rec:  recorder{writing: make(chan struct{}, 1)},
 	}
 	for _, opt := range opts {
 		opt(o)
