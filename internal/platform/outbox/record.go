@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
 // Events of actions that write nothing else (a read of one's usage, a
@@ -119,8 +121,14 @@ func (o *Outbox) writeBatch(ctx context.Context, batch []*pendingEvent) {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		n := 3 * i
-		q.WriteString("($" + strconv.Itoa(n+1) + ", $" + strconv.Itoa(n+2) + ", $" + strconv.Itoa(n+3) + ")")
+		if o.db.Dialect == sqldb.SQLite {
+			// Plain ?: SQLite finds $N names by a linear search, which
+			// makes binding a long statement quadratic.
+			q.WriteString("(?, ?, ?)")
+		} else {
+			n := 3 * i
+			q.WriteString("($" + strconv.Itoa(n+1) + ", $" + strconv.Itoa(n+2) + ", $" + strconv.Itoa(n+3) + ")")
+		}
 		args = append(args, p.id, p.payload, p.at)
 	}
 	_, err := o.db.W.ExecContext(wctx, q.String(), args...)
