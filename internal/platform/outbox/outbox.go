@@ -10,6 +10,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/reel-video/reel/internal/platform/group"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
@@ -30,7 +31,7 @@ type Outbox struct {
 	// idle relay delivers at once instead of at its next poll.
 	wake chan struct{}
 	// rec groups the events recorded on their own (Record).
-	rec recorder
+	rec *group.Runner[pendingEvent, error]
 }
 
 // Option tunes an Outbox's relay.
@@ -104,11 +105,11 @@ func New(db *sqldb.DB, table string, opts ...Option) *Outbox {
 		minWait: 200 * time.Millisecond, maxWait: 30 * time.Second,
 		log:  slog.New(slog.DiscardHandler),
 		wake: make(chan struct{}, 1),
-		rec:  recorder{writing: make(chan struct{}, 1)},
 	}
 	for _, opt := range opts {
 		opt(o)
 	}
+	o.rec = o.newRecorder()
 	return o
 }
 

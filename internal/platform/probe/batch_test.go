@@ -80,9 +80,7 @@ func TestPostersBatch(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		p.frames.mu.Lock()
-		n := len(p.frames.jobs)
-		p.frames.mu.Unlock()
+		n := p.frames.Queued()
 		if n == len(uploads) {
 			break
 		}
@@ -115,8 +113,8 @@ func TestPostersBatch(t *testing.T) {
 	if got, want := starts(), 1+len(uploads); got != want {
 		t.Errorf("ffmpeg started %d times, want %d", got, want)
 	}
-	if len(p.frames.jobs) != 0 {
-		t.Errorf("%d jobs left in the queue", len(p.frames.jobs))
+	if n := p.frames.Queued(); n != 0 {
+		t.Errorf("%d jobs left in the queue", n)
 	}
 }
 
@@ -141,8 +139,8 @@ func TestPosterGivesUpInQueue(t *testing.T) {
 	if _, err := p.Poster(ctx, video, Info{DurationSeconds: 1}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Poster: %v; want the context's error", err)
 	}
-	if len(p.frames.jobs) != 0 {
-		t.Errorf("%d jobs left in the queue", len(p.frames.jobs))
+	if n := p.frames.Queued(); n != 0 {
+		t.Errorf("%d jobs left in the queue", n)
 	}
 	if left, _ := os.ReadDir(p.TempDir); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
@@ -160,7 +158,7 @@ func BenchmarkPosters(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			p := newProber(ffprobe, ffmpeg, 0)
 			p.TempDir = dir
-			p.frameBatch = batch
+			p.frames = p.frameRunner(batch)
 			for b.Loop() {
 				var wg sync.WaitGroup
 				for range uploads {

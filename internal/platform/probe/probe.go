@@ -26,6 +26,8 @@ import (
 	"runtime"
 	"strconv"
 	"time"
+
+	"github.com/reel-video/reel/internal/platform/group"
 )
 
 // Info is what reel records about a video.
@@ -85,8 +87,7 @@ type Prober struct {
 	// uploads queues rather than overloading a small machine.
 	slots chan struct{}
 	// frames are the poster frames waiting for a slot (batch.go).
-	frames     frameQueue
-	frameBatch int // the most frames one ffmpeg run cuts
+	frames *group.Runner[frameJob, frameResult]
 	// parse reads MP4 and Matroska headers in Go before asking ffprobe
 	// (see parse.go); tests turn it off to exercise ffprobe on any file.
 	parse bool
@@ -121,15 +122,15 @@ func newProber(ffprobe, ffmpeg string, timeout time.Duration) *Prober {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Prober{
+	p := &Prober{
 		ffprobe: ffprobe,
 		ffmpeg:  ffmpeg,
 		timeout: timeout,
 		slots:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
 		parse:   true,
-
-		frameBatch: maxFrameBatch,
 	}
+	p.frames = p.frameRunner(maxFrameBatch)
+	return p
 }
 
 // Available reports whether both ffprobe and ffmpeg were found. When only

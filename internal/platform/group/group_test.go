@@ -1,0 +1,127 @@
+package group_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/group"
+)
+
+// waitQueued polls until n items wait.
+func waitQueued[T, R any](t *testing.T, g *group.Runner[T, R], n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.Queued() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d items queued, want %d", g.Queued(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Items queued while the slots are busy go in one run, in order, up to
+// the bound, and each caller gets its own result.
+func TestBatches(t *testing.T) {
+	slots := make(chan struct{}, 1)
+	var runs atomic.Int32
+	var mu sync.Mutex
+	var sizes []int
+	g := group.New(slots, 4, func(_ context.Context, items []int) []int {
+		runs.Add(1)
+		mu.Lock()
+		sizes = append(sizes, len(items))
+		mu.Unlock()
+		out := make([]int, len(items))
+		for i, v := range items {
+			out[i] = v * 10
+		}
+		return out
+	})
+	slots <- struct{}{} // busy
+	const n = 6
+	got := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := g.Do(t.Context(), i)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = r
+		}()
+	}
+	waitQueued(t, g, n)
+	<-slots
+	wg.Wait()
+	for i, r := range got {
+		if r != i*10 {
+			t.Fatalf("item %d got %d", i, r)
+		}
+	}
+	if runs.Load() != 2 || sizes[0] != 4 || sizes[1] != 2 {
+		t.Fatalf("runs %d of sizes %v, want 4 then 2", runs.Load(), sizes)
+	}
+	if g.Queued() != 0 {
+		t.Fatalf("%d left queued", g.Queued())
+	}
+}
+
+// A caller whose context ends while it waits leaves the queue; its item
+// is never run.
+func TestCancelledWhileQueued(t *testing.T) {
+	slots := make(chan struct{}, 1)
+	ran := make(chan []string, 2)
+	g := group.New(slots, 8, func(_ context.Context, items []string) []error {
+		ran <- items
+		return make([]error, len(items))
+	})
+	slots <- struct{}{}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { _, err := g.Do(ctx, "gone"); errc <- err }()
+	waitQueued(t, g, 1)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Do = %v, want the context's error", err)
+	}
+	<-slots
+	if _, err := g.Do(t.Context(), "kept"); err != nil {
+		t.Fatal(err)
+	}
+	if items := <-ran; len(items) != 1 || items[0] != "kept" {
+		t.Fatalf("ran %v, want only the item still wanted", items)
+	}
+}
+
+// Once a run holds an item, its caller waits for the result even when its
+// context ends, and the run's context does not end with it.
+func TestTakenItemIsWaitedFor(t *testing.T) {
+	slots := make(chan struct{}, 1)
+	started, release := make(chan struct{}), make(chan struct{})
+	g := group.New(slots, 8, func(ctx context.Context, items []int) []error {
+		close(started)
+		<-release
+		return []error{ctx.Err()}
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	type answer struct{ runErr, err error }
+	done := make(chan answer, 1)
+	go func() { r, err := g.Do(ctx, 1); done <- answer{r, err} }()
+	<-started
+	cancel()
+	select {
+	case a := <-done:
+		t.Fatalf("Do returned %+v while its item was running", a)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if a := <-done; a.err != nil || a.runErr != nil {
+		t.Fatalf("Do = %+v; want the run's result, with a context that did not end", a)
+	}
+}
