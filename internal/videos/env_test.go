@@ -138,11 +138,12 @@ func (q *fakeQuota) state(user string) (used int64, held int, objects int) {
 }
 
 type fakeLimit struct {
-	mu    sync.Mutex
-	limit int64
-	used  map[string]int64
-	held  map[string]heldRes
-	done  map[string]bool
+	mu          sync.Mutex
+	failCommits int // CommitUpload calls that fail as if usage were down
+	limit       int64
+	used        map[string]int64
+	held        map[string]heldRes
+	done        map[string]bool
 }
 
 func newFakeLimit(limit int64) *fakeLimit {
@@ -169,6 +170,10 @@ func (l *fakeLimit) ReserveUpload(_ context.Context, user string, bytes int64, _
 func (l *fakeLimit) CommitUpload(_ context.Context, id string, actual int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.failCommits > 0 {
+		l.failCommits--
+		return errs.ErrUnavailable
+	}
 	r, ok := l.held[id]
 	if !ok {
 		if l.done[id] {

@@ -561,11 +561,6 @@ func (s *Service) finalise(ctx context.Context, adm *Admission, in Ingest) (Vide
 			return Video{}, fmt.Errorf("finalise upload: poster: %w", err)
 		}
 	}
-	if err := s.limit.CommitUpload(ctx, adm.limitID, in.Size); err != nil {
-		return Video{}, fmt.Errorf("finalise upload: commit daily upload: %w", err)
-	}
-	adm.limitCommitted = true
-
 	rec.Status = StatusReady
 	rec.QuotaState = quotaCharged
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -585,6 +580,20 @@ func (s *Service) finalise(ctx context.Context, adm *Admission, in Ingest) (Vide
 		return Video{}, fmt.Errorf("finalise upload: %w", err)
 	}
 	ok = true
+	// The day's volume is committed last, once the video stands: usage
+	// cannot give volume back, so a failure before this point must leave
+	// it uncounted (Finalise releases the reservation). A commit that
+	// fails now (usage unreachable) does not fail an upload that
+	// succeeded: it is idempotent by reservation, so it is retried in the
+	// background; the reservation holds the bytes meanwhile.
+	adm.limitCommitted = true
+	if err := s.limit.CommitUpload(ctx, adm.limitID, in.Size); err != nil {
+		s.log.Warn("commit upload volume; retrying in the background", "video", rec.ID, "reservation", adm.limitID, "err", err)
+		id, size := adm.limitID, in.Size
+		s.retryCleanup("commit upload volume", []any{"video", rec.ID, "reservation", id}, func(ctx context.Context) error {
+			return s.limit.CommitUpload(ctx, id, size)
+		})
+	}
 	v := rec.Video
 	v.HasPoster = rec.PosterKey != ""
 	return v, nil

@@ -300,3 +300,32 @@ func TestUploadFailingHalfWayUndoesEverything(t *testing.T) {
 		c.blobs = func(s blob.Store) blob.Store { return failingPuts{Store: s, suffix: "/poster.jpg"} }
 	})
 }
+
+// The day's volume is committed once the video stands; when usage cannot
+// be reached at that moment the upload still succeeds, and the volume is
+// committed by a background retry.
+func TestUploadVolumeCommittedLaterWhenUsageIsDown(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		e.limit.mu.Lock()
+		e.limit.failCommits = 1
+		e.limit.mu.Unlock()
+		video := testVideo(t, 1, 64, 48)
+		r := e.upload(ann, "counted later", video)
+		if r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		size := int64(r.body["video"].(map[string]any)["size_bytes"].(float64))
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			used, held := e.limit.state(ann.id)
+			if used == size && held == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("volume used %d with %d held, want %d committed", used, held, size)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
