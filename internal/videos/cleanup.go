@@ -20,12 +20,22 @@ const (
 	cleanupFirstRetry = time.Second
 	cleanupMaxWait    = 15 * time.Second
 	cleanupAttempt    = time.Minute
+	// maxRetrying bounds the clean-ups retrying at once: in a long outage
+	// of a busy server, the backstops take the rest rather than memory
+	// filling with sleeping goroutines.
+	maxRetrying = 1000
 )
 
 // retryCleanup runs fn again in the background until it succeeds. attrs
 // name what it cleans up, for the log.
 func (s *Service) retryCleanup(what string, attrs []any, fn func(context.Context) error) {
+	if s.retrying.Add(1) > maxRetrying {
+		s.retrying.Add(-1)
+		s.log.Error(what+": too many clean-ups retrying already; the reservations' expiry and the maintenance job finish it", attrs...)
+		return
+	}
 	go func() {
+		defer s.retrying.Add(-1)
 		deadline := time.Now().Add(cleanupRetryFor)
 		wait := cleanupFirstRetry
 		for attempt := 2; ; attempt++ {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -385,6 +386,31 @@ func TestStartRemovesStaleSpool(t *testing.T) {
 			if exists := err == nil; exists != kept {
 				t.Errorf("%s: exists %v, want %v", name, exists, kept)
 			}
+		}
+	}, Migrations(), MigrationTable)
+}
+
+// Background clean-ups are bounded: past maxRetrying, a failed clean-up
+// is left to the backstops instead of starting one more goroutine.
+func TestRetryCleanupIsBounded(t *testing.T) {
+	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
+		svc, _, _ := testService(t, db)
+		var ran atomic.Int64
+		for range maxRetrying + 5 {
+			svc.retryCleanup("test", nil, func(context.Context) error { ran.Add(1); return nil })
+		}
+		if n := svc.retrying.Load(); n != maxRetrying {
+			t.Fatalf("%d retrying, want %d", n, maxRetrying)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for svc.retrying.Load() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d still retrying", svc.retrying.Load())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if ran.Load() != maxRetrying {
+			t.Fatalf("%d clean-ups ran, want %d", ran.Load(), maxRetrying)
 		}
 	}, Migrations(), MigrationTable)
 }

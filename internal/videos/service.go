@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -186,6 +187,8 @@ type Service struct {
 	media  *mediaCache
 	log    *slog.Logger
 	now    func() time.Time
+	// retrying counts the clean-ups retrying in the background (cleanup.go).
+	retrying atomic.Int64
 }
 
 // New builds the service on db (migrated with Migrations).
