@@ -7,3 +7,6 @@ import "os/exec"
 // killProcessGroupOnCancel leaves exec's default, killing the process
 // alone, where there are no Unix process groups.
 func killProcessGroupOnCancel(*exec.Cmd) {}
+
+// lowerPriority does nothing where there are no Unix process groups.
+func lowerPriority(int) {}

@@ -23,3 +23,16 @@ func killProcessGroupOnCancel(cmd *exec.Cmd) {
 		return err
 	}
 }
+
+// toolNice is the scheduling priority of ffprobe and ffmpeg runs. Cutting
+// a poster can wait; answering a request should not: at nice 10 a tool run
+// gets about a tenth of a core that reel (and a database on the same
+// machine) wants, and all of an idle one.
+const toolNice = 10
+
+// lowerPriority lowers the priority of the process group just started
+// (the tool, and anything it forks). Failing to is no reason not to run
+// the tool.
+func lowerPriority(pid int) {
+	_ = syscall.Setpriority(syscall.PRIO_PGRP, pid, toolNice)
+}

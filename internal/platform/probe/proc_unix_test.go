@@ -195,3 +195,24 @@ func TestProbeToolWontStart(t *testing.T) {
 		t.Fatalf("Probe: %v; want an error that is not ErrNotVideo", err)
 	}
 }
+
+// Tool runs, and what they fork, run at a lower priority than reel, so
+// cutting posters yields the cores to answering requests.
+func TestToolsRunNiced(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc to read a priority from")
+	}
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "nice")
+	// The child waits a moment: the priority is lowered just after start.
+	tool := fakeTool(t, "ffmpeg", `sh -c 'sleep 0.3; cut -d" " -f19 /proc/$$/stat > `+out+`'`+"\nexit 1\n")
+	p := newProber("", tool, 0)
+	_, _ = p.Poster(t.Context(), sniffable(t), Info{DurationSeconds: 1})
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != strconv.Itoa(toolNice) {
+		t.Fatalf("the tool's child ran at nice %s, want %d", got, toolNice)
+	}
+}

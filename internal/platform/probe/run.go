@@ -103,6 +103,7 @@ func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutL
 	tool := filepath.Base(bin)
 	err := cmd.Start()
 	if err == nil {
+		lowerPriority(cmd.Process.Pid)
 		err = cmd.Wait()
 	} else if runCtx.Err() == nil {
 		return result{}, fmt.Errorf("probe: start %s: %w", tool, err)
