@@ -501,8 +501,10 @@ section=$work/section.md
 	else
 		echo "$offered uploads/s ($USERS users, weight 1 of 29, $THINK pauses), within that."
 	fi
-	echo "Posters cut off the request path would take the wait out of the upload; the CPU they"
-	echo "need stays."
+	echo "ffprobe and ffmpeg run at nice 10, so when the cores are short the reads keep them and the"
+	echo "uploads wait (in November 2026 that took the full mix's read p99 on SQLite from 160 ms to"
+	echo "43 ms, with uploads at a p50 of 34 s). Posters cut off the request path would take the wait"
+	echo "out of the upload; the CPU they need stays."
 	echo
 	echo "**Login vs the argon2id hash rate.** A login is one argon2id verification (m = 19 MiB,"
 	echo "t = 2, p = 1). \`go test ./internal/users -bench VerifyParallel\` computes $(fixed "$hash_rate")"
