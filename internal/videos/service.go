@@ -309,7 +309,9 @@ func (s *Service) Admit(ctx context.Context, ownerID string, bytes int64, ttl ti
 	lid, err := s.limit.ReserveUpload(ctx, ownerID, bytes, ttl)
 	if err != nil {
 		// Give the storage reservation back; the daily one was not made.
-		s.Release(ctx, &Admission{OwnerID: ownerID, Bytes: bytes, quotaID: qid, limitCommitted: true})
+		cctx, cancel := detached(ctx)
+		defer cancel()
+		s.release(cctx, "release storage reservation", qid, s.quota.Release)
 		return nil, fmt.Errorf("admit upload: daily upload limit: %w", err)
 	}
 	return &Admission{OwnerID: ownerID, Bytes: bytes, quotaID: qid, limitID: lid}, nil
@@ -325,18 +327,19 @@ func (s *Service) Release(ctx context.Context, a *Admission) {
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	if !a.quotaCommitted {
-		if err := s.quota.Release(ctx, a.quotaID); err != nil {
-			s.log.Warn("release storage reservation; retrying in the background", "reservation", a.quotaID, "err", err)
-			id := a.quotaID
-			s.retryCleanup("release storage reservation", []any{"reservation", id}, func(ctx context.Context) error { return s.quota.Release(ctx, id) })
-		}
+		s.release(ctx, "release storage reservation", a.quotaID, s.quota.Release)
 	}
 	if !a.limitCommitted {
-		if err := s.limit.ReleaseUpload(ctx, a.limitID); err != nil {
-			s.log.Warn("release upload reservation; retrying in the background", "reservation", a.limitID, "err", err)
-			id := a.limitID
-			s.retryCleanup("release upload reservation", []any{"reservation", id}, func(ctx context.Context) error { return s.limit.ReleaseUpload(ctx, id) })
-		}
+		s.release(ctx, "release upload reservation", a.limitID, s.limit.ReleaseUpload)
+	}
+}
+
+// release gives reservation id back with fn, or, when that fails (the
+// service is down), retries it in the background (retryCleanup).
+func (s *Service) release(ctx context.Context, what, id string, fn func(context.Context, string) error) {
+	if err := fn(ctx, id); err != nil {
+		s.log.Warn(what+"; retrying in the background", "reservation", id, "err", err)
+		s.retryCleanup(what, []any{"reservation", id}, func(ctx context.Context) error { return fn(ctx, id) })
 	}
 }
 
