@@ -293,20 +293,26 @@ func TestBoundOpenRange(t *testing.T) {
 	}
 }
 
-// readerFromWriter records what ReadFrom was handed.
+// readerFromWriter records what ReadFrom was handed, and whether the
+// header had been flushed by then.
 type readerFromWriter struct {
 	http.ResponseWriter
-	src io.Reader
+	src           io.Reader
+	flushed       bool
+	flushedBefore bool
 }
 
+func (w *readerFromWriter) Flush() { w.flushed = true }
+
 func (w *readerFromWriter) ReadFrom(src io.Reader) (int64, error) {
-	w.src = src
+	w.src, w.flushedBefore = src, w.flushed
 	return io.Copy(io.Discard, src)
 }
 
 // The media writer keeps the sendfile path: ServeContent's LimitedReader
 // over the *os.File reaches the underlying ReadFrom as it is, with its
-// limit tightened to the budget.
+// limit tightened to the budget, after the header was flushed (so net/http
+// does not read the first 512 bytes of the file itself).
 func TestMeteredWriterKeepsSendfile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(path, make([]byte, 10000), 0o600); err != nil {
@@ -327,6 +333,9 @@ func TestMeteredWriterKeepsSendfile(t *testing.T) {
 	got, ok := under.src.(*io.LimitedReader)
 	if !ok || got != lr || got.R != f {
 		t.Fatalf("ReadFrom got %T, not the LimitedReader over the file", under.src)
+	}
+	if !under.flushedBefore {
+		t.Fatal("the header was not flushed before the file was handed over")
 	}
 	if m.Unwrap() != under {
 		t.Fatal("Unwrap does not reach the underlying writer (http.ResponseController needs it)")

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/obs"
@@ -53,15 +53,11 @@ func (h *Handler) media(w http.ResponseWriter, r *http.Request) error {
 		r.Header.Set("Range", rng)
 	}
 
-	// Serving the *os.File itself (not a wrapper) lets net/http hand the
-	// bytes to the kernel with sendfile; meteredWriter keeps the
-	// ResponseWriter's io.ReaderFrom reachable for that.
-	var content io.ReadSeeker = m.Object
-	if f, ok := m.Object.(interface{ File() *os.File }); ok {
-		content = f.File()
-	}
+	// The object itself goes to ServeContent: a disk object hands its file
+	// to sendfile (blob.DiskObject.SyscallConn), and meteredWriter keeps
+	// the ResponseWriter's io.ReaderFrom reachable for that.
 	mw := &meteredWriter{ResponseWriter: w, r: r, budget: budget}
-	http.ServeContent(mw, r, "", info.ModTime, content)
+	http.ServeContent(mw, r, "", info.ModTime, m.Object)
 	h.svc.CountEgress(m.Viewer, mw.body)
 	return nil
 }
@@ -180,6 +176,13 @@ func (m *meteredWriter) ReadFrom(src io.Reader) (int64, error) {
 		err error
 	)
 	if rf, ok := m.ResponseWriter.(io.ReaderFrom); ok {
+		if sendfileSource(src) {
+			// The header goes out first, so that net/http does not read
+			// the body's first 512 bytes through user space to send
+			// with it (its way of not answering before the source
+			// proves readable, which an open file is).
+			m.Flush()
+		}
 		n, err = rf.ReadFrom(src)
 	} else {
 		n, err = io.Copy(writerOnly{m.ResponseWriter}, src)
@@ -189,6 +192,16 @@ func (m *meteredWriter) ReadFrom(src io.Reader) (int64, error) {
 		err = fmt.Errorf("send media: %w", err)
 	}
 	return n, err
+}
+
+// sendfileSource reports whether package net can send src with sendfile:
+// a file, or a LimitedReader over one, that gives its descriptor.
+func sendfileSource(src io.Reader) bool {
+	if lr, ok := src.(*io.LimitedReader); ok {
+		src = lr.R
+	}
+	_, ok := src.(syscall.Conn)
+	return ok
 }
 
 // Flush implements http.Flusher.

@@ -46,8 +46,9 @@ var (
 
 // Object is an open object for ranged reads. It implements io.ReadSeeker
 // and io.ReaderAt so http.ServeContent can serve ranges from it. Objects
-// returned by Disk additionally have a File() *os.File method; S3 objects
-// read through the context given to Open.
+// returned by Disk also implement syscall.Conn, which lets package net
+// send them with sendfile; S3 objects read through the context given to
+// Open.
 type Object interface {
 	io.ReadSeekCloser
 	io.ReaderAt

@@ -35,8 +35,9 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); re
 // A key that is a path prefix of another ("a/b" and "a/b/c") cannot exist
 // at the same time on Disk; the second Put fails.
 type Disk struct {
-	root string
-	tmp  string
+	root    string
+	tmp     string
+	handles *handles // open files lent to readers (handles.go)
 }
 
 var _ Store = (*Disk)(nil)
@@ -51,7 +52,7 @@ func NewDisk(dir string) (*Disk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob: disk store: %w", err)
 	}
-	d := &Disk{root: root, tmp: filepath.Join(root, tmpDirName)}
+	d := &Disk{root: root, tmp: filepath.Join(root, tmpDirName), handles: newHandles()}
 	if err := os.MkdirAll(root, 0o750); err != nil {
 		return nil, fmt.Errorf("blob: disk store: %w", err)
 	}
@@ -155,6 +156,8 @@ var renameFile = os.Rename
 // its directories) and syncs the directory. n is the size written.
 func (d *Disk) place(src, key string, n int64) (Info, error) {
 	dst := d.path(key)
+	// Readers of the old object keep their files; no one gets them again.
+	defer d.handles.invalidate(key)
 	parent := filepath.Dir(dst)
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -296,7 +299,8 @@ func isNotFound(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
-// Open implements Store. The returned Object is a *DiskObject.
+// Open implements Store. The returned Object is a *DiskObject, often on a
+// file that an earlier reader of the key opened (see handles.go).
 func (d *Disk) Open(ctx context.Context, key string) (Object, error) {
 	if err := ValidateKey(key); err != nil {
 		return nil, err
@@ -304,23 +308,37 @@ func (d *Disk) Open(ctx context.Context, key string) (Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	hd, gen, ok := d.handles.take(key)
+	if ok {
+		return &DiskObject{h: hd, key: key, gen: gen, pool: d.handles, at: -1}, nil
+	}
+	hd, err := d.open(key)
+	if err != nil {
+		d.handles.cancel(key)
+		return nil, err
+	}
+	return &DiskObject{h: hd, key: key, gen: gen, pool: d.handles}, nil
+}
+
+func (d *Disk) open(key string) (handle, error) {
+	opened := d.handles.now()
 	f, err := openRead(d.path(key))
 	if err != nil {
 		if isNotFound(err) {
-			return nil, fmt.Errorf("blob: open %q: %w", key, ErrNotFound)
+			return handle{}, fmt.Errorf("blob: open %q: %w", key, ErrNotFound)
 		}
-		return nil, fmt.Errorf("blob: open %q: %w", key, err)
+		return handle{}, fmt.Errorf("blob: open %q: %w", key, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("blob: open %q: %w", key, err)
+		return handle{}, fmt.Errorf("blob: open %q: %w", key, err)
 	}
 	if !fi.Mode().IsRegular() {
 		_ = f.Close()
-		return nil, fmt.Errorf("blob: open %q: %w", key, ErrNotFound)
+		return handle{}, fmt.Errorf("blob: open %q: %w", key, ErrNotFound)
 	}
-	return &DiskObject{f: f, info: fileInfo(key, fi)}, nil
+	return handle{f: f, info: fileInfo(key, fi), opened: opened}, nil
 }
 
 // Stat implements Store.
@@ -352,6 +370,7 @@ func (d *Disk) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	defer d.handles.invalidate(key)
 	p := d.path(key)
 	fi, err := os.Lstat(p)
 	if err != nil {
@@ -413,37 +432,128 @@ type writerOnly struct{ w io.Writer }
 func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
 
 // DiskObject is the Object returned by Disk.Open. It is backed by an open
-// *os.File: reads see the object as it was when opened, even if it is
-// overwritten or deleted meanwhile.
+// *os.File: reads see the object as it was when that file was opened, even
+// if it is overwritten or deleted meanwhile. Close gives the file back to
+// the Disk for the next reader.
+//
+// Seeking is done lazily: http.ServeContent seeks to the end for the size,
+// back to the start, and then to the range, and only the last one needs
+// the file's offset; it is set once, when bytes are read. The file
+// descriptor reaches sendfile through SyscallConn (net/http's
+// io.LimitedReader over the object is unwrapped to it by package net).
 type DiskObject struct {
-	f    *os.File
-	info Info
+	h    handle
+	key  string
+	gen  uint64
+	pool *handles
+	// pos is the offset the reader is at, unless lost: after sendfile the
+	// file's own offset is the reader's, and only the file knows it.
+	pos  int64
+	lost bool
+	at   int64 // the file's offset when known, else -1
 }
 
 var (
-	_ Object      = (*DiskObject)(nil)
-	_ io.WriterTo = (*DiskObject)(nil)
+	_ Object       = (*DiskObject)(nil)
+	_ io.WriterTo  = (*DiskObject)(nil)
+	_ syscall.Conn = (*DiskObject)(nil)
 )
 
-// File returns the underlying file, for zero-copy serving (pass it to
-// http.ServeContent so the kernel can sendfile). It shares the offset with
-// the DiskObject and is closed by Close.
-func (o *DiskObject) File() *os.File { return o.f }
-
 // Info implements Object.
-func (o *DiskObject) Info() Info { return o.info }
+func (o *DiskObject) Info() Info { return o.h.info }
+
+// settle moves the file's offset to where the reader is.
+func (o *DiskObject) settle() error {
+	if o.lost || o.at == o.pos {
+		return nil
+	}
+	if _, err := o.h.f.Seek(o.pos, io.SeekStart); err != nil {
+		o.at = -1
+		return err
+	}
+	o.at = o.pos
+	return nil
+}
+
+// moved records that the file's offset advanced by n from where it was
+// settled.
+func (o *DiskObject) moved(n int64) {
+	if !o.lost {
+		o.pos += n
+		o.at = o.pos
+	}
+}
 
 // Read implements io.Reader.
-func (o *DiskObject) Read(p []byte) (int, error) { return o.f.Read(p) }
+func (o *DiskObject) Read(p []byte) (int, error) {
+	if err := o.settle(); err != nil {
+		return 0, err
+	}
+	n, err := o.h.f.Read(p)
+	o.moved(int64(n))
+	return n, err
+}
 
-// ReadAt implements io.ReaderAt.
-func (o *DiskObject) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, off) }
+// ReadAt implements io.ReaderAt; it does not move the offset.
+func (o *DiskObject) ReadAt(p []byte, off int64) (int, error) { return o.h.f.ReadAt(p, off) }
 
-// Seek implements io.Seeker.
-func (o *DiskObject) Seek(offset int64, whence int) (int64, error) { return o.f.Seek(offset, whence) }
+// Seek implements io.Seeker. The size is the object's as opened.
+func (o *DiskObject) Seek(offset int64, whence int) (int64, error) {
+	var pos int64
+	switch whence {
+	case io.SeekStart:
+		pos = offset
+	case io.SeekCurrent:
+		if o.lost {
+			// Only the file knows where sendfile left it.
+			p, err := o.h.f.Seek(offset, io.SeekCurrent)
+			if err != nil {
+				return 0, err
+			}
+			o.pos, o.at, o.lost = p, p, false
+			return p, nil
+		}
+		pos = o.pos + offset
+	case io.SeekEnd:
+		pos = o.h.info.Size + offset
+	default:
+		return 0, fmt.Errorf("blob: seek: invalid whence %d", whence)
+	}
+	if pos < 0 {
+		return 0, errors.New("blob: seek to a negative offset")
+	}
+	o.pos, o.lost = pos, false
+	return pos, nil
+}
+
+// SyscallConn gives the file descriptor, at the reader's offset, to
+// sendfile. What sendfile sends moves the file's offset without this
+// object seeing how far.
+func (o *DiskObject) SyscallConn() (syscall.RawConn, error) {
+	if err := o.settle(); err != nil {
+		return nil, err
+	}
+	o.lost, o.at = true, -1
+	return o.h.f.SyscallConn()
+}
 
 // WriteTo implements io.WriterTo so io.Copy to a socket can use sendfile.
-func (o *DiskObject) WriteTo(w io.Writer) (int64, error) { return o.f.WriteTo(w) }
+func (o *DiskObject) WriteTo(w io.Writer) (int64, error) {
+	if err := o.settle(); err != nil {
+		return 0, err
+	}
+	n, err := o.h.f.WriteTo(w)
+	o.moved(n)
+	return n, err
+}
 
-// Close implements io.Closer.
-func (o *DiskObject) Close() error { return o.f.Close() }
+// Close implements io.Closer: the file goes back to the Disk, which keeps
+// it for the next reader or closes it. The object is unusable afterwards.
+func (o *DiskObject) Close() error {
+	if o.pool == nil {
+		return os.ErrClosed
+	}
+	o.pool.give(o.key, o.h, o.gen)
+	o.pool, o.h = nil, handle{}
+	return nil
+}

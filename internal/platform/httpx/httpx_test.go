@@ -1,6 +1,7 @@
 package httpx_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,7 +61,8 @@ func TestWrap(t *testing.T) {
 	}))
 	reg := prometheus.NewRegistry()
 	m := httpx.NewMetrics(reg)
-	srv := httptest.NewServer(httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard(), Metrics: m}))
+	var logs lockedBuffer
+	srv := httptest.NewServer(httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.NewLogger(&logs, "info", "json"), Metrics: m}))
 	defer srv.Close()
 
 	get := func(path string, hdr ...string) (*http.Response, string) {
@@ -93,6 +96,20 @@ func TestWrap(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &p); err != nil || p.Code != "internal" || p.RequestID == "" {
 			t.Fatalf("%s: problem %s", path, body)
 		}
+	}
+	// The access line and the error logged for a request carry its id.
+	res, _ = get("/fail", "X-Request-ID", "fail-42")
+	var access, failed bool
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil || rec["request_id"] != "fail-42" {
+			continue
+		}
+		access = access || (rec["msg"] == "request" && rec["path"] == "/fail")
+		failed = failed || rec["msg"] == "request failed"
+	}
+	if !access || !failed {
+		t.Fatalf("request id missing from the access line (%v) or the error (%v):\n%s", access, failed, logs.String())
 	}
 	res, _ = get("/limited")
 	if res.StatusCode != 429 || res.Header.Get("Retry-After") != "2" {
@@ -207,4 +224,22 @@ func TestCORS(t *testing.T) {
 	if res = do("GET", ""); res.StatusCode != 200 {
 		t.Fatal("same-origin request")
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that handlers may write concurrently.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

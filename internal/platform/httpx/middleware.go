@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,8 +79,7 @@ func Wrap(next http.Handler, cfg MiddlewareConfig) http.Handler {
 		// Downstream services (split mode) and the gateway see the same id.
 		r.Header.Set("X-Request-ID", id)
 		meta := obs.Request{ID: id, IP: ClientIP(r, cfg.TrustedProxies), UserAgent: truncate(r.UserAgent(), 512)}
-		rlog := log.With("request_id", id)
-		ctx := obs.WithLogger(obs.WithRequest(r.Context(), meta), rlog)
+		ctx := obs.WithLogger(obs.WithRequest(r.Context(), meta), log)
 		r2 := r.WithContext(ctx)
 
 		rec := &recorder{ResponseWriter: w, status: 0}
@@ -92,7 +92,7 @@ func Wrap(next http.Handler, cfg MiddlewareConfig) http.Handler {
 				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
 					panic(v)
 				}
-				rlog.Error("panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				log.Error("panic", "request_id", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if rec.status == 0 {
 					Error(rec, r2, errors.New("panic"))
 				}
@@ -107,11 +107,11 @@ func Wrap(next http.Handler, cfg MiddlewareConfig) http.Handler {
 			}
 			elapsed := time.Since(start)
 			if cfg.Metrics != nil {
-				cfg.Metrics.requests.WithLabelValues(route, r.Method, fmt.Sprint(status)).Inc()
+				cfg.Metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
 				cfg.Metrics.duration.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
 			}
 			if !cfg.Quiet[r.URL.Path] {
-				rlog.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("request_id", id),
 					slog.String("method", r.Method), slog.String("path", r.URL.Path),
 					slog.String("route", route), slog.Int("status", status),
 					slog.Int64("bytes", rec.bytes), slog.Duration("duration", elapsed),

@@ -42,13 +42,19 @@ func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
 	return context.WithValue(ctx, loggerKey, l)
 }
 
-// Logger returns the context's logger (which carries the request id), or
-// fallback when there is none.
+// Logger returns the context's logger, or fallback when there is none,
+// with the id of the request in ctx, if any. The request's logger is made
+// here, when something is logged, rather than for every request: most
+// requests log nothing but their access line.
 func Logger(ctx context.Context, fallback *slog.Logger) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
-		return l
+	l, ok := ctx.Value(loggerKey).(*slog.Logger)
+	if !ok {
+		l = fallback
 	}
-	return fallback
+	if id := RequestFrom(ctx).ID; id != "" {
+		return l.With("request_id", id)
+	}
+	return l
 }
 
 // NewLogger builds the process logger: JSON by default, text for people at
