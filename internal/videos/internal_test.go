@@ -2,6 +2,8 @@ package videos
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -265,6 +267,26 @@ func TestSigner(t *testing.T) {
 		if _, err := s.verify(bad, video, now); err != ErrBadSignature {
 			t.Fatalf("%q: %v", bad, err)
 		}
+	}
+	// The pooled MAC states start from the key each time, also when
+	// goroutines share them.
+	want := hmac.New(sha256.New, s.key)
+	want.Write([]byte(tokenLabel + "\x00" + video + "\x00" + viewer + "\x00" + "1800003600"))
+	wantSum := want.Sum(nil)
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				if !hmac.Equal(s.mac(video, viewer, 1_800_003_600), wantSum) {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d MACs differ from a fresh HMAC's", bad.Load())
 	}
 }
 
