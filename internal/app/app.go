@@ -142,6 +142,13 @@ func (a *App) Database(ctx context.Context, service string, migrations fs.FS, ta
 		}
 		a.dbs[url] = db
 		a.Ready("database:"+service, db.Ping)
+		// Pool figures (go_sql_*{db_name=…}): waits for a connection are
+		// what a too-small REEL_DB_MAX_CONNS looks like. A database shared
+		// by several services is named after the first to open it.
+		a.prom.MustRegister(collectors.NewDBStatsCollector(db.W, service))
+		if db.R != db.W {
+			a.prom.MustRegister(collectors.NewDBStatsCollector(db.R, service+"_read"))
+		}
 	}
 	if err := sqldb.Migrate(ctx, db, migrations, table); err != nil {
 		return nil, fmt.Errorf("%s database: %w", service, err)

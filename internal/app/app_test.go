@@ -225,7 +225,20 @@ func TestHealthReadyMetrics(t *testing.T) {
 			}
 		}
 	}
-	res, err := http.Get(base + "/no/such/route")
+	// Each database's pools are measured: the writer and, on SQLite, the
+	// readers.
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{`go_sql_wait_count_total{db_name="users"}`, `go_sql_in_use_connections{db_name="users_read"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics has no %s", want)
+		}
+	}
+	res, err = http.Get(base + "/no/such/route")
 	if err != nil {
 		t.Fatal(err)
 	}
