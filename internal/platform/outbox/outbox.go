@@ -20,6 +20,7 @@ type Outbox struct {
 	table string
 
 	batch   int
+	gather  time.Duration
 	poll    time.Duration
 	lease   time.Duration
 	minWait time.Duration
@@ -43,6 +44,18 @@ func WithBatchSize(n int) Option {
 	return func(o *Outbox) {
 		if n > 0 {
 			o.batch = n
+		}
+	}
+}
+
+// WithGather sets how long the relay lets events gather before it
+// delivers them, when they trickle in rather than fill a batch (default
+// 50 ms; 0 delivers each as soon as it is seen). It is the delay an
+// event's delivery may add in exchange for fewer, larger deliveries.
+func WithGather(d time.Duration) Option {
+	return func(o *Outbox) {
+		if d >= 0 {
+			o.gather = d
 		}
 	}
 }
@@ -101,7 +114,7 @@ func New(db *sqldb.DB, table string, opts ...Option) *Outbox {
 	}
 	o := &Outbox{
 		db: db, table: table,
-		batch: 500, poll: time.Second, lease: time.Minute,
+		batch: 500, gather: 50 * time.Millisecond, poll: time.Second, lease: time.Minute,
 		minWait: 200 * time.Millisecond, maxWait: 30 * time.Second,
 		log:  slog.New(slog.DiscardHandler),
 		wake: make(chan struct{}, 1),

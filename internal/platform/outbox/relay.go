@@ -64,8 +64,8 @@ const parkedUntil = math.MaxInt64
 // a finished batch is not delivered again after a restart.
 const cleanupTimeout = 10 * time.Second
 
-// statsEvery is how often a busy relay refreshes the size and lag gauges;
-// an idle one refreshes them at every poll.
+// statsEvery is how often the relay refreshes the size and lag gauges (a
+// COUNT over the outbox): at most once a second, however busy it is.
 const statsEvery = time.Second
 
 // Run relays events to sink until ctx is cancelled, then returns nil after
@@ -73,6 +73,12 @@ const statsEvery = time.Second
 // next run). Events go out in batches in outbox order and are deleted only
 // once the sink acknowledged them. While the sink fails, Run retries with
 // capped exponential backoff and jitter; it never drops an event.
+//
+// Events that trickle in are gathered for a moment (WithGather, 50 ms)
+// before they go out: a delivery costs a claim, an insert into the
+// activity log and a delete whatever its size, and under load events
+// arrive every few milliseconds. A full batch is followed by the next at
+// once.
 //
 // Several relays (replicas of a service) may run on one outbox: each claims
 // its batch first (claimed_until, set in a write transaction; on PostgreSQL
@@ -89,17 +95,25 @@ func (o *Outbox) Run(ctx context.Context, sink Sink) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if now := time.Now(); now.Sub(lastStats) >= statsEvery || (err == nil && n == 0) {
+		if now := time.Now(); now.Sub(lastStats) >= statsEvery {
 			o.observe(ctx)
 			lastStats = now
 		}
 
 		var wait time.Duration
 		switch {
-		case err == nil && n > 0:
-			// more may be waiting: under load, batches follow each other
+		case err == nil && n >= limit:
+			// a full batch: more are waiting
 			failures, eager = 0, 0
 			limit = min(o.batch, limit*2)
+			continue
+		case err == nil && n > 0:
+			// The outbox is drained; what arrives next gathers first.
+			failures, eager = 0, 0
+			limit = min(o.batch, limit*2)
+			if !o.pause(ctx, o.gather) {
+				return nil
+			}
 			continue
 		case err == nil:
 			failures = 0
@@ -131,8 +145,26 @@ func (o *Outbox) Run(ctx context.Context, sink Sink) error {
 		case <-o.wakeIf(failures == 0):
 			timer.Stop()
 			eager = 4
+			if !o.pause(ctx, o.gather) {
+				return nil
+			}
 		case <-timer.C:
 		}
+	}
+}
+
+// pause waits d, or less if ctx ends; it reports whether ctx is still live.
+func (o *Outbox) pause(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

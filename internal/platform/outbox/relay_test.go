@@ -307,6 +307,31 @@ func TestRelayWakesAtOnce(t *testing.T) {
 	})
 }
 
+// Events that trickle in while the relay gathers go out in one delivery,
+// and the relay does not ask an outbox it has just drained again at once.
+func TestRelayGathersTrickle(t *testing.T) {
+	sqldbtest.Engines(t, func(t *testing.T, url string) {
+		db := open(t, url)
+		ob := outbox.New(db, table, outbox.WithPollInterval(time.Hour), outbox.WithGather(time.Second))
+		s := newStore()
+		run(t, ob, s)
+		time.Sleep(50 * time.Millisecond) // let it go idle
+		for i := range 5 {
+			if err := ob.Add(t.Context(), db.W, outbox.NewEvent(t.Context(), "test", "LOGIN", outbox.Success, fmt.Sprint("trickle ", i))); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		waitFor(t, "the events", func() bool { return s.count() == 5 })
+		s.mu.Lock()
+		calls := s.calls
+		s.mu.Unlock()
+		if calls != 1 {
+			t.Fatalf("5 events 10 ms apart went out in %d deliveries, want 1", calls)
+		}
+	})
+}
+
 func TestRelayStopsWithBatchInFlight(t *testing.T) {
 	sqldbtest.Engines(t, func(t *testing.T, url string) {
 		db := open(t, url)
