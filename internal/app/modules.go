@@ -169,7 +169,7 @@ func withUsers(ctx context.Context, cfg *config.Config, log *slog.Logger, fn fun
 	if err := sqldb.Migrate(ctx, db, outbox.Migrations("users_outbox", db.Dialect), outbox.VersionTable("users_outbox")); err != nil {
 		return err
 	}
-	svc, err := newUsers(ctx, cfg, db, outbox.New(db, "users_outbox"), log)
+	svc, err := newUsers(ctx, cfg, db, outbox.New(db, "users_outbox", outbox.WithLogger(log)), log)
 	if err != nil {
 		return err
 	}

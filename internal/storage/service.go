@@ -153,14 +153,6 @@ func (s *Service) event(ctx context.Context, action, outcome, desc string) outbo
 	return outbox.NewEvent(ctx, serviceName, action, outcome, desc)
 }
 
-// recordAlone records an event that goes with no other write. A failure is
-// logged, not returned: the caller's answer does not depend on it.
-func (s *Service) recordAlone(ctx context.Context, e outbox.Event) {
-	if err := s.events.Record(ctx, e); err != nil {
-		s.log.Error("record activity event", "action", e.Action, "err", err)
-	}
-}
-
 // Reserve implements Quota. The decision is the conditional UPDATE in
 // store.tryReserve; a refusal records a QUOTA_EXCEEDED event.
 func (s *Service) Reserve(ctx context.Context, userID string, bytes int64, ttl time.Duration) (Reservation, error) {
@@ -330,7 +322,7 @@ func (s *Service) Commit(ctx context.Context, reservationID string, actualBytes 
 	})
 	if errors.Is(err, errRefused) {
 		// The transaction rolled back, so the event goes on its own.
-		s.recordAlone(ctx, s.event(ctx, "QUOTA_EXCEEDED", outbox.Denied,
+		s.events.RecordOrLog(ctx, s.event(ctx, "QUOTA_EXCEEDED", outbox.Denied,
 			fmt.Sprintf("storage quota exceeded at commit: %d bytes stored, %d of %d available", actualBytes, refused.u.AvailableBytes, refused.u.QuotaBytes)).
 			ForUser(refused.userID).On(object).With("actual_bytes", actualBytes).With("quota_bytes", refused.u.QuotaBytes))
 		return quotaError(actualBytes, refused.u)
@@ -443,7 +435,7 @@ func (s *Service) Check(ctx context.Context, userID string) (Usage, error) {
 	if err != nil {
 		return Usage{}, err
 	}
-	s.recordAlone(ctx, s.event(ctx, "CHECK_STORAGE", outbox.Success,
+	s.events.RecordOrLog(ctx, s.event(ctx, "CHECK_STORAGE", outbox.Success,
 		fmt.Sprintf("checked storage: %d of %d bytes used", u.UsedBytes, u.QuotaBytes)).On(userID).
 		With("used_bytes", u.UsedBytes).With("quota_bytes", u.QuotaBytes))
 	return u, nil

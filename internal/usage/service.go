@@ -193,12 +193,6 @@ func (s *Service) event(ctx context.Context, action, outcome, desc string) outbo
 	return outbox.NewEvent(ctx, serviceName, action, outcome, desc)
 }
 
-func (s *Service) recordAlone(ctx context.Context, e outbox.Event) {
-	if err := s.events.Record(ctx, e); err != nil {
-		s.log.Error("record activity event", "action", e.Action, "err", err)
-	}
-}
-
 // ReserveUpload implements Meter. The decision is the conditional UPDATE
 // in store.tryReserve; a refusal records a LIMIT_EXCEEDED event.
 func (s *Service) ReserveUpload(ctx context.Context, userID string, bytes int64, ttl time.Duration) (Reservation, error) {
@@ -363,7 +357,7 @@ func (s *Service) CommitUpload(ctx context.Context, reservationID string, actual
 		return nil
 	})
 	if errors.Is(err, errRefused) {
-		s.recordAlone(ctx, s.event(ctx, "LIMIT_EXCEEDED", outbox.Denied,
+		s.events.RecordOrLog(ctx, s.event(ctx, "LIMIT_EXCEEDED", outbox.Denied,
 			fmt.Sprintf("daily upload limit reached at commit: %d bytes uploaded, limit %d", actualBytes, refused.c.LimitBytes)).
 			ForUser(refused.r.UserID).On(refused.r.UserID).With("limit", "upload").With("actual_bytes", actualBytes).
 			With("limit_bytes", refused.c.LimitBytes).With("day", refused.r.Day))
@@ -482,7 +476,7 @@ func (s *Service) Check(ctx context.Context, userID string) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	s.recordAlone(ctx, s.event(ctx, "CHECK_BANDWIDTH", outbox.Success,
+	s.events.RecordOrLog(ctx, s.event(ctx, "CHECK_BANDWIDTH", outbox.Success,
 		fmt.Sprintf("checked daily usage for %s: upload %d of %d bytes, egress %d of %d bytes", st.Day,
 			st.Upload.UsedBytes, st.Upload.LimitBytes, st.Egress.UsedBytes, st.Egress.LimitBytes)).On(userID).
 		With("day", st.Day))
@@ -520,7 +514,7 @@ func (s *Service) History(ctx context.Context, userID, from, to string) ([]Statu
 		}
 		out = append(out, status(d, up, eg))
 	}
-	s.recordAlone(ctx, s.event(ctx, "CHECK_BANDWIDTH", outbox.Success,
+	s.events.RecordOrLog(ctx, s.event(ctx, "CHECK_BANDWIDTH", outbox.Success,
 		fmt.Sprintf("checked daily usage from %s to %s", Day(first), Day(last))).On(userID).
 		With("from", Day(first)).With("to", Day(last)))
 	return out, nil

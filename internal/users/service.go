@@ -115,15 +115,6 @@ func (s *Service) event(ctx context.Context, action, outcome, desc string) outbo
 	return outbox.NewEvent(ctx, serviceName, action, outcome, desc)
 }
 
-// recordAlone records an event that goes with no other write (a refused
-// login, say). A failure is logged, not returned: the caller's answer does
-// not depend on it.
-func (s *Service) recordAlone(ctx context.Context, e outbox.Event) {
-	if err := s.events.Record(ctx, e); err != nil {
-		s.log.Error("record activity event", "action", e.Action, "err", err)
-	}
-}
-
 // SetLimitSetter wires the service that applies quota and limit overrides.
 func (s *Service) SetLimitSetter(l LimitSetter) { s.limits = l }
 
@@ -217,7 +208,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	ip := obs.RequestFrom(ctx).IP
 	failures, err := s.throttle(ctx, email, ip)
 	if err != nil {
-		s.recordAlone(ctx, s.event(ctx, "LOGIN", outbox.Denied, "login throttled after repeated failures").With("email", email))
+		s.events.RecordOrLog(ctx, s.event(ctx, "LOGIN", outbox.Denied, "login throttled after repeated failures").With("email", email))
 		return Tokens{}, err
 	}
 	u, err := s.store.userByEmail(ctx, email)
@@ -233,11 +224,11 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	if !ok || u.ID == "" {
 		s.recordFailure(ctx, email, ip)
 		// The attempted email goes only into metadata, never the password.
-		s.recordAlone(ctx, s.event(ctx, "LOGIN", outbox.Failure, "login failed: wrong email or password").With("email", email))
+		s.events.RecordOrLog(ctx, s.event(ctx, "LOGIN", outbox.Failure, "login failed: wrong email or password").With("email", email))
 		return Tokens{}, ErrInvalidCredentials
 	}
 	if u.Disabled {
-		s.recordAlone(ctx, s.event(ctx, "LOGIN", outbox.Denied, "login refused: account disabled").ForUser(u.ID).On(u.ID))
+		s.events.RecordOrLog(ctx, s.event(ctx, "LOGIN", outbox.Denied, "login refused: account disabled").ForUser(u.ID).On(u.ID))
 		return Tokens{}, ErrAccountDisabled
 	}
 	// Most logins follow no failure: a DELETE of nothing would still be a

@@ -249,14 +249,6 @@ func (s *Service) event(ctx context.Context, action, outcome, desc string) outbo
 	return outbox.NewEvent(ctx, serviceName, action, outcome, desc)
 }
 
-// recordAlone records an event that goes with no other write. A failure is
-// logged, not returned: the caller's answer does not depend on it.
-func (s *Service) recordAlone(ctx context.Context, e outbox.Event) {
-	if err := s.events.Record(ctx, e); err != nil {
-		s.log.Error("record activity event", "action", e.Action, "err", err)
-	}
-}
-
 // detached is a context for clean-up that must happen even when the
 // request that needed it is gone.
 func detached(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -494,7 +486,7 @@ func (s *Service) Finalise(ctx context.Context, adm *Admission, in Ingest) (Vide
 		if e, ok := errs.As(err); ok {
 			desc = "upload failed: " + e.Code
 		}
-		s.recordAlone(ctx, s.event(ctx, "UPLOAD_VIDEO", outcome, desc).ForUser(adm.OwnerID).
+		s.events.RecordOrLog(ctx, s.event(ctx, "UPLOAD_VIDEO", outcome, desc).ForUser(adm.OwnerID).
 			With("size_bytes", in.Size).With("via", in.Via))
 		return Video{}, err
 	}
@@ -770,7 +762,7 @@ func (s *Service) Feed(ctx context.Context, req page.Request) (page.Page[Video],
 		return page.Page[Video]{}, err
 	}
 	p := page.Make(publicAll(rs), req.Limit, videoKey)
-	s.recordAlone(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, "listed the feed").With("count", len(p.Items)))
+	s.events.RecordOrLog(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, "listed the feed").With("count", len(p.Items)))
 	return p, nil
 }
 
@@ -781,7 +773,7 @@ func (s *Service) Mine(ctx context.Context, c authn.Caller, req page.Request) (p
 		return page.Page[Video]{}, err
 	}
 	p := page.Make(publicAll(rs), req.Limit, videoKey)
-	s.recordAlone(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, "listed own videos").With("count", len(p.Items)))
+	s.events.RecordOrLog(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, "listed own videos").With("count", len(p.Items)))
 	return p, nil
 }
 
@@ -823,7 +815,7 @@ func (s *Service) readyAt(ctx context.Context, owner string, offset, limit int, 
 	if err != nil {
 		return Numbered{}, err
 	}
-	s.recordAlone(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, what).With("count", len(rs)))
+	s.events.RecordOrLog(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, what).With("count", len(rs)))
 	return Numbered{Items: publicAll(rs), Total: total}, nil
 }
 
@@ -841,7 +833,7 @@ func (s *Service) Trash(ctx context.Context, c authn.Caller, req page.Request) (
 	p := page.Make(items, req.Limit, func(t TrashedVideo) page.Cursor {
 		return page.Cursor{T: micros(*t.DeletedAt), ID: t.ID}
 	})
-	s.recordAlone(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, "listed the trash").With("count", len(p.Items)).With("trash", true))
+	s.events.RecordOrLog(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, "listed the trash").With("count", len(p.Items)).With("trash", true))
 	return p, nil
 }
 
@@ -1134,7 +1126,7 @@ func (s *Service) Playback(ctx context.Context, c authn.Caller, id string) (Gran
 	if err != nil {
 		return Grant{}, err
 	}
-	s.recordAlone(ctx, s.event(ctx, "STREAM_VIDEO", outbox.Success, "started playback of "+quote(r.Title)).On(id).
+	s.events.RecordOrLog(ctx, s.event(ctx, "STREAM_VIDEO", outbox.Success, "started playback of "+quote(r.Title)).On(id).
 		With("owner_id", r.OwnerID).With("expires_at", g.ExpiresAt.Format(time.RFC3339)))
 	return g, nil
 }
@@ -1356,7 +1348,7 @@ func (s *Service) Maintain(ctx context.Context) error {
 			continue
 		}
 		s.log.Warn("an upload's finalisation was abandoned; marked failed", "video", r.ID)
-		s.recordAlone(ctx, s.event(ctx, "UPLOAD_VIDEO", outbox.Failure, "upload abandoned while being processed").
+		s.events.RecordOrLog(ctx, s.event(ctx, "UPLOAD_VIDEO", outbox.Failure, "upload abandoned while being processed").
 			ForUser(r.OwnerID).On(r.ID))
 	}
 	if _, err := s.Purge(ctx); err != nil {

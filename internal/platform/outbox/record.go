@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/group"
+	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
@@ -53,6 +54,15 @@ func (o *Outbox) Record(ctx context.Context, e Event) error {
 		return fmt.Errorf("outbox: record %s event: %w", e.Action, err)
 	}
 	return werr
+}
+
+// RecordOrLog is Record for an event whose loss must not fail the action
+// it describes (a read, a refusal already answered): a failure is logged
+// with the outbox's logger and the request's id, not returned.
+func (o *Outbox) RecordOrLog(ctx context.Context, e Event) {
+	if err := o.Record(ctx, e); err != nil {
+		obs.Logger(ctx, o.log).Error("record activity event", "table", o.table, "action", e.Action, "err", err)
+	}
 }
 
 // writeBatch inserts the batch in one statement and answers each event.

@@ -1,11 +1,15 @@
 package outbox_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
@@ -107,4 +111,26 @@ func BenchmarkRecord(b *testing.B) {
 			})
 		}
 	}
+}
+
+// RecordOrLog stores the event, or logs why it could not, with the
+// request's id, without failing the caller.
+func TestRecordOrLog(t *testing.T) {
+	sqldbtest.Engines(t, func(t *testing.T, url string) {
+		db := open(t, url)
+		var logs bytes.Buffer
+		ob := outbox.New(db, table, outbox.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+		ctx := obs.WithRequest(t.Context(), obs.Request{ID: "req-7"})
+		ob.RecordOrLog(ctx, outbox.NewEvent(ctx, "test", "CHECK_STORAGE", outbox.Success, "kept"))
+		if n := pending(t, ob); n != 1 || logs.Len() != 0 {
+			t.Fatalf("%d pending, log %q", n, logs.String())
+		}
+		if err := db.W.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ob.RecordOrLog(ctx, outbox.NewEvent(ctx, "test", "CHECK_STORAGE", outbox.Success, "lost"))
+		if l := logs.String(); !strings.Contains(l, `"record activity event"`) || !strings.Contains(l, `"request_id":"req-7"`) || !strings.Contains(l, "CHECK_STORAGE") {
+			t.Fatalf("the failure was not logged with the request id: %q", l)
+		}
+	})
 }
