@@ -489,9 +489,14 @@ section=$work/section.md
 		echo "database's time: a relay that had drained its outbox claimed again at once (finding nothing)"
 		echo "and counted the backlog after every delivery, so each few events cost a claim, an empty"
 		echo "claim, a COUNT, an insert into the activity log and a delete. Relays now let events gather"
-		echo "for 50 ms once the outbox is drained and count the backlog once a second: reads-only p99"
-		echo "on PostgreSQL 105 → 90 ms, full mix 401 → 160 ms from the run before to this one (which also"
-		echo "has the collector at GOGC=200; single runs on this shared machine vary by tens of ms)."
+		echo "for 50 ms once the outbox is drained and count the backlog once a second. Two runs of this"
+		echo "bench after that (November 27, with the collector at GOGC=200 as well): reads-only p99 on"
+		echo "PostgreSQL 90 and 124 ms, full mix 160 and 758 ms (the run before the changes: 105 and"
+		echo "401 ms). In the 758 ms run the first second of the load phase holds most of the slow reads"
+		echo "(p50 460 ms in that second, 5 % of the feed's requests), when 1000 users go from setup to"
+		echo "reading at once; most likely the pool opening its PostgreSQL connections on full cores"
+		echo "(each new backend starts with cold caches, and pgx prepares each statement again on it),"
+		echo "which I have not verified. After that second the feed's p99 stays between 100 and 200 ms."
 		echo
 	fi
 	echo "### Against the physical limits"
@@ -522,7 +527,8 @@ section=$work/section.md
 	echo "out of the upload; the CPU they need stays."
 	echo
 	echo "The full mix's read tail on SQLite moves a lot from run to run on this shared machine (43 ms"
-	echo "at 286fbf5, 125 ms in this run). Side by side in the same minutes (1000 users, 40 s, November"
+	echo "at 286fbf5; after the changes of November 27, 125 ms in one run and 61 ms in another, this"
+	echo "one). Side by side in the same minutes (1000 users, 40 s, November"
 	echo "27): the tree before this round of changes (5383903) had a worst read p99 of 177 ms and p50s"
 	echo "of 16–19 ms; this one 125 ms and 4–5 ms; with the relays' 50 ms gathering switched off"
 	echo "161 ms; with GOGC=100 94 ms (one run each). The first 20 s of the load phase, while the first"
