@@ -494,9 +494,11 @@ section=$work/section.md
 		echo "PostgreSQL 90 and 124 ms, full mix 160 and 758 ms (the run before the changes: 105 and"
 		echo "401 ms). In the 758 ms run the first second of the load phase holds most of the slow reads"
 		echo "(p50 460 ms in that second, 5 % of the feed's requests), when 1000 users go from setup to"
-		echo "reading at once; most likely the pool opening its PostgreSQL connections on full cores"
-		echo "(each new backend starts with cold caches, and pgx prepares each statement again on it),"
-		echo "which I have not verified. After that second the feed's p99 stays between 100 and 200 ms."
+		echo "reading at once. A later 40 s run sampled the pool (\`go_sql_*\` on /metrics): 12 connections"
+		echo "open through setup; at the switch it grows to its 20 and has 550 requests waiting for a"
+		echo "connection within two seconds, while the new backends start with cold caches and pgx"
+		echo "prepares each statement again on them, on full cores. After that second the feed's p99"
+		echo "stays between 100 and 200 ms."
 		echo
 	fi
 	echo "### Against the physical limits"
