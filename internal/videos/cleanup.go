@@ -26,6 +26,16 @@ const (
 	maxRetrying = 1000
 )
 
+// cleanUp runs fn now and, if that fails (a service it needs is down),
+// again in the background (retryCleanup). attrs name what it cleans up,
+// for the log.
+func (s *Service) cleanUp(ctx context.Context, what string, attrs []any, fn func(context.Context) error) {
+	if err := fn(ctx); err != nil {
+		s.log.Warn(what+"; retrying in the background", append(attrs, "err", err)...)
+		s.retryCleanup(what, attrs, fn)
+	}
+}
+
 // retryCleanup runs fn again in the background until it succeeds. attrs
 // name what it cleans up, for the log.
 func (s *Service) retryCleanup(what string, attrs []any, fn func(context.Context) error) {

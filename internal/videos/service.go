@@ -311,7 +311,7 @@ func (s *Service) Admit(ctx context.Context, ownerID string, bytes int64, ttl ti
 
 // Release gives back what the admission still holds. A release that
 // fails (the service is down) is retried in the background for a while
-// (retryCleanup); a reservation nobody releases lapses when its TTL ends.
+// (cleanUp); a reservation nobody releases lapses when its TTL ends.
 func (s *Service) Release(ctx context.Context, a *Admission) {
 	if a == nil {
 		return
@@ -326,13 +326,10 @@ func (s *Service) Release(ctx context.Context, a *Admission) {
 	}
 }
 
-// release gives reservation id back with fn, or, when that fails (the
-// service is down), retries it in the background (retryCleanup).
+// release gives reservation id back with fn, now or else in the
+// background (cleanUp).
 func (s *Service) release(ctx context.Context, what, id string, fn func(context.Context, string) error) {
-	if err := fn(ctx, id); err != nil {
-		s.log.Warn(what+"; retrying in the background", "reservation", id, "err", err)
-		s.retryCleanup(what, []any{"reservation", id}, func(ctx context.Context) error { return fn(ctx, id) })
-	}
+	s.cleanUp(ctx, what, []any{"reservation", id}, func(ctx context.Context) error { return fn(ctx, id) })
 }
 
 // Meta is what an uploader says about a video.
@@ -585,13 +582,10 @@ func (s *Service) finalise(ctx context.Context, adm *Admission, in Ingest) (Vide
 	// succeeded: it is idempotent by reservation, so it is retried in the
 	// background; the reservation holds the bytes meanwhile.
 	adm.limitCommitted = true
-	if err := s.limit.CommitUpload(ctx, adm.limitID, in.Size); err != nil {
-		s.log.Warn("commit upload volume; retrying in the background", "video", rec.ID, "reservation", adm.limitID, "err", err)
-		id, size := adm.limitID, in.Size
-		s.retryCleanup("commit upload volume", []any{"video", rec.ID, "reservation", id}, func(ctx context.Context) error {
-			return s.limit.CommitUpload(ctx, id, size)
-		})
-	}
+	id, size := adm.limitID, in.Size
+	s.cleanUp(ctx, "commit upload volume", []any{"video", rec.ID, "reservation", id}, func(ctx context.Context) error {
+		return s.limit.CommitUpload(ctx, id, size)
+	})
 	v := rec.Video
 	v.HasPoster = rec.PosterKey != ""
 	return v, nil
@@ -654,7 +648,7 @@ func (s *Service) putFile(ctx context.Context, key, path string, size int64, con
 // bytes (Free is idempotent, so freeing what was never committed is
 // harmless) and the processing row. If it fails half-way (the storage
 // service is down) the row stays in processing and the undo is retried in
-// the background (retryCleanup); should the process stop first, the
+// the background (cleanUp); should the process stop first, the
 // maintenance job finishes it later.
 func (s *Service) undoFinalise(ctx context.Context, rec record) {
 	ctx, cancel := detached(ctx)
@@ -665,10 +659,7 @@ func (s *Service) undoFinalise(ctx context.Context, rec record) {
 		}
 		return s.store.deleteVideo(ctx, s.db.W, rec.ID)
 	}
-	if err := undo(ctx); err != nil {
-		s.log.Warn("undo failed upload; retrying in the background", "video", rec.ID, "err", err)
-		s.retryCleanup("undo failed upload", []any{"video", rec.ID}, undo)
-	}
+	s.cleanUp(ctx, "undo failed upload", []any{"video", rec.ID}, undo)
 }
 
 // dropBlobsAndCharges deletes a video's blobs and stops counting them. The
