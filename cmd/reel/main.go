@@ -114,15 +114,11 @@ func load(name string, args []string, getenv func(string) string, stderr io.Writ
 // and GOMEMLIMIT in the environment are honoured as usual.
 const gcPercent = 200
 
-// tuneGC sets gcPercent unless GOGC is set, and returns the GOGC in force.
-func tuneGC(getenv func(string) string) int {
-	if getenv("GOGC") != "" {
-		old := debug.SetGCPercent(100)
-		debug.SetGCPercent(old)
-		return old
+// tuneGC sets gcPercent unless GOGC is set.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
 	}
-	debug.SetGCPercent(gcPercent)
-	return gcPercent
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
