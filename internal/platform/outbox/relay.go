@@ -102,16 +102,13 @@ func (o *Outbox) Run(ctx context.Context, sink Sink) error {
 
 		var wait time.Duration
 		switch {
-		case err == nil && n >= limit:
-			// a full batch: more are waiting
-			failures, eager = 0, 0
-			limit = min(o.batch, limit*2)
-			continue
 		case err == nil && n > 0:
-			// The outbox is drained; what arrives next gathers first.
+			// After a full batch more are waiting; after a partial one
+			// the outbox is drained, and what arrives next gathers first.
 			failures, eager = 0, 0
+			drained := n < limit
 			limit = min(o.batch, limit*2)
-			if !o.pause(ctx, o.gather) {
+			if drained && !pause(ctx, o.gather) {
 				return nil
 			}
 			continue
@@ -145,7 +142,7 @@ func (o *Outbox) Run(ctx context.Context, sink Sink) error {
 		case <-o.wakeIf(failures == 0):
 			timer.Stop()
 			eager = 4
-			if !o.pause(ctx, o.gather) {
+			if !pause(ctx, o.gather) {
 				return nil
 			}
 		case <-timer.C:
@@ -154,7 +151,7 @@ func (o *Outbox) Run(ctx context.Context, sink Sink) error {
 }
 
 // pause waits d, or less if ctx ends; it reports whether ctx is still live.
-func (o *Outbox) pause(ctx context.Context, d time.Duration) bool {
+func pause(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
