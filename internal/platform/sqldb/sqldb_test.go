@@ -114,8 +114,8 @@ func TestOpen(t *testing.T) {
 			if db.W != db.R {
 				t.Error("on PostgreSQL W and R should be the same pool")
 			}
-			if got := db.W.Stats().MaxOpenConnections; got != 20 {
-				t.Errorf("MaxOpenConnections = %d, want 20", got)
+			if got, want := db.W.Stats().MaxOpenConnections, sqldb.PostgresDefaultMaxOpen(runtime.GOMAXPROCS(0)); got != want {
+				t.Errorf("MaxOpenConnections = %d, want %d", got, want)
 			}
 		default:
 			if db.Dialect != sqldb.SQLite {
@@ -198,6 +198,16 @@ func TestOpenMaxOpenConns(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestPostgresDefaultMaxOpen(t *testing.T) {
+	for _, c := range []struct{ procs, want int }{
+		{1, 8}, {2, 8}, {3, 12}, {4, 16}, {5, 20}, {64, 20},
+	} {
+		if got := sqldb.PostgresDefaultMaxOpen(c.procs); got != c.want {
+			t.Errorf("PostgresDefaultMaxOpen(%d) = %d, want %d", c.procs, got, c.want)
+		}
+	}
 }
 
 func TestOpenSQLiteURLForms(t *testing.T) {
