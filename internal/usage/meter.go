@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/reel-video/reel/internal/platform/backoff"
 	"github.com/reel-video/reel/internal/platform/errs"
 )
 
@@ -311,10 +312,8 @@ func (m *EgressMeter) final(ctx context.Context) error {
 			}
 			continue
 		}
-		select {
-		case <-ctx.Done():
-			return m.lost(errors.Join(err, ctx.Err()))
-		case <-time.After(time.Duration(i+1) * 200 * time.Millisecond):
+		if cerr := backoff.Sleep(ctx, time.Duration(i+1)*200*time.Millisecond); cerr != nil {
+			return m.lost(errors.Join(err, cerr))
 		}
 	}
 	if err == nil && m.idle() {

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/reel-video/reel/internal/platform/backoff"
 	"github.com/reel-video/reel/internal/platform/errs"
 )
 
@@ -132,12 +132,9 @@ func (c *JWKSClient) fetch(ctx context.Context) (map[string]ed25519.PublicKey, e
 	attempts := max(1, c.Attempts)
 	var err error
 	for i := range attempts {
-		if i > 0 && c.Backoff > 0 {
-			d := c.Backoff<<(i-1) + rand.N(c.Backoff)
-			select {
-			case <-ctx.Done():
-				return nil, errors.Join(ctx.Err(), err)
-			case <-time.After(d):
+		if i > 0 {
+			if cerr := backoff.Sleep(ctx, backoff.Delay(c.Backoff, i)); cerr != nil {
+				return nil, errors.Join(cerr, err)
 			}
 		}
 		var keys map[string]ed25519.PublicKey

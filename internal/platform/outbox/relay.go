@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reel-video/reel/internal/platform/backoff"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
@@ -108,7 +109,7 @@ func (o *Outbox) Run(ctx context.Context, sink Sink) error {
 			failures, eager = 0, 0
 			drained := n < limit
 			limit = min(o.batch, limit*2)
-			if drained && !pause(ctx, o.gather) {
+			if drained && backoff.Sleep(ctx, o.gather) != nil {
 				return nil
 			}
 			continue
@@ -127,7 +128,7 @@ func (o *Outbox) Run(ctx context.Context, sink Sink) error {
 			continue
 		default:
 			failures++
-			wait = o.backoff(failures)
+			wait = o.retryWait(failures)
 			if o.metrics != nil {
 				o.metrics.failed.WithLabelValues(o.table).Inc()
 			}
@@ -142,26 +143,11 @@ func (o *Outbox) Run(ctx context.Context, sink Sink) error {
 		case <-o.wakeIf(failures == 0):
 			timer.Stop()
 			eager = 4
-			if !pause(ctx, o.gather) {
+			if backoff.Sleep(ctx, o.gather) != nil {
 				return nil
 			}
 		case <-timer.C:
 		}
-	}
-}
-
-// pause waits d, or less if ctx ends; it reports whether ctx is still live.
-func pause(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -174,10 +160,10 @@ func (o *Outbox) wakeIf(ok bool) <-chan struct{} {
 	return nil
 }
 
-// backoff is the pause after the n-th failure in a row: exponential from
+// retryWait is the pause after the n-th failure in a row: exponential from
 // minWait, capped at maxWait, with "equal jitter" (half fixed, half random)
 // so that replicas that failed together do not retry in lockstep.
-func (o *Outbox) backoff(n int) time.Duration {
+func (o *Outbox) retryWait(n int) time.Duration {
 	d := o.maxWait
 	if n < 32 {
 		if x := o.minWait << (n - 1); x > 0 && x < o.maxWait {

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/backoff"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/obs"
@@ -123,11 +123,8 @@ func (c *Client) Call(ctx context.Context, op, method, path string, in, out any,
 		if i > 0 {
 			// Exponential backoff with jitter, so a restarting service is
 			// not hit by every caller in lockstep.
-			d := c.backoff<<(i-1) + rand.N(c.backoff)
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s client: %s: %w", c.name, op, errors.Join(ctx.Err(), err))
-			case <-time.After(d):
+			if cerr := backoff.Sleep(ctx, backoff.Delay(c.backoff, i)); cerr != nil {
+				return fmt.Errorf("%s client: %s: %w", c.name, op, errors.Join(cerr, err))
 			}
 		}
 		var retry bool

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/reel-video/reel/internal/platform/backoff"
 )
 
 // maxTxRetries is how many times Tx re-runs a PostgreSQL transaction that
@@ -50,10 +52,8 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		// won the conflict has finished before this one tries again, and
 		// keeps two losers from colliding in lockstep.
 		pause := time.Duration(1+attempt) * time.Duration(5+rand.IntN(20)) * time.Millisecond
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("sqldb: transaction retry abandoned: %w", errors.Join(ctx.Err(), err))
-		case <-time.After(pause):
+		if cerr := backoff.Sleep(ctx, pause); cerr != nil {
+			return fmt.Errorf("sqldb: transaction retry abandoned: %w", errors.Join(cerr, err))
 		}
 	}
 }
