@@ -179,3 +179,89 @@ func BenchmarkPosters(b *testing.B) {
 		})
 	}
 }
+
+// A batch runs ffmpeg with one thread per decoder, encoder and filter
+// graph: by default it starts threads per core for each input and output
+// (about 80 for a batch of 8 on 2 cores), and at nice 10 so many runnable
+// threads together outweigh reel's own.
+func TestPostersBatchThreads(t *testing.T) {
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("no /proc to count threads in")
+	}
+	ffmpeg, ffprobe := probetest.Tools(t)
+	dir := t.TempDir()
+	samples := filepath.Join(dir, "threads")
+	// The sampler counts the threads of the script's pid, which exec makes
+	// ffmpeg's, until it exits.
+	wrapper := filepath.Join(dir, "ffmpeg")
+	script := "#!/bin/sh\n( while [ -d /proc/$$/task ]; do ls /proc/$$/task | wc -l >> '" + samples + "'; sleep 0.005; done ) &\nexec '" + ffmpeg + "' \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := newProber(ffprobe, wrapper, 0)
+
+	const n = 6
+	type upload struct {
+		path string
+		info Info
+	}
+	var uploads []upload
+	for i := range n {
+		path := probetest.Video(t, dir, 2, 320, 240+16*i)
+		info, err := p.Probe(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uploads = append(uploads, upload{path, info})
+	}
+	for range cap(p.slots) {
+		p.slots <- struct{}{}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, u := range uploads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			jpg, err := p.Poster(t.Context(), u.path, u.info)
+			errs[i] = err
+			_ = os.Remove(jpg)
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.frames.Queued() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d posters queued", p.frames.Queued(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range cap(p.slots) {
+		<-p.slots
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("poster %d: %v", i, err)
+		}
+	}
+
+	b, err := os.ReadFile(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	most := 0
+	for _, f := range strings.Fields(string(b)) {
+		var k int
+		if _, err := fmt.Sscan(f, &k); err == nil {
+			most = max(most, k)
+		}
+	}
+	// Measured with ffmpeg 5.1: 9 threads for 8 inputs with one thread
+	// each, 79 without. The bound leaves room for ffmpeg's own helpers.
+	if limit := n + 6; most > limit {
+		t.Errorf("a batch of %d ran up to %d threads, want at most %d", n, most, limit)
+	}
+	if most == 0 {
+		t.Error("no thread count sampled")
+	}
+}
