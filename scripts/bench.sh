@@ -509,7 +509,8 @@ section=$work/section.md
 	echo "loads $ffmpeg_libs shared libraries), which would bound uploads near $(fixed "$ncpu * 1000 / $exec_ms") per second on $ncpu cores"
 	echo "at one start each; so posters asked for while both tool slots are busy are cut together, up"
 	echo "to 8 frames in one ffmpeg run (\`probe/batch.go\`; \`go test ./internal/platform/probe -bench Posters\`:"
-	echo "16 uploads at once, 6.3 → 15.3 posters/s on 2 cores). The mix offers about"
+	echo "16 uploads at once, 6.3 → 15.3 posters/s on 2 cores, and 17.4–20.2 since ffmpeg runs one thread per"
+	echo "decoder and encoder instead of several per core each). The mix offers about"
 	offered=$(fixed "$USERS / 29 / $think_s")
 	if ge "$offered" "$upload_cap"; then
 		echo "$offered uploads/s ($USERS users, weight 1 of 29, $THINK pauses), more than that: the uploads"
@@ -531,7 +532,11 @@ section=$work/section.md
 	echo "27): the tree before this round of changes (5383903) had a worst read p99 of 177 ms and p50s"
 	echo "of 16–19 ms; this one 125 ms and 4–5 ms; with the relays' 50 ms gathering switched off"
 	echo "161 ms; with GOGC=100 94 ms (one run each). The first 20 s of the load phase, while the first"
-	echo "uploads queue for ffmpeg, hold most of the slow reads."
+	echo "uploads queue for ffmpeg, hold most of the slow reads. With ffmpeg on one thread per decoder"
+	echo "and encoder (two runs each, side by side, later on November 27): uploads went from 14.1 to 17.5"
+	echo "a second (p50 25 → 18 s) and the worst read p99 from 40–43 ms to 70–82 ms: the CPU the poster"
+	echo "runs no longer waste goes to more uploads, whose users then read again, on cores that the"
+	echo "mix keeps full either way (the same tree's bench run before that change measured 160 ms)."
 	echo
 	echo "**Login vs the argon2id hash rate.** A login is one argon2id verification (m = 19 MiB,"
 	echo "t = 2, p = 1). \`go test ./internal/users -bench VerifyParallel\` computes $(fixed "$hash_rate")"
