@@ -2,6 +2,7 @@ package users_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -70,4 +71,21 @@ func BenchmarkLogin(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
 		})
 	}
+}
+
+// Text that PostgreSQL refuses (a NUL byte) or that no account can hold
+// (control characters) is the client's mistake on both engines: a 422 for
+// a username, a failed login for an email, a bad cursor for a list.
+func TestTextWithControlCharacters(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		expect(t, e.register("nul@example.com", "correct horse", "a\x00b"), 422, "validation_failed")
+		expect(t, e.register("esc@example.com", "correct horse", "a\x1b[31mred"), 422, "validation_failed")
+		e.account("kim@example.com")
+		expect(t, e.login("kim\x00@example.com", "correct horse"), 401, "invalid_credentials")
+		admin := e.makeAdmin("kim@example.com")
+		cursor := base64.RawURLEncoding.EncodeToString([]byte("1|a\x00b"))
+		expect(t, e.do("GET", "/api/v1/users?cursor="+cursor, admin, nil), 400, "invalid_cursor")
+		cursor = base64.RawURLEncoding.EncodeToString([]byte("1|\xff\xfe"))
+		expect(t, e.do("GET", "/api/v1/users?cursor="+cursor, admin, nil), 400, "invalid_cursor")
+	})
 }

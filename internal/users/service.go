@@ -17,6 +17,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -205,6 +206,11 @@ func (s *Service) Bootstrap(ctx context.Context, email, password string) error {
 // per account and per client address.
 func (s *Service) Login(ctx context.Context, email, password string) (Tokens, error) {
 	email = normalizeEmail(email)
+	if !plainText(email) {
+		// No account can have this address, and the throttle's records
+		// could not store it: refused before any lookup.
+		return Tokens{}, ErrInvalidCredentials
+	}
 	ip := obs.RequestFrom(ctx).IP
 	failures, err := s.throttle(ctx, email, ip)
 	if err != nil {
@@ -638,10 +644,19 @@ func checkPassword(p string) string {
 }
 
 func checkUsername(u string) string {
+	if !plainText(u) {
+		return "must be valid UTF-8 without control characters"
+	}
 	if n := utf8.RuneCountInString(u); n < 1 || n > 64 {
 		return "must have 1 to 64 characters"
 	}
 	return ""
+}
+
+// plainText reports whether s is valid UTF-8 without control characters
+// (NUL among them, which PostgreSQL refuses in text).
+func plainText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 func micros(t time.Time) int64     { return t.UnixMicro() }

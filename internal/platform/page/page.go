@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/reel-video/reel/internal/platform/errs"
 )
@@ -40,7 +42,9 @@ func Decode(s string) (Cursor, error) {
 	}
 	ts, id, ok := strings.Cut(string(b), "|")
 	t, err := strconv.ParseInt(ts, 10, 64)
-	if !ok || err != nil || id == "" {
+	// Ids are stored as text: one with a NUL byte or invalid UTF-8 could
+	// not match any row, and PostgreSQL refuses such text outright.
+	if !ok || err != nil || id == "" || !utf8.ValidString(id) || strings.ContainsFunc(id, unicode.IsControl) {
 		return Cursor{}, errs.ErrBadCursor
 	}
 	return Cursor{T: t, ID: id}, nil
