@@ -128,6 +128,7 @@ func TestPublicRoutes(t *testing.T) {
 		for _, q := range []string{
 			"?from=2025-3-1", "?from=yesterday", "?to=2025-02-30", "?from=2025-03-14T00:00:00Z",
 			"?from=2025-03-15&to=2025-03-14", "?from=2024-01-01&to=2025-03-14",
+			"?from=9999-12-31&to=9999-12-31", "?from=1969-12-31&to=1969-12-31",
 		} {
 			status, hdr, body := get(t, srv.URL+"/api/v1/usage/users/"+alice+q, adminTok)
 			if status != 400 || hdr.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(body), "invalid_query") {

@@ -549,6 +549,11 @@ func parseDay(s string, def time.Time) (time.Time, error) {
 	if err != nil || t.Format(DayLayout) != s {
 		return time.Time{}, errors.New("bad day")
 	}
+	// A day's resets_at is the next midnight, which must still be a time
+	// JSON can carry (year 9999 at most); no usage predates 1970.
+	if t.Year() < 1970 || t.Year() > 9998 {
+		return time.Time{}, errors.New("day out of range")
+	}
 	return t, nil
 }
 
