@@ -526,6 +526,10 @@ type AdminUpdate struct {
 	Limits   Limits
 }
 
+// MaxLimitBytes is the largest quota or daily limit an admin may set: the
+// largest byte count the storage and usage services accept (1 PiB).
+const MaxLimitBytes = int64(1) << 50
+
 // Update applies an admin's change. Disabling an account revokes its
 // refresh tokens; the last enabled admin cannot lock everyone out.
 func (s *Service) Update(ctx context.Context, id string, in AdminUpdate) (User, error) {
@@ -537,8 +541,11 @@ func (s *Service) Update(ctx context.Context, id string, in AdminUpdate) (User, 
 		fields["role"] = "must be user or admin"
 	}
 	for name, v := range map[string]*int64{"storage_quota_bytes": in.Limits.StorageQuota, "daily_upload_limit_bytes": in.Limits.DailyUpload, "daily_egress_limit_bytes": in.Limits.DailyEgress} {
-		if v != nil && *v < -1 {
-			fields[name] = "must be a byte count, or -1 for unlimited"
+		// Checked here, against the bound storage and usage apply, so that
+		// a value they would refuse fails the whole update before any part
+		// of it is applied.
+		if v != nil && (*v < -1 || *v > MaxLimitBytes) {
+			fields[name] = "must be a byte count up to 1 PiB, or -1 for unlimited"
 		}
 	}
 	if len(fields) > 0 {

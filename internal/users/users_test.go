@@ -576,6 +576,13 @@ func TestAdminRoutes(t *testing.T) {
 		// Limits need the storage and usage services, which this test does not run.
 		expect(t, e.do("PATCH", "/api/v1/users/"+id, adminTok, map[string]any{"storage_quota_bytes": 10}), 503, "limits_unavailable")
 		expect(t, e.do("PATCH", "/api/v1/users/"+id, adminTok, map[string]any{"storage_quota_bytes": -5}), 422, "validation_failed")
+		// A limit that storage or usage would refuse fails the whole update,
+		// before the role or the disabled flag change.
+		r0 := e.do("PATCH", "/api/v1/users/"+id, adminTok, map[string]any{"role": "admin", "disabled": true, "daily_egress_limit_bytes": int64(1)<<50 + 1})
+		expect(t, r0, 422, "validation_failed")
+		if u := e.do("GET", "/api/v1/users/"+id, adminTok, nil).body["user"].(map[string]any); u["role"] != "user" || u["disabled"] != false {
+			t.Fatalf("a refused update changed the user: %v", u)
+		}
 
 		r := e.do("PATCH", "/api/v1/users/"+id, adminTok, map[string]any{"role": "admin"})
 		expect(t, r, 200, "")
