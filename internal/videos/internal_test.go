@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	xslog "golang.org/x/exp/slog"
 
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/obs"
@@ -444,4 +446,26 @@ func TestRetryCleanupIsBounded(t *testing.T) {
 			t.Fatalf("%d clean-ups ran, want %d", ran.Load(), maxRetrying)
 		}
 	}, Migrations(), MigrationTable)
+}
+
+// A tus PATCH body cut short is a client going away, logged at info
+// (dropped at the default warn level); other tusd errors stay errors.
+func TestTusLogBodyReadError(t *testing.T) {
+	var buf strings.Builder
+	h := slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn})
+	l := xslog.New(tusLog{h: h})
+	l.Error("BodyReadError", "error", "ERR_UNEXPECTED_EOF")
+	if buf.Len() != 0 {
+		t.Fatalf("a cut-short body was logged at warn level: %s", buf.String())
+	}
+	l.Error("InternalServerError", "error", "disk full")
+	if !strings.Contains(buf.String(), `"level":"ERROR"`) || !strings.Contains(buf.String(), "tus: InternalServerError") {
+		t.Fatalf("other errors must stay errors: %s", buf.String())
+	}
+	buf.Reset()
+	info := xslog.New(tusLog{h: slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})})
+	info.Error("BodyReadError", "error", "ERR_UNEXPECTED_EOF")
+	if !strings.Contains(buf.String(), `"level":"INFO"`) {
+		t.Fatalf("at info level the cut-short body is logged as info: %s", buf.String())
+	}
 }

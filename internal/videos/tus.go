@@ -443,7 +443,17 @@ func (l tusLog) Enabled(ctx context.Context, lv xslog.Level) bool {
 }
 
 func (l tusLog) Handle(ctx context.Context, r xslog.Record) error {
-	nr := slog.NewRecord(r.Time, slog.Level(r.Level), "tus: "+r.Message, r.PC)
+	lv := slog.Level(r.Level)
+	if r.Message == "BodyReadError" {
+		// tusd logs a PATCH body cut short at error level, but a client
+		// that goes away mid-chunk is what resumable uploads are for: the
+		// bytes that arrived are kept and the client resumes from there.
+		lv = slog.LevelInfo
+		if !l.h.Enabled(ctx, lv) {
+			return nil
+		}
+	}
+	nr := slog.NewRecord(r.Time, lv, "tus: "+r.Message, r.PC)
 	r.Attrs(func(a xslog.Attr) bool {
 		nr.AddAttrs(slog.Any(a.Key, a.Value.Any()))
 		return true
