@@ -213,7 +213,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 	}
 
 	quiet := map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
-	h := httpx.Wrap(httpx.CORS(a.cfg.HTTP.CORSOrigins, a.mux), httpx.MiddlewareConfig{Logger: a.log, Metrics: a.httpm, TrustedProxies: a.cfg.HTTP.TrustedProxies, Quiet: quiet})
+	h := httpx.Wrap(httpx.CORS(a.cfg.HTTP.CORSOrigins, httpx.Routed(a.mux)), httpx.MiddlewareConfig{Logger: a.log, Metrics: a.httpm, TrustedProxies: a.cfg.HTTP.TrustedProxies, Quiet: quiet})
 	a.log.Info("reel is serving", "addr", ln.Addr().String(), "modules", strings.Join(a.ModuleNames(), ","), "tls", a.cfg.HTTP.TLSCert != "")
 	serveErr := httpx.Serve(ctx, ln, h, httpx.ServerConfig{
 		TLSCert: a.cfg.HTTP.TLSCert, TLSKey: a.cfg.HTTP.TLSKey, ShutdownTimeout: a.cfg.HTTP.ShutdownTimeout,
