@@ -43,7 +43,6 @@ func (f *fallbackWriter) WriteHeader(code int) {
 	f.replaced = true
 	p.Type, p.Title, p.Status = "about:blank", http.StatusText(code), code
 	p.RequestID = obs.RequestFrom(f.r.Context()).ID
-	f.Header().Set("X-Content-Type-Options", "nosniff")
 	WriteProblem(f.ResponseWriter, p)
 }
 
