@@ -292,27 +292,29 @@ func TestSigner(t *testing.T) {
 	}
 }
 
-func TestBoundOpenRange(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		size int64
-		want string
-		ok   bool
-	}{
-		{"bytes=0-", 100, "bytes=0-9", true},
-		{"bytes=95-", 100, "", false},
-		{"bytes=90-", 100, "", false}, // exactly one chunk left
-		{"bytes=89-", 100, "bytes=89-98", true},
-		{"bytes=0-50", 100, "", false},
-		{"bytes=-50", 100, "", false},
-		{"bytes=0-,5-", 100, "", false},
-		{"bytes=100-", 100, "", false},
-		{"items=0-", 100, "", false},
-		{"", 100, "", false},
+func TestMediaRange(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"bytes=0-", "bytes=0-9"}, // bounded to one chunk
+		{"bytes=95-", "bytes=95-"},
+		{"bytes=90-", "bytes=90-"}, // exactly one chunk left
+		{"bytes=89-", "bytes=89-98"},
+		{"bytes= 89- ", "bytes=89-98"},
+		{"bytes=0-50", "bytes=0-50"},
+		{"bytes=-50", "bytes=-50"},
+		{"bytes=0-,5-", "bytes=0-,5-"},
+		{"bytes=100-", "bytes=100-"}, // ServeContent's 416
+		{"bytes=-0", "bytes=100-"},   // selects nothing: 416
+		{"bytes= - 00", "bytes=100-"},
+		{"bytes=-0,-0", "bytes=100-"},
+		{"bytes=0-1,-0", "bytes=0-1"},
+		{"bytes=-0, 0-", "bytes=0-9"},
+		{"Bytes=0-1", "bytes=0-1"}, // the unit is case-insensitive
+		{"bytes=abc", "bytes=abc"}, // malformed: ServeContent's 416
+		{"items=0-", ""},           // an unknown unit is ignored
+		{"0-1", ""},
 	} {
-		got, ok := boundOpenRange(c.in, c.size, 10)
-		if ok != c.ok || (ok && got != c.want) {
-			t.Errorf("%q: %q %v", c.in, got, ok)
+		if got := mediaRange(c.in, 100, 10); got != c.want {
+			t.Errorf("%q: %q, want %q", c.in, got, c.want)
 		}
 	}
 }

@@ -49,38 +49,95 @@ func (h *Handler) media(w http.ResponseWriter, r *http.Request) error {
 	// makes a trashed video stop playing from caches too.
 	hdr.Set("Cache-Control", "private, no-cache")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	if rng, ok := boundOpenRange(r.Header.Get("Range"), info.Size, h.cfg.MediaChunk); ok {
-		r.Header.Set("Range", rng)
+	mw := &meteredWriter{ResponseWriter: w, r: r, budget: budget, size: info.Size}
+	if rh := r.Header.Get("Range"); rh != "" {
+		if rng := mediaRange(rh, info.Size, h.cfg.MediaChunk); rng == "" {
+			r.Header.Del("Range")
+		} else if rng != rh {
+			r.Header.Set("Range", rng)
+		}
 	}
 
 	// The object itself goes to ServeContent: a disk object hands its file
 	// to sendfile (blob.DiskObject.SyscallConn), and meteredWriter keeps
 	// the ResponseWriter's io.ReaderFrom reachable for that.
-	mw := &meteredWriter{ResponseWriter: w, r: r, budget: budget}
 	http.ServeContent(mw, r, "", info.ModTime, m.Object)
 	h.svc.CountEgress(m.Viewer, mw.body)
 	return nil
 }
 
-// boundOpenRange rewrites a single open-ended range "bytes=N-" that would
-// run more than chunk bytes into "bytes=N-(N+chunk-1)". Browsers ask for
-// media this way and come back for the next part, so each answer stays
-// small and the egress check runs again before the next one.
-func boundOpenRange(h string, size, chunk int64) (string, bool) {
-	spec, ok := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
-	if !ok || strings.Contains(spec, ",") {
-		return h, false
+// mediaRange reads a Range header before http.ServeContent does, for
+// what ServeContent gets wrong or cannot know:
+//   - a range unit other than bytes is ignored (RFC 9110 §14.2), so the
+//     answer is the whole file ("" is returned) rather than a 416; the
+//     unit is matched without regard to case;
+//   - a zero-length suffix ("-0") selects nothing and is dropped (ServeContent
+//     answers it with a 206 whose Content-Range is "bytes size-(size-1)");
+//     if nothing is left, the range becomes "size-", which ServeContent
+//     answers with 416 once the conditional headers (If-Range, If-None-Match)
+//     have had their say;
+//   - a lone open-ended range "N-" that would run more than chunk bytes
+//     becomes "N-(N+chunk-1)". Browsers ask for media this way and come
+//     back for the next part, so each answer stays small and the egress
+//     check runs again before the next one.
+//
+// Everything else goes to ServeContent as asked, which rejects a malformed
+// range with 416 (which RFC 9110 allows).
+func mediaRange(h string, size, chunk int64) string {
+	unit, set, found := strings.Cut(strings.TrimSpace(h), "=")
+	if !found || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
+		return ""
 	}
-	start, end, ok := strings.Cut(strings.TrimSpace(spec), "-")
-	start = strings.TrimSpace(start)
-	if !ok || start == "" || strings.TrimSpace(end) != "" {
-		return h, false // a closed or suffix range: ServeContent's as asked
+	if !strings.Contains(set, ",") { // the usual case, without allocating
+		spec := strings.TrimSpace(set)
+		switch n, ok := openStart(spec); {
+		case emptySuffix(spec):
+			return noOverlap(size)
+		case ok && n < size && size-n > chunk:
+			return "bytes=" + strconv.FormatInt(n, 10) + "-" + strconv.FormatInt(n+chunk-1, 10)
+		case strings.HasPrefix(h, "bytes="):
+			return h
+		}
+		return "bytes=" + spec
 	}
-	n, err := strconv.ParseInt(start, 10, 64)
-	if err != nil || n < 0 || n >= size || size-n <= chunk {
-		return h, false
+	specs := strings.Split(set, ",")
+	kept := specs[:0]
+	for _, s := range specs {
+		if s = strings.TrimSpace(s); !emptySuffix(s) {
+			kept = append(kept, s)
+		}
 	}
-	return "bytes=" + strconv.FormatInt(n, 10) + "-" + strconv.FormatInt(n+chunk-1, 10), true
+	switch len(kept) {
+	case 0:
+		return noOverlap(size)
+	case 1:
+		return mediaRange("bytes="+kept[0], size, chunk)
+	}
+	return "bytes=" + strings.Join(kept, ",")
+}
+
+// noOverlap is a range ServeContent answers with 416.
+func noOverlap(size int64) string { return "bytes=" + strconv.FormatInt(size, 10) + "-" }
+
+// emptySuffix reports whether a range spec is a suffix of length 0 ("-0").
+func emptySuffix(spec string) bool {
+	first, last, _ := strings.Cut(spec, "-")
+	if strings.TrimSpace(first) != "" {
+		return false
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(last), 10, 64)
+	return err == nil && n == 0
+}
+
+// openStart is N for an open-ended range spec "N-".
+func openStart(spec string) (int64, bool) {
+	first, last, ok := strings.Cut(spec, "-")
+	first = strings.TrimSpace(first)
+	if !ok || first == "" || strings.TrimSpace(last) != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(first, 10, 64)
+	return n, err == nil && n >= 0
 }
 
 // errBudget stops a response at the viewer's allowance plus one chunk.
@@ -94,6 +151,7 @@ type meteredWriter struct {
 	http.ResponseWriter
 	r       *http.Request
 	budget  int64
+	size    int64 // of the file, for the Content-Range of a 416
 	body    int64 // body bytes written (counted as egress)
 	status  int
 	problem bool // an error status was answered with a problem document
@@ -113,7 +171,12 @@ func (m *meteredWriter) WriteHeader(code int) {
 		Detail: http.StatusText(code), RequestID: obs.RequestFrom(m.r.Context()).ID}
 	switch code {
 	case http.StatusRequestedRangeNotSatisfiable:
-		p.Code, p.Detail = "range_not_satisfiable", "the requested range does not overlap the file"
+		p.Code, p.Detail = "range_not_satisfiable", "the requested range is malformed or does not overlap the file"
+		// ServeContent omits it for a malformed range; RFC 9110 §15.5.17
+		// asks for it on every 416.
+		if m.Header().Get("Content-Range") == "" {
+			m.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(m.size, 10))
+		}
 	case http.StatusPreconditionFailed:
 		p.Code, p.Detail = "precondition_failed", "the file does not match the request's preconditions"
 	}

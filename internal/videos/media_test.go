@@ -84,12 +84,25 @@ func TestMediaRanges(t *testing.T) {
 		if r.status != 416 || r.code() != "range_not_satisfiable" || r.header.Get("Content-Range") != fmt.Sprintf("bytes */%d", size) {
 			t.Fatalf("416: %d %v %s", r.status, r.header, r.raw)
 		}
+		// A zero-length suffix selects nothing; so does a malformed range.
+		for _, rng := range []string{"bytes=-0", "bytes=abc"} {
+			if r := get("GET", "Range", rng); r.status != 416 || r.code() != "range_not_satisfiable" || r.header.Get("Content-Range") != fmt.Sprintf("bytes */%d", size) {
+				t.Fatalf("%s: %d %v %s", rng, r.status, r.header, r.raw)
+			}
+		}
+		// A range unit other than bytes is ignored: the whole file.
+		if r := get("GET", "Range", "items=0-1"); r.status != 200 || len(r.raw) != size {
+			t.Fatalf("items=0-1: %d (%d bytes)", r.status, len(r.raw))
+		}
 		// If-Range: the range only while the ETag matches.
 		if r := get("GET", "Range", "bytes=0-9", "If-Range", etag); r.status != 206 || len(r.raw) != 10 {
 			t.Fatalf("If-Range match: %d", r.status)
 		}
 		if r := get("GET", "Range", "bytes=0-9", "If-Range", `"stale"`); r.status != 200 || len(r.raw) != size {
 			t.Fatalf("If-Range mismatch: %d", r.status)
+		}
+		if r := get("GET", "Range", "bytes=-0", "If-Range", `"stale"`); r.status != 200 || len(r.raw) != size {
+			t.Fatalf("If-Range mismatch, empty range: %d", r.status)
 		}
 		// Conditional requests.
 		if r := get("GET", "If-None-Match", etag); r.status != 304 {
