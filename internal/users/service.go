@@ -555,27 +555,26 @@ func (s *Service) Update(ctx context.Context, id string, in AdminUpdate) (User, 
 	if hasLimits && s.limits == nil {
 		return User{}, ErrLimitsNotConfigured
 	}
+	if hasLimits {
+		// The overrides live in other services, out of this transaction's
+		// reach. They go first, after a read-only run of the checks the
+		// transaction makes, so that an unknown account or a refused change
+		// applies nothing, and a failure of storage or usage leaves the
+		// account as it was (the request can simply be repeated). Only a
+		// change that races this one between the two can still fail the
+		// transaction after the overrides are set.
+		if _, err := s.applyUpdate(ctx, s.db.R, id, in); err != nil {
+			return User{}, fmt.Errorf("update user: %w", err)
+		}
+		if err := s.limits.SetLimits(ctx, id, in.Limits); err != nil {
+			return User{}, fmt.Errorf("update user limits: %w", err)
+		}
+	}
 	var out User
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		u, err := s.store.userByID(ctx, tx, id)
+		u, err := s.applyUpdate(ctx, tx, id, in)
 		if err != nil {
 			return err
-		}
-		wasActiveAdmin := u.Role == authn.RoleAdmin && !u.Disabled
-		if in.Role != nil {
-			u.Role = *in.Role
-		}
-		if in.Disabled != nil {
-			u.Disabled = *in.Disabled
-		}
-		if wasActiveAdmin && (u.Role != authn.RoleAdmin || u.Disabled) {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = FALSE AND id <> $1`, id).Scan(&n); err != nil {
-				return fmt.Errorf("count admins: %w", err)
-			}
-			if n == 0 {
-				return ErrLastAdmin
-			}
 		}
 		if u.Disabled {
 			if err := s.store.revokeUserTokens(ctx, tx, u.ID, micros(s.now())); err != nil {
@@ -599,12 +598,33 @@ func (s *Service) Update(ctx context.Context, id string, in AdminUpdate) (User, 
 	if err != nil {
 		return User{}, fmt.Errorf("update user: %w", err)
 	}
-	if hasLimits {
-		if err := s.limits.SetLimits(ctx, id, in.Limits); err != nil {
-			return User{}, fmt.Errorf("update user limits: %w", err)
+	return out, nil
+}
+
+// applyUpdate reads the account and applies in's role and disabled flag
+// to it in memory, refusing a change that would leave no enabled admin.
+func (s *Service) applyUpdate(ctx context.Context, q sqldb.Querier, id string, in AdminUpdate) (userRow, error) {
+	u, err := s.store.userByID(ctx, q, id)
+	if err != nil {
+		return userRow{}, err
+	}
+	wasActiveAdmin := u.Role == authn.RoleAdmin && !u.Disabled
+	if in.Role != nil {
+		u.Role = *in.Role
+	}
+	if in.Disabled != nil {
+		u.Disabled = *in.Disabled
+	}
+	if wasActiveAdmin && (u.Role != authn.RoleAdmin || u.Disabled) {
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = FALSE AND id <> $1`, id).Scan(&n); err != nil {
+			return userRow{}, fmt.Errorf("count admins: %w", err)
+		}
+		if n == 0 {
+			return userRow{}, ErrLastAdmin
 		}
 	}
-	return out, nil
+	return u, nil
 }
 
 // Sweep deletes expired refresh tokens and old login failures.

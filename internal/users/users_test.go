@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/outbox"
@@ -550,6 +551,66 @@ func TestUpdateMe(t *testing.T) {
 		expect(t, e.do("PATCH", "/api/v1/users/me", "", map[string]any{"username": "x"}), 401, "")
 		if len(e.events("UPDATE_USER", "success")) != 2 {
 			t.Fatal("update events")
+		}
+	})
+}
+
+// limitsRecorder is a LimitSetter that records its calls and fails with
+// fail when set.
+type limitsRecorder struct {
+	mu    sync.Mutex
+	calls []string
+	fail  error
+}
+
+func (l *limitsRecorder) SetLimits(_ context.Context, id string, _ users.Limits) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, id)
+	return l.fail
+}
+
+func (l *limitsRecorder) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.calls)
+}
+
+// The overrides go to other services, outside the users transaction: an
+// update that will be refused sets none, and one whose overrides fail
+// changes nothing in the account.
+func TestAdminUpdateLimitsFirst(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		lim := &limitsRecorder{}
+		e.svc.SetLimitSetter(lim)
+		e.account("root@example.com")
+		adminTok := e.makeAdmin("root@example.com")
+		rootID := e.do("GET", "/api/v1/users/me", adminTok, nil).body["user"].(map[string]any)["id"].(string)
+		id := e.account("lee@example.com").body["user"].(map[string]any)["id"].(string)
+		quota := map[string]any{"storage_quota_bytes": 10}
+
+		expect(t, e.do("PATCH", "/api/v1/users/00000000-0000-0000-0000-000000000000", adminTok, quota), 404, "user_not_found")
+		expect(t, e.do("PATCH", "/api/v1/users/"+rootID, adminTok, map[string]any{"role": "user", "storage_quota_bytes": 10}), 409, "last_admin")
+		if n := lim.count(); n != 0 {
+			t.Fatalf("refused updates set limits %d times", n)
+		}
+
+		lim.fail = errs.New(errs.Unavailable, "storage_unavailable", "the storage service is unavailable")
+		expect(t, e.do("PATCH", "/api/v1/users/"+id, adminTok, map[string]any{"role": "admin", "storage_quota_bytes": 10}), 503, "storage_unavailable")
+		if u := e.do("GET", "/api/v1/users/"+id, adminTok, nil).body["user"].(map[string]any); u["role"] != "user" {
+			t.Fatalf("an update whose limits failed changed the account: %v", u)
+		}
+		if n := len(e.events("UPDATE_USER", "success")); n != 0 {
+			t.Fatalf("%d UPDATE_USER events for an update that failed", n)
+		}
+
+		lim.fail = nil
+		expect(t, e.do("PATCH", "/api/v1/users/"+id, adminTok, map[string]any{"role": "admin", "storage_quota_bytes": 10}), 200, "")
+		if u := e.do("GET", "/api/v1/users/"+id, adminTok, nil).body["user"].(map[string]any); u["role"] != "admin" {
+			t.Fatalf("role not applied: %v", u)
+		}
+		if n := lim.count(); n != 2 || len(e.events("UPDATE_USER", "success")) != 1 {
+			t.Fatalf("limits set %d times, events %d", n, len(e.events("UPDATE_USER", "success")))
 		}
 	})
 }
