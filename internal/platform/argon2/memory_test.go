@@ -73,6 +73,7 @@ func BenchmarkIDKey(b *testing.B) {
 				xargon2.IDKey(pw, salt, 2, 19*1024, 1, 32)
 			}
 		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hashes/s")
 	})
 	b.Run("memory", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
@@ -81,5 +82,6 @@ func BenchmarkIDKey(b *testing.B) {
 				m.IDKey(pw, salt, 2, 19*1024, 1, 32)
 			}
 		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hashes/s")
 	})
 }
