@@ -135,6 +135,19 @@ func flow(t *testing.T, c *cluster) {
 	// An admin reads the activity log.
 	admin := c.client()
 	admin.login(adminEmail, adminPassword, false)
+	// An admin reads ann's figures; an id no account has is 404 (storage
+	// and usage ask the users service, in process or over HTTP).
+	if st := admin.jsonDo("GET", "/api/v1/storage/users/"+annID, nil, 200); st["used_bytes"].(float64) != used {
+		t.Fatalf("admin reads ann's storage: %v (want %v)", st, used)
+	}
+	if h := admin.jsonDo("GET", "/api/v1/usage/users/"+annID, nil, 200); h["user_id"] != annID {
+		t.Fatalf("admin reads ann's usage: %v", h)
+	}
+	for _, p := range []string{"/api/v1/storage/users/", "/api/v1/usage/users/"} {
+		if r := admin.do("GET", p+"0190a4f2-0000-7000-8000-000000000000", nil); r.status != 404 || !strings.Contains(string(r.raw), "user_not_found") {
+			t.Fatalf("%s of an unknown id: %d %s", p, r.status, r.raw)
+		}
+	}
 	want := []string{"REGISTER", "LOGIN", "UPLOAD_VIDEO", "STREAM_VIDEO", "DELETE_VIDEO", "RESTORE_VIDEO", "CHECK_STORAGE", "CHECK_BANDWIDTH"}
 	eventually(t, 15*time.Second, func() string {
 		logs := admin.jsonDo("GET", "/api/v1/logs?limit=1000&user_id="+url.QueryEscape(annID), nil, 200)

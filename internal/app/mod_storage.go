@@ -27,7 +27,7 @@ func initStorage(ctx context.Context, a *App) error {
 	}
 	svc := storage.New(db, events, storage.Config{DefaultQuota: a.cfg.Storage.Quota}, a.log.With("service", "storage"))
 	a.svc.storage = svc
-	h := storage.NewHandler(svc, a.verifier)
+	h := storage.NewHandler(svc, a.verifier, userLookup{a: a, caller: "storage"})
 	h.Routes(a)
 	compat.NewStorage(svc, a.verifier).Routes(a)
 	// Modules in this process call svc directly; the internal routes are

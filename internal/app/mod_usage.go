@@ -25,7 +25,7 @@ func initUsage(ctx context.Context, a *App) error {
 	}
 	svc := usage.New(db, events, usage.Config{DailyUpload: a.cfg.Usage.DailyUpload, DailyEgress: a.cfg.Usage.DailyEgress}, a.log.With("service", "usage"))
 	a.svc.usage = svc
-	h := usage.NewHandler(svc, a.verifier)
+	h := usage.NewHandler(svc, a.verifier, userLookup{a: a, caller: "usage"})
 	h.Routes(a)
 	compat.NewUsage(svc, a.verifier).Routes(a)
 	if a.cfg.ServiceKey != "" {

@@ -85,8 +85,17 @@ func initUsers(ctx context.Context, a *App) error {
 	a.svc.users = svc
 	svc.SetLimitSetter(limitSetter{a})
 	a.verifier = authn.NewVerifier(svc)
-	users.NewHandler(svc, a.verifier).Routes(a)
+	h := users.NewHandler(svc, a.verifier)
+	h.Routes(a)
 	compat.NewUsers(svc, a.verifier).Routes(a)
+	// Storage and usage in other processes ask whether an account exists.
+	if a.cfg.ServiceKey != "" {
+		keys, err := authn.NewServiceKeys(a.cfg.ServiceKey, "users")
+		if err != nil {
+			return err
+		}
+		h.InternalRoutes(a, keys)
+	}
 	a.Every("users-sweep", time.Hour, svc.Sweep)
 	a.Every("users-keys", time.Minute, svc.ReloadKeys)
 	return a.document("users")

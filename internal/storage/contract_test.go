@@ -88,7 +88,7 @@ func implementations(t *testing.T, fn func(t *testing.T, h *harness)) {
 				t.Fatal(err)
 			}
 			mux := http.NewServeMux()
-			storage.NewHandler(svc, authntest.New(t).Verifier()).InternalRoutes(mux, keys)
+			storage.NewHandler(svc, authntest.New(t).Verifier(), &authntest.Directory{}).InternalRoutes(mux, keys)
 			inner := httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard()})
 			h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if h.drop.Add(-1) >= 0 {
@@ -550,7 +550,7 @@ func TestClientUnreachable(t *testing.T) {
 		svc, _ := newService(t, db)
 		mux := http.NewServeMux()
 		good, _ := authn.NewServiceKeys(serviceKey, "storage")
-		storage.NewHandler(svc, authntest.New(t).Verifier()).InternalRoutes(mux, good)
+		storage.NewHandler(svc, authntest.New(t).Verifier(), &authntest.Directory{}).InternalRoutes(mux, good)
 		srv := httptest.NewServer(httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard()}))
 		defer srv.Close()
 		bad, _ := authn.NewServiceKeys(strings.Repeat("x", 32), "videos")

@@ -1,23 +1,38 @@
 package storage
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/rpc"
 )
 
-// Handler serves the storage service's routes.
-type Handler struct {
-	svc  *Service
-	auth *authn.Verifier
+// Users tells whether an account exists: the users service, in process or
+// over HTTP. Storage keeps figures for any id it is asked to charge; an
+// admin asking about an id no account has gets 404, not an empty account.
+type Users interface {
+	UserExists(ctx context.Context, id string) (bool, error)
 }
 
-// NewHandler returns the HTTP handler of svc.
-func NewHandler(svc *Service, auth *authn.Verifier) *Handler {
-	return &Handler{svc: svc, auth: auth}
+// ErrUserNotFound answers an admin's question about an unknown account.
+var ErrUserNotFound = errs.New(errs.NotFound, "user_not_found", "no such user")
+
+// Handler serves the storage service's routes.
+type Handler struct {
+	svc   *Service
+	auth  *authn.Verifier
+	users Users
+}
+
+// NewHandler returns the HTTP handler of svc; users answers for the
+// admin route about another user.
+func NewHandler(svc *Service, auth *authn.Verifier, users Users) *Handler {
+	return &Handler{svc: svc, auth: auth, users: users}
 }
 
 // Routes registers the public routes. A user reads only their own figures;
@@ -38,7 +53,16 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) user(w http.ResponseWriter, r *http.Request) error {
-	u, err := h.svc.Check(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	if err := checkUser(id); err != nil {
+		return err
+	}
+	if ok, err := h.users.UserExists(r.Context(), id); err != nil {
+		return fmt.Errorf("look up user: %w", err)
+	} else if !ok {
+		return ErrUserNotFound
+	}
+	u, err := h.svc.Check(r.Context(), id)
 	if err != nil {
 		return err
 	}

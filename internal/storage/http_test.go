@@ -11,6 +11,7 @@ import (
 
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/authn/authntest"
+	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/sqldb"
@@ -50,13 +51,15 @@ func TestPublicRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 		mux := http.NewServeMux()
-		h := storage.NewHandler(svc, iss.Verifier())
+		dir := &authntest.Directory{}
+		h := storage.NewHandler(svc, iss.Verifier(), dir)
 		h.Routes(mux)
 		h.InternalRoutes(mux, keys)
 		srv := httptest.NewServer(httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard()}))
 		defer srv.Close()
 
 		alice, bob, admin := authntest.NewUserID(), authntest.NewUserID(), authntest.NewUserID()
+		dir.Add(alice, bob, admin)
 		aliceTok, adminTok := iss.Token(t, alice, authn.RoleUser), iss.Token(t, admin, authn.RoleAdmin)
 		r, err := svc.Reserve(t.Context(), alice, 300, time.Hour)
 		if err != nil {
@@ -122,6 +125,16 @@ func TestPublicRoutes(t *testing.T) {
 		if status, _, body := get(t, srv.URL+"/api/v1/storage/users/not-a-uuid", adminTok); status != 400 || !strings.Contains(string(body), "invalid_user_id") {
 			t.Fatalf("bad id: %d %s", status, body)
 		}
+		// An id no account has: 404, not an empty account's figures; and
+		// 503 while the users service cannot say.
+		if status, _, body := get(t, srv.URL+"/api/v1/storage/users/"+authntest.NewUserID(), adminTok); status != 404 || !strings.Contains(string(body), "user_not_found") {
+			t.Fatalf("unknown id: %d %s", status, body)
+		}
+		dir.Fail(errs.ErrUnavailable)
+		if status, hdr, body := get(t, srv.URL+"/api/v1/storage/users/"+alice, adminTok); status != 503 || hdr.Get("Retry-After") == "" {
+			t.Fatalf("users down: %d %s", status, body)
+		}
+		dir.Fail(nil)
 		// Internal routes want a service credential, not a user token.
 		for _, tok := range []string{"", aliceTok, adminTok} {
 			if status, _, body := get(t, srv.URL+"/internal/v1/storage/users/"+alice, tok); status != 401 {

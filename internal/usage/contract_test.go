@@ -96,7 +96,7 @@ func implementations(t *testing.T, fn func(t *testing.T, h *harness)) {
 				t.Fatal(err)
 			}
 			mux := http.NewServeMux()
-			usage.NewHandler(svc, authntest.New(t).Verifier()).InternalRoutes(mux, keys)
+			usage.NewHandler(svc, authntest.New(t).Verifier(), &authntest.Directory{}).InternalRoutes(mux, keys)
 			inner := httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard()})
 			h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if h.drop.Add(-1) >= 0 {

@@ -1,10 +1,13 @@
 package usage
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/rpc"
 )
@@ -12,15 +15,27 @@ import (
 // maxEgressBody bounds an egress batch: tens of thousands of viewers.
 const maxEgressBody = 4 << 20
 
-// Handler serves the usage service's routes.
-type Handler struct {
-	svc  *Service
-	auth *authn.Verifier
+// Users tells whether an account exists: the users service, in process or
+// over HTTP. Usage keeps counters for any id it is asked to count; an admin
+// asking about an id no account has gets 404, not a history of zeros.
+type Users interface {
+	UserExists(ctx context.Context, id string) (bool, error)
 }
 
-// NewHandler returns the HTTP handler of svc.
-func NewHandler(svc *Service, auth *authn.Verifier) *Handler {
-	return &Handler{svc: svc, auth: auth}
+// ErrUserNotFound answers an admin's question about an unknown account.
+var ErrUserNotFound = errs.New(errs.NotFound, "user_not_found", "no such user")
+
+// Handler serves the usage service's routes.
+type Handler struct {
+	svc   *Service
+	auth  *authn.Verifier
+	users Users
+}
+
+// NewHandler returns the HTTP handler of svc; users answers for the
+// admin route about another user.
+func NewHandler(svc *Service, auth *authn.Verifier, users Users) *Handler {
+	return &Handler{svc: svc, auth: auth, users: users}
 }
 
 // Routes registers the public routes. A user reads only their own
@@ -51,6 +66,14 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) user(w http.ResponseWriter, r *http.Request) error {
 	id, q := r.PathValue("id"), r.URL.Query()
+	if err := checkUser(id); err != nil {
+		return err
+	}
+	if ok, err := h.users.UserExists(r.Context(), id); err != nil {
+		return fmt.Errorf("look up user: %w", err)
+	} else if !ok {
+		return ErrUserNotFound
+	}
 	items, err := h.svc.History(r.Context(), id, q.Get("from"), q.Get("to"))
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/authn/authntest"
+	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/sqldb"
@@ -49,13 +50,15 @@ func TestPublicRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 		mux := http.NewServeMux()
-		h := usage.NewHandler(svc, iss.Verifier())
+		dir := &authntest.Directory{}
+		h := usage.NewHandler(svc, iss.Verifier(), dir)
 		h.Routes(mux)
 		h.InternalRoutes(mux, keys)
 		srv := httptest.NewServer(httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard()}))
 		defer srv.Close()
 
 		alice, bob, admin := authntest.NewUserID(), authntest.NewUserID(), authntest.NewUserID()
+		dir.Add(alice, bob, admin)
 		aliceTok, bobTok, adminTok := iss.Token(t, alice, authn.RoleUser), iss.Token(t, bob, authn.RoleUser), iss.Token(t, admin, authn.RoleAdmin)
 
 		// Yesterday and today for alice.
@@ -138,6 +141,16 @@ func TestPublicRoutes(t *testing.T) {
 		if status, _, body := get(t, srv.URL+"/api/v1/usage/users/nobody", adminTok); status != 400 || !strings.Contains(string(body), "invalid_user_id") {
 			t.Fatalf("bad id: %d %s", status, body)
 		}
+		// An id no account has: 404, not a history of zeros; and 503 while
+		// the users service cannot say.
+		if status, _, body := get(t, srv.URL+"/api/v1/usage/users/"+authntest.NewUserID(), adminTok); status != 404 || !strings.Contains(string(body), "user_not_found") {
+			t.Fatalf("unknown id: %d %s", status, body)
+		}
+		dir.Fail(errs.ErrUnavailable)
+		if status, hdr, body := get(t, srv.URL+"/api/v1/usage/users/"+alice, adminTok); status != 503 || hdr.Get("Retry-After") == "" {
+			t.Fatalf("users down: %d %s", status, body)
+		}
+		dir.Fail(nil)
 		// Anonymous: 401.
 		for _, p := range []string{"/api/v1/usage/me", "/api/v1/usage/users/" + alice} {
 			if status, _, _ := get(t, srv.URL+p, ""); status != 401 {

@@ -7,6 +7,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/page"
+	"github.com/reel-video/reel/internal/platform/rpc"
 )
 
 // Handler serves the users service's routes.
@@ -32,6 +33,25 @@ func (h *Handler) Routes(r httpx.Router) {
 	r.Handle("GET /api/v1/users/{id}", h.auth.RequireAdmin(httpx.HandlerFunc(h.get)))
 	r.Handle("PATCH /api/v1/users/{id}", h.auth.RequireAdmin(httpx.HandlerFunc(h.update)))
 	r.Handle("GET /.well-known/jwks.json", http.HandlerFunc(h.jwks))
+}
+
+// InternalRoutes registers the routes through which services in other
+// processes call this one (Client); only callers holding a service
+// credential signed with keys get in.
+func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
+	r.Handle("GET /internal/v1/users/{id}", rpc.Internal(keys, httpx.HandlerFunc(h.exists)))
+}
+
+// exists answers 200 with the id of an account that exists, else 404.
+func (h *Handler) exists(w http.ResponseWriter, r *http.Request) error {
+	u, err := h.svc.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, struct {
+		ID string `json:"id"`
+	}{u.ID})
+	return nil
 }
 
 type userBody struct {

@@ -432,6 +432,16 @@ func (s *Service) Get(ctx context.Context, id string) (User, error) {
 	return u.User, nil
 }
 
+// UserExists reports whether an account exists, enabled or not: for the
+// services that answer about users they do not own (storage, usage).
+func (s *Service) UserExists(ctx context.Context, id string) (bool, error) {
+	_, err := s.Get(ctx, id)
+	if errors.Is(err, ErrUserNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // UpdateMe is a change to one's own account.
 type UpdateMe struct {
 	Username        *string

@@ -789,3 +789,56 @@ func TestKeyReloadAndRetirement(t *testing.T) {
 		}
 	})
 }
+
+// Storage and usage in other processes ask whether an account exists
+// through the internal route, with a service credential.
+func TestClientUserExists(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		const key = "a service key of at least 32 characters"
+		provider, err := authn.NewServiceKeys(key, "users")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		users.NewHandler(e.svc, authn.NewVerifier(e.svc)).InternalRoutes(mux, provider)
+		srv := httptest.NewServer(httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard()}))
+		defer srv.Close()
+		caller, err := authn.NewServiceKeys(key, "storage")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := users.NewClient(srv.URL, caller, nil)
+
+		acct := e.account("kim@example.com")
+		id, tok := acct.body["user"].(map[string]any)["id"].(string), acct.str("access_token")
+		if _, err := e.db.W.Exec(`UPDATE users SET disabled = TRUE WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		for in, want := range map[string]bool{
+			id:                                     true, // disabled accounts exist too
+			"00000000-0000-0000-0000-000000000000": false,
+			"not-a-uuid":                           false,
+			"../../auth/login":                     false,
+		} {
+			if got, err := c.UserExists(t.Context(), in); err != nil || got != want {
+				t.Errorf("%q: %v %v, want %v", in, got, err, want)
+			}
+		}
+		// A user's token is not a service credential.
+		req, _ := http.NewRequest("GET", srv.URL+"/internal/v1/users/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != 401 {
+			t.Fatalf("user token on the internal route: %d", res.StatusCode)
+		}
+		// A users service that cannot be reached is unavailable, not "no".
+		srv.Close()
+		if got, err := c.UserExists(t.Context(), id); got || errs.KindOf(err) != errs.Unavailable {
+			t.Fatalf("users down: %v %v", got, err)
+		}
+	})
+}

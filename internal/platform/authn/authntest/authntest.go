@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,3 +78,41 @@ func (i *Issuer) TokenAt(t testing.TB, userID, role string, iat time.Time, ttl t
 
 // NewUserID returns a random user id.
 func NewUserID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// Directory answers whether accounts exist, as the users service does for
+// the storage and usage services: the ids added exist, others do not, and
+// after Fail every lookup fails with the error given.
+type Directory struct {
+	mu  sync.Mutex
+	ids map[string]bool
+	err error
+}
+
+// Add makes ids exist.
+func (d *Directory) Add(ids ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ids == nil {
+		d.ids = map[string]bool{}
+	}
+	for _, id := range ids {
+		d.ids[id] = true
+	}
+}
+
+// Fail makes every later lookup fail with err (nil: answer again).
+func (d *Directory) Fail(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.err = err
+}
+
+// UserExists implements storage.Users and usage.Users.
+func (d *Directory) UserExists(_ context.Context, id string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return false, d.err
+	}
+	return d.ids[id], nil
+}

@@ -1,0 +1,35 @@
+package users
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/rpc"
+)
+
+// Client is the users service in another process, over its internal
+// routes: what the storage and usage services ask of it in split mode.
+// Lookups are retried on network errors and 502/503/504 (rpc's policy); a
+// users service that cannot be reached is errs.ErrUnavailable (503).
+type Client struct {
+	rpc *rpc.Client
+}
+
+// NewClient returns a client of the users service at baseURL,
+// authenticating with keys. hc may be nil for the process's shared client
+// (rpc.SharedHTTP).
+func NewClient(baseURL string, keys *authn.ServiceKeys, hc *http.Client) *Client {
+	return &Client{rpc: rpc.New("users", baseURL, keys, hc, ErrUserNotFound)}
+}
+
+// UserExists reports whether an account exists, enabled or not.
+func (c *Client) UserExists(ctx context.Context, id string) (bool, error) {
+	err := c.rpc.Call(ctx, "user", http.MethodGet, "/internal/v1/users/"+url.PathEscape(id), nil, nil, true)
+	if errors.Is(err, ErrUserNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
