@@ -502,6 +502,15 @@ section=$work/section.md
 		echo "27): worst p99 116, 34, 27 and 26 ms (second runs of 20 and 8: 110 and 25 ms); with uploads, 20 and 8 gave"
 		echo "the same (about 200 ms), which is ffmpeg's share of the cores. The pool now defaults to four"
 		echo "connections per core, between 8 and 20 (\`REEL_DB_MAX_CONNS\` overrides it)."
+		echo "The full mix's tail on PostgreSQL moves more than SQLite's from run to run: 135 ms in the bench"
+		echo "run of November 27 before the argon2 change, 601 ms in the one after it, 242 to 385 ms in three 40 s runs of the same tree"
+		echo "later that morning. A 30 s slice of one of those (November 27): ffmpeg 37 % of the cores,"
+		echo "reel 28 %, the PostgreSQL backends 20 %, the load generator 11 %, nothing idle; requests waited"
+		echo "for one of the pool's 8 connections 20 000 times, 240 s in all, and the statements themselves"
+		echo "took 10 s of the database's time in the whole run. A pool for reads (8) beside one for writes"
+		echo "(4) gave the same tail (feed p99 391 against 354 ms), so it was not kept: the connections are"
+		echo "held by goroutines and backends waiting for a core. Posters cut after the upload has been"
+		echo "answered, at the lowest priority, would give the reads those cores; that is not built yet."
 		echo
 	fi
 	echo "### Against the physical limits"
@@ -542,7 +551,8 @@ section=$work/section.md
 	echo "and encoder (two runs each, side by side, later on November 27): uploads went from 14.1 to 17.5"
 	echo "a second (p50 25 → 18 s) and the worst read p99 from 40–43 ms to 70–82 ms: the CPU the poster"
 	echo "runs no longer waste goes to more uploads, whose users then read again, on cores that the"
-	echo "mix keeps full either way (the same tree's bench run before that change measured 160 ms)."
+	echo "mix keeps full either way (the same tree's bench run before that change measured 160 ms; the"
+	echo "bench run after it and after pooling argon2's memory, 86 ms)."
 	echo
 	echo "**Login vs the argon2id hash rate.** A login is one argon2id verification (m = 19 MiB,"
 	echo "t = 2, p = 1). \`go test ./internal/users -bench VerifyParallel\` computes $(fixed "$hash_rate")"
@@ -615,7 +625,9 @@ section=$work/section.md
 		echo "(the live heap is 2 MiB, so the default 4 MiB goal collected about 20 times a second): 62 µs."
 		echo "The same bare Go server with the same file tricks and no auth, metering or middleware"
 		echo "took 46 µs a request (0.80× nginx); the rest of the gap is that work and wrk, which needs"
-		echo "about 55 µs of the same two cores for each request it makes."
+		echo "about 55 µs of the same two cores for each request it makes. The 64 KiB ratio moves with the"
+		echo "machine: 0.61 to 0.76× in the bench runs of November 26 and 27, nginx itself ranging from"
+		echo "16 400 to 24 100 requests/s."
 		echo
 	elif [[ -n $media_note ]]; then
 		echo "**Range serving vs nginx.** Not measured: $media_note."
