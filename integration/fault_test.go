@@ -181,6 +181,7 @@ func TestFaultStorageDown(t *testing.T) {
 	}
 	kept := up.json(t)["video"].(map[string]any)
 	keptID, keptSize := kept["id"].(string), int64(kept["size_bytes"].(float64))
+	posterCut(t, ann, keptID)
 	before := ann.jsonDo("GET", "/api/v1/storage/me", nil, 200)
 	used := int64(before["used_bytes"].(float64))
 	if used <= keptSize || before["reserved_bytes"].(float64) != 0 {
@@ -497,6 +498,7 @@ func TestFaultVideosSIGTERM(t *testing.T) {
 	if got := ann.do("GET", pb["url"].(string), nil); got.status != 200 || !bytes.Equal(got.raw, content) {
 		t.Fatalf("resumed video plays %d, %d bytes (want %d)", got.status, len(got.raw), len(content))
 	}
+	posterCut(t, ann, vid)
 
 	// tus B is abandoned: once it has expired, the expiry job gives its
 	// reservations back and deletes its partial file. Expiry is a day of
@@ -778,6 +780,28 @@ func noInternals(t *testing.T, raw []byte) {
 
 // wantStorage waits until the caller's storage figures are used (any when
 // negative) and reserved, and returns them.
+// posterCut waits until video id's poster, cut after its upload was
+// answered, is there.
+func posterCut(t *testing.T, cl *client, id string) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() string {
+		pb := cl.do("POST", "/api/v1/videos/"+id+"/playback", nil)
+		if pb.status != 200 {
+			return fmt.Sprintf("playback: %d %s", pb.status, pb.raw)
+		}
+		var body struct {
+			PosterURL string `json:"poster_url"`
+		}
+		if err := json.Unmarshal(pb.raw, &body); err != nil || body.PosterURL == "" {
+			return fmt.Sprintf("playback: %s", pb.raw)
+		}
+		if p := cl.do("GET", body.PosterURL, nil); p.status != 200 {
+			return fmt.Sprintf("poster: %d", p.status)
+		}
+		return ""
+	})
+}
+
 func wantStorage(t *testing.T, cl *client, used, reserved int64) map[string]any {
 	t.Helper()
 	var st map[string]any

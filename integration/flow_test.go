@@ -84,10 +84,15 @@ func flow(t *testing.T, c *cluster) {
 	if last.status != 206 || !bytes.Equal(last.raw, content[len(content)-10:]) {
 		t.Fatalf("suffix range: %d", last.status)
 	}
-	poster := viewer.do("GET", pb["poster_url"].(string), nil)
-	if poster.status != 200 || poster.header.Get("Content-Type") != "image/jpeg" || len(poster.raw) < 100 {
-		t.Fatalf("poster: %d %v", poster.status, poster.header)
-	}
+	// The poster is cut after the upload was answered: 404 until then.
+	var poster answer
+	eventually(t, 20*time.Second, func() string {
+		poster = viewer.do("GET", pb["poster_url"].(string), nil)
+		if poster.status != 200 || poster.header.Get("Content-Type") != "image/jpeg" || len(poster.raw) < 100 {
+			return fmt.Sprintf("poster: %d %v", poster.status, poster.header)
+		}
+		return ""
+	})
 	tampered := strings.Replace(mediaURL, "/media/", "/media/x", 1)
 	if a := viewer.do("GET", tampered, nil, "Range", "bytes=0-9"); a.status != 403 {
 		t.Fatalf("tampered url: %d", a.status)

@@ -85,6 +85,7 @@ func initVideos(ctx context.Context, a *App) error {
 		Limits:         compat.ServiceLimits{Storage: quota, Usage: meter},
 		TrustedProxies: a.cfg.HTTP.TrustedProxies,
 	}).Routes(a)
+	a.Background("videos-posters", svc.RunPosters)
 	a.Every("videos-maintenance", videosMaintainEvery, svc.Maintain)
 	a.Every("videos-uploads-expiry", videosExpireEvery, tus.Expire)
 	return a.document("videos")

@@ -279,7 +279,7 @@ func TestSplitProcessesServeTheirOwnPart(t *testing.T) {
 	if status, ctype, body := get(t, url); status != 200 || ctype != "video/mp4" || !bytes.Equal(body, clip) {
 		t.Fatalf("video through the gateway: %d %s", status, ctype)
 	}
-	if status, ctype, _ := get(t, poster(url)); status != 200 || ctype != "image/jpeg" {
+	if status, ctype, _ := getPoster(t, poster(url)); status != 200 || ctype != "image/jpeg" {
 		t.Fatalf("poster through the gateway: %d %s", status, ctype)
 	}
 	if r := call(t, gatewayBase, req{method: "GET", path: "/api/storage/usage", token: admin}); r.status != 200 || r.json(t)["totalSizeMb"].(float64) <= 0 {
@@ -338,7 +338,7 @@ func TestAllInOneVideoWalk(t *testing.T) {
 			if status != 200 || ctype != "video/mp4" || !bytes.Equal(body, clip) {
 				t.Fatalf("video %s: %d %s", fp, status, ctype)
 			}
-			status, ctype, body = get(t, poster(fp))
+			status, ctype, body = getPoster(t, poster(fp))
 			if status != 200 || ctype != "image/jpeg" || len(body) < 3 || body[0] != 0xff || body[1] != 0xd8 {
 				t.Fatalf("poster %s: %d %s", poster(fp), status, ctype)
 			}

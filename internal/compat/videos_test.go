@@ -158,6 +158,11 @@ func withVideos(t *testing.T, fn func(t *testing.T, e *venv), fast ...bool) {
 			Blobs: disk, Prober: prober, Quota: quota{st}, Limit: d, Egress: d,
 		}, videos.Config{MaxUploadSize: 64 << 20, PlaybackTTL: time.Hour, SpoolDir: t.TempDir()}, obs.Discard())
 		must(t, err)
+		// The poster worker, as the app runs it.
+		wctx, stop := context.WithCancel(ctx)
+		var worker sync.WaitGroup
+		worker.Go(func() { _ = svc.RunPosters(wctx) })
+		t.Cleanup(func() { stop(); worker.Wait() })
 		iss := authntest.New(t)
 		mux := http.NewServeMux()
 		videos.NewHandler(svc, iss.Verifier(), videos.HandlerConfig{}).Routes(mux)
@@ -217,6 +222,20 @@ func get(t testing.TB, url string) (int, string, []byte) {
 	b, err := io.ReadAll(res.Body)
 	must(t, err)
 	return res.StatusCode, res.Header.Get("Content-Type"), b
+}
+
+// getPoster is get for a poster, which is cut after the upload has been
+// answered: a 404 is asked again for a few seconds.
+func getPoster(t testing.TB, url string) (int, string, []byte) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, ct, b := get(t, url)
+		if status != http.StatusNotFound || time.Now().After(deadline) {
+			return status, ct, b
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // poster derives the poster URL as the original client does:
@@ -293,11 +312,11 @@ func TestVideosRoutes(t *testing.T) {
 		if status != 200 || ct != "video/mp4" || !bytes.Equal(b, e.video) {
 			t.Fatalf("video: %d %s %d bytes", status, ct, len(b))
 		}
-		status, ct, b = get(t, poster(url))
+		status, ct, b = getPoster(t, poster(url))
 		if status != 200 || ct != "image/jpeg" || len(b) < 3 || !bytes.Equal(b[:3], []byte{0xff, 0xd8, 0xff}) {
 			t.Fatalf("poster: %d %s %d bytes", status, ct, len(b))
 		}
-		status, ct, _ = get(t, poster(up["filepath"].(string)))
+		status, ct, _ = getPoster(t, poster(up["filepath"].(string)))
 		if status != 200 || ct != "image/jpeg" {
 			t.Fatalf("poster of the uploaded row: %d %s", status, ct)
 		}
@@ -439,7 +458,7 @@ func TestVideosPagination(t *testing.T) {
 			if status, ct, _ := get(t, fp); status != 200 || ct != "video/mp4" {
 				t.Fatalf("row video: %d %s", status, ct)
 			}
-			if status, ct, _ := get(t, poster(fp)); status != 200 || ct != "image/jpeg" {
+			if status, ct, _ := getPoster(t, poster(fp)); status != 200 || ct != "image/jpeg" {
 				t.Fatalf("row poster: %d %s", status, ct)
 			}
 		}

@@ -445,14 +445,26 @@ func (e *env) upload(u user, title string, file []byte) resp {
 	return e.do("POST", "/api/v1/videos", u.token, body, "Content-Type", ct)
 }
 
-// mustUpload uploads and returns the video's id.
+// mustUpload uploads, has the poster cut, and returns the video's id.
 func (e *env) mustUpload(u user, title string, file []byte) string {
 	e.t.Helper()
 	r := e.upload(u, title, file)
 	if r.status != 201 {
 		e.t.Fatalf("upload: %d %s", r.status, r.raw)
 	}
+	e.cutPosters()
 	return r.video(e.t)["id"].(string)
+}
+
+// cutPosters does the poster worker's job for the posters due now (the
+// env runs no worker, so tests choose when posters appear).
+func (e *env) cutPosters() int {
+	e.t.Helper()
+	n, err := e.svc.CutPosters(context.Background())
+	if err != nil {
+		e.t.Fatalf("cut posters: %v", err)
+	}
+	return n
 }
 
 var (

@@ -75,7 +75,8 @@ type Video struct {
 	// Filename is the name the file was uploaded under, for the original
 	// system's clients; it is not part of the v1 video document.
 	Filename string `json:"-"`
-	// HasPoster tells whether a poster image exists.
+	// HasPoster tells whether a poster image exists or is being cut (it
+	// is cut after the upload has been answered).
 	HasPoster bool `json:"-"`
 }
 
@@ -154,8 +155,8 @@ type Config struct {
 	// UploadExpiry is how long a resumable upload may stay idle before it
 	// is expired (default DefaultUploadExpiry).
 	UploadExpiry time.Duration
-	// FinaliseTimeout bounds probing, the poster and storing the bytes once
-	// they have all arrived (default 30 min).
+	// FinaliseTimeout bounds probing and storing the bytes once they have
+	// all arrived (default 30 min).
 	FinaliseTimeout time.Duration
 }
 
@@ -189,6 +190,9 @@ type Service struct {
 	now    func() time.Time
 	// retrying counts the clean-ups retrying in the background (cleanup.go).
 	retrying atomic.Int64
+	// posterKick wakes the poster worker when an upload here has made a
+	// poster due (posters.go).
+	posterKick chan struct{}
 }
 
 // New builds the service on db (migrated with Migrations).
@@ -225,7 +229,8 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 		db: db, store: st, events: events,
 		blobs: deps.Blobs, prober: deps.Prober, quota: deps.Quota, limit: deps.Limit, egress: deps.Egress,
 		cfg: cfg, log: log, now: time.Now,
-		media: newMediaCache(mediaCacheSize, mediaCacheTTL),
+		media:      newMediaCache(mediaCacheSize, mediaCacheTTL),
+		posterKick: make(chan struct{}, 1),
 	}
 	key := []byte(cfg.SigningKey)
 	if len(key) == 0 {
@@ -410,8 +415,10 @@ func (s *Service) Spool() (*os.File, error) {
 	return f, nil
 }
 
-// removeStaleSpool deletes spool files and posters a crashed process
-// left behind.
+// removeStaleSpool deletes spool files, posters and poster sources
+// (upload-*) left behind a day ago or more: by a crashed process, or a
+// poster source whose video went to the trash before its poster was cut
+// (the poster worker reads the stored video when its source is gone).
 func (s *Service) removeStaleSpool() {
 	entries, err := os.ReadDir(s.cfg.SpoolDir)
 	if err != nil {
@@ -459,9 +466,10 @@ func blobKey(id, file string) string { return "videos/" + id + "/" + file }
 
 // Finalise turns an admitted upload whose bytes are in in.Path into a
 // ready video: it probes the file (ErrNotVideo when it is not a video),
-// cuts a poster, stores both in the blob store, commits the real size to
-// the quota and the daily upload volume, and records the video with its
-// UPLOAD_VIDEO event in one transaction. On any failure it gives back
+// stores it in the blob store, commits the real size to the quota and the
+// daily upload volume, and records the video, with its poster due and its
+// UPLOAD_VIDEO event, in one transaction. The poster worker cuts the
+// poster afterwards (posters.go). On any failure it gives back
 // everything (reservations, blobs, charged bytes) and returns the error.
 // The file at in.Path may be moved into the blob store (a disk store on
 // the same filesystem takes it by a rename); the caller removes whatever
@@ -532,15 +540,19 @@ func (s *Service) finalise(ctx context.Context, adm *Admission, in Ingest) (Vide
 		}
 	}()
 
-	posterPath, err := s.prober.Poster(ctx, in.Path, info)
-	switch {
-	case err == nil:
-		defer func() { _ = os.Remove(posterPath) }()
-	case errors.Is(err, probe.ErrNoPoster):
-		s.log.Debug("no poster", "video", id, "err", err)
-	default:
-		return Video{}, fmt.Errorf("finalise upload: poster: %w", err)
+	// The poster is cut after the answer (posters.go), from a second name
+	// of the spooled file: putFile may move the file into the blob store
+	// or the caller remove it. Without that name the poster worker reads
+	// the stored video instead.
+	link := s.posterSource(id)
+	if err := os.Link(in.Path, link); err != nil {
+		s.log.Debug("keep the upload for its poster", "video", id, "err", err)
 	}
+	defer func() {
+		if !ok {
+			_ = os.Remove(link)
+		}
+	}()
 
 	if err := s.putFile(ctx, rec.VideoKey, in.Path, in.Size, info.ContentType); err != nil {
 		return Video{}, fmt.Errorf("finalise upload: store video: %w", err)
@@ -551,13 +563,9 @@ func (s *Service) finalise(ctx context.Context, adm *Admission, in Ingest) (Vide
 		return Video{}, fmt.Errorf("finalise upload: commit storage: %w", err)
 	}
 	adm.quotaCommitted = true
-	if posterPath != "" {
-		if err := s.storePoster(ctx, &rec, posterPath); err != nil {
-			return Video{}, fmt.Errorf("finalise upload: poster: %w", err)
-		}
-	}
 	rec.Status = StatusReady
 	rec.QuotaState = quotaCharged
+	rec.PosterDue = 1
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		done, err := s.store.markReady(ctx, tx, rec, micros(s.now()))
 		if err != nil {
@@ -575,6 +583,7 @@ func (s *Service) finalise(ctx context.Context, adm *Admission, in Ingest) (Vide
 		return Video{}, fmt.Errorf("finalise upload: %w", err)
 	}
 	ok = true
+	s.announcePoster()
 	// The day's volume is committed last, once the video stands: usage
 	// cannot give volume back, so a failure before this point must leave
 	// it uncounted (Finalise releases the reservation). A commit that
@@ -586,9 +595,7 @@ func (s *Service) finalise(ctx context.Context, adm *Admission, in Ingest) (Vide
 	s.cleanUp(ctx, "commit upload volume", []any{"video", rec.ID, "reservation", id}, func(ctx context.Context) error {
 		return s.limit.CommitUpload(ctx, id, size)
 	})
-	v := rec.Video
-	v.HasPoster = rec.PosterKey != ""
-	return v, nil
+	return rec.public(), nil
 }
 
 // storePoster stores a poster and charges it to the owner's quota like
@@ -691,7 +698,7 @@ func (r record) visibleTo(c authn.Caller) bool {
 
 func (r record) public() Video {
 	v := r.Video
-	v.HasPoster = r.PosterKey != ""
+	v.HasPoster = r.PosterKey != "" || r.PosterDue > 0
 	return v
 }
 
@@ -1044,6 +1051,9 @@ func (s *Service) restored(ctx context.Context, id string) (Video, error) {
 	if err != nil {
 		return Video{}, fmt.Errorf("restore video: %w", err)
 	}
+	if r.PosterDue > 0 {
+		s.announcePoster() // it went to the trash before its poster was cut
+	}
 	return r.public(), nil
 }
 
@@ -1097,7 +1107,8 @@ func (s *Service) recharge(ctx context.Context, r record) error {
 // Grant is a playback grant: signed media paths for one viewer and video.
 type Grant struct {
 	VideoPath string
-	// PosterPath is empty when the video has no poster.
+	// PosterPath is empty when the video has no poster and none is being
+	// cut; while one is, the path answers 404 until it is there.
 	PosterPath string
 	ExpiresAt  time.Time
 }
@@ -1276,6 +1287,7 @@ func (s *Service) purgeOne(ctx context.Context, r record, cutoff int64) (bool, e
 			return false, fmt.Errorf("delete blob: %w", err)
 		}
 	}
+	_ = os.Remove(s.posterSource(r.ID)) // a poster still due when trashed
 	var deleted bool
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -1348,6 +1360,7 @@ func (s *Service) Maintain(ctx context.Context) error {
 	if err := s.store.forgetUploads(ctx, micros(now.Add(-7*24*time.Hour))); err != nil {
 		errsOut = append(errsOut, err)
 	}
+	s.removeStaleSpool()
 	return errors.Join(errsOut...)
 }
 

@@ -50,6 +50,10 @@ type record struct {
 	QuotaAt                int64
 	UpdatedAt              int64
 	PurgingAt              sql.NullInt64
+	// PosterDue is 0 when no poster is due, else when a worker may take
+	// it on (see the posters migration); PosterTries counts attempts.
+	PosterDue   int64
+	PosterTries int
 }
 
 // storedBytes is what the video counts toward its owner's quota.
@@ -57,7 +61,7 @@ func (r record) storedBytes() int64 { return r.SizeBytes + r.PosterBytes }
 
 const videoCols = `id, owner_id, title, description, filename, status, size_bytes, content_type,
 duration_seconds, width, height, video_codec, audio_codec, video_key, poster_key, poster_bytes,
-quota_state, quota_at, created_at, updated_at, deleted_at, purging_at`
+quota_state, quota_at, created_at, updated_at, deleted_at, purging_at, poster_due, poster_tries`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -69,7 +73,7 @@ func scanVideo(s scanner) (record, error) {
 	)
 	err := s.Scan(&r.ID, &r.OwnerID, &r.Title, &r.Description, &r.Filename, &r.Status, &r.SizeBytes, &r.ContentType,
 		&r.DurationSeconds, &r.Width, &r.Height, &r.VideoCodec, &r.AudioCodec, &r.VideoKey, &r.PosterKey, &r.PosterBytes,
-		&r.QuotaState, &r.QuotaAt, &created, &r.UpdatedAt, &deleted, &r.PurgingAt)
+		&r.QuotaState, &r.QuotaAt, &created, &r.UpdatedAt, &deleted, &r.PurgingAt, &r.PosterDue, &r.PosterTries)
 	if err != nil {
 		return record{}, err
 	}
@@ -83,10 +87,10 @@ func scanVideo(s scanner) (record, error) {
 
 func (s *store) insertVideo(ctx context.Context, q sqldb.Querier, r record) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO videos (`+videoCols+`) VALUES
-($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, NULL, NULL)`,
+($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, NULL, NULL, $21, $22)`,
 		r.ID, r.OwnerID, r.Title, r.Description, r.Filename, r.Status, r.SizeBytes, r.ContentType,
 		r.DurationSeconds, r.Width, r.Height, r.VideoCodec, r.AudioCodec, r.VideoKey, r.PosterKey, r.PosterBytes,
-		r.QuotaState, r.QuotaAt, micros(r.CreatedAt), r.UpdatedAt)
+		r.QuotaState, r.QuotaAt, micros(r.CreatedAt), r.UpdatedAt, r.PosterDue, r.PosterTries)
 	if err != nil {
 		return fmt.Errorf("insert video: %w", err)
 	}
@@ -115,11 +119,59 @@ func (s *store) video(ctx context.Context, q sqldb.Querier, id string) (record, 
 func (s *store) markReady(ctx context.Context, q sqldb.Querier, r record, now int64) (bool, error) {
 	res, err := q.ExecContext(ctx, `UPDATE videos SET status = 'ready', size_bytes = $1, content_type = $2,
 duration_seconds = $3, width = $4, height = $5, video_codec = $6, audio_codec = $7, poster_key = $8,
-poster_bytes = $9, quota_state = 'charged', quota_at = $10, updated_at = $10
+poster_bytes = $9, quota_state = 'charged', quota_at = $10, updated_at = $10, poster_due = $12
 WHERE id = $11 AND status = 'processing'`,
 		r.SizeBytes, r.ContentType, r.DurationSeconds, r.Width, r.Height, r.VideoCodec, r.AudioCodec,
-		r.PosterKey, r.PosterBytes, now, r.ID)
+		r.PosterKey, r.PosterBytes, now, r.ID, r.PosterDue)
 	return affected(res, err, "mark video ready")
+}
+
+// claimPosters takes up to limit videos whose poster is due from now on,
+// leasing each until lease and counting the attempt. A row another worker
+// took first no longer matches the outer condition (PostgreSQL checks it
+// again on the row it locks), so no video is taken twice.
+func (s *store) claimPosters(ctx context.Context, q sqldb.Querier, now, lease int64, limit int) ([]record, error) {
+	rows, err := q.QueryContext(ctx, `UPDATE videos SET poster_due = $1, poster_tries = poster_tries + 1
+WHERE id IN (SELECT id FROM videos WHERE poster_due > 0 AND poster_due <= $2 AND status = 'ready'
+             AND deleted_at IS NULL ORDER BY poster_due LIMIT $3)
+  AND poster_due > 0 AND poster_due <= $2
+RETURNING `+videoCols, lease, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim posters: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []record
+	for rows.Next() {
+		r, err := scanVideo(rows)
+		if err != nil {
+			return nil, fmt.Errorf("claim posters: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim posters: %w", err)
+	}
+	return out, nil
+}
+
+// attachPoster records a video's poster (key "" for none) and that none is
+// due any more, if the video is still a live one whose bytes count: one
+// that went to the trash (or away) meanwhile is left alone, and the
+// caller gives the poster back.
+func (s *store) attachPoster(ctx context.Context, q sqldb.Querier, id, key string, bytes, now int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET poster_key = $1, poster_bytes = $2, poster_due = 0, updated_at = $3
+WHERE id = $4 AND poster_due > 0 AND status = 'ready' AND deleted_at IS NULL AND quota_state = 'charged'`,
+		key, bytes, now, id)
+	return affected(res, err, "attach poster")
+}
+
+// posterDueAt sets when a due poster may be taken on again (at, or 0 to
+// give it up), if it is still due.
+func (s *store) posterDueAt(ctx context.Context, q sqldb.Querier, id string, at int64) error {
+	if _, err := q.ExecContext(ctx, `UPDATE videos SET poster_due = $1 WHERE id = $2 AND poster_due > 0`, at, id); err != nil {
+		return fmt.Errorf("set poster due: %w", err)
+	}
+	return nil
 }
 
 // markFailed turns a processing video whose finalisation died into a

@@ -141,6 +141,7 @@ func TestTusUploadInterruptedAndResumed(t *testing.T) {
 		if up, _ := e.limit.state(ann.id); up != int64(len(clip)) {
 			t.Fatalf("daily upload %d", up)
 		}
+		e.cutPosters()
 		e.noLeaks(t, 1)
 		if a := e.actions(); a["UPLOAD_VIDEO:success"] != 1 {
 			t.Fatalf("events %v", a)

@@ -47,6 +47,30 @@ func TestMultipartUpload(t *testing.T) {
 		if r.header.Get("Location") != "/api/v1/videos/"+v["id"].(string) {
 			t.Errorf("location %q", r.header.Get("Location"))
 		}
+		// The poster is cut after the answer: until the worker has run,
+		// only the video is charged, and the poster's URL (given already)
+		// answers 404.
+		id := v["id"].(string)
+		if _, _, objects := e.quota.state(ann.id); objects != 1 {
+			t.Errorf("%d objects charged before the poster is cut, want the video", objects)
+		}
+		pb := e.do("POST", "/api/v1/videos/"+id+"/playback", ann.token, nil)
+		poster, _ := pb.body["poster_url"].(string)
+		if pb.status != 200 || poster == "" {
+			t.Fatalf("playback while the poster is due: %d %s", pb.status, pb.raw)
+		}
+		if p := e.do("GET", poster, "", nil); p.status != 404 {
+			t.Fatalf("poster before it is cut: %d", p.status)
+		}
+		if n := e.cutPosters(); n != 1 {
+			t.Fatalf("the worker took %d videos, want 1", n)
+		}
+		if p := e.do("GET", poster, "", nil); p.status != 200 || p.header.Get("Content-Type") != "image/jpeg" {
+			t.Fatalf("poster once cut: %d %v", p.status, p.header)
+		}
+		if n := e.cutPosters(); n != 0 {
+			t.Fatalf("the worker took %d videos again", n)
+		}
 		// Charged: the video and its poster; the day's upload volume: the
 		// video. Nothing held, nothing spooled.
 		used, _, objects := e.quota.state(ann.id)
@@ -251,6 +275,7 @@ func TestConcurrentUploadsTightQuota(t *testing.T) {
 		if ok < 1 || int64(ok*len(clip)) > quota {
 			t.Fatalf("%d uploads succeeded (statuses %v)", ok, statuses)
 		}
+		e.cutPosters()
 		used, _, _ := e.quota.state(ann.id)
 		if used > quota || e.quota.maxSeen > quota {
 			t.Fatalf("quota overshot: used %d, peak %d, quota %d", used, e.quota.maxSeen, quota)
@@ -276,9 +301,9 @@ func (f failingPuts) Put(ctx context.Context, key string, r io.Reader, size int6
 	return f.Store.Put(ctx, key, r, size, ct)
 }
 
-// A failure half-way through finalising (the video stored and charged,
-// the poster not) undoes everything: no row, no blob, no charge, no
-// reservation; the client gets a plain 500.
+// A failure half-way through finalising (the row written, the video not
+// stored) undoes everything: no row, no blob, no charge, no reservation,
+// no file kept for the poster; the client gets a plain 500.
 func TestUploadFailingHalfWayUndoesEverything(t *testing.T) {
 	withEnv(t, func(t *testing.T, e *env) {
 		ann := e.user("user")
@@ -295,6 +320,48 @@ func TestUploadFailingHalfWayUndoesEverything(t *testing.T) {
 		}
 		if a := e.actions(); a["UPLOAD_VIDEO:failure"] != 1 || a["UPLOAD_VIDEO:success"] != 0 {
 			t.Fatalf("events %v", a)
+		}
+	}, func(c *envConfig) {
+		c.blobs = func(s blob.Store) blob.Store { return failingPuts{Store: s, suffix: "/video.mp4"} }
+	})
+}
+
+// A poster that cannot be stored does not touch its upload, which stood
+// the moment it was answered: the worker tries again after a pause, gives
+// up after posterTries attempts, and leaves no poster blob, charge or
+// source file behind.
+func TestPosterFailingIsRetriedThenGivenUp(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		r := e.upload(ann, "no poster", testVideo(t, 1, 64, 48))
+		if r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		id := r.video(t)["id"].(string)
+		for try := 1; try <= 3; try++ {
+			if n := e.cutPosters(); n != 1 {
+				t.Fatalf("try %d: the worker took %d videos", try, n)
+			}
+			if n := e.cutPosters(); n != 0 {
+				t.Fatalf("try %d: taken again without a pause", try)
+			}
+			e.advance(2 * time.Minute)
+		}
+		if n := e.cutPosters(); n != 0 {
+			t.Fatalf("taken after the last try: %d", n)
+		}
+		pb := e.do("POST", "/api/v1/videos/"+id+"/playback", ann.token, nil)
+		if pb.status != 200 || pb.body["poster_url"] != nil {
+			t.Fatalf("playback of a video without a poster: %d %s", pb.status, pb.raw)
+		}
+		if _, _, objects := e.quota.state(ann.id); objects != 1 {
+			t.Fatalf("%d objects charged, want the video alone", objects)
+		}
+		e.noLeaks(t, 1)
+		for _, f := range e.blobFiles() {
+			if strings.HasSuffix(f, "poster.jpg") {
+				t.Fatalf("poster blob left: %v", e.blobFiles())
+			}
 		}
 	}, func(c *envConfig) {
 		c.blobs = func(s blob.Store) blob.Store { return failingPuts{Store: s, suffix: "/poster.jpg"} }

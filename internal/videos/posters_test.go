@@ -1,0 +1,129 @@
+package videos_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/blob"
+)
+
+// hookedPuts runs before() ahead of every Put of a key with the given
+// suffix.
+type hookedPuts struct {
+	blob.Store
+	suffix string
+	mu     *sync.Mutex
+	before *func()
+}
+
+func (h hookedPuts) Put(ctx context.Context, key string, r io.Reader, size int64, ct string) (blob.Info, error) {
+	h.mu.Lock()
+	f := *h.before
+	h.mu.Unlock()
+	if strings.HasSuffix(key, h.suffix) && f != nil {
+		f()
+	}
+	return h.Store.Put(ctx, key, r, size, ct)
+}
+
+func posterBlobs(e *env) []string {
+	var out []string
+	for _, f := range e.blobFiles() {
+		if strings.HasSuffix(f, "poster.jpg") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// A video that goes to the trash while its poster is being cut gets no
+// poster: the worker gives back what it stored and charged. Restored, the
+// video is taken again and gets its poster.
+func TestPosterOfVideoTrashedMeanwhile(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		before func()
+	)
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		r := e.upload(ann, "trashed meanwhile", testVideo(t, 1, 64, 48))
+		if r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		id := r.video(t)["id"].(string)
+		mu.Lock()
+		before = func() {
+			if d := e.do("DELETE", "/api/v1/videos/"+id, ann.token, nil); d.status != 204 {
+				t.Errorf("delete: %d %s", d.status, d.raw)
+			}
+		}
+		mu.Unlock()
+		if n := e.cutPosters(); n != 1 {
+			t.Fatalf("the worker took %d videos", n)
+		}
+		mu.Lock()
+		before = nil
+		mu.Unlock()
+		eventually(t, 5*time.Second, func() string {
+			if used, _, objects := e.quota.state(ann.id); used != 0 || objects != 0 {
+				return fmt.Sprintf("a trashed video charges %d bytes in %d objects", used, objects)
+			}
+			if p := posterBlobs(e); len(p) != 0 {
+				return fmt.Sprintf("poster blob left: %v", p)
+			}
+			return ""
+		})
+		// In the trash, the video is not taken.
+		if n := e.cutPosters(); n != 0 {
+			t.Fatalf("the worker took %d trashed videos", n)
+		}
+		if rs := e.do("POST", "/api/v1/videos/"+id+"/restore", ann.token, nil); rs.status != 200 {
+			t.Fatalf("restore: %d %s", rs.status, rs.raw)
+		}
+		if n := e.cutPosters(); n != 1 {
+			t.Fatalf("the worker took %d restored videos", n)
+		}
+		if _, _, objects := e.quota.state(ann.id); objects != 2 || len(posterBlobs(e)) != 1 {
+			t.Fatalf("%d objects charged, poster blobs %v", objects, posterBlobs(e))
+		}
+		e.noLeaks(t, 1)
+	}, func(c *envConfig) {
+		c.blobs = func(s blob.Store) blob.Store {
+			return hookedPuts{Store: s, suffix: "/poster.jpg", mu: &mu, before: &before}
+		}
+	})
+}
+
+// Without the file Finalise kept for it (the upload was finalised by
+// another replica, or this process restarted), the worker cuts the poster
+// from the stored video.
+func TestPosterFromStoredVideo(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		r := e.upload(ann, "from the store", testVideo(t, 1, 64, 48))
+		if r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		sources, _ := filepath.Glob(filepath.Join(e.dirs.spool, "upload-*"))
+		if len(sources) != 1 {
+			t.Fatalf("spool after the upload: %v", sources)
+		}
+		if err := os.Remove(sources[0]); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.cutPosters(); n != 1 {
+			t.Fatalf("the worker took %d videos", n)
+		}
+		if _, _, objects := e.quota.state(ann.id); objects != 2 || len(posterBlobs(e)) != 1 {
+			t.Fatalf("%d objects charged, poster blobs %v", objects, posterBlobs(e))
+		}
+		e.noLeaks(t, 1)
+	})
+}
