@@ -243,6 +243,8 @@ type envConfig struct {
 	// deps replaces the fakes with other implementations (the real
 	// storage and usage services), built on the test's database.
 	deps func(db *sqldb.DB) (videos.Quota, videos.UploadLimit, videos.Egress)
+	// prober wraps the real prober.
+	prober func(videos.Prober) videos.Prober
 }
 
 type env struct {
@@ -303,8 +305,12 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	if cfg.deps != nil {
 		quota, limit, egress = cfg.deps(db)
 	}
+	var prober videos.Prober = probe.New(0)
+	if cfg.prober != nil {
+		prober = cfg.prober(prober)
+	}
 	e.svc, err = videos.New(ctx, db, outbox.New(db, "videos_outbox"), videos.Deps{
-		Blobs: e.blobs, Prober: probe.New(0), Quota: quota, Limit: limit, Egress: egress,
+		Blobs: e.blobs, Prober: prober, Quota: quota, Limit: limit, Egress: egress,
 	}, videos.Config{
 		MaxUploadSize: cfg.maxUpload, TrashRetention: cfg.trashRetained, PlaybackTTL: time.Hour,
 		SpoolDir: e.dirs.spool, UploadExpiry: time.Hour,

@@ -2,6 +2,7 @@ package videos_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/platform/probe"
+	"github.com/reel-video/reel/internal/videos"
 )
 
 // hookedPuts runs before() ahead of every Put of a key with the given
@@ -125,5 +128,50 @@ func TestPosterFromStoredVideo(t *testing.T) {
 			t.Fatalf("%d objects charged, poster blobs %v", objects, posterBlobs(e))
 		}
 		e.noLeaks(t, 1)
+	})
+}
+
+// stallingPoster's Poster waits for its context to end, as a cut does
+// when the process stops under it.
+type stallingPoster struct {
+	videos.Prober
+	started chan struct{}
+}
+
+func (p stallingPoster) Poster(ctx context.Context, path string, info probe.Info) (string, error) {
+	p.started <- struct{}{}
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+// A worker that stops in the middle of a cut hands the video back at
+// once: the next worker takes it without waiting for the lease to end.
+func TestPosterWorkerStoppingHandsBack(t *testing.T) {
+	started := make(chan struct{}, 1)
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		if r := e.upload(ann, "stopped", testVideo(t, 1, 64, 48)); r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.svc.CutPosters(ctx)
+			done <- err
+		}()
+		<-started
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("stopped worker: %v", err)
+		}
+		// The same clock: no lease has run out, yet the video is taken.
+		go func() { <-started }()
+		cctx, ccancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer ccancel()
+		if n, _ := e.svc.CutPosters(cctx); n != 1 {
+			t.Fatalf("the next worker took %d videos, want the one handed back", n)
+		}
+	}, func(c *envConfig) {
+		c.prober = func(p videos.Prober) videos.Prober { return stallingPoster{Prober: p, started: started} }
 	})
 }
