@@ -509,8 +509,9 @@ section=$work/section.md
 		echo "for one of the pool's 8 connections 20 000 times, 240 s in all, and the statements themselves"
 		echo "took 10 s of the database's time in the whole run. A pool for reads (8) beside one for writes"
 		echo "(4) gave the same tail (feed p99 391 against 354 ms), so it was not kept: the connections are"
-		echo "held by goroutines and backends waiting for a core. Posters cut after the upload has been"
-		echo "answered, at the lowest priority, would give the reads those cores; that is not built yet."
+		echo "held by goroutines and backends waiting for a core. Posters are now cut after the upload"
+		echo "has been answered (below), which takes the wait out of the uploads but not the CPU out of"
+		echo "the mix."
 		echo
 	fi
 	echo "### Against the physical limits"
