@@ -3,9 +3,13 @@ package app
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reel-video/reel/internal/compat"
 	"github.com/reel-video/reel/internal/platform/blob"
@@ -85,10 +89,46 @@ func initVideos(ctx context.Context, a *App) error {
 		Limits:         compat.ServiceLimits{Storage: quota, Usage: meter},
 		TrustedProxies: a.cfg.HTTP.TrustedProxies,
 	}).Routes(a)
+	if err := registerPosterMetrics(a.prom, svc); err != nil {
+		return err
+	}
 	a.Background("videos-posters", svc.RunPosters)
 	a.Every("videos-maintenance", videosMaintainEvery, svc.Maintain)
 	a.Every("videos-uploads-expiry", videosExpireEvery, tus.Expire)
 	return a.document("videos")
+}
+
+// registerPosterMetrics exposes the poster worker: the videos waiting for
+// a poster (a COUNT per scrape, over every replica's videos) and what this
+// process's worker did with the ones it took.
+func registerPosterMetrics(reg prometheus.Registerer, svc *videos.Service) error {
+	due := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "reel_video_posters_due",
+		Help: "Videos, ready and not in the trash, whose poster is still to be cut (all replicas).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := svc.PostersDue(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	})
+	if err := reg.Register(due); err != nil {
+		return fmt.Errorf("register poster metrics: %w", err)
+	}
+	c := svc.PosterCounts()
+	for outcome, v := range map[string]*atomic.Int64{"cut": &c.Cut, "none": &c.None, "failed": &c.Failed, "dropped": &c.Dropped} {
+		f := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "reel_video_posters_total",
+			Help:        "Posters this process's worker handled, by outcome: cut; none (nothing to cut, no room, given up); failed (tried again later); dropped (the video went to the trash meanwhile).",
+			ConstLabels: prometheus.Labels{"outcome": outcome},
+		}, func() float64 { return float64(v.Load()) })
+		if err := reg.Register(f); err != nil {
+			return fmt.Errorf("register poster metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // quotaAdapter is the storage service (in process or its client) as the

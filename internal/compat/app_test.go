@@ -343,6 +343,13 @@ func TestAllInOneVideoWalk(t *testing.T) {
 				t.Fatalf("poster %s: %d %s", poster(fp), status, ctype)
 			}
 		}
+		// The poster worker's metrics: one cut, none left to cut.
+		_, _, metrics := get(t, base+"/metrics")
+		for _, want := range []string{"reel_video_posters_due 0\n", `reel_video_posters_total{outcome="cut"} 1` + "\n", `reel_video_posters_total{outcome="failed"} 0` + "\n"} {
+			if !strings.Contains(string(metrics), want) {
+				t.Fatalf("/metrics has no %q", want)
+			}
+		}
 		// The same video through the v1 API, with the compat token.
 		r = call(t, base, req{method: "GET", path: "/api/v1/videos/" + vid, token: tok})
 		expect(t, "v1 video", r, 200, nil)

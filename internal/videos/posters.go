@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/probe"
@@ -47,6 +48,24 @@ const (
 	// announced to it: another replica's, or those a crash left.
 	posterPoll = 30 * time.Second
 )
+
+// PosterCounts are running totals of what this process's poster worker
+// did, for metrics.
+type PosterCounts struct {
+	Cut     atomic.Int64 // posters stored and attached
+	None    atomic.Int64 // videos that went without one: nothing to cut, no room in the quota, given up
+	Failed  atomic.Int64 // attempts that failed and will be tried again
+	Dropped atomic.Int64 // posters given back: their video went to the trash meanwhile
+}
+
+// PosterCounts returns the worker's running totals.
+func (s *Service) PosterCounts() *PosterCounts { return &s.posterCounts }
+
+// PostersDue counts the videos, ready and not in the trash, whose poster
+// is still to be cut, by any replica.
+func (s *Service) PostersDue(ctx context.Context) (int64, error) {
+	return s.store.postersDue(ctx)
+}
 
 // posterSource is where Finalise leaves a second name of an upload's file
 // for its poster. The upload- prefix puts it under removeStaleSpool.
@@ -164,6 +183,11 @@ func (s *Service) attach(ctx context.Context, r, got record) {
 		}
 		return
 	}
+	if got.PosterKey != "" {
+		s.posterCounts.Cut.Add(1)
+	} else {
+		s.posterCounts.None.Add(1)
+	}
 	s.media.forget(r.ID)
 	_ = os.Remove(s.posterSource(r.ID))
 }
@@ -174,6 +198,7 @@ func (s *Service) dropPoster(ctx context.Context, r, got record) {
 	if got.PosterKey == "" {
 		return
 	}
+	s.posterCounts.Dropped.Add(1)
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	s.cleanUp(ctx, "drop unattached poster", []any{"video", r.ID}, func(ctx context.Context) error {
@@ -194,10 +219,12 @@ func (s *Service) posterFailed(ctx context.Context, r record, err error) {
 		at = 1
 	case r.PosterTries >= posterTries:
 		s.log.Warn("no poster: giving up", "video", r.ID, "tries", r.PosterTries, "err", err)
+		s.posterCounts.None.Add(1)
 		at = 0
 		_ = os.Remove(s.posterSource(r.ID))
 	default:
 		s.log.Warn("poster failed; will try again", "video", r.ID, "tries", r.PosterTries, "err", err)
+		s.posterCounts.Failed.Add(1)
 	}
 	cctx, cancel := detached(ctx)
 	defer cancel()

@@ -192,7 +192,8 @@ type Service struct {
 	retrying atomic.Int64
 	// posterKick wakes the poster worker when an upload here has made a
 	// poster due (posters.go).
-	posterKick chan struct{}
+	posterKick   chan struct{}
+	posterCounts PosterCounts
 }
 
 // New builds the service on db (migrated with Migrations).

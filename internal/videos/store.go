@@ -165,6 +165,17 @@ WHERE id = $4 AND poster_due > 0 AND status = 'ready' AND deleted_at IS NULL AND
 	return affected(res, err, "attach poster")
 }
 
+// postersDue counts live videos whose poster is due.
+func (s *store) postersDue(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM videos
+WHERE poster_due > 0 AND status = 'ready' AND deleted_at IS NULL`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count posters due: %w", err)
+	}
+	return n, nil
+}
+
 // posterDueAt sets when a due poster may be taken on again (at, or 0 to
 // give it up), if it is still due.
 func (s *store) posterDueAt(ctx context.Context, q sqldb.Querier, id string, at int64) error {
