@@ -149,6 +149,19 @@ scenario() {
 	loadtest "$dir" -users "$USERS" -duration "$DURATION" -think "$THINK" -timeout 3m \
 		-admin-email "$ADMIN_EMAIL" -admin-password "$ADMIN_PASSWORD" "$@"
 }
+# drain_posters: wait (at most 15 min) until the running reel has cut the
+# posters the last run left due, so that the next run does not share the
+# cores with them; prints "posters seconds".
+drain_posters() {
+	local due first="" t0=$SECONDS
+	while ((SECONDS - t0 < 900)); do
+		due=$(curl -fsS "$reel_url/metrics" 2>/dev/null | awk '$1 == "reel_video_posters_due" { print $2 }')
+		[[ -z $first ]] && first=${due:-0}
+		[[ -z $due || $due == 0 ]] && break
+		sleep 1
+	done
+	echo "${first:-0} $((SECONDS - t0))"
+}
 # Uploads of the small video as fast as the server takes them.
 upload_run() {
 	rm -rf "$1"
@@ -168,8 +181,12 @@ log "SQLite: $USERS users for $DURATION"
 start_reel sqlite
 scenario "$OUT/sqlite"
 log "SQLite: $USERS users for $DURATION, reads only"
+read -r drain_sqlite drain_sqlite_s < <(drain_posters)
+log "posters left due by the full mix: $drain_sqlite, cut in $drain_sqlite_s s"
 scenario "$OUT/sqlite-reads" -weights "$READ_WEIGHTS"
 read -r upload_cap upload_cap_p50 < <(upload_run "$work/upload-sqlite")
+read -r drain_upload drain_upload_s < <(drain_posters)
+log "posters left due by the upload run: $drain_upload, cut in $drain_upload_s s"
 # What starting ffmpeg costs before it reads a byte (CPU ms per start).
 exec_ms=$( { TIMEFORMAT='%U %S'; time (for _ in 1 2 3 4 5 6 7 8 9 10; do ffmpeg -version >/dev/null; done); } 2>&1 | awk '{ printf "%.0f", ($1 + $2) * 100 }')
 ffmpeg_libs=$(ldd "$(command -v ffmpeg)" | wc -l)
@@ -338,6 +355,8 @@ if [[ ${SKIP_PG:-0} != 1 ]]; then
 		log "PostgreSQL $pg_version: $USERS users for $DURATION"
 		start_reel postgres REEL_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/reel_bench?sslmode=disable"
 		scenario "$OUT/postgres"
+		read -r drain_pg drain_pg_s < <(drain_posters)
+		log "posters left due by the full mix: $drain_pg, cut in $drain_pg_s s"
 		log "PostgreSQL: $USERS users for $DURATION, reads only"
 		scenario "$OUT/postgres-reads" -weights "$READ_WEIGHTS"
 		login_pg=$(login_run "$work/login-pg")
@@ -537,7 +556,10 @@ section=$work/section.md
 	echo "each). When uploads come faster than that, the posters fall behind, not the uploads: each"
 	echo "video plays at once and gets its poster when the worker reaches it. The mix offers about"
 	offered=$(fixed "$USERS / 29 / $think_s")
-	echo "$offered uploads/s at most ($USERS users, weight 1 of 29, $THINK pauses)."
+	echo "$offered uploads/s at most ($USERS users, weight 1 of 29, $THINK pauses). The full mix left"
+	echo "$drain_sqlite posters due when it ended, which the worker cut in $drain_sqlite_s s (PostgreSQL: ${drain_pg:-–} in"
+	echo "${drain_pg_s:-–} s); the flat-out upload run left $drain_upload, cut in $drain_upload_s s. Each run after"
+	echo "those waited for that (the figures above would otherwise share the cores with ffmpeg)."
 	echo "Before posters left the request path (November 27, SQLite, 1000 users, 40 s, runs in the"
 	echo "same half hour), every upload waited for its poster's turn: uploads p50 21 s at 15.2 a"
 	echo "second, worst read p99 95 ms. After: uploads p50 30–74 ms at 33.5–35 a second, and the mix"

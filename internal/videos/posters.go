@@ -114,13 +114,17 @@ func (s *Service) CutPosters(ctx context.Context) (int, error) {
 		if len(rs) == 0 {
 			return n, nil
 		}
+		// The batch must end well within its lease, or another worker
+		// would take the same videos.
+		bctx, cancel := context.WithTimeout(ctx, posterLease/2)
 		var wg sync.WaitGroup
 		for _, r := range rs {
 			// Cut together: probe batches concurrent requests into one
 			// ffmpeg run.
-			wg.Go(func() { s.cutPoster(ctx, r) })
+			wg.Go(func() { s.cutPoster(bctx, r) })
 		}
 		wg.Wait()
+		cancel()
 		n += len(rs)
 	}
 	return n, ctx.Err()
@@ -210,12 +214,13 @@ func (s *Service) dropPoster(ctx context.Context, r, got record) {
 }
 
 // posterFailed pauses a video's poster after a failed attempt, or gives
-// it up after posterTries. A worker stopping (ctx ended) gives its lease
-// back at once, so that the next worker need not wait for it to run out.
+// it up after posterTries. A worker stopping (ctx cancelled, not timed
+// out) gives its lease back at once, so that the next worker need not
+// wait for it to run out.
 func (s *Service) posterFailed(ctx context.Context, r record, err error) {
 	at := micros(s.now().Add(posterRetry))
 	switch {
-	case ctx.Err() != nil:
+	case errors.Is(ctx.Err(), context.Canceled):
 		at = 1
 	case r.PosterTries >= posterTries:
 		s.log.Warn("no poster: giving up", "video", r.ID, "tries", r.PosterTries, "err", err)
