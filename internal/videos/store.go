@@ -139,19 +139,7 @@ RETURNING `+videoCols, lease, now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim posters: %w", err)
 	}
-	defer func() { _ = rows.Close() }()
-	var out []record
-	for rows.Next() {
-		r, err := scanVideo(rows)
-		if err != nil {
-			return nil, fmt.Errorf("claim posters: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim posters: %w", err)
-	}
-	return out, nil
+	return collect(rows, "claim posters")
 }
 
 // attachPoster records a video's poster (key "" for none) and that none is
