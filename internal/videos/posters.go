@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +19,8 @@ import (
 // other for tens of seconds while their bytes were already stored and
 // playable. Finalise now marks the video ready with its poster due
 // (videos.poster_due) and wakes the worker; the worker (RunPosters, one
-// per process) takes due videos in batches, cuts their posters in a few
-// ffmpeg runs (probe's batching), stores and charges each like any stored
+// per process) takes due videos in batches, cuts their posters in one
+// ffmpeg run (probe's batching), stores and charges each like any stored
 // byte, and attaches it to its video.
 //
 // The due mark is in the database, so a poster survives a stop or a
@@ -33,11 +32,12 @@ import (
 // the blob store.
 
 const (
-	// posterRun is how many posters one ffmpeg run cuts (probe's
-	// maxFrameBatch). A worker takes that many per core at once, so that
-	// every tool slot (one per core) cuts a full run: with one run's worth
-	// it left a core idle (2 cores, November 27: 12.8 → 18.3 posters/s).
-	posterRun = 8
+	// posterBatch is how many videos a worker takes at once: what one
+	// ffmpeg run cuts (probe's maxFrameBatch). One run at a time leaves
+	// the other cores to the requests. Taking a run per core drained an
+	// idle backlog faster (2 cores, November 27: 12.8 → 18.3 posters/s)
+	// but took the 1000-user mix's worst read p99 from 84–116 ms to 269.
+	posterBatch = 8
 	// posterLease is how long a worker holds the videos it took before
 	// another may take them: far longer than a batch takes.
 	posterLease = 10 * time.Minute
@@ -110,8 +110,7 @@ func (s *Service) CutPosters(ctx context.Context) (int, error) {
 	n := 0
 	for ctx.Err() == nil {
 		now := s.now()
-		batch := posterRun * min(runtime.GOMAXPROCS(0), 8)
-		rs, err := s.store.claimPosters(ctx, s.db.W, micros(now), micros(now.Add(posterLease)), batch)
+		rs, err := s.store.claimPosters(ctx, s.db.W, micros(now), micros(now.Add(posterLease)), posterBatch)
 		if err != nil {
 			return n, err
 		}
