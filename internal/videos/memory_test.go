@@ -146,8 +146,9 @@ func benchEnv(b *testing.B, opts ...func(*envConfig)) *env {
 }
 
 // BenchmarkUpload measures a whole multipart upload of 256 MiB over a
-// loopback socket: admission, spooling, ffprobe, poster, the copy into the
-// disk blob store (fsynced) and the commit.
+// loopback socket, as its client waits for it: admission, spooling, the
+// probe, the copy into the disk blob store (fsynced) and the commit. The
+// poster is cut after the answer (posters.go) and is not measured here.
 func BenchmarkUpload(b *testing.B) {
 	clip := testVideo(b, 1, 64, 48)
 	e := benchEnv(b)
