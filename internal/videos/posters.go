@@ -157,10 +157,13 @@ func (s *Service) cutPoster(ctx context.Context, r record) {
 	defer func() { _ = os.Remove(path) }()
 	// An attempt that died after charging the poster left that charge:
 	// free it first, so that the one below is the only one (Free is
-	// idempotent, and a first attempt has nothing to free).
-	if err := s.quota.Free(ctx, r.OwnerID, blobKey(r.ID, PosterFile)); err != nil {
-		s.posterFailed(ctx, r, fmt.Errorf("free an earlier poster charge: %w", err))
-		return
+	// idempotent). A first attempt (claimPosters counts them) has nothing
+	// to free, so it spares the storage service the call.
+	if r.PosterTries > 1 {
+		if err := s.quota.Free(ctx, r.OwnerID, blobKey(r.ID, PosterFile)); err != nil {
+			s.posterFailed(ctx, r, fmt.Errorf("free an earlier poster charge: %w", err))
+			return
+		}
 	}
 	got := r
 	if err := s.storePoster(ctx, &got, path); err != nil {
