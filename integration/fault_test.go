@@ -781,10 +781,11 @@ func noInternals(t *testing.T, raw []byte) {
 // wantStorage waits until the caller's storage figures are used (any when
 // negative) and reserved, and returns them.
 // posterCut waits until video id's poster, cut after its upload was
-// answered, is there.
+// answered on idle cores only (which a busy test machine may keep from
+// it for a while), is there.
 func posterCut(t *testing.T, cl *client, id string) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() string {
+	eventually(t, time.Minute, func() string {
 		pb := cl.do("POST", "/api/v1/videos/"+id+"/playback", nil)
 		if pb.status != 200 {
 			return fmt.Sprintf("playback: %d %s", pb.status, pb.raw)

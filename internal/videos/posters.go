@@ -143,9 +143,12 @@ func (s *Service) cutPoster(ctx context.Context, r record) {
 	}
 	defer done()
 	path, err := s.prober.Poster(ctx, src, probe.Info{DurationSeconds: r.DurationSeconds})
-	if errors.Is(err, probe.ErrNoPoster) {
+	if errors.Is(err, probe.ErrNoPoster) && !errors.Is(err, context.DeadlineExceeded) {
 		// Nothing to cut (no ffmpeg, no frame ffmpeg can decode): the
-		// video goes without.
+		// video goes without. A run that ran out of time is tried again
+		// instead: it runs on idle cores only, and on a busy machine may
+		// not have had its share (posterTries bounds a file that always
+		// takes too long).
 		s.log.Info("no poster", "video", r.ID, "err", err)
 		s.attach(ctx, r, record{})
 		return

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,5 +174,52 @@ func TestPosterWorkerStoppingHandsBack(t *testing.T) {
 		}
 	}, func(c *envConfig) {
 		c.prober = func(p videos.Prober) videos.Prober { return stallingPoster{Prober: p, started: started} }
+	})
+}
+
+// slowPoster's Poster fails as a run out of time does, fails times over,
+// then cuts.
+type slowPoster struct {
+	videos.Prober
+	fails *atomic.Int32
+}
+
+func (p slowPoster) Poster(ctx context.Context, path string, info probe.Info) (string, error) {
+	if p.fails.Add(-1) >= 0 {
+		return "", fmt.Errorf("%w: ffmpeg did not finish (%w)", probe.ErrNoPoster, context.DeadlineExceeded)
+	}
+	return p.Prober.Poster(ctx, path, info)
+}
+
+// A poster run that ran out of time (it waits for idle cores, which a busy
+// machine may not have had) is tried again, not given up at once.
+func TestPosterTimeoutIsRetried(t *testing.T) {
+	fails := new(atomic.Int32)
+	fails.Store(1)
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		r := e.upload(ann, "slow", testVideo(t, 1, 64, 48))
+		if r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		id := r.video(t)["id"].(string)
+		if n := e.cutPosters(); n != 1 {
+			t.Fatalf("the worker took %d videos", n)
+		}
+		if n := e.cutPosters(); n != 0 {
+			t.Fatalf("taken again without a pause: %d", n)
+		}
+		e.advance(2 * time.Minute)
+		if n := e.cutPosters(); n != 1 {
+			t.Fatalf("the retry took %d videos", n)
+		}
+		pb := e.do("POST", "/api/v1/videos/"+id+"/playback", ann.token, nil)
+		poster, _ := pb.body["poster_url"].(string)
+		if p := e.do("GET", poster, "", nil); pb.status != 200 || p.status != 200 {
+			t.Fatalf("poster after the retry: playback %d, poster %d", pb.status, p.status)
+		}
+		e.noLeaks(t, 1)
+	}, func(c *envConfig) {
+		c.prober = func(p videos.Prober) videos.Prober { return slowPoster{Prober: p, fails: fails} }
 	})
 }

@@ -37,9 +37,10 @@ type frameResult struct {
 	err error
 }
 
-// frameRunner cuts frames in batches of up to most, holding p's slots.
+// frameRunner cuts frames in batches of up to most, holding p's slots
+// for background runs.
 func (p *Prober) frameRunner(most int) *group.Runner[frameJob, frameResult] {
-	return group.New(p.slots, most, p.cutBatch)
+	return group.New(p.idleSlots, most, p.cutBatch)
 }
 
 // cutFrame writes the frame at the given second to out. It reports false
@@ -61,15 +62,17 @@ func (p *Prober) cutFrame(ctx context.Context, c container, path string, at floa
 	return r.ok, nil
 }
 
-// cutBatch runs ffmpeg once for the batch, under the Prober's timeout
-// (runHeld: the Runner holds the slot), and answers every job.
+// cutBatch runs ffmpeg once for the batch, in the background under the
+// Prober's timeout (runHeld: the Runner holds the slot), and answers every
+// job.
 func (p *Prober) cutBatch(ctx context.Context, batch []frameJob) []frameResult {
 	var args []string
 	// One thread for each decoder, encoder and filter graph. By default
 	// ffmpeg starts threads per core for each of them: a batch of 8 ran
 	// about 80 threads, which at nice 10 together outweighed reel's few
 	// (the scheduler shares a core by thread) and took 40 % more CPU,
-	// spent starting threads that one frame each cannot use.
+	// spent starting threads that one frame each cannot use; even at
+	// SCHED_IDLE those are cores' worth of work for nothing.
 	args = append(args, "-nostdin", "-hide_banner", "-v", "error", "-y", "-filter_threads", "1")
 	for _, j := range batch {
 		args = append(args, "-ss", strconv.FormatFloat(j.at, 'f', 3, 64), "-threads", "1")
@@ -87,7 +90,7 @@ func (p *Prober) cutBatch(ctx context.Context, batch []frameJob) []frameResult {
 			"-f", "image2", "-c:v", "mjpeg", "-update", "1",
 			fileURL(j.out))
 	}
-	_, err := p.runHeld(ctx, p.ffmpeg, args, 0)
+	_, err := p.runHeld(ctx, p.ffmpeg, args, 0, true)
 	results := make([]frameResult, len(batch))
 	for i, j := range batch {
 		switch {

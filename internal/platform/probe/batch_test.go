@@ -61,8 +61,8 @@ func TestPostersBatch(t *testing.T) {
 	uploads = append(uploads, upload{path: broken, info: Info{DurationSeconds: 1}, bad: true})
 
 	// Hold every slot, so that all the posters queue up.
-	for range cap(p.slots) {
-		p.slots <- struct{}{}
+	for range cap(p.idleSlots) {
+		p.idleSlots <- struct{}{}
 	}
 	type answer struct {
 		jpg string
@@ -89,8 +89,8 @@ func TestPostersBatch(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	for range cap(p.slots) {
-		<-p.slots
+	for range cap(p.idleSlots) {
+		<-p.idleSlots
 	}
 	wg.Wait()
 
@@ -126,12 +126,12 @@ func TestPosterGivesUpInQueue(t *testing.T) {
 	dir := t.TempDir()
 	p.TempDir = t.TempDir()
 	video := probetest.Video(t, dir, 1, 64, 48)
-	for range cap(p.slots) {
-		p.slots <- struct{}{}
+	for range cap(p.idleSlots) {
+		p.idleSlots <- struct{}{}
 	}
 	defer func() {
-		for range cap(p.slots) {
-			<-p.slots
+		for range cap(p.idleSlots) {
+			<-p.idleSlots
 		}
 	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
@@ -214,8 +214,8 @@ func TestPostersBatchThreads(t *testing.T) {
 		}
 		uploads = append(uploads, upload{path, info})
 	}
-	for range cap(p.slots) {
-		p.slots <- struct{}{}
+	for range cap(p.idleSlots) {
+		p.idleSlots <- struct{}{}
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -235,8 +235,8 @@ func TestPostersBatchThreads(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	for range cap(p.slots) {
-		<-p.slots
+	for range cap(p.idleSlots) {
+		<-p.idleSlots
 	}
 	wg.Wait()
 	for i, err := range errs {

@@ -83,9 +83,12 @@ const (
 type Prober struct {
 	ffprobe, ffmpeg string // absolute paths; empty when not installed
 	timeout         time.Duration
-	// slots bounds how many tool runs go on at once, so that a burst of
-	// uploads queues rather than overloading a small machine.
-	slots chan struct{}
+	// slots bounds how many foreground runs (ffprobe, which a request
+	// waits for) go on at once, so that a burst of uploads queues rather
+	// than overloading a small machine; idleSlots bounds the background
+	// runs (ffmpeg cutting posters) apart, so that a request never waits
+	// for a slot behind a poster that waits for an idle core.
+	slots, idleSlots chan struct{}
 	// frames are the poster frames waiting for a slot (batch.go).
 	frames *group.Runner[frameJob, frameResult]
 	// parse reads MP4 and Matroska headers in Go before asking ffprobe
@@ -123,11 +126,12 @@ func newProber(ffprobe, ffmpeg string, timeout time.Duration) *Prober {
 		timeout = DefaultTimeout
 	}
 	p := &Prober{
-		ffprobe: ffprobe,
-		ffmpeg:  ffmpeg,
-		timeout: timeout,
-		slots:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
-		parse:   true,
+		ffprobe:   ffprobe,
+		ffmpeg:    ffmpeg,
+		timeout:   timeout,
+		slots:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		idleSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		parse:     true,
 	}
 	p.frames = p.frameRunner(maxFrameBatch)
 	return p

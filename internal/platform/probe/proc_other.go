@@ -9,4 +9,4 @@ import "os/exec"
 func killProcessGroupOnCancel(*exec.Cmd) {}
 
 // lowerPriority does nothing where there are no Unix process groups.
-func lowerPriority(int) {}
+func lowerPriority(int, int) {}

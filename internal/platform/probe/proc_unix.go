@@ -24,15 +24,9 @@ func killProcessGroupOnCancel(cmd *exec.Cmd) {
 	}
 }
 
-// toolNice is the scheduling priority of ffprobe and ffmpeg runs. Cutting
-// a poster can wait; answering a request should not: at nice 10 a tool run
-// gets about a tenth of a core that reel (and a database on the same
-// machine) wants, and all of an idle one.
-const toolNice = 10
-
-// lowerPriority lowers the priority of the process group just started
+// lowerPriority sets the nice value of the process group just started
 // (the tool, and anything it forks). Failing to is no reason not to run
 // the tool.
-func lowerPriority(pid int) {
-	_ = syscall.Setpriority(syscall.PRIO_PGRP, pid, toolNice)
+func lowerPriority(pid, nice int) {
+	_ = syscall.Setpriority(syscall.PRIO_PGRP, pid, nice)
 }

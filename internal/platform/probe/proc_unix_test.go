@@ -3,11 +3,13 @@
 package probe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -196,23 +198,99 @@ func TestProbeToolWontStart(t *testing.T) {
 	}
 }
 
-// Tool runs, and what they fork, run at a lower priority than reel, so
-// cutting posters yields the cores to answering requests.
-func TestToolsRunNiced(t *testing.T) {
+// statField returns field n (1-based, as proc(5) counts) of the
+// /proc/<pid>/stat line a fake tool saved to file.
+func statField(t *testing.T, file string, n int) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name, which ends with the last ')'.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return fields[n-3]
+}
+
+// A run a request waits for (ffprobe), and what it forks, runs at a lower
+// priority than reel, so a burst of them leaves reel the cores it needs.
+func TestProbeRunsNiced(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc to read a priority from")
 	}
 	t.Parallel()
-	out := filepath.Join(t.TempDir(), "nice")
+	out := filepath.Join(t.TempDir(), "stat")
 	// The child waits a moment: the priority is lowered just after start.
-	tool := fakeTool(t, "ffmpeg", `sh -c 'sleep 0.3; cut -d" " -f19 /proc/$$/stat > `+out+`'`+"\nexit 1\n")
-	p := newProber("", tool, 0)
+	tool := fakeTool(t, "ffprobe", `sh -c 'sleep 0.3; cat /proc/$$/stat > `+out+`'`+"\nexit 1\n")
+	p := newProber(tool, "", 0)
+	p.parse = false
+	_, _ = p.Probe(t.Context(), sniffable(t))
+	if got := statField(t, out, 19); got != strconv.Itoa(foregroundNice) {
+		t.Fatalf("the tool's child ran at nice %s, want %d", got, foregroundNice)
+	}
+}
+
+// A run nobody waits for (ffmpeg cutting a poster), and what it forks,
+// runs only on cores nothing else wants: SCHED_IDLE on Linux, bounded by
+// the timeout in CPU time; elsewhere the lowest priority.
+func TestPosterRunsInBackground(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc to read a priority from")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	stat, limit := filepath.Join(dir, "stat"), filepath.Join(dir, "limit")
+	tool := fakeTool(t, "ffmpeg", `sh -c 'sleep 0.3; cat /proc/$$/stat > `+stat+`; ulimit -t > `+limit+`'`+"\nexit 1\n")
+	p := newProber("", tool, 3*time.Second)
 	_, _ = p.Poster(t.Context(), sniffable(t), Info{DurationSeconds: 1})
-	b, err := os.ReadFile(out)
+	if runtime.GOOS != "linux" {
+		if got := statField(t, stat, 19); got != strconv.Itoa(backgroundNice) {
+			t.Fatalf("the tool's child ran at nice %s, want %d", got, backgroundNice)
+		}
+		return
+	}
+	const schedIdle = "5"
+	if got := statField(t, stat, 41); got != schedIdle {
+		t.Fatalf("the tool's child ran under scheduling policy %s, want SCHED_IDLE (%s)", got, schedIdle)
+	}
+	b, err := os.ReadFile(limit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(string(b)); got != strconv.Itoa(toolNice) {
-		t.Fatalf("the tool's child ran at nice %s, want %d", got, toolNice)
+	if got := strings.TrimSpace(string(b)); got != "3" {
+		t.Fatalf("the tool's child may use %s s of CPU, want 3", got)
+	}
+}
+
+// A poster run stopped for using its CPU time (here a tool that sends
+// itself the kernel's signal for it, as the kernel does at RLIMIT_CPU)
+// fails as a timeout, and says why.
+func TestPosterOutOfCPU(t *testing.T) {
+	if !cpuBounded {
+		t.Skip("background runs are bounded by the clock here")
+	}
+	t.Parallel()
+	p := newProber("", fakeTool(t, "ffmpeg", "kill -XCPU $$\nsleep 1\n"), time.Minute)
+	_, err := p.Poster(t.Context(), sniffable(t), Info{DurationSeconds: 1})
+	if !errors.Is(err, ErrNoPoster) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Poster: %v; want ErrNoPoster and DeadlineExceeded", err)
+	}
+	if !strings.Contains(err.Error(), "CPU time") {
+		t.Fatalf("Poster: %v; want it to say the CPU time ran out", err)
+	}
+}
+
+// A request's ffprobe never waits for a slot behind posters, which may
+// wait long for an idle core.
+func TestProbeDoesNotWaitForPosters(t *testing.T) {
+	t.Parallel()
+	p := newProber(fakeTool(t, "ffprobe", "exit 1\n"), "", time.Minute)
+	p.parse = false
+	for range cap(p.idleSlots) {
+		p.idleSlots <- struct{}{}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := p.Probe(ctx, sniffable(t)); !errors.Is(err, ErrNotVideo) {
+		t.Fatalf("Probe with every poster slot taken: %v; want ErrNotVideo", err)
 	}
 }

@@ -21,6 +21,30 @@ const (
 	waitDelay = 2 * time.Second
 )
 
+// How tool runs share the machine with the requests reel answers.
+const (
+	// foregroundNice is the priority of a run a request waits for
+	// (ffprobe): lower than reel's, so that a burst of them leaves the
+	// cores to the requests that need none, but not so low that its own
+	// request starves.
+	foregroundNice = 10
+	// backgroundNice is the priority of a run nobody waits for (ffmpeg
+	// cutting posters) where SCHED_IDLE is not to be had (toBackground).
+	backgroundNice = 19
+	// backgroundWall is how many timeouts a background run may take on
+	// the clock where its CPU time is bounded (cpuBounded). It runs on
+	// cores nothing else wants, so on a busy server its time on the clock
+	// says nothing of the file; the clock only catches a tool stuck on
+	// I/O.
+	backgroundWall = 10
+)
+
+// cpuLimit is the CPU time a background run may use given the timeout: in
+// whole seconds, as RLIMIT_CPU counts, and at least one.
+func cpuLimit(timeout time.Duration) time.Duration {
+	return max(timeout.Round(time.Second), time.Second)
+}
+
 // ToolError is ffprobe or ffmpeg failing on a file. Its Error text names
 // the failure without the tool's words, which may quote server paths and
 // file contents, so it is safe to show a client; Status and Stderr are for
@@ -55,6 +79,7 @@ type failure int
 const (
 	exited     failure = iota // exited non-zero, or died of a signal
 	timedOut                  // killed at the Prober's timeout
+	outOfCPU                  // killed for using the Prober's timeout in CPU time
 	overflowed                // killed for printing more than allowed
 )
 
@@ -70,10 +95,10 @@ type runError struct {
 
 func (e *runError) Error() string { return e.tool + ": " + e.status }
 
-// run runs one tool, at most len(p.slots) at a time, under the Prober's
-// timeout. It returns ctx's error when ctx ends first (while waiting for a
-// slot too), a *runError when the tool failed on its input, and any other
-// error when the tool could not be started.
+// run runs one tool in the foreground, at most len(p.slots) at a time,
+// under the Prober's timeout. It returns ctx's error when ctx ends first
+// (while waiting for a slot too), a *runError when the tool failed on its
+// input, and any other error when the tool could not be started.
 func (p *Prober) run(ctx context.Context, bin string, args []string, stdoutLimit int) (result, error) {
 	select {
 	case p.slots <- struct{}{}:
@@ -81,14 +106,21 @@ func (p *Prober) run(ctx context.Context, bin string, args []string, stdoutLimit
 		return result{}, ctx.Err()
 	}
 	defer func() { <-p.slots }()
-	return p.runHeld(ctx, bin, args, stdoutLimit)
+	return p.runHeld(ctx, bin, args, stdoutLimit, false)
 }
 
-// runHeld is run for a caller that already holds a slot.
-func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutLimit int) (result, error) {
+// runHeld is run for a caller that already holds a slot. A background run
+// (one nobody waits for) gets only the cores nothing else wants
+// (toBackground) and, where it can be bounded so, the Prober's timeout in
+// CPU time rather than on the clock.
+func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutLimit int, background bool) (result, error) {
+	wall := p.timeout
+	if background && cpuBounded {
+		wall *= backgroundWall
+	}
 	// The timeout starts once a slot is free: waiting in the queue on a
 	// busy server does not make a file "not a video".
-	runCtx, cancel := context.WithTimeout(ctx, p.timeout)
+	runCtx, cancel := context.WithTimeout(ctx, wall)
 	defer cancel()
 	if stdoutLimit <= 0 {
 		stdoutLimit = maxStdout
@@ -103,7 +135,11 @@ func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutL
 	tool := filepath.Base(bin)
 	err := cmd.Start()
 	if err == nil {
-		lowerPriority(cmd.Process.Pid)
+		if background {
+			toBackground(cmd.Process.Pid, cpuLimit(p.timeout))
+		} else {
+			lowerPriority(cmd.Process.Pid, foregroundNice)
+		}
 		err = cmd.Wait()
 	} else if runCtx.Err() == nil {
 		return result{}, fmt.Errorf("probe: start %s: %w", tool, err)
@@ -119,7 +155,9 @@ func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutL
 	case stdout.full:
 		re.kind = overflowed
 	case runCtx.Err() != nil:
-		re.kind, re.after = timedOut, p.timeout
+		re.kind, re.after = timedOut, wall
+	case background && cpuBounded && ranOutOfCPU(cmd.ProcessState, cpuLimit(p.timeout)):
+		re.kind, re.after = outOfCPU, cpuLimit(p.timeout)
 	}
 	return result{}, re
 }
@@ -137,6 +175,8 @@ func toolFailure(sentinel, err error, reason string) error {
 	switch re.kind {
 	case timedOut:
 		te.err = fmt.Errorf("%w: %s did not finish within %v (%w)", sentinel, re.tool, re.after, context.DeadlineExceeded)
+	case outOfCPU:
+		te.err = fmt.Errorf("%w: %s used %v of CPU time without finishing (%w)", sentinel, re.tool, re.after, context.DeadlineExceeded)
 	case overflowed:
 		te.err = fmt.Errorf("%w: %s printed too much", sentinel, re.tool)
 	default:

@@ -1,0 +1,52 @@
+package probe
+
+import (
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cpuBounded is true where a background run is bounded by the CPU time it
+// uses rather than by the clock (see runHeld).
+const cpuBounded = true
+
+// toBackground puts a tool run just started in the background: it gets a
+// core only when nothing else wants one, and it is killed once it has used
+// cpu of CPU time.
+//
+// SCHED_IDLE rather than a nice value: even at nice 19 ffmpeg takes a
+// share of a busy core and, worse, the scheduler counts its core as busy
+// when it places a waking thread, so a request waits behind a poster. A
+// SCHED_IDLE thread is preempted at once by any other and its core counts
+// as idle (1000-user mix on 2 cores, SQLite, November 27: worst read p99
+// 96–187 ms at nice 10, 55–62 ms at SCHED_IDLE).
+//
+// The policy is set on the process just started, before it has loaded its
+// libraries: every thread it starts later inherits it, as does anything it
+// forks. Starved of CPU, such a run can take any time on the clock, hence
+// the bound in CPU time (RLIMIT_CPU: SIGXCPU at cpu, SIGKILL a second
+// later; cpu is in whole seconds, cpuLimit). When either cannot be set, the run goes on at a lower priority.
+func toBackground(pid int, cpu time.Duration) {
+	if err := unix.SchedSetAttr(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
+		lowerPriority(pid, backgroundNice)
+	}
+	secs := uint64(cpu / time.Second)
+	_ = unix.Prlimit(pid, unix.RLIMIT_CPU, &unix.Rlimit{Cur: secs, Max: secs + 1}, nil)
+}
+
+// ranOutOfCPU reports whether a background run that failed had used its
+// CPU time: killed by SIGXCPU, or (ffmpeg catches SIGXCPU and exits, or
+// dies of SIGKILL at the hard limit) showing the limit used, less a margin:
+// the kernel signals at a clock tick and rusage rounds, so a run stopped at
+// the limit can show a little less than it (994 ms of 1 s).
+func ranOutOfCPU(ps *os.ProcessState, limit time.Duration) bool {
+	if ps == nil {
+		return false
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGXCPU {
+		return true
+	}
+	return ps.UserTime()+ps.SystemTime() >= limit*95/100
+}
