@@ -178,7 +178,9 @@ func withUsers(ctx context.Context, cfg *config.Config, log *slog.Logger, fn fun
 	if err := sqldb.Migrate(ctx, db, outbox.Migrations("users_outbox", db.Dialect), outbox.VersionTable("users_outbox")); err != nil {
 		return err
 	}
-	svc, err := newUsers(ctx, cfg, db, outbox.New(db, "users_outbox", outbox.WithLogger(log)), log)
+	ob := outbox.New(db, "users_outbox", outbox.WithLogger(log))
+	defer ob.Wait() // before the database closes
+	svc, err := newUsers(ctx, cfg, db, ob, log)
 	if err != nil {
 		return err
 	}

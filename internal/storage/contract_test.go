@@ -52,6 +52,7 @@ type harness struct {
 	q     storage.Quota
 	svc   *storage.Service
 	db    *sqldb.DB
+	ob    *outbox.Outbox
 	clock *clock
 	// srv is the internal-route server behind a client (nil in process).
 	srv *httptest.Server
@@ -60,16 +61,17 @@ type harness struct {
 	drop atomic.Int64
 }
 
-// newService opens a service on db with its outbox table.
-func newService(t *testing.T, db *sqldb.DB) (*storage.Service, *clock) {
+// newService opens a service on db with its outbox table, which it returns.
+func newService(t *testing.T, db *sqldb.DB) (*storage.Service, *clock, *outbox.Outbox) {
 	t.Helper()
 	if err := sqldb.Migrate(t.Context(), db, outbox.Migrations(outboxTable, db.Dialect), outbox.VersionTable(outboxTable)); err != nil {
 		t.Fatal(err)
 	}
-	svc := storage.New(db, outbox.New(db, outboxTable), storage.Config{DefaultQuota: defaultQuota}, obs.Discard())
+	ob := outbox.New(db, outboxTable)
+	svc := storage.New(db, ob, storage.Config{DefaultQuota: defaultQuota}, obs.Discard())
 	c := &clock{t: time.Date(2025, 3, 14, 12, 0, 0, 0, time.UTC)}
 	svc.SetClock(c.Now)
-	return svc, c
+	return svc, c, ob
 }
 
 // implementations runs fn against the service in process and against the
@@ -77,12 +79,12 @@ func newService(t *testing.T, db *sqldb.DB) (*storage.Service, *clock) {
 func implementations(t *testing.T, fn func(t *testing.T, h *harness)) {
 	t.Helper()
 	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
-		svc, c := newService(t, db)
+		svc, c, ob := newService(t, db)
 		t.Run("service", func(t *testing.T) {
-			fn(t, &harness{q: svc, svc: svc, db: db, clock: c})
+			fn(t, &harness{q: svc, svc: svc, db: db, ob: ob, clock: c})
 		})
 		t.Run("client", func(t *testing.T) {
-			h := &harness{svc: svc, db: db, clock: c}
+			h := &harness{svc: svc, db: db, ob: ob, clock: c}
 			keys, err := authn.NewServiceKeys(serviceKey, "videos")
 			if err != nil {
 				t.Fatal(err)
@@ -138,8 +140,9 @@ func (h *harness) reserve(t *testing.T, user string, n int64) storage.Reservatio
 }
 
 // events counts the outbox events with an action for user.
-func events(t *testing.T, db *sqldb.DB, action, user string) int {
+func events(t *testing.T, ob *outbox.Outbox, db *sqldb.DB, action, user string) int {
 	t.Helper()
+	ob.Wait() // events of reads are written after the answer
 	var n int
 	err := db.R.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM `+outboxTable+` WHERE payload LIKE $1 AND payload LIKE $2`,
 		`%"action":"`+action+`"%`, `%`+user+`%`).Scan(&n)
@@ -186,7 +189,7 @@ func TestReserveCommit(t *testing.T) {
 		if e, _ := errs.As(err); e.Code != "quota_exceeded" || !strings.Contains(e.Msg, "450") {
 			t.Fatalf("over quota error: %+v", e)
 		}
-		if n := events(t, h.db, "QUOTA_EXCEEDED", user); n != 1 {
+		if n := events(t, h.ob, h.db, "QUOTA_EXCEEDED", user); n != 1 {
 			t.Fatalf("%d QUOTA_EXCEEDED events", n)
 		}
 		h.wantUsage(t, user, 550, 0)
@@ -547,7 +550,7 @@ func TestClientUnreachable(t *testing.T) {
 	}
 	// A wrong service key is a misconfiguration, not the user's fault: 500.
 	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
-		svc, _ := newService(t, db)
+		svc, _, _ := newService(t, db)
 		mux := http.NewServeMux()
 		good, _ := authn.NewServiceKeys(serviceKey, "storage")
 		storage.NewHandler(svc, authntest.New(t).Verifier(), &authntest.Directory{}).InternalRoutes(mux, good)

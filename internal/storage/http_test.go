@@ -44,7 +44,7 @@ func get(t *testing.T, url, token string) (int, http.Header, []byte) {
 
 func TestPublicRoutes(t *testing.T) {
 	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
-		svc, _ := newService(t, db)
+		svc, _, ob := newService(t, db)
 		iss := authntest.New(t)
 		keys, err := authn.NewServiceKeys(serviceKey, "storage")
 		if err != nil {
@@ -93,7 +93,7 @@ func TestPublicRoutes(t *testing.T) {
 				t.Fatalf("me: %s = %v, want %v (%s)", k, fields[k], v, body)
 			}
 		}
-		if n := events(t, db, "CHECK_STORAGE", alice); n != 1 {
+		if n := events(t, ob, db, "CHECK_STORAGE", alice); n != 1 {
 			t.Fatalf("%d CHECK_STORAGE events", n)
 		}
 
@@ -106,7 +106,7 @@ func TestPublicRoutes(t *testing.T) {
 		if status != 200 || json.Unmarshal(body, &u) != nil || u.QuotaBytes != -1 || u.AvailableBytes != -1 {
 			t.Fatalf("admin reads bob: %d %s", status, body)
 		}
-		if n := events(t, db, "CHECK_STORAGE", admin); n != 1 {
+		if n := events(t, ob, db, "CHECK_STORAGE", admin); n != 1 {
 			t.Fatalf("%d CHECK_STORAGE events by the admin", n)
 		}
 		if status, _, body := get(t, srv.URL+"/api/v1/storage/users/"+alice, adminTok); status != 200 || !strings.Contains(string(body), `"used_bytes":200`) {

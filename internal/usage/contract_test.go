@@ -60,6 +60,7 @@ type harness struct {
 	m     usage.Meter
 	svc   *usage.Service
 	db    *sqldb.DB
+	ob    *outbox.Outbox
 	clock *clock
 	srv   *httptest.Server
 	// drop, when positive, makes the server handle the next requests but
@@ -67,15 +68,16 @@ type harness struct {
 	drop atomic.Int64
 }
 
-func newService(t *testing.T, db *sqldb.DB) (*usage.Service, *clock) {
+func newService(t *testing.T, db *sqldb.DB) (*usage.Service, *clock, *outbox.Outbox) {
 	t.Helper()
 	if err := sqldb.Migrate(t.Context(), db, outbox.Migrations(outboxTable, db.Dialect), outbox.VersionTable(outboxTable)); err != nil {
 		t.Fatal(err)
 	}
-	svc := usage.New(db, outbox.New(db, outboxTable), usage.Config{DailyUpload: defaultUpload, DailyEgress: defaultEgress}, obs.Discard())
+	ob := outbox.New(db, outboxTable)
+	svc := usage.New(db, ob, usage.Config{DailyUpload: defaultUpload, DailyEgress: defaultEgress}, obs.Discard())
 	c := &clock{t: day0.Add(noon)}
 	svc.SetClock(c.Now)
-	return svc, c
+	return svc, c, ob
 }
 
 // implementations runs fn against the service in process and against the
@@ -83,14 +85,14 @@ func newService(t *testing.T, db *sqldb.DB) (*usage.Service, *clock) {
 func implementations(t *testing.T, fn func(t *testing.T, h *harness)) {
 	t.Helper()
 	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
-		svc, c := newService(t, db)
+		svc, c, ob := newService(t, db)
 		t.Run("service", func(t *testing.T) {
 			c.Set(day0.Add(noon))
-			fn(t, &harness{m: svc, svc: svc, db: db, clock: c})
+			fn(t, &harness{m: svc, svc: svc, db: db, ob: ob, clock: c})
 		})
 		t.Run("client", func(t *testing.T) {
 			c.Set(day0.Add(noon))
-			h := &harness{svc: svc, db: db, clock: c}
+			h := &harness{svc: svc, db: db, ob: ob, clock: c}
 			keys, err := authn.NewServiceKeys(serviceKey, "videos")
 			if err != nil {
 				t.Fatal(err)
@@ -155,8 +157,9 @@ func wantLimit(t *testing.T, err error, retryAfter time.Duration) {
 	}
 }
 
-func events(t *testing.T, db *sqldb.DB, action, user string) int {
+func events(t *testing.T, ob *outbox.Outbox, db *sqldb.DB, action, user string) int {
 	t.Helper()
+	ob.Wait() // events of reads are written after the answer
 	var n int
 	err := db.R.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM `+outboxTable+` WHERE payload LIKE $1 AND payload LIKE $2`,
 		`%"action":"`+action+`"%`, `%`+user+`%`).Scan(&n)
@@ -194,7 +197,7 @@ func TestUploadReserveCommit(t *testing.T) {
 		// 420 left today; at noon the counters reset in 12 hours.
 		_, err := h.m.ReserveUpload(ctx, user, 421, time.Hour)
 		wantLimit(t, err, noon)
-		if n := events(t, h.db, "LIMIT_EXCEEDED", user); n != 1 {
+		if n := events(t, h.ob, h.db, "LIMIT_EXCEEDED", user); n != 1 {
 			t.Fatalf("%d LIMIT_EXCEEDED events", n)
 		}
 		r2 := h.reserve(t, user, 420)

@@ -43,7 +43,7 @@ func get(t *testing.T, url, token string) (int, http.Header, []byte) {
 func TestPublicRoutes(t *testing.T) {
 	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := t.Context()
-		svc, c := newService(t, db)
+		svc, c, ob := newService(t, db)
 		iss := authntest.New(t)
 		keys, err := authn.NewServiceKeys(serviceKey, "usage")
 		if err != nil {
@@ -95,7 +95,7 @@ func TestPublicRoutes(t *testing.T) {
 			eg["used_bytes"] != 2500.0 || eg["limit_bytes"] != float64(defaultEgress) {
 			t.Fatalf("me: %s", body)
 		}
-		if n := events(t, db, "CHECK_BANDWIDTH", alice); n != 1 {
+		if n := events(t, ob, db, "CHECK_BANDWIDTH", alice); n != 1 {
 			t.Fatalf("%d CHECK_BANDWIDTH events", n)
 		}
 
@@ -118,7 +118,7 @@ func TestPublicRoutes(t *testing.T) {
 			hist.Items[1].Day != "2025-03-13" || !hist.Items[1].ResetsAt.Equal(day0) {
 			t.Fatalf("history: %s", body)
 		}
-		if n := events(t, db, "CHECK_BANDWIDTH", admin); n != 1 {
+		if n := events(t, ob, db, "CHECK_BANDWIDTH", admin); n != 1 {
 			t.Fatalf("%d CHECK_BANDWIDTH events by the admin", n)
 		}
 		// Without bounds: the last 30 days.

@@ -274,7 +274,7 @@ func TestMeterAllowanceCache(t *testing.T) {
 // engines: every byte counted before the stop is in the day's counter.
 func TestMeterWithService(t *testing.T) {
 	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
-		svc, _ := newService(t, db)
+		svc, _, _ := newService(t, db)
 		m := usage.NewEgressMeter(svc, usage.MeterConfig{FlushEvery: 10 * time.Millisecond})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)

@@ -32,6 +32,7 @@ import (
 type env struct {
 	t   *testing.T
 	db  *sqldb.DB
+	ob  *outbox.Outbox
 	svc *users.Service
 	srv *httptest.Server
 	now time.Time
@@ -57,11 +58,12 @@ func newEnv(t *testing.T, db *sqldb.DB) *env {
 		t.Fatal(err)
 	}
 	cfg := users.Config{AccessTTL: 15 * time.Minute, RefreshTTL: 30 * 24 * time.Hour, LoginMaxPerAccount: 3, LoginMaxPerIP: 6, LoginWindow: 15 * time.Minute}
-	svc, err := users.New(ctx, db, outbox.New(db, "users_outbox"), users.NewHasher(2), cfg, obs.Discard())
+	ob := outbox.New(db, "users_outbox")
+	svc, err := users.New(ctx, db, ob, users.NewHasher(2), cfg, obs.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, svc: svc, now: time.Now()}
+	e := &env{t: t, db: db, ob: ob, svc: svc, now: time.Now()}
 	svc.SetClock(e.clock)
 	mux := http.NewServeMux()
 	users.NewHandler(svc, authn.NewVerifier(svc)).Routes(mux)
@@ -168,6 +170,7 @@ func (e *env) makeAdmin(email string) string {
 
 func (e *env) events(action, outcome string) []outbox.Event {
 	e.t.Helper()
+	e.ob.Wait() // events of refusals are written after the answer
 	rows, err := e.db.R.Query(`SELECT payload FROM users_outbox ORDER BY seq`)
 	if err != nil {
 		e.t.Fatal(err)

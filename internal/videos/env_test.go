@@ -250,6 +250,7 @@ type envConfig struct {
 type env struct {
 	t      testing.TB
 	db     *sqldb.DB
+	ob     *outbox.Outbox
 	svc    *videos.Service
 	tus    *videos.TUS
 	srv    *httptest.Server
@@ -309,7 +310,8 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	if cfg.prober != nil {
 		prober = cfg.prober(prober)
 	}
-	e.svc, err = videos.New(ctx, db, outbox.New(db, "videos_outbox"), videos.Deps{
+	e.ob = outbox.New(db, "videos_outbox")
+	e.svc, err = videos.New(ctx, db, e.ob, videos.Deps{
 		Blobs: e.blobs, Prober: prober, Quota: quota, Limit: limit, Egress: egress,
 	}, videos.Config{
 		MaxUploadSize: cfg.maxUpload, TrashRetention: cfg.trashRetained, PlaybackTTL: time.Hour,
@@ -499,6 +501,7 @@ func testVideo(t testing.TB, seconds, w, h int) []byte {
 // actions counts the events in the outbox by action.
 func (e *env) actions() map[string]int {
 	e.t.Helper()
+	e.ob.Wait() // events of reads are written after the answer
 	rows, err := e.db.R.Query(`SELECT payload FROM videos_outbox`)
 	if err != nil {
 		e.t.Fatal(err)

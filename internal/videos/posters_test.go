@@ -195,8 +195,8 @@ func (p slowPoster) Poster(ctx context.Context, path string, info probe.Info) (s
 // machine may not have had) is tried again, not given up at once.
 func TestPosterTimeoutIsRetried(t *testing.T) {
 	fails := new(atomic.Int32)
-	fails.Store(1)
 	withEnv(t, func(t *testing.T, e *env) {
+		fails.Store(1) // on each engine
 		ann := e.user("user")
 		r := e.upload(ann, "slow", testVideo(t, 1, 64, 48))
 		if r.status != 201 {

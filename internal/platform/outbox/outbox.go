@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"regexp"
+	"sync"
 	"testing/fstest"
 	"time"
 
@@ -33,6 +34,10 @@ type Outbox struct {
 	wake chan struct{}
 	// rec groups the events recorded on their own (Record).
 	rec *group.Runner[pendingEvent, error]
+	// behind holds a token for each event RecordOrLog handed on and that
+	// is not committed yet (maxBehind); recording counts them for Wait.
+	behind    chan struct{}
+	recording sync.WaitGroup
 }
 
 // Option tunes an Outbox's relay.
@@ -116,8 +121,9 @@ func New(db *sqldb.DB, table string, opts ...Option) *Outbox {
 		db: db, table: table,
 		batch: 500, gather: 50 * time.Millisecond, poll: time.Second, lease: time.Minute,
 		minWait: 200 * time.Millisecond, maxWait: 30 * time.Second,
-		log:  slog.New(slog.DiscardHandler),
-		wake: make(chan struct{}, 1),
+		log:    slog.New(slog.DiscardHandler),
+		wake:   make(chan struct{}, 1),
+		behind: make(chan struct{}, maxBehind),
 	}
 	for _, opt := range opts {
 		opt(o)

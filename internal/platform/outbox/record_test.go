@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/outbox"
@@ -113,15 +115,30 @@ func BenchmarkRecord(b *testing.B) {
 	}
 }
 
-// RecordOrLog stores the event, or logs why it could not, with the
-// request's id, without failing the caller.
+// RecordOrLog returns before the event is stored, stores it in the
+// background, or logs why it could not, with the request's id, without
+// failing the caller; Wait waits for what it handed on.
 func TestRecordOrLog(t *testing.T) {
 	sqldbtest.Engines(t, func(t *testing.T, url string) {
 		db := open(t, url)
 		var logs bytes.Buffer
 		ob := outbox.New(db, table, outbox.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
-		ctx := obs.WithRequest(t.Context(), obs.Request{ID: "req-7"})
+		ctx, cancel := context.WithCancel(obs.WithRequest(t.Context(), obs.Request{ID: "req-7"}))
+		// Hold the writer: the event cannot be stored before it is free,
+		// and RecordOrLog must not wait for it.
+		tx, err := db.W.BeginTx(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(`DELETE FROM ` + table); err != nil {
+			t.Fatal(err)
+		}
 		ob.RecordOrLog(ctx, outbox.NewEvent(ctx, "test", "CHECK_STORAGE", outbox.Success, "kept"))
+		cancel() // the request is answered: its event is still written
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		ob.Wait()
 		if n := pending(t, ob); n != 1 || logs.Len() != 0 {
 			t.Fatalf("%d pending, log %q", n, logs.String())
 		}
@@ -129,8 +146,51 @@ func TestRecordOrLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		ob.RecordOrLog(ctx, outbox.NewEvent(ctx, "test", "CHECK_STORAGE", outbox.Success, "lost"))
+		ob.Wait()
 		if l := logs.String(); !strings.Contains(l, `"record activity event"`) || !strings.Contains(l, `"request_id":"req-7"`) || !strings.Contains(l, "CHECK_STORAGE") {
 			t.Fatalf("the failure was not logged with the request id: %q", l)
+		}
+	})
+}
+
+// Past MaxBehind events on their way, RecordOrLog waits for its own to be
+// stored: a storm of reads cannot pile up events without bound while the
+// database lags.
+func TestRecordOrLogBounded(t *testing.T) {
+	sqldbtest.Engines(t, func(t *testing.T, url string) {
+		db := open(t, url)
+		if db.Dialect != sqldb.SQLite {
+			t.Skip("only SQLite's one writer can be held to keep events waiting")
+		}
+		ob := outbox.New(db, table)
+		ctx := t.Context()
+		tx, err := db.W.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(`DELETE FROM ` + table); err != nil {
+			t.Fatal(err)
+		}
+		for i := range outbox.MaxBehind {
+			ob.RecordOrLog(ctx, outbox.NewEvent(ctx, "test", "CHECK_STORAGE", outbox.Success, strconv.Itoa(i)))
+		}
+		returned := make(chan struct{})
+		go func() {
+			ob.RecordOrLog(ctx, outbox.NewEvent(ctx, "test", "CHECK_STORAGE", outbox.Success, "one too many"))
+			close(returned)
+		}()
+		select {
+		case <-returned:
+			t.Fatal("RecordOrLog returned with the outbox full and its event not stored")
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		<-returned
+		ob.Wait()
+		if n := pending(t, ob); n != outbox.MaxBehind+1 {
+			t.Fatalf("%d events stored, want %d", n, outbox.MaxBehind+1)
 		}
 	})
 }

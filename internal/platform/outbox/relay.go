@@ -86,7 +86,12 @@ const statsEvery = time.Second
 // with FOR UPDATE SKIP LOCKED so that claims do not queue behind each
 // other), so no two deliver the same event, short of a lease expiring
 // mid-delivery, which the sink's idempotency absorbs.
+//
+// Before it returns, Run waits for the events RecordOrLog still has on
+// their way to the outbox (Wait).
 func (o *Outbox) Run(ctx context.Context, sink Sink) error {
+	// Last, so that the database may close once Run has returned.
+	defer o.Wait()
 	limit := o.batch // shrinks while isolating a rejected event
 	failures := 0
 	eager := 0 // quick re-checks left after a wake-up that found nothing
