@@ -21,7 +21,7 @@ const cpuBounded = true
 // when it places a waking thread, so a request waits behind a poster. A
 // SCHED_IDLE thread is preempted at once by any other and its core counts
 // as idle (1000-user mix on 2 cores, SQLite, November 27: worst read p99
-// 96–187 ms at nice 10, 55–62 ms at SCHED_IDLE).
+// 96–187 ms in two runs at nice 10, 51–110 ms in six at SCHED_IDLE).
 //
 // The policy is set on the process just started, before it has loaded its
 // libraries: every thread it starts later inherits it, as does anything it
