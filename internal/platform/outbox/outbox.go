@@ -35,9 +35,9 @@ type Outbox struct {
 	// rec groups the events recorded on their own (Record).
 	rec *group.Runner[pendingEvent, error]
 	// behind holds a token for each event RecordOrLog handed on and that
-	// is not committed yet (maxBehind); recording counts them for Wait.
-	behind    chan struct{}
-	recording sync.WaitGroup
+	// is not committed yet (maxBehind); waiting serializes Wait.
+	behind  chan struct{}
+	waiting sync.Mutex
 }
 
 // Option tunes an Outbox's relay.

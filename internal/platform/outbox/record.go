@@ -81,15 +81,11 @@ func (o *Outbox) RecordOrLog(ctx context.Context, e Event) {
 		o.recordOrLog(ctx, e) // maxBehind on their way: wait for this one
 		return
 	}
-	o.recording.Add(1)
 	// The request's values (its id, for the log) without its end: the
 	// request is answered before the event is written.
 	ctx = context.WithoutCancel(ctx)
 	go func() {
-		defer func() {
-			<-o.behind
-			o.recording.Done()
-		}()
+		defer func() { <-o.behind }()
 		o.recordOrLog(ctx, e)
 	}()
 }
@@ -102,8 +98,19 @@ func (o *Outbox) recordOrLog(ctx context.Context, e Event) {
 
 // Wait returns once every event RecordOrLog handed on has been committed,
 // or has failed and been logged (each INSERT is bounded by recordTimeout).
-// Call it before closing the database.
-func (o *Outbox) Wait() { o.recording.Wait() }
+// Call it before closing the database. It takes every token of behind,
+// which only the events on their way hold; meanwhile RecordOrLog finds
+// none free and records in its caller, so nothing slips past.
+func (o *Outbox) Wait() {
+	o.waiting.Lock() // two Waits each holding some tokens would block for ever
+	defer o.waiting.Unlock()
+	for range cap(o.behind) {
+		o.behind <- struct{}{}
+	}
+	for range cap(o.behind) {
+		<-o.behind
+	}
+}
 
 // writeBatch inserts the batch in one statement and answers each event.
 func (o *Outbox) writeBatch(ctx context.Context, batch []pendingEvent) []error {

@@ -194,3 +194,35 @@ func TestRecordOrLogBounded(t *testing.T) {
 		}
 	})
 }
+
+// Wait may run while events are being recorded: every event is stored
+// once, and a Wait after the last RecordOrLog sees them all.
+func TestWaitWhileRecording(t *testing.T) {
+	sqldbtest.Engines(t, func(t *testing.T, url string) {
+		db := open(t, url)
+		ob := outbox.New(db, table)
+		ctx := t.Context()
+		const callers, each = 8, 50
+		var wg sync.WaitGroup
+		for c := range callers {
+			wg.Go(func() {
+				for i := range each {
+					ob.RecordOrLog(ctx, outbox.NewEvent(ctx, "test", "CHECK_STORAGE", outbox.Success, fmt.Sprint(c, i)))
+				}
+			})
+		}
+		waits := make(chan struct{})
+		go func() {
+			defer close(waits)
+			for range 20 {
+				ob.Wait()
+			}
+		}()
+		wg.Wait()
+		<-waits
+		ob.Wait()
+		if n := pending(t, ob); n != callers*each {
+			t.Fatalf("%d events stored, want %d", n, callers*each)
+		}
+	})
+}
