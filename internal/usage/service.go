@@ -449,11 +449,7 @@ func (s *Service) Today(ctx context.Context, userID string) (Status, error) {
 	if err := checkUser(userID); err != nil {
 		return Status{}, err
 	}
-	up, eg, err := s.store.limits(ctx, s.db.R, userID)
-	if err != nil {
-		return Status{}, fmt.Errorf("usage today: %w", err)
-	}
-	d, err := s.store.day(ctx, s.db.R, userID, Day(s.now()))
+	d, up, eg, err := s.store.today(ctx, s.db.R, userID, Day(s.now()))
 	if err != nil {
 		return Status{}, fmt.Errorf("usage today: %w", err)
 	}

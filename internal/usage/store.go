@@ -45,6 +45,13 @@ func (s *store) limits(ctx context.Context, q sqldb.Querier, userID string) (upl
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, fmt.Errorf("read usage limits: %w", err)
 	}
+	upload, egress = s.orDefaults(up, eg)
+	return upload, egress, nil
+}
+
+// orDefaults returns a user's limits: the overrides stored, else the
+// defaults.
+func (s *store) orDefaults(up, eg sql.NullInt64) (upload, egress int64) {
 	upload, egress = s.defaultUpload, s.defaultEgr
 	if up.Valid {
 		upload = up.Int64
@@ -52,7 +59,22 @@ func (s *store) limits(ctx context.Context, q sqldb.Querier, userID string) (upl
 	if eg.Valid {
 		egress = eg.Int64
 	}
-	return upload, egress, nil
+	return upload, egress
+}
+
+// today reads what limits and day read, in one statement: a read of one's
+// usage is one round trip to the database, not two.
+func (s *store) today(ctx context.Context, q sqldb.Querier, userID, day string) (d dayRow, upload, egress int64, err error) {
+	var up, eg, used, reserved, egressUsed sql.NullInt64
+	err = q.QueryRowContext(ctx, `SELECT l.daily_upload, l.daily_egress, d.upload_used, d.upload_reserved, d.egress_used
+FROM (SELECT 1 AS one) AS one
+LEFT JOIN usage_limits l ON l.user_id = $1
+LEFT JOIN usage_days d ON d.user_id = $1 AND d.day = $2`, userID, day).Scan(&up, &eg, &used, &reserved, &egressUsed)
+	if err != nil {
+		return dayRow{}, 0, 0, fmt.Errorf("read usage limits and day: %w", err)
+	}
+	upload, egress = s.orDefaults(up, eg)
+	return dayRow{Day: day, UploadUsed: used.Int64, UploadReserved: reserved.Int64, EgressUsed: egressUsed.Int64}, upload, egress, nil
 }
 
 // setLimits stores overrides; a nil value keeps the current one.
