@@ -588,7 +588,7 @@ section=$work/section.md
 	echo "on its own (\`outbox.RecordOrLog\`), and used to wait until it was committed. On SQLite that"
 	echo "commit queues for the one writer connection, which uploads hold for whole transactions, so"
 	echo "the reads' tail was the writer's queue. The event is now written just after the answer (at"
-	echo "most 4096 on their way; past that, callers wait). SQLite full mix, 40 s, with ffmpeg at"
+	echo "most 1024 on their way; past that, callers wait). SQLite full mix, 40 s, with ffmpeg at"
 	echo "\`SCHED_IDLE\` (November 27): worst read p99 51–110 ms in six runs waiting for the event,"
 	echo "22–32 ms in three not (p90 7–10 ms). On PostgreSQL, which has no single writer, the same"
 	echo "change moved the worst read p99 from 202–240 ms to 136–213 ms in 40 s runs; what is left there"
