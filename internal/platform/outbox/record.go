@@ -25,8 +25,8 @@ import (
 // wait for the commit: it hands the event to a goroutine that records it
 // and answers at once. On SQLite every INSERT waits for the one writer
 // connection, which uploads hold for whole transactions; reads waited
-// there for their own events (1000-user mix on 2 cores, SQLite: worst read
-// p99 55–110 ms waiting, 25–66 ms not). The event is committed a few
+// there for their own events (1000-user mix on 2 cores, SQLite, 40 s runs:
+// worst read p99 51–110 ms waiting, 22–32 ms not). The event is committed a few
 // milliseconds later unless the process dies first; Wait, which the relay
 // calls as it stops, waits for the events still on their way.
 

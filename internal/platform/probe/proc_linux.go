@@ -27,7 +27,9 @@ const cpuBounded = true
 // libraries: every thread it starts later inherits it, as does anything it
 // forks. Starved of CPU, such a run can take any time on the clock, hence
 // the bound in CPU time (RLIMIT_CPU: SIGXCPU at cpu, SIGKILL a second
-// later; cpu is in whole seconds, cpuLimit). When either cannot be set, the run goes on at a lower priority.
+// later; cpu is in whole seconds, cpuLimit). Where SCHED_IDLE is refused
+// the run goes on at nice 19; where RLIMIT_CPU is, only the clock (ten
+// timeouts) bounds it.
 func toBackground(pid int, cpu time.Duration) {
 	if err := unix.SchedSetAttr(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
 		lowerPriority(pid, backgroundNice)
