@@ -59,11 +59,12 @@ type DB struct {
 
 // Options tunes Open. The zero value is a good default.
 type Options struct {
-	// MaxOpenConns is the PostgreSQL pool size, or the number of SQLite
-	// reader connections; 0 picks a sensible default (PostgreSQL: four per
-	// core, between 8 and 20, see PostgresDefaultMaxOpen; SQLite:
-	// max(4, 2*GOMAXPROCS) readers). The SQLite writer always has exactly
-	// one connection.
+	// MaxOpenConns is the number of reader connections: PostgreSQL's read
+	// pool, or SQLite's query-only connections; 0 picks a sensible default
+	// (PostgreSQL: four per core, between 8 and 14, see
+	// PostgresDefaultMaxOpen; SQLite: max(4, 2*GOMAXPROCS)). PostgreSQL's
+	// write pool has half as many, 2 to 6 (PostgresWriters); the SQLite
+	// writer always has exactly one connection.
 	MaxOpenConns int
 }
 
@@ -112,41 +113,58 @@ func openPostgres(ctx context.Context, url string, opts Options) (*DB, error) {
 		// pgx's parse errors already redact the password.
 		return nil, fmt.Errorf("sqldb: parse postgres url %s: %w", Redacted(url), err)
 	}
-	pool := stdlib.OpenDB(*cfg)
 	n := opts.MaxOpenConns
 	if n == 0 {
 		n = PostgresDefaultMaxOpen(runtime.GOMAXPROCS(0))
 	}
-	pool.SetMaxOpenConns(n)
-	// As many idle as open: database/sql's default of 2 idle connections
-	// would make a busy service reconnect (TLS + auth) for most queries.
-	pool.SetMaxIdleConns(n)
-	pool.SetConnMaxIdleTime(pgConnMaxIdleTime)
-
-	db := &DB{W: pool, R: pool, Dialect: Postgres}
+	// Two pools, as on SQLite: reads (one statement each, most requests)
+	// never wait for a connection behind the writes' transactions, which
+	// hold theirs for several round trips (an upload's, a relay's).
+	db := &DB{W: postgresPool(cfg, PostgresWriters(n)), R: postgresPool(cfg, n), Dialect: Postgres}
 	if err := db.Ping(ctx); err != nil {
-		_ = pool.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("sqldb: open %s: %w", Redacted(url), err)
 	}
 	return db, nil
 }
 
-// PostgresDefaultMaxOpen is the PostgreSQL pool size when none is given, for
-// a process with procs cores: four connections per core, at least 8 and at
-// most 20.
+// postgresPool opens a pool of at most n connections.
+func postgresPool(cfg *pgx.ConnConfig, n int) *sql.DB {
+	pool := stdlib.OpenDB(*cfg)
+	pool.SetMaxOpenConns(n)
+	// As many idle as open: database/sql's default of 2 idle connections
+	// would make a busy service reconnect (TLS + auth) for most queries.
+	pool.SetMaxIdleConns(n)
+	pool.SetConnMaxIdleTime(pgConnMaxIdleTime)
+	return pool
+}
+
+// PostgresDefaultMaxOpen is the size of the PostgreSQL read pool when none
+// is given, for a process with procs cores: four connections per core, at
+// least 8 and at most 14.
 //
 // A connection is only worth having while its query is in flight, and a
 // process can keep only a few in flight per core (the rest of each request
 // is its own CPU work). More connections than that do not add throughput:
 // they add server processes that compete for the cores, which is what
 // PostgreSQL's own sizing advice (about twice its cores) warns of. On two
-// cores shared with the server, a pool of 20 gave the 1000-user read mix a
-// p99 near 100 ms and a pool of 8 about 25 ms (docs/benchmarks.md). The
-// ceiling of 20 keeps a handful of services within PostgreSQL's default
-// max_connections (100); the floor leaves room for slow queries and the
-// outbox relays on one-core machines.
+// cores shared with the server, one pool of 20 gave the 1000-user read mix
+// a p99 near 100 ms and a pool of 8 about 25 ms (docs/benchmarks.md). With
+// the write pool (PostgresWriters) a process opens at most 20, which keeps
+// a handful of services within PostgreSQL's default max_connections (100);
+// the floor leaves room for slow queries on one-core machines.
 func PostgresDefaultMaxOpen(procs int) int {
-	return min(20, max(8, 4*procs))
+	return min(14, max(8, 4*procs))
+}
+
+// PostgresWriters is the size of the PostgreSQL write pool beside a read
+// pool of readers: half as many, 2 to 6. Writes are transactions of a few
+// statements, far fewer than the reads, and the outbox relays'. Separate
+// from the reads (1000-user mix on 2 cores, November 27, two 40 s runs
+// each side by side): worst read p99 104 and 136 ms against 188 and 259
+// ms for one pool of 8.
+func PostgresWriters(readers int) int {
+	return min(6, max(2, readers/2))
 }
 
 // sqliteTarget is a parsed SQLite location.

@@ -111,11 +111,15 @@ func TestOpen(t *testing.T) {
 			if db.Dialect != sqldb.Postgres {
 				t.Errorf("Dialect = %q", db.Dialect)
 			}
-			if db.W != db.R {
-				t.Error("on PostgreSQL W and R should be the same pool")
+			if db.W == db.R {
+				t.Fatal("on PostgreSQL too W and R must be different pools")
 			}
-			if got, want := db.W.Stats().MaxOpenConnections, sqldb.PostgresDefaultMaxOpen(runtime.GOMAXPROCS(0)); got != want {
-				t.Errorf("MaxOpenConnections = %d, want %d", got, want)
+			readers := sqldb.PostgresDefaultMaxOpen(runtime.GOMAXPROCS(0))
+			if got := db.R.Stats().MaxOpenConnections; got != readers {
+				t.Errorf("reader MaxOpenConnections = %d, want %d", got, readers)
+			}
+			if got, want := db.W.Stats().MaxOpenConnections, sqldb.PostgresWriters(readers); got != want {
+				t.Errorf("writer MaxOpenConnections = %d, want %d", got, want)
 			}
 		default:
 			if db.Dialect != sqldb.SQLite {
@@ -192,20 +196,29 @@ func TestOpenMaxOpenConns(t *testing.T) {
 		if got := db.R.Stats().MaxOpenConnections; got != 7 {
 			t.Errorf("reader MaxOpenConnections = %d, want 7", got)
 		}
-		if db.Dialect == sqldb.SQLite {
-			if got := db.W.Stats().MaxOpenConnections; got != 1 {
-				t.Errorf("writer MaxOpenConnections = %d, want 1", got)
-			}
+		want := 1 // SQLite's one writer
+		if db.Dialect == sqldb.Postgres {
+			want = sqldb.PostgresWriters(7)
+		}
+		if got := db.W.Stats().MaxOpenConnections; got != want {
+			t.Errorf("writer MaxOpenConnections = %d, want %d", got, want)
 		}
 	})
 }
 
 func TestPostgresDefaultMaxOpen(t *testing.T) {
 	for _, c := range []struct{ procs, want int }{
-		{1, 8}, {2, 8}, {3, 12}, {4, 16}, {5, 20}, {64, 20},
+		{1, 8}, {2, 8}, {3, 12}, {4, 14}, {64, 14},
 	} {
 		if got := sqldb.PostgresDefaultMaxOpen(c.procs); got != c.want {
 			t.Errorf("PostgresDefaultMaxOpen(%d) = %d, want %d", c.procs, got, c.want)
+		}
+	}
+	for _, c := range []struct{ readers, want int }{
+		{1, 2}, {4, 2}, {8, 4}, {12, 6}, {14, 6}, {100, 6},
+	} {
+		if got := sqldb.PostgresWriters(c.readers); got != c.want {
+			t.Errorf("PostgresWriters(%d) = %d, want %d", c.readers, got, c.want)
 		}
 	}
 }
