@@ -33,8 +33,8 @@ type Config struct {
 	Databases map[string]string
 	// URLs maps a service to its base URL, for split mode.
 	URLs map[string]string
-	// DBMaxConns is the size of each database pool (sqldb.Options); 0
-	// keeps sqldb's default.
+	// DBMaxConns is the number of reader connections per database
+	// (sqldb.Options); 0 keeps sqldb's default.
 	DBMaxConns int
 	// ServiceKey signs service credentials in split mode.
 	ServiceKey string
@@ -150,7 +150,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind(&origins, "cors-origins", "REEL_CORS_ORIGINS", "", "comma list of browser origins allowed by CORS", public)
 	b.bind((*dur)(&c.HTTP.ShutdownTimeout), "shutdown-timeout", "REEL_SHUTDOWN_TIMEOUT", "30s", "how long to drain in-flight requests on stop", public)
 	b.bind((*str)(&c.HTTP.DebugAddr), "debug-addr", "REEL_DEBUG_ADDR", "", "address serving Go's pprof profiles at /debug/pprof/ (off when empty; keep it private, e.g. 127.0.0.1:6060: profiles show memory)", public)
-	b.bind((*intv)(&c.DBMaxConns), "db-max-conns", "REEL_DB_MAX_CONNS", "0", "connections per database pool (0: 4×cores within 8–20 on PostgreSQL, max(4, 2×cores) SQLite readers)", public)
+	b.bind((*intv)(&c.DBMaxConns), "db-max-conns", "REEL_DB_MAX_CONNS", "0", "reader connections per database (0: 4×cores within 8–14 on PostgreSQL, beside half as many writers, 2–6; max(4, 2×cores) on SQLite, beside its one writer)", public)
 
 	var dbURL string
 	b.bind((*str)(&dbURL), "database-url", "REEL_DATABASE_URL", "", "database for every service: postgres://… or a SQLite file (default <data-dir>/reel.db)", secretURL)
