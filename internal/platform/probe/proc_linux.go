@@ -25,15 +25,18 @@ const cpuBounded = true
 //
 // The policy is set on the process just started, before it has loaded its
 // libraries: every thread it starts later inherits it, as does anything it
-// forks. Starved of CPU, such a run can take any time on the clock, hence
-// the bound in CPU time (RLIMIT_CPU: SIGXCPU at cpu, SIGKILL a second
+// forks later. The whole process group goes to nice 19 first, so that
+// anything forked before (ffmpeg forks nothing; a wrapper script might)
+// still yields to reel.
+//
+// Starved of CPU, such a run can take any time on the clock, hence the
+// bound in CPU time (RLIMIT_CPU: SIGXCPU at cpu, SIGKILL a second
 // later; cpu is in whole seconds, cpuLimit). Where SCHED_IDLE is refused
 // the run goes on at nice 19; where RLIMIT_CPU is, only the clock (ten
 // timeouts) bounds it.
 func toBackground(pid int, cpu time.Duration) {
-	if err := unix.SchedSetAttr(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
-		lowerPriority(pid, backgroundNice)
-	}
+	lowerPriority(pid, backgroundNice)
+	_ = unix.SchedSetAttr(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0)
 	secs := uint64(cpu / time.Second)
 	_ = unix.Prlimit(pid, unix.RLIMIT_CPU, &unix.Rlimit{Cur: secs, Max: secs + 1}, nil)
 }

@@ -239,7 +239,10 @@ func TestPosterRunsInBackground(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	stat, limit := filepath.Join(dir, "stat"), filepath.Join(dir, "limit")
-	tool := fakeTool(t, "ffmpeg", `sh -c 'sleep 0.3; cat /proc/$$/stat > `+stat+`; ulimit -t > `+limit+`'`+"\nexit 1\n")
+	// The tool forks once its policy is set (just after start), as
+	// ffmpeg starts its threads: the child must inherit the policy and
+	// the limit.
+	tool := fakeTool(t, "ffmpeg", `sleep 0.3; sh -c 'cat /proc/$$/stat > `+stat+`; ulimit -t > `+limit+`'`+"\nexit 1\n")
 	p := newProber("", tool, 3*time.Second)
 	_, _ = p.Poster(t.Context(), sniffable(t), Info{DurationSeconds: 1})
 	if runtime.GOOS != "linux" {
