@@ -24,9 +24,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	// Registers the "sqlite" database/sql driver (pure Go, no cgo), and
-	// provides the *sqlite.Error type that IsUniqueViolation inspects.
-	_ "modernc.org/sqlite"
+	// The SQLite driver (pure Go, no cgo); it also provides the
+	// *sqlite.Error type that IsUniqueViolation inspects.
+	"modernc.org/sqlite"
 )
 
 // Dialect names the SQL engine behind a DB.
@@ -294,6 +294,16 @@ func readerParams() neturl.Values {
 	}
 }
 
+// openLite is sql.Open("sqlite", dsn) with connections that keep their
+// prepared statements (cachingConnector).
+func openLite(dsn string) (*sql.DB, error) {
+	c, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(cachingConnector{c}), nil
+}
+
 func openSQLite(ctx context.Context, t sqliteTarget, opts Options) (_ *DB, err error) {
 	if dir := filepath.Dir(t.path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -301,7 +311,7 @@ func openSQLite(ctx context.Context, t sqliteTarget, opts Options) (_ *DB, err e
 		}
 	}
 
-	w, err := sql.Open("sqlite", t.dsn(writerParams()))
+	w, err := openLite(t.dsn(writerParams()))
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: open sqlite writer %s: %w", t.path, err)
 	}
@@ -335,7 +345,7 @@ func openSQLite(ctx context.Context, t sqliteTarget, opts Options) (_ *DB, err e
 		return nil, fmt.Errorf("sqldb: sqlite database %s is in journal mode %q, not WAL (is it on a network file system?)", t.path, mode)
 	}
 
-	r, err := sql.Open("sqlite", t.dsn(readerParams()))
+	r, err := openLite(t.dsn(readerParams()))
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: open sqlite readers %s: %w", t.path, err)
 	}
