@@ -128,6 +128,13 @@ func registerPosterMetrics(reg prometheus.Registerer, svc *videos.Service) error
 			return fmt.Errorf("register poster metrics: %w", err)
 		}
 	}
+	skipped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "reel_video_poster_sources_skipped_total",
+		Help: "Uploads not kept in the spool for their poster because its disk was short of its reserve (a tenth, at least 1 GiB): their posters are cut from the stored video.",
+	}, func() float64 { return float64(c.SourcesSkipped.Load()) })
+	if err := reg.Register(skipped); err != nil {
+		return fmt.Errorf("register poster metrics: %w", err)
+	}
 	return nil
 }
 

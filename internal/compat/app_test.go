@@ -345,7 +345,7 @@ func TestAllInOneVideoWalk(t *testing.T) {
 		}
 		// The poster worker's metrics: one cut, none left to cut.
 		_, _, metrics := get(t, base+"/metrics")
-		for _, want := range []string{"reel_video_posters_due 0\n", `reel_video_posters_total{outcome="cut"} 1` + "\n", `reel_video_posters_total{outcome="failed"} 0` + "\n"} {
+		for _, want := range []string{"reel_video_posters_due 0\n", `reel_video_posters_total{outcome="cut"} 1` + "\n", `reel_video_posters_total{outcome="failed"} 0` + "\n", "reel_video_poster_sources_skipped_total 0\n"} {
 			if !strings.Contains(string(metrics), want) {
 				t.Fatalf("/metrics has no %q", want)
 			}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/probe"
 )
 
@@ -59,6 +60,9 @@ type PosterCounts struct {
 	None    atomic.Int64 // videos that went without one: nothing to cut, no room in the quota, given up
 	Failed  atomic.Int64 // attempts that failed and will be tried again
 	Dropped atomic.Int64 // posters given back: their video went to the trash meanwhile
+	// SourcesSkipped counts uploads not kept in the spool for their poster
+	// because the disk was short of its reserve (keepPosterSource).
+	SourcesSkipped atomic.Int64
 }
 
 // PosterCounts returns the worker's running totals.
@@ -75,6 +79,33 @@ func (s *Service) PostersDue(ctx context.Context) (int64, error) {
 func (s *Service) posterSource(id string) string {
 	return filepath.Join(s.cfg.SpoolDir, "upload-"+id+".poster-source")
 }
+
+// keepPosterSource gives the spooled upload at path a second name, link,
+// for the poster worker, unless that could fill the spool's disk. With a
+// blob store that takes the file itself (the disk store renames it in),
+// the name costs nothing. With one that copies it elsewhere (S3), the
+// name keeps the upload's bytes here until its poster is cut, and posters
+// are cut on idle cores, so a busy server builds a backlog of them. So
+// the name is given only while the disk keeps its reserve free
+// (spoolReserve) after it; otherwise the worker reads the stored video
+// when it comes to this one.
+func (s *Service) keepPosterSource(path string, size int64, link string) {
+	if _, local := s.blobs.(blob.Importer); !local {
+		free, total, err := s.spoolSpace(s.cfg.SpoolDir)
+		if err == nil && (size < 0 || uint64(size)+spoolReserve(total) > free) {
+			s.posterCounts.SourcesSkipped.Add(1)
+			return
+		}
+	}
+	if err := os.Link(path, link); err != nil {
+		s.log.Debug("keep the upload for its poster", "source", link, "err", err)
+	}
+}
+
+// spoolReserve is the free space the spool's file system keeps from
+// poster sources: a tenth of it, and at least 1 GiB, for the uploads
+// arriving meanwhile.
+func spoolReserve(total uint64) uint64 { return max(total/10, 1<<30) }
 
 // announcePoster wakes the worker: a poster is due.
 func (s *Service) announcePoster() {

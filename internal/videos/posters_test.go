@@ -132,6 +132,56 @@ func TestPosterFromStoredVideo(t *testing.T) {
 	})
 }
 
+// copyingStore hides the disk store's Import, as a store that copies an
+// upload elsewhere (S3) does: a poster source then holds its own bytes in
+// the spool.
+type copyingStore struct{ blob.Store }
+
+// With a store that copies uploads away, an upload stays in the spool for
+// its poster only while the disk keeps its reserve free after it (a tenth
+// of the disk); otherwise the worker cuts the poster from the stored video.
+func TestPosterSourceNeedsRoom(t *testing.T) {
+	const total = 100 << 30 // a reserve of 10 GiB
+	var free atomic.Uint64
+	withEnv(t, func(t *testing.T, e *env) {
+		e.svc.SetSpoolSpace(func(string) (uint64, uint64, error) { return free.Load(), total, nil })
+		ann := e.user("user")
+		sources := func() []string {
+			f, _ := filepath.Glob(filepath.Join(e.dirs.spool, "upload-*.poster-source"))
+			return f
+		}
+
+		free.Store(50 << 30)
+		if r := e.upload(ann, "room", testVideo(t, 1, 64, 48)); r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		if s := sources(); len(s) != 1 {
+			t.Fatalf("poster sources with room to spare: %v", s)
+		}
+
+		free.Store(10<<30 + 1024) // the reserve and less than a video
+		if r := e.upload(ann, "no room", testVideo(t, 1, 64, 48)); r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		if s := sources(); len(s) != 1 {
+			t.Fatalf("poster sources short of room: %v", s)
+		}
+		if n := e.svc.PosterCounts().SourcesSkipped.Load(); n != 1 {
+			t.Fatalf("SourcesSkipped = %d, want 1", n)
+		}
+
+		if n := e.cutPosters(); n != 2 {
+			t.Fatalf("the worker took %d videos, want 2", n)
+		}
+		if got := len(posterBlobs(e)); got != 2 {
+			t.Fatalf("%d posters stored, want 2", got)
+		}
+		e.noLeaks(t, 2)
+	}, func(c *envConfig) {
+		c.blobs = func(s blob.Store) blob.Store { return copyingStore{s} }
+	})
+}
+
 // stallingPoster's Poster waits for its context to end, as a cut does
 // when the process stops under it.
 type stallingPoster struct {

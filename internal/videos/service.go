@@ -194,6 +194,9 @@ type Service struct {
 	// poster due (posters.go).
 	posterKick   chan struct{}
 	posterCounts PosterCounts
+	// spoolSpace reports the free and total bytes of the spool's file
+	// system (diskSpace; tests replace it).
+	spoolSpace func(dir string) (free, total uint64, err error)
 }
 
 // New builds the service on db (migrated with Migrations).
@@ -232,6 +235,7 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 		cfg: cfg, log: log, now: time.Now,
 		media:      newMediaCache(mediaCacheSize, mediaCacheTTL),
 		posterKick: make(chan struct{}, 1),
+		spoolSpace: diskSpace,
 	}
 	key := []byte(cfg.SigningKey)
 	if len(key) == 0 {
@@ -546,9 +550,7 @@ func (s *Service) finalise(ctx context.Context, adm *Admission, in Ingest) (Vide
 	// or the caller remove it. Without that name the poster worker reads
 	// the stored video instead.
 	link := s.posterSource(id)
-	if err := os.Link(in.Path, link); err != nil {
-		s.log.Debug("keep the upload for its poster", "video", id, "err", err)
-	}
+	s.keepPosterSource(in.Path, in.Size, link)
 	defer func() {
 		if !ok {
 			_ = os.Remove(link)
