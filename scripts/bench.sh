@@ -721,7 +721,7 @@ section=$work/section.md
 		echo
 		echo "A bare Go file server in the same minutes (\`scripts/goserve.go\`: \`http.ServeContent\` of the"
 		echo "file, opened for each request, header sent before sendfile; no auth, metering, logging or"
-		echo "metrics), the bound for reel, which is a Go server too: $go_small_rps req/s at 64 KiB"
+		echo "metrics; reel, a Go server too, keeps files open between requests instead): $go_small_rps req/s at 64 KiB"
 		echo "($(ratio "$go_small_rps / $nginx_small_rps")× nginx; reel $(ratio "$reel_small_rps / $go_small_rps")× it) and $go_big_mibs MiB/s at 1 MiB ($(ratio "$go_big_mibs / $nginx_big_mibs")× nginx;"
 		echo "reel $(ratio "$reel_big_mibs / $go_big_mibs")× it); errors $go_small_err and $go_big_err."
 		echo
