@@ -114,7 +114,7 @@ func (p *Prober) run(ctx context.Context, bin string, args []string, stdoutLimit
 // (toBackground) and, where it can be bounded so, the Prober's timeout in
 // CPU time rather than on the clock.
 func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutLimit int, background bool) (result, error) {
-	wall := p.timeout
+	wall, cpu := p.timeout, cpuLimit(p.timeout)
 	if background && cpuBounded {
 		wall *= backgroundWall
 	}
@@ -136,7 +136,7 @@ func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutL
 	err := cmd.Start()
 	if err == nil {
 		if background {
-			toBackground(cmd.Process.Pid, cpuLimit(p.timeout))
+			toBackground(cmd.Process.Pid, cpu)
 		} else {
 			lowerPriority(cmd.Process.Pid, foregroundNice)
 		}
@@ -156,8 +156,8 @@ func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutL
 		re.kind = overflowed
 	case runCtx.Err() != nil:
 		re.kind, re.after = timedOut, wall
-	case background && cpuBounded && ranOutOfCPU(cmd.ProcessState, cpuLimit(p.timeout)):
-		re.kind, re.after = outOfCPU, cpuLimit(p.timeout)
+	case background && cpuBounded && ranOutOfCPU(cmd.ProcessState, cpu):
+		re.kind, re.after = outOfCPU, cpu
 	}
 	return result{}, re
 }
