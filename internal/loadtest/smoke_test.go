@@ -15,10 +15,11 @@ import (
 	"github.com/reel-video/reel/internal/config"
 	"github.com/reel-video/reel/internal/loadtest"
 	"github.com/reel-video/reel/internal/platform/obs"
+	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 )
 
-// startReel runs an all-in-one reel on a fresh SQLite data dir over a real
-// socket, with the limits opened up as scripts/bench.sh does, and returns
+// startReel runs an all-in-one reel on a fresh data dir (SQLite unless env
+// names a database) over a real socket, with the limits opened up as scripts/bench.sh does, and returns
 // its base URL and its routes.
 func startReel(t *testing.T, env map[string]string) (string, []string) {
 	t.Helper()
@@ -112,8 +113,15 @@ func TestSmokeAgainstReel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server and hashes passwords")
 	}
+	// On both engines, as scripts/bench.sh runs it.
+	sqldbtest.Engines(t, smokeAgainstReel)
+}
+
+func smokeAgainstReel(t *testing.T, dbURL string) {
 	const adminEmail, adminPassword = "admin@example.com", "admin-password-1"
-	base, routes := startReel(t, map[string]string{"REEL_ADMIN_EMAIL": adminEmail, "REEL_ADMIN_PASSWORD": adminPassword})
+	base, routes := startReel(t, map[string]string{
+		"REEL_ADMIN_EMAIL": adminEmail, "REEL_ADMIN_PASSWORD": adminPassword, "REEL_DATABASE_URL": dbURL,
+	})
 
 	video, err := loadtest.MakeVideo(t.Context(), t.TempDir())
 	if errors.Is(err, loadtest.ErrNoFFmpeg) {
