@@ -24,12 +24,14 @@ import (
 const maxFrameBatch = 8
 
 // frameJob is one frame to cut: the frame at second at of the video at
-// path, to the JPEG file out.
+// path, to the JPEG file out. keyOnly cuts the last keyframe at or before
+// at instead, decoding that one frame (see Poster).
 type frameJob struct {
-	c    container
-	path string
-	at   float64
-	out  string
+	c       container
+	path    string
+	at      float64
+	keyOnly bool
+	out     string
 }
 
 type frameResult struct {
@@ -48,8 +50,8 @@ func (p *Prober) frameRunner(most int) *group.Runner[frameJob, frameResult] {
 // lands past the last frame. Once a batch holds the frame the caller
 // waits for it even when ctx ends (a run is bounded by the Prober's
 // timeout), so that no ffmpeg writes to out after cutFrame returned.
-func (p *Prober) cutFrame(ctx context.Context, c container, path string, at float64, out string) (bool, error) {
-	r, err := p.frames.Do(ctx, frameJob{c: c, path: path, at: at, out: out})
+func (p *Prober) cutFrame(ctx context.Context, j frameJob) (bool, error) {
+	r, err := p.frames.Do(ctx, j)
 	if err != nil {
 		return false, err
 	}
@@ -75,6 +77,13 @@ func (p *Prober) cutBatch(ctx context.Context, batch []frameJob) []frameResult {
 	// SCHED_IDLE those are cores' worth of work for nothing.
 	args = append(args, "-nostdin", "-hide_banner", "-v", "error", "-y", "-filter_threads", "1")
 	for _, j := range batch {
+		if j.keyOnly {
+			// Decode keyframes only, and seek to the one at or before
+			// the time rather than decode forward from it to the exact
+			// frame (which, with keyframes only, would land on the next
+			// keyframe, or on none).
+			args = append(args, "-skip_frame", "nokey", "-noaccurate_seek")
+		}
 		args = append(args, "-ss", strconv.FormatFloat(j.at, 'f', 3, 64), "-threads", "1")
 		args = append(args, inputOptions(j.c)...)
 		args = append(args, "-i", fileURL(j.path))
@@ -85,7 +94,10 @@ func (p *Prober) cutBatch(ctx context.Context, batch []frameJob) []frameResult {
 			// the one Probe described.
 			"-map", strconv.Itoa(i)+":V:0",
 			"-frames:v", "1",
-			"-vf", fmt.Sprintf("scale='min(%d,iw)':-2", posterWidth),
+			// A keyframe before the time asked for comes out of the
+			// seek with a negative timestamp, which ffmpeg would drop
+			// rather than encode: count time from the frame.
+			"-vf", fmt.Sprintf("setpts=PTS-STARTPTS,scale='min(%d,iw)':-2", posterWidth),
 			"-q:v", "3", "-threads", "1",
 			"-f", "image2", "-c:v", "mjpeg", "-update", "1",
 			fileURL(j.out))

@@ -265,3 +265,26 @@ func TestPostersBatchThreads(t *testing.T) {
 		t.Error("no thread count sampled")
 	}
 }
+
+// A poster comes from the keyframe before its time, in one run: here the
+// only keyframe is the first frame, well before a tenth of the way in.
+func TestPosterCutsKeyframe(t *testing.T) {
+	ffmpeg, ffprobe := probetest.Tools(t)
+	counting, starts := countingFFmpeg(t, ffmpeg)
+	p := newProber(ffprobe, counting, 0)
+	dir := t.TempDir()
+	path := makeFile(t, dir, "onekey.mp4", cat(picture, []string{"-c:v", "mpeg4", "-g", "1000", "-f", "mp4"})...)
+	info, err := p.Probe(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jpg, err := p.Poster(t.Context(), path, info)
+	if err != nil {
+		t.Fatalf("Poster: %v", err)
+	}
+	t.Cleanup(func() { _ = os.Remove(jpg) })
+	checkJPEG(t, jpg, 320, 240)
+	if n := starts(); n != 1 {
+		t.Errorf("ffmpeg started %d times, want 1: the keyframe run found no frame", n)
+	}
+}

@@ -280,8 +280,9 @@ func seconds(s string) float64 {
 	return f
 }
 
-// Poster cuts one JPEG frame from the video at path, about a tenth of the
-// way in but no later than 5 s, at most 1280 pixels wide (narrower videos
+// Poster cuts one JPEG frame from the video at path, the last keyframe
+// before a point about a tenth of the way in but no later than 5 s (the
+// first frame when there is none), at most 1280 pixels wide (narrower videos
 // keep their size; the aspect ratio is kept), writes it to a new temporary
 // file and returns its path; the caller removes it. info is what Probe
 // returned for the file; only its duration is used.
@@ -318,19 +319,22 @@ func (p *Prober) Poster(ctx context.Context, path string, info Info) (jpegPath s
 	if math.IsNaN(at) || at < 0 {
 		at = 0
 	}
-	for {
-		ok, err := p.cutFrame(ctx, c, path, at, out)
+	// First the keyframe at or before that time, which takes decoding one
+	// frame: cutting the exact frame means decoding every frame from the
+	// keyframe before it, up to a GOP's worth (a second or two of 4K from
+	// a phone) for a picture nobody can tell apart. Then, when that finds
+	// nothing (no frame flagged key, or the duration overstates the frames
+	// there are: a truncated file, a lying header), the first frame,
+	// decoding everything: the first frame is better than none.
+	for _, j := range []frameJob{{at: at, keyOnly: true}, {at: 0}} {
+		j.c, j.path, j.out = c, path, out
+		ok, err := p.cutFrame(ctx, j)
 		if err != nil {
 			return "", err
 		}
 		if ok {
 			return out, nil
 		}
-		if at == 0 {
-			return "", fmt.Errorf("%w: ffmpeg decoded no frame", ErrNoPoster)
-		}
-		// The duration may overstate the frames there are (a truncated
-		// file, a lying header): the first frame is better than none.
-		at = 0
 	}
+	return "", fmt.Errorf("%w: ffmpeg decoded no frame", ErrNoPoster)
 }

@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"errors"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -29,6 +31,15 @@ const cpuBounded = true
 // anything forked before (ffmpeg forks nothing; a wrapper script might)
 // still yields to reel.
 //
+// SCHED_IDLE yields only within the run's scheduling group, though, and
+// where autogroup scheduling is on (the default of most distributions'
+// kernels) the CPU is first shared between sessions: between reel's
+// session, and each PostgreSQL backend, a session of its own. A run in
+// reel's session yields to reel's threads but takes its session's full
+// share from the PostgreSQL backends that reel waits for. So the run has
+// a session of its own (killProcessGroupOnCancel), whose weight goes to
+// nice 19 too (/proc/PID/autogroup).
+//
 // Starved of CPU, such a run can take any time on the clock, hence the
 // bound in CPU time (RLIMIT_CPU: SIGXCPU at cpu, SIGKILL a second
 // later; cpu is in whole seconds, cpuLimit). Where SCHED_IDLE is refused
@@ -36,6 +47,7 @@ const cpuBounded = true
 // timeouts) bounds it.
 func toBackground(pid int, cpu time.Duration) {
 	lowerPriority(pid, backgroundNice)
+	setAutogroupNice(pid, backgroundNice)
 	_ = unix.SchedSetAttr(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0)
 	secs := uint64(cpu / time.Second)
 	_ = unix.Prlimit(pid, unix.RLIMIT_CPU, &unix.Rlimit{Cur: secs, Max: secs + 1}, nil)
@@ -55,3 +67,23 @@ func ranOutOfCPU(ps *os.ProcessState, limit time.Duration) bool {
 	}
 	return ps.UserTime()+ps.SystemTime() >= limit*95/100
 }
+
+// setAutogroupNice sets the weight of the autogroup of a session leader
+// just started. The kernel refuses a process without CAP_SYS_ADMIN more
+// than one change in a tenth of a second (EAGAIN), machine-wide, so a
+// refused change is tried again a few times. Where the kernel has no
+// autogroups the file is missing and there is nothing to do.
+func setAutogroupNice(pid, nice int) {
+	path := "/proc/" + strconv.Itoa(pid) + "/autogroup"
+	for range 5 {
+		err := os.WriteFile(path, []byte(strconv.Itoa(nice)), 0)
+		if !errors.Is(err, syscall.EAGAIN) {
+			return
+		}
+		time.Sleep(autogroupRetry)
+	}
+}
+
+// autogroupRetry is how long setAutogroupNice waits after a refusal: the
+// kernel's limit is a tenth of a second.
+const autogroupRetry = 50 * time.Millisecond

@@ -6,7 +6,7 @@ import "os/exec"
 
 // killProcessGroupOnCancel leaves exec's default, killing the process
 // alone, where there are no Unix process groups.
-func killProcessGroupOnCancel(*exec.Cmd) {}
+func killProcessGroupOnCancel(*exec.Cmd, bool) {}
 
 // lowerPriority does nothing where there are no Unix process groups.
 func lowerPriority(int, int) {}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/reel-video/reel/internal/platform/probe/probetest"
 )
 
@@ -238,13 +240,20 @@ func TestPosterRunsInBackground(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	stat, limit := filepath.Join(dir, "stat"), filepath.Join(dir, "limit")
+	stat, limit, group := filepath.Join(dir, "stat"), filepath.Join(dir, "limit"), filepath.Join(dir, "autogroup")
 	// The tool forks once its policy is set (just after start), as
 	// ffmpeg starts its threads: the child must inherit the policy and
 	// the limit.
-	tool := fakeTool(t, "ffmpeg", `sleep 0.3; sh -c 'cat /proc/$$/stat > `+stat+`; ulimit -t > `+limit+`'`+"\nexit 1\n")
+	tool := fakeTool(t, "ffmpeg", `sleep 0.3; sh -c 'cat /proc/$$/stat > `+stat+`; ulimit -t > `+limit+`; cat /proc/$$/autogroup > `+group+`'`+"\nexit 1\n")
 	p := newProber("", tool, 3*time.Second)
 	_, _ = p.Poster(t.Context(), sniffable(t), Info{DurationSeconds: 1})
+	sid, err := unix.Getsid(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statField(t, stat, 6); got == strconv.Itoa(sid) {
+		t.Fatalf("the tool's child ran in the test's session (%s), not one of its own", got)
+	}
 	if runtime.GOOS != "linux" {
 		if got := statField(t, stat, 19); got != strconv.Itoa(backgroundNice) {
 			t.Fatalf("the tool's child ran at nice %s, want %d", got, backgroundNice)
@@ -261,6 +270,17 @@ func TestPosterRunsInBackground(t *testing.T) {
 	}
 	if got := strings.TrimSpace(string(b)); got != "3" {
 		t.Fatalf("the tool's child may use %s s of CPU, want 3", got)
+	}
+	// Where the kernel shares the CPU between sessions, the session
+	// yields too.
+	if on, _ := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); strings.TrimSpace(string(on)) == "1" {
+		b, err := os.ReadFile(group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("nice %d", backgroundNice); !strings.Contains(string(b), want) {
+			t.Fatalf("the tool's autogroup is %q, want %s", strings.TrimSpace(string(b)), want)
+		}
 	}
 }
 
@@ -295,5 +315,40 @@ func TestProbeDoesNotWaitForPosters(t *testing.T) {
 	defer cancel()
 	if _, err := p.Probe(ctx, sniffable(t)); !errors.Is(err, ErrNotVideo) {
 		t.Fatalf("Probe with every poster slot taken: %v; want ErrNotVideo", err)
+	}
+}
+
+// A poster is first the keyframe before its time; when ffmpeg finds none
+// there (it exits without writing a frame), the first frame, decoding
+// every frame.
+func TestPosterFallsBackToFirstFrame(t *testing.T) {
+	t.Parallel()
+	argsLog := filepath.Join(t.TempDir(), "args")
+	// Notes its arguments; writes a JPEG's first bytes to its output (the
+	// last argument) unless asked for keyframes only.
+	tool := fakeTool(t, "ffmpeg", `echo "$*" >> `+argsLog+`
+case "$*" in *nokey*) exit 0 ;; esac
+for a; do last=$a; done
+printf '\377\330\377' > "${last#file:}"
+`)
+	p := newProber("", tool, time.Minute)
+	jpg, err := p.Poster(t.Context(), sniffable(t), Info{DurationSeconds: 20})
+	if err != nil {
+		t.Fatalf("Poster: %v", err)
+	}
+	_ = os.Remove(jpg)
+	b, err := os.ReadFile(argsLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(runs) != 2 {
+		t.Fatalf("ffmpeg ran %d times, want 2:\n%s", len(runs), b)
+	}
+	if !strings.Contains(runs[0], "-skip_frame nokey -noaccurate_seek -ss 2.000 ") {
+		t.Errorf("first run does not ask for the keyframe before 2 s: %s", runs[0])
+	}
+	if strings.Contains(runs[1], "nokey") || !strings.Contains(runs[1], "-ss 0.000 ") {
+		t.Errorf("second run does not decode from the first frame: %s", runs[1])
 	}
 }

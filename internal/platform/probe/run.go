@@ -130,7 +130,7 @@ func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutL
 	cmd := exec.CommandContext(runCtx, bin, args...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr // stdin stays /dev/null
 	cmd.WaitDelay = waitDelay
-	killProcessGroupOnCancel(cmd)
+	killProcessGroupOnCancel(cmd, background)
 
 	tool := filepath.Base(bin)
 	err := cmd.Start()
