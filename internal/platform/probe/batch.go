@@ -45,9 +45,10 @@ func (p *Prober) frameRunner(most int) *group.Runner[frameJob, frameResult] {
 	return group.New(p.idleSlots, most, p.cutBatch)
 }
 
-// cutFrame writes the frame at the given second to out. It reports false
-// when ffmpeg succeeded but wrote no JPEG, which it does when seeking
-// lands past the last frame. Once a batch holds the frame the caller
+// cutFrame writes the frame j asks for to j.out. It reports false when
+// ffmpeg succeeded but wrote no JPEG, which it does when seeking lands
+// past the last frame, or when keyframes only were asked for and none
+// was found. Once a batch holds the frame the caller
 // waits for it even when ctx ends (a run is bounded by the Prober's
 // timeout), so that no ffmpeg writes to out after cutFrame returned.
 func (p *Prober) cutFrame(ctx context.Context, j frameJob) (bool, error) {

@@ -281,7 +281,7 @@ func seconds(s string) float64 {
 }
 
 // Poster cuts one JPEG frame from the video at path, the last keyframe
-// before a point about a tenth of the way in but no later than 5 s (the
+// at or before a point a tenth of the way in but no later than 5 s (the
 // first frame when there is none), at most 1280 pixels wide (narrower videos
 // keep their size; the aspect ratio is kept), writes it to a new temporary
 // file and returns its path; the caller removes it. info is what Probe
