@@ -16,7 +16,7 @@ func CacheStats(c *sql.Conn) (prepared, held int, err error) {
 		if !ok {
 			return errors.New("not a caching connection")
 		}
-		prepared, held = cc.prepared, cc.lru.Len()
+		prepared, held = cc.prepared, cc.stmts.Len()
 		return nil
 	})
 	return prepared, held, err

@@ -1,10 +1,11 @@
 package sqldb
 
 import (
-	"container/list"
 	"context"
 	"database/sql/driver"
 	"strings"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // SQLite connections keep their prepared statements. modernc's driver
@@ -32,7 +33,13 @@ func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if !ok { // another driver version: run it as it is
 		return conn, nil
 	}
-	return &cachingConn{liteConn: lc, stmts: map[string]*list.Element{}}, nil
+	cc := &cachingConn{liteConn: lc}
+	cc.stmts, err = simplelru.NewLRU(maxCachedStmts, func(_ string, s *cachedStmt) { s.evicted() })
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return cc, nil
 }
 
 // liteConn is what modernc's connection implements and database/sql uses.
@@ -58,18 +65,37 @@ type liteStmt interface {
 // (rows are closed under the same lock), so it needs no lock of its own.
 type cachingConn struct {
 	liteConn
-	stmts map[string]*list.Element // of *cachedStmt, in lru
-	lru   list.List                // most recently used first
+	stmts *simplelru.LRU[string, *cachedStmt]
 	// prepared counts the statements prepared for the cache, for tests.
 	prepared int
 }
 
 type cachedStmt struct {
-	query string
-	stmt  liteStmt
+	stmt liteStmt
 	// busy is set while rows of the statement are open: a query run again
 	// meanwhile (inside the loop over its rows) gets a statement of its own.
 	busy bool
+	// gone is set when the cache let go of the statement while it was
+	// busy: it is closed when its rows are.
+	gone bool
+}
+
+// evicted closes a statement the cache let go of, or marks it to be
+// closed once its rows are.
+func (s *cachedStmt) evicted() {
+	if s.busy {
+		s.gone = true
+		return
+	}
+	_ = s.stmt.Close()
+}
+
+// release hands a statement back when its rows are closed.
+func (s *cachedStmt) release() {
+	s.busy = false
+	if s.gone {
+		_ = s.stmt.Close()
+	}
 }
 
 // cacheable reports whether query is one statement: a script of several
@@ -82,12 +108,10 @@ func cacheable(query string) bool {
 // stmt returns the cached statement for query, preparing it if needed; nil
 // when query is not to be cached or its statement is in use.
 func (c *cachingConn) stmt(ctx context.Context, query string) (*cachedStmt, error) {
-	if e, ok := c.stmts[query]; ok {
-		s := e.Value.(*cachedStmt)
+	if s, ok := c.stmts.Get(query); ok {
 		if s.busy {
 			return nil, nil
 		}
-		c.lru.MoveToFront(e)
 		return s, nil
 	}
 	if !cacheable(query) {
@@ -103,36 +127,16 @@ func (c *cachingConn) stmt(ctx context.Context, query string) (*cachedStmt, erro
 		return nil, nil
 	}
 	c.prepared++
-	s := &cachedStmt{query: query, stmt: ls}
-	c.stmts[query] = c.lru.PushFront(s)
-	c.evict()
+	s := &cachedStmt{stmt: ls}
+	c.stmts.Add(query, s)
 	return s, nil
-}
-
-// evict closes the least recently used statements not in use, down to
-// maxCachedStmts.
-func (c *cachingConn) evict() {
-	for e := c.lru.Back(); e != nil && c.lru.Len() > maxCachedStmts; {
-		prev := e.Prev()
-		if s := e.Value.(*cachedStmt); !s.busy {
-			c.drop(e)
-		}
-		e = prev
-	}
-}
-
-func (c *cachingConn) drop(e *list.Element) {
-	s := e.Value.(*cachedStmt)
-	c.lru.Remove(e)
-	delete(c.stmts, s.query)
-	_ = s.stmt.Close()
 }
 
 // failed drops a statement whose run failed: it is prepared again next
 // time rather than trusted in whatever state the error left it.
-func (c *cachingConn) failed(s *cachedStmt) {
-	if e, ok := c.stmts[s.query]; ok && e.Value == s {
-		c.drop(e)
+func (c *cachingConn) failed(query string, s *cachedStmt) {
+	if cur, ok := c.stmts.Peek(query); ok && cur == s {
+		c.stmts.Remove(query)
 	}
 }
 
@@ -146,7 +150,7 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 	}
 	res, err := s.stmt.ExecContext(ctx, args)
 	if err != nil {
-		c.failed(s)
+		c.failed(query, s)
 	}
 	return res, err
 }
@@ -161,11 +165,11 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []dri
 	}
 	rows, err := s.stmt.QueryContext(ctx, args)
 	if err != nil {
-		c.failed(s)
+		c.failed(query, s)
 		return nil, err
 	}
 	s.busy = true
-	done := func() { s.busy = false }
+	done := s.release
 	if lr, ok := rows.(liteRows); ok {
 		return &cachedRows{liteRows: lr, done: done}, nil
 	}
@@ -177,9 +181,7 @@ func (c *cachingConn) Unwrap() driver.Conn { return c.liteConn }
 
 // Close closes the cached statements, then the connection.
 func (c *cachingConn) Close() error {
-	for e := c.lru.Front(); e != nil; e = c.lru.Front() {
-		c.drop(e)
-	}
+	c.stmts.Purge()
 	return c.liteConn.Close()
 }
 

@@ -149,6 +149,43 @@ func TestStatementCacheBounded(t *testing.T) {
 	}
 }
 
+// A statement the cache lets go of while its rows are open keeps serving
+// those rows; it is closed when they are, and its query runs again after.
+func TestStatementEvictedWhileInUse(t *testing.T) {
+	ctx := t.Context()
+	_, c := liteConn(t)
+	rows, err := c.QueryContext(ctx, "SELECT v FROM t ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rows.Next() {
+		t.Fatalf("no first row: %v", rows.Err())
+	}
+	for i := range sqldb.MaxCachedStmts + 10 {
+		var n int
+		if err := c.QueryRowContext(ctx, fmt.Sprintf("SELECT %d + $1", i), 1).Scan(&n); err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+	}
+	var got []string
+	for ok := true; ok; ok = rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[v1 v2 v3]" {
+		t.Fatalf("rows after eviction: %v", got)
+	}
+	if v := readV(ctx, t, c, 3); v != "v3" {
+		t.Fatalf("the evicted query run again: %q", v)
+	}
+}
+
 // A script of several statements runs as text and is not cached; a
 // statement that failed is prepared again and runs.
 func TestStatementCacheScriptsAndFailures(t *testing.T) {
