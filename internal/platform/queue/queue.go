@@ -1,0 +1,181 @@
+// Package queue runs River (github.com/riverqueue/river) on reel's database
+// handles: the SQLite driver on the embedded default, the database/sql
+// driver on PostgreSQL. Both drivers take *sql.Tx transactions, so a job is
+// inserted in the same transaction as the change that calls for it: a
+// rolled-back change leaves no job, a committed one cannot lose it.
+//
+// The queue is business-agnostic: a service brings its workers and job
+// kinds; this package opens the client, migrates River's tables into the
+// service's database and logs what River reports.
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/reel-video/reel/internal/platform/sqldb"
+)
+
+// Client is River's client on reel's databases.
+type Client = river.Client[*sql.Tx]
+
+// Config says what a process does with the queue.
+type Config struct {
+	// Workers are the job kinds this process can run. Nil makes an
+	// insert-only client (an API replica that enqueues but never works).
+	Workers *river.Workers
+	// Queues maps queue names to how many jobs of each run at once here.
+	// Ignored for an insert-only client.
+	Queues map[string]int
+	// Periodic jobs are enqueued by the elected leader among the clients.
+	Periodic []*river.PeriodicJob
+	// PollInterval is how often idle workers look for jobs inserted by
+	// other processes; a job inserted by this one wakes them at once.
+	// Zero means one second.
+	PollInterval time.Duration
+	// Logger receives River's own log lines (warnings and up).
+	Logger *slog.Logger
+}
+
+// driver picks River's driver for the engine. Writes go to db.W: on SQLite
+// that is the single writer connection, so River's statements queue with
+// reel's own writes instead of meeting SQLITE_BUSY.
+func driver(db *sqldb.DB) (riverdriver.Driver[*sql.Tx], error) {
+	switch db.Dialect {
+	case sqldb.SQLite:
+		return riversqlite.New(db.W), nil
+	case sqldb.Postgres:
+		return riverdatabasesql.New(db.W), nil
+	default:
+		return nil, fmt.Errorf("queue: unknown dialect %q", db.Dialect)
+	}
+}
+
+// Migrate creates or updates River's tables in db. On PostgreSQL concurrent
+// callers (replicas starting at once) are serialised by an advisory lock;
+// on SQLite the single writer serialises them.
+func Migrate(ctx context.Context, db *sqldb.DB) error {
+	drv, err := driver(db)
+	if err != nil {
+		return err
+	}
+	m, err := rivermigrate.New(drv, &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return fmt.Errorf("queue: migrator: %w", err)
+	}
+	if db.Dialect == sqldb.Postgres {
+		// River's migrations must not share one transaction (a migration
+		// adds an enum value that the next one uses), so the lock is a
+		// session lock on a connection of its own, held while they run.
+		conn, err := db.W.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("queue: migrate: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+			return fmt.Errorf("queue: migrate: lock: %w", err)
+		}
+		defer func() {
+			// A fresh context: the lock must go even when ctx is done.
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_, _ = conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", migrationLock)
+		}()
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("queue: migrate: %w", err)
+	}
+	return nil
+}
+
+var migrationLock = int64(crc32.ChecksumIEEE([]byte("reel/queue/migrate")))
+
+// New returns a River client on db. Start it to work jobs; an insert-only
+// client (no Workers) needs no start.
+func New(db *sqldb.DB, cfg Config) (*Client, error) {
+	drv, err := driver(db)
+	if err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rc := &river.Config{
+		Logger: slog.New(levelAtLeast{logger.Handler(), slog.LevelWarn}),
+		// River's own poll-only mode: reel's database/sql drivers have no
+		// LISTEN/NOTIFY, and one query a second per idle process is cheap.
+		PollOnly:          true,
+		FetchPollInterval: cfg.PollInterval,
+		ErrorHandler:      errorLogger{logger},
+		PeriodicJobs:      cfg.Periodic,
+	}
+	if rc.FetchPollInterval == 0 {
+		rc.FetchPollInterval = time.Second
+	}
+	rc.FetchCooldown = min(river.FetchCooldownDefault, rc.FetchPollInterval)
+	if cfg.Workers != nil {
+		rc.Workers = cfg.Workers
+		rc.Queues = make(map[string]river.QueueConfig, len(cfg.Queues))
+		for name, n := range cfg.Queues {
+			rc.Queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
+		}
+	}
+	c, err := river.NewClient(drv, rc)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return c, nil
+}
+
+// errorLogger logs a failed or panicking job; River retries it by its
+// policy.
+type errorLogger struct{ log *slog.Logger }
+
+func (e errorLogger) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
+	level := slog.LevelWarn
+	var cancel *river.JobCancelError
+	if errors.As(err, &cancel) || errors.Is(err, context.Canceled) {
+		level = slog.LevelInfo
+	}
+	e.log.Log(ctx, level, "job failed", "job_id", job.ID, "kind", job.Kind, "attempt", job.Attempt,
+		"max_attempts", job.MaxAttempts, "err", err)
+	return nil
+}
+
+func (e errorLogger) HandlePanic(ctx context.Context, job *rivertype.JobRow, v any, trace string) *river.ErrorHandlerResult {
+	e.log.Error("job panicked", "job_id", job.ID, "kind", job.Kind, "attempt", job.Attempt,
+		"panic", fmt.Sprint(v), "trace", trace)
+	return nil
+}
+
+// levelAtLeast drops records below a level: River logs every job's start
+// and end at info, which would drown the service's own lines.
+type levelAtLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelAtLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelAtLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelAtLeast{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h levelAtLeast) WithGroup(name string) slog.Handler {
+	return levelAtLeast{h.Handler.WithGroup(name), h.min}
+}
