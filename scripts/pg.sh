@@ -20,9 +20,17 @@
 _reel_pg_dir=""
 _reel_pg_bin=""
 
-# _reel_pg_find_bin prints the directory holding initdb and pg_ctl: the one on
-# PATH, else the newest /usr/lib/postgresql/*/bin (Debian keeps them off PATH).
+# _reel_pg_find_bin prints the directory holding initdb and pg_ctl. The
+# version the README names (15; REEL_PG_VERSION changes it) comes first when
+# Debian's /usr/lib/postgresql/<version>/bin has it, so that a machine with
+# several versions tests the one documented; else the initdb on PATH; else
+# the newest /usr/lib/postgresql/*/bin (Debian keeps them off PATH).
 _reel_pg_find_bin() {
+	local want=${REEL_PG_VERSION:-15}
+	if [[ -x /usr/lib/postgresql/$want/bin/initdb && -x /usr/lib/postgresql/$want/bin/pg_ctl ]]; then
+		echo "/usr/lib/postgresql/$want/bin"
+		return 0
+	fi
 	local initdb
 	initdb=$(command -v initdb 2>/dev/null)
 	if [[ -n $initdb ]]; then

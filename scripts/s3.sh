@@ -1,8 +1,9 @@
-# shellcheck shell=bash
+#!/usr/bin/env bash
 # scripts/s3.sh: a throwaway S3-compatible server for tests.
 #
 # Source this file, then:
 #
+#   s3_install print the path of versitygw, installing it first if missing
 #   s3_start   start versitygw (https://github.com/versity/versitygw, Apache-2.0)
 #              on 127.0.0.1:<free port>, serving a fresh temp directory with its
 #              posix backend, and export REEL_TEST_S3_URL, e.g.
@@ -18,6 +19,8 @@
 #
 # versitygw is taken from PATH or $(go env GOPATH)/bin, and installed there
 # with `go install` (a few minutes, needs the Go module proxy) if missing.
+# Run as a command, `scripts/s3.sh install` does only that, so that CI can
+# build it before the tests and show its cost apart (.ci/run).
 # Knobs: REEL_VERSITYGW_VERSION (default v1.8.0), REEL_VERSITYGW (path to
 # the binary). The functions return non-zero on failure and never exit the
 # calling shell.
@@ -31,8 +34,8 @@ _REEL_S3_REGION=us-east-1
 
 _s3_log() { printf 's3.sh: %s\n' "$*" >&2; }
 
-# _s3_gw prints the path of the versitygw binary, installing it if needed.
-_s3_gw() {
+# s3_install prints the path of the versitygw binary, installing it if needed.
+s3_install() {
 	if [ -n "${REEL_VERSITYGW:-}" ]; then
 		if [ -x "$REEL_VERSITYGW" ]; then
 			printf '%s\n' "$REEL_VERSITYGW"
@@ -90,7 +93,7 @@ s3_start() {
 		s3_stop
 	fi
 	local gw
-	gw="$(_s3_gw)" || return 1
+	gw="$(s3_install)" || return 1
 
 	_REEL_S3_DIR="$(mktemp -d "${TMPDIR:-/tmp}/reel-s3.XXXXXX")" || return 1
 	mkdir -p "$_REEL_S3_DIR/root" || return 1
@@ -150,3 +153,17 @@ s3_stop() {
 	unset REEL_TEST_S3_URL
 	return 0
 }
+
+# Run as a command rather than sourced: `scripts/s3.sh install`.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	case ${1:-} in
+	install)
+		gw=$(s3_install) || exit 1
+		_s3_log "versitygw: $gw"
+		;;
+	*)
+		echo "usage: scripts/s3.sh install    (or source it for s3_start and s3_stop)" >&2
+		exit 2
+		;;
+	esac
+fi

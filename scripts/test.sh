@@ -5,6 +5,7 @@
 # It starts a throwaway PostgreSQL 15 cluster (scripts/pg.sh) and a versitygw
 # S3 server (scripts/s3.sh) on loopback, runs go vet and go test, and stops
 # both. Extra arguments go to `go test` (e.g. -run TestLogin ./internal/users).
+# It prints how long each half (go vet and gofmt; go test) took.
 #
 # With CI=true a missing PostgreSQL, S3 server or ffmpeg fails the run; on a
 # laptop without them their half of the tests is skipped with a loud notice.
@@ -18,6 +19,8 @@ warn() { printf '\n!!! %s\n\n' "$*" >&2; }
 source scripts/pg.sh
 # shellcheck source=scripts/s3.sh
 source scripts/s3.sh
+# shellcheck source=scripts/timing.sh
+source scripts/timing.sh
 cleanup() { s3_stop || true; pg_stop || true; }
 trap cleanup EXIT
 
@@ -43,17 +46,26 @@ if ! command -v ffprobe >/dev/null || ! command -v ffmpeg >/dev/null; then
 	warn "FFMPEG NOT INSTALLED: video probing tests will be SKIPPED (apt-get install ffmpeg)"
 fi
 
-echo "--- go vet"
-go vet ./...
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
-if [[ -n $unformatted ]]; then
-	echo "gofmt would change:" >&2
-	echo "$unformatted" >&2
-	exit 1
-fi
+# vet_and_fmt runs go vet and fails on a file gofmt would change.
+vet_and_fmt() {
+	go vet ./... || return
+	local unformatted
+	unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')) || return
+	if [[ -n $unformatted ]]; then
+		echo "gofmt would change:" >&2
+		echo "$unformatted" >&2
+		return 1
+	fi
+}
 
-echo "--- go test"
 if [[ $# -eq 0 ]]; then
 	set -- ./...
 fi
-go test -count=1 -timeout 45m "$@"
+# Each half's time on its own line, and both again at the end, where they
+# are not lost above go test's output.
+timed "go vet and gofmt" vet_and_fmt
+vet_time=$TIMED_LAST
+rc=0
+timed "go test" go test -count=1 -timeout 45m "$@" || rc=$?
+echo "--- took: go vet and gofmt $vet_time, go test $TIMED_LAST"
+exit "$rc"

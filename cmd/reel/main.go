@@ -54,12 +54,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return errors.New("missing command")
 	}
+	err := dispatch(ctx, args, getenv, stdout, stderr)
+	if errors.Is(err, errPrinted) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		tuneGC(getenv)
-		return serve(ctx, rest, getenv, stderr)
+		return serve(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
-		cfg, log, err := load("migrate", rest, getenv, stderr)
+		cfg, log, err := load("migrate", rest, getenv, stdout, stderr)
 		if err != nil {
 			return err
 		}
@@ -70,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(rest) == 0 || rest[0] != "rotate" {
 			return errors.New("usage: reel keys rotate [flags]")
 		}
-		cfg, log, err := load("keys rotate", rest[1:], getenv, stderr)
+		cfg, log, err := load("keys rotate", rest[1:], getenv, stdout, stderr)
 		if err != nil {
 			return err
 		}
@@ -94,13 +102,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-func load(name string, args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*config.Config, *slog.Logger, error) {
+// errPrinted ends a command after -print-config has printed the
+// configuration; run returns nil for it.
+var errPrinted = errors.New("configuration printed")
+
+// load reads the configuration of a command and makes its logger. The
+// whole configuration (secrets masked) is logged at debug level only, or
+// printed to stdout by -print-config, which then ends the command.
+func load(name string, args []string, getenv func(string) string, stdout, stderr io.Writer, extra ...func(*flag.FlagSet)) (*config.Config, *slog.Logger, error) {
+	var printConfig bool
+	extra = append(extra, func(fs *flag.FlagSet) {
+		fs.BoolVar(&printConfig, "print-config", false, "print the effective configuration (secrets masked) as REEL_*=value lines and exit")
+	})
 	cfg, printer, err := config.Load(name, args, getenv, stderr, extra...)
 	if err != nil {
 		return nil, nil, err
 	}
+	attrs := printer.Attrs()
+	if printConfig {
+		for i := 0; i+1 < len(attrs); i += 2 {
+			fmt.Fprintf(stdout, "%s=%s\n", attrs[i], attrs[i+1])
+		}
+		return nil, nil, errPrinted
+	}
 	log := obs.NewLogger(stderr, cfg.Log.Level, cfg.Log.Format)
-	log.Info("configuration", printer.Attrs()...)
+	log.Debug("configuration", attrs...)
 	return cfg, log, nil
 }
 
@@ -121,8 +147,8 @@ func tuneGC(getenv func(string) string) {
 	}
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, log, err := load("serve", args, getenv, stderr)
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, log, err := load("serve", args, getenv, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -130,7 +156,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
-	log.Info("starting reel", "version", buildVersion(), "modules", a.ModuleNames())
+	// What is where; the URL to open follows once the port is bound.
+	log.Info("starting reel", append([]any{"version", buildVersion()}, a.Summary()...)...)
 	return a.Run(ctx, nil)
 }
 
@@ -146,7 +173,7 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 		fs.StringVar(&username, "username", "", "display name of the new account")
 		fs.BoolVar(&admin, "admin", false, "give the account the admin role")
 	}
-	cfg, log, err := load("user create", args[1:], getenv, stderr, accountFlags)
+	cfg, log, err := load("user create", args[1:], getenv, stdout, stderr, accountFlags)
 	if err != nil {
 		return err
 	}

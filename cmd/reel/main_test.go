@@ -3,28 +3,54 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
+var build struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
 // buildReel compiles the binary once per test run.
 func buildReel(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "reel")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	build.once.Do(func() {
+		if build.dir, build.err = os.MkdirTemp("", "reel-bin"); build.err != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(build.dir, "reel"), ".").CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatalf("build: %v", build.err)
 	}
-	return bin
+	return filepath.Join(build.dir, "reel")
 }
 
 func freePort(t *testing.T) string {
@@ -120,6 +146,43 @@ func TestServeAndSIGTERM(t *testing.T) {
 	if !strings.Contains(logs.String(), "reel stopped") {
 		t.Fatalf("no clean stop in the log:\n%s", logs.String())
 	}
+	// The start says what is where and which URL to open; the full
+	// configuration is for debug level.
+	for _, want := range []string{"INFO  starting reel version=", ` database="sqlite data/reel.db"`, "INFO  reel is serving url=" + base + "/ "} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %q in the log:\n%s", want, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "REEL_") {
+		t.Errorf("the configuration is logged at info level:\n%s", logs.String())
+	}
+}
+
+// A second reel on a taken port exits non-zero at once, its last line
+// naming the setting to change.
+func TestBusyPortExits(t *testing.T) {
+	bin := buildReel(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "REEL_HTTP_ADDR="+taken.Addr().String())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("want a non-zero exit, got %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "reel: cannot listen on "+taken.Addr().String()+": address already in use") ||
+		!strings.Contains(last, "REEL_HTTP_ADDR") || !strings.Contains(last, "-http-addr") {
+		t.Fatalf("last line: %q", last)
+	}
 }
 
 func TestCommands(t *testing.T) {
@@ -138,10 +201,17 @@ func TestCommands(t *testing.T) {
 	if err := run(ctx, []string{"migrate"}, env, &out, &errOut); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, errOut.String())
 	}
+	// user create says what it did, in one line, and nothing else.
 	out.Reset()
+	errOut.Reset()
 	err := run(ctx, []string{"user", "create", "-email", "Root@Example.com", "-password", "correct horse", "-username", "root", "-admin"}, env, &out, &errOut)
-	if err != nil || !strings.Contains(out.String(), "created admin root@example.com") {
-		t.Fatalf("user create: %v %q\n%s", err, out.String(), errOut.String())
+	if err != nil || !regexp.MustCompile(`^created admin root@example\.com \([0-9a-f-]{36}\)\n$`).MatchString(out.String()) || errOut.Len() != 0 {
+		t.Fatalf("user create: %v\nstdout %q\nstderr %q", err, out.String(), errOut.String())
+	}
+	out.Reset()
+	err = run(ctx, []string{"user", "create", "-email", "ann@example.com", "-password", "correct horse", "-username", "ann"}, env, &out, &errOut)
+	if err != nil || !regexp.MustCompile(`^created user ann@example\.com \([0-9a-f-]{36}\)\n$`).MatchString(out.String()) || errOut.Len() != 0 {
+		t.Fatalf("user create: %v\nstdout %q\nstderr %q", err, out.String(), errOut.String())
 	}
 	if err := run(ctx, []string{"keys", "rotate"}, env, &out, &errOut); err != nil || !strings.Contains(out.String(), "rotated") {
 		t.Fatalf("keys rotate: %v %q", err, out.String())
@@ -166,6 +236,31 @@ func TestCommands(t *testing.T) {
 	}, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "REEL_STORAGE_QUOTA") {
 		t.Fatalf("bad config: %v", err)
+	}
+}
+
+// -print-config prints the effective configuration, secrets masked, one
+// REEL_*=value per line, and ends the command without doing anything else.
+func TestPrintConfig(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"REEL_DATA_DIR": dir, "REEL_ADMIN_EMAIL": "root@example.com", "REEL_ADMIN_PASSWORD": "hunter2hunter2",
+		"REEL_DATABASE_URL": "postgres://reel:dbsecret@db/reel"}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-print-config", "-http-addr", "127.0.0.1:1"}, func(k string) string { return env[k] }, &out, &errOut)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	for _, want := range []string{"REEL_HTTP_ADDR=127.0.0.1:1", "REEL_ADMIN_PASSWORD=xxxxx", "REEL_DATABASE_URL=postgres://reel:xxxxx@db/reel", "REEL_LOG_FORMAT=auto"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("no line %q in\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "dbsecret") {
+		t.Errorf("a secret printed:\n%s", out.String())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 || errOut.Len() != 0 {
+		t.Errorf("-print-config did more than print: %v %q", entries, errOut.String())
 	}
 }
 

@@ -167,22 +167,24 @@ func (a *App) Addr() net.Addr {
 // and stops background tasks in reverse order.
 func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 	defer a.closeDBs()
+	// Listen before the modules start, so that a taken port fails at once
+	// rather than after the migrations.
+	if ln == nil {
+		if ln, err = listen(a.cfg.HTTP.Addr, "REEL_HTTP_ADDR", "http-addr"); err != nil {
+			return err
+		}
+	}
 	for _, m := range a.modules {
 		if m.init == nil {
 			continue
 		}
 		if err := m.init(ctx, a); err != nil {
+			ln.Close()
 			return fmt.Errorf("start %s: %w", m.Name, err)
 		}
 	}
 	a.operationalRoutes()
 
-	if ln == nil {
-		ln, err = net.Listen("tcp", a.cfg.HTTP.Addr)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", a.cfg.HTTP.Addr, err)
-		}
-	}
 	if a.cfg.HTTP.DebugAddr != "" {
 		stopDebug, err := a.serveDebug(a.cfg.HTTP.DebugAddr)
 		if err != nil {
@@ -214,7 +216,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 
 	quiet := map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 	h := httpx.Wrap(httpx.CORS(a.cfg.HTTP.CORSOrigins, httpx.Routed(a.mux)), httpx.MiddlewareConfig{Logger: a.log, Metrics: a.httpm, TrustedProxies: a.cfg.HTTP.TrustedProxies, Quiet: quiet})
-	a.log.Info("reel is serving", "addr", ln.Addr().String(), "modules", strings.Join(a.ModuleNames(), ","), "tls", a.cfg.HTTP.TLSCert != "")
+	a.log.Info("reel is serving", "url", OpenURL(ln.Addr().String(), a.cfg.HTTP.TLSCert != ""), "addr", ln.Addr().String(), "modules", strings.Join(a.ModuleNames(), ","))
 	serveErr := httpx.Serve(ctx, ln, h, httpx.ServerConfig{
 		TLSCert: a.cfg.HTTP.TLSCert, TLSKey: a.cfg.HTTP.TLSKey, ShutdownTimeout: a.cfg.HTTP.ShutdownTimeout,
 	}, a.log)

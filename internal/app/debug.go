@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -17,9 +15,9 @@ import (
 // cost CPU, so the address must stay private. The returned function stops
 // it.
 func (a *App) serveDebug(addr string) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(addr, "REEL_DEBUG_ADDR", "debug-addr")
 	if err != nil {
-		return nil, fmt.Errorf("debug listener: %w", err)
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

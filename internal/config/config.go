@@ -17,6 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
 // Services are the names of reel's services, in the order they start.
@@ -104,9 +107,10 @@ type option struct {
 type secrecy int
 
 const (
-	public    secrecy = iota
-	secret            // never shown
-	secretURL         // shown without its credentials
+	public        secrecy = iota
+	secret                // never shown
+	secretDBURL           // a database URL, shown without its password
+	secretBlobURL         // a blob store URL, shown without its secret key
 )
 
 type binder struct {
@@ -143,7 +147,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*str)(&c.HTTP.Addr), "http-addr", "REEL_HTTP_ADDR", ":8080", "HTTP listen address", public)
 	b.bind((*str)(&c.DataDir), "data-dir", "REEL_DATA_DIR", "./data", "directory for the embedded database and video files", public)
 	b.bind((*str)(&c.Log.Level), "log-level", "REEL_LOG_LEVEL", "info", "debug, info, warn or error", public)
-	b.bind((*str)(&c.Log.Format), "log-format", "REEL_LOG_FORMAT", "json", "json or text", public)
+	b.bind((*str)(&c.Log.Format), "log-format", "REEL_LOG_FORMAT", "auto", "text (lines for people), json (for log collectors) or auto: text on a terminal, else json", public)
 	b.bind((*str)(&c.HTTP.TLSCert), "tls-cert", "REEL_TLS_CERT", "", "TLS certificate file (serves HTTPS when set with -tls-key)", public)
 	b.bind((*str)(&c.HTTP.TLSKey), "tls-key", "REEL_TLS_KEY", "", "TLS private key file", public)
 	b.bind(&proxies, "trusted-proxies", "REEL_TRUSTED_PROXIES", "", "comma list of CIDRs whose X-Forwarded-For is believed", public)
@@ -153,12 +157,12 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*intv)(&c.DBMaxConns), "db-max-conns", "REEL_DB_MAX_CONNS", "0", "reader connections per database (0: 4×cores within 8–14 on PostgreSQL, beside half as many writers, 2–6; max(4, 2×cores) on SQLite, beside its one writer)", public)
 
 	var dbURL string
-	b.bind((*str)(&dbURL), "database-url", "REEL_DATABASE_URL", "", "database for every service: postgres://… or a SQLite file (default <data-dir>/reel.db)", secretURL)
+	b.bind((*str)(&dbURL), "database-url", "REEL_DATABASE_URL", "", "database for every service: postgres://… or a SQLite file (default <data-dir>/reel.db)", secretDBURL)
 	perDB, bases := map[string]*string{}, map[string]*string{}
 	for _, s := range Services {
 		perDB[s], bases[s] = new(string), new(string)
 		up := strings.ToUpper(s)
-		b.bind((*str)(perDB[s]), s+"-database-url", "REEL_"+up+"_DATABASE_URL", "", "database of the "+s+" service (default: -database-url)", secretURL)
+		b.bind((*str)(perDB[s]), s+"-database-url", "REEL_"+up+"_DATABASE_URL", "", "database of the "+s+" service (default: -database-url)", secretDBURL)
 		b.bind((*str)(bases[s]), s+"-url", "REEL_"+up+"_URL", "", "base URL of the "+s+" service when it runs in another process", public)
 	}
 	var serviceKeyFile string
@@ -179,7 +183,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*size)(&c.Usage.DailyUpload), "daily-upload-limit", "REEL_DAILY_UPLOAD_LIMIT", "100MiB", "default per-user daily upload volume (-1 unlimited)", public)
 	b.bind((*size)(&c.Usage.DailyEgress), "daily-egress-limit", "REEL_DAILY_EGRESS_LIMIT", "1GiB", "default per-user daily viewing volume (-1 unlimited)", public)
 
-	b.bind((*str)(&c.Videos.BlobURL), "blob-url", "REEL_BLOB_URL", "", "where video bytes live: a directory or s3://bucket?endpoint=… (default <data-dir>/blobs)", secretURL)
+	b.bind((*str)(&c.Videos.BlobURL), "blob-url", "REEL_BLOB_URL", "", "where video bytes live: a directory or s3://bucket?endpoint=… (default <data-dir>/blobs)", secretBlobURL)
 	b.bind((*size)(&c.Videos.MaxUploadSize), "max-upload-size", "REEL_MAX_UPLOAD_SIZE", "2GiB", "largest single upload", public)
 	b.bind((*dur)(&c.Videos.TrashRetention), "trash-retention", "REEL_TRASH_RETENTION", "30d", "how long deleted videos stay restorable", public)
 	b.bind((*str)(&c.Videos.SigningKey), "url-signing-key", "REEL_URL_SIGNING_KEY", "", "key for signed media URLs (default: generated once and kept in the videos database)", secret)
@@ -244,8 +248,15 @@ func (c *Config) Validate() error {
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		errs = append(errs, errors.New("REEL_TLS_CERT and REEL_TLS_KEY must be set together"))
 	}
-	if c.Log.Format != "json" && c.Log.Format != "text" {
-		errs = append(errs, fmt.Errorf("REEL_LOG_FORMAT=%q: must be json or text", c.Log.Format))
+	switch strings.ToLower(c.Log.Format) {
+	case "auto", "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("REEL_LOG_FORMAT=%q: must be auto, text or json", c.Log.Format))
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("REEL_LOG_LEVEL=%q: must be debug, info, warn or error", c.Log.Level))
 	}
 	if (c.Users.AdminEmail == "") != (c.Users.AdminPassword == "") {
 		errs = append(errs, errors.New("REEL_ADMIN_EMAIL and REEL_ADMIN_PASSWORD must be set together"))
@@ -319,8 +330,10 @@ func (p *Printer) Pairs() map[string]string {
 		case v == "":
 		case o.secret == secret:
 			v = "xxxxx"
-		case o.secret == secretURL:
-			v = maskURL(v)
+		case o.secret == secretDBURL:
+			v = sqldb.Redacted(v)
+		case o.secret == secretBlobURL:
+			v = blob.RedactURL(v)
 		}
 		m[o.env] = v
 	}
@@ -340,24 +353,6 @@ func (p *Printer) Attrs() []any {
 		out = append(out, k, m[k])
 	}
 	return out
-}
-
-// maskURL hides the credentials of a URL but keeps the rest, so an
-// operator can still see which server is used.
-func maskURL(v string) string {
-	if i := strings.Index(v, "://"); i >= 0 {
-		rest := v[i+3:]
-		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
-			userinfo := rest[:at]
-			if colon := strings.Index(userinfo, ":"); colon >= 0 {
-				return v[:i+3] + userinfo[:colon] + ":xxxxx" + rest[at:]
-			}
-		}
-		if strings.Contains(v, "secret_key=") || strings.Contains(v, "password=") {
-			return v[:i+3] + "xxxxx"
-		}
-	}
-	return v
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

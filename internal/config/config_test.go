@@ -19,7 +19,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTP.Addr != ":8080" || c.DataDir != "./data" || strings.Join(c.Targets, ",") != "all" {
+	if c.HTTP.Addr != ":8080" || c.DataDir != "./data" || strings.Join(c.Targets, ",") != "all" || c.Log.Format != "auto" || c.Log.Level != "info" {
 		t.Fatalf("defaults %+v", c)
 	}
 	for _, s := range config.Services {
@@ -48,6 +48,7 @@ func TestEnvAndFlags(t *testing.T) {
 		"REEL_ADMIN_EMAIL":         "root@example.com",
 		"REEL_ADMIN_PASSWORD":      "very secret",
 		"REEL_LOG_RETENTION":       "7d",
+		"REEL_BLOB_URL":            "s3://clips?endpoint=s3:9000&access_key=AK&secret_key=s3cr3t",
 	}
 	c, p, err := load(t, env, "-http-addr", ":7000")
 	if err != nil {
@@ -73,13 +74,16 @@ func TestEnvAndFlags(t *testing.T) {
 		}
 		return b.String()
 	}(), "\n", " "), " ")), " ")
-	for _, secret := range []string{"hunter2", "very secret", ":pw@"} {
+	for _, secret := range []string{"hunter2", "very secret", ":pw@", "s3cr3t"} {
 		if strings.Contains(printed, secret) {
 			t.Fatalf("secret %q printed: %s", secret, printed)
 		}
 	}
 	if !strings.Contains(printed, "postgres://reel:xxxxx@db:5432/reel") {
 		t.Fatalf("database URL should be shown masked: %s", printed)
+	}
+	if !strings.Contains(printed, "s3://clips?") || !strings.Contains(printed, "endpoint=s3%3A9000") {
+		t.Fatalf("blob URL should show its bucket and endpoint: %s", printed)
 	}
 }
 
@@ -94,6 +98,7 @@ func TestInvalid(t *testing.T) {
 		"REEL_DB_MAX_CONNS":     {"REEL_DB_MAX_CONNS": "-1"},
 		"REEL_DEBUG_ADDR":       {"REEL_DEBUG_ADDR": "6060"},
 		"REEL_LOG_FORMAT":       {"REEL_LOG_FORMAT": "xml"},
+		"REEL_LOG_LEVEL":        {"REEL_LOG_LEVEL": "loud"},
 		"REEL_SERVICE_KEY":      {"REEL_SERVICE_KEY": "short"},
 	}
 	for name, env := range cases {
@@ -107,6 +112,22 @@ func TestInvalid(t *testing.T) {
 	}
 	if _, _, err := load(t, nil, "extra"); err == nil {
 		t.Fatal("stray argument accepted")
+	}
+}
+
+// REEL_LOG_FORMAT takes auto (the default), text or json in any case;
+// REEL_LOG_LEVEL the four slog levels.
+func TestLogSettings(t *testing.T) {
+	for _, f := range []string{"auto", "text", "json", "JSON"} {
+		for _, l := range []string{"debug", "info", "warn", "ERROR"} {
+			c, _, err := load(t, map[string]string{"REEL_LOG_FORMAT": f, "REEL_LOG_LEVEL": l})
+			if err != nil || c.Log.Format != f || c.Log.Level != l {
+				t.Errorf("%s/%s: %v", f, l, err)
+			}
+		}
+	}
+	if _, _, err := load(t, nil, "-log-format", "pretty"); err == nil || !strings.Contains(err.Error(), "REEL_LOG_FORMAT") {
+		t.Fatalf("-log-format pretty: %v", err)
 	}
 }
 

@@ -6,9 +6,7 @@ package obs
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"strings"
 )
 
 type ctxKey int
@@ -55,27 +53,6 @@ func Logger(ctx context.Context, fallback *slog.Logger) *slog.Logger {
 		return l.With("request_id", id)
 	}
 	return l
-}
-
-// NewLogger builds the process logger: JSON by default, text for people at
-// a terminal.
-func NewLogger(w io.Writer, level, format string) *slog.Logger {
-	var lv slog.Level
-	switch strings.ToLower(level) {
-	case "debug":
-		lv = slog.LevelDebug
-	case "warn":
-		lv = slog.LevelWarn
-	case "error":
-		lv = slog.LevelError
-	default:
-		lv = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 // Discard is a logger that drops everything, for tests.
