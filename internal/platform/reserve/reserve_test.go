@@ -153,6 +153,12 @@ func TestConcurrentRetriesHoldOnce(t *testing.T) {
 		got := make([]reserve.Hold, n)
 		errs := make([]error, n)
 		var wg sync.WaitGroup
+		// Connections opened beforehand let the attempts below overlap
+		// (on PostgreSQL; SQLite's one writer takes them in turn).
+		for range n {
+			wg.Go(func() { _, _ = l.Reserve(context.Background(), hold(reserve.NewID(), 1), time.Hour, t0, take) })
+		}
+		wg.Wait()
 		for i := range n {
 			wg.Go(func() { got[i], errs[i] = l.Reserve(context.Background(), want, time.Hour, t0, take) })
 		}
