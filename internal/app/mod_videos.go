@@ -14,8 +14,6 @@ import (
 	"github.com/reel-video/reel/internal/compat"
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/probe"
-	"github.com/reel-video/reel/internal/storage"
-	"github.com/reel-video/reel/internal/usage"
 	"github.com/reel-video/reel/internal/videos"
 )
 
@@ -64,7 +62,7 @@ func initVideos(ctx context.Context, a *App) error {
 	}
 	log := a.log.With("service", "videos")
 	svc, err := videos.New(ctx, db, events, videos.Deps{
-		Blobs: blobs, Prober: prober, Quota: quotaAdapter{quota}, Limit: uploadLimitAdapter{meter}, Egress: egress,
+		Blobs: blobs, Prober: prober, Quota: quota, Limit: meter, Egress: egress,
 	}, videos.Config{
 		MaxUploadSize:  a.cfg.Videos.MaxUploadSize,
 		TrashRetention: a.cfg.Videos.TrashRetention,
@@ -136,41 +134,4 @@ func registerPosterMetrics(reg prometheus.Registerer, svc *videos.Service) error
 		return fmt.Errorf("register poster metrics: %w", err)
 	}
 	return nil
-}
-
-// quotaAdapter is the storage service (in process or its client) as the
-// videos service's Quota.
-type quotaAdapter struct{ q storage.Quota }
-
-func (a quotaAdapter) Reserve(ctx context.Context, userID string, bytes int64, ttl time.Duration) (string, error) {
-	r, err := a.q.Reserve(ctx, userID, bytes, ttl)
-	return r.ID, err
-}
-
-func (a quotaAdapter) Commit(ctx context.Context, id string, actual int64, object string) error {
-	return a.q.Commit(ctx, id, actual, object)
-}
-
-func (a quotaAdapter) Release(ctx context.Context, id string) error { return a.q.Release(ctx, id) }
-
-func (a quotaAdapter) Free(ctx context.Context, userID, object string) error {
-	_, err := a.q.Free(ctx, userID, object)
-	return err
-}
-
-// uploadLimitAdapter is the usage service (in process or its client) as
-// the videos service's UploadLimit.
-type uploadLimitAdapter struct{ m usage.Meter }
-
-func (a uploadLimitAdapter) ReserveUpload(ctx context.Context, userID string, bytes int64, ttl time.Duration) (string, error) {
-	r, err := a.m.ReserveUpload(ctx, userID, bytes, ttl)
-	return r.ID, err
-}
-
-func (a uploadLimitAdapter) CommitUpload(ctx context.Context, id string, actual int64) error {
-	return a.m.CommitUpload(ctx, id, actual)
-}
-
-func (a uploadLimitAdapter) ReleaseUpload(ctx context.Context, id string) error {
-	return a.m.ReleaseUpload(ctx, id)
 }

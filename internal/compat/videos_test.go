@@ -33,36 +33,10 @@ import (
 	"github.com/reel-video/reel/internal/videos"
 )
 
-// quota is the storage service as the videos service uses it.
-type quota struct{ s *storage.Service }
-
-func (q quota) Reserve(ctx context.Context, user string, n int64, ttl time.Duration) (string, error) {
-	r, err := q.s.Reserve(ctx, user, n, ttl)
-	return r.ID, err
-}
-func (q quota) Commit(ctx context.Context, id string, n int64, object string) error {
-	return q.s.Commit(ctx, id, n, object)
-}
-func (q quota) Release(ctx context.Context, id string) error { return q.s.Release(ctx, id) }
-func (q quota) Free(ctx context.Context, user, object string) error {
-	_, err := q.s.Free(ctx, user, object)
-	return err
-}
-func (q quota) Charge(ctx context.Context, user, object string, n int64) error {
-	return q.s.Charge(ctx, user, object, n)
-}
-
-// daily is the usage service as the videos service uses it.
+// daily is the usage service as the videos service's egress: the counts
+// go straight in, without the meter's batching.
 type daily struct{ s *usage.Service }
 
-func (d daily) ReserveUpload(ctx context.Context, user string, n int64, ttl time.Duration) (string, error) {
-	r, err := d.s.ReserveUpload(ctx, user, n, ttl)
-	return r.ID, err
-}
-func (d daily) CommitUpload(ctx context.Context, id string, n int64) error {
-	return d.s.CommitUpload(ctx, id, n)
-}
-func (d daily) ReleaseUpload(ctx context.Context, id string) error { return d.s.ReleaseUpload(ctx, id) }
 func (d daily) Allowance(ctx context.Context, user string) (int64, error) {
 	return d.s.Allowance(ctx, user)
 }
@@ -155,7 +129,7 @@ func withVideos(t *testing.T, fn func(t *testing.T, e *venv), fast ...bool) {
 			prober = &onceProber{real: probe.New(0), dir: t.TempDir()}
 		}
 		svc, err := videos.New(ctx, db, outbox.New(db, "videos_outbox"), videos.Deps{
-			Blobs: disk, Prober: prober, Quota: quota{st}, Limit: d, Egress: d,
+			Blobs: disk, Prober: prober, Quota: st, Limit: us, Egress: d,
 		}, videos.Config{MaxUploadSize: 64 << 20, PlaybackTTL: time.Hour, SpoolDir: t.TempDir()}, obs.Discard())
 		must(t, err)
 		// The poster worker, as the app runs it.

@@ -6,9 +6,8 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/rpc"
 )
 
@@ -19,8 +18,9 @@ import (
 // Calls that are safe to repeat are retried a few times on network errors
 // and 502/503/504 (rpc's policy): Commit, Release and Free are idempotent by
 // design, and Reserve is made so by sending a reservation id chosen here;
-// Charge is not idempotent and is tried once. A service that cannot be reached is errs.ErrUnavailable (503); refusals come
-// back as this package's sentinel errors, recognised by their problem code.
+// Charge is not idempotent and is tried once. A service that cannot be
+// reached is errs.ErrUnavailable (503); refusals come back as this
+// package's sentinel errors, recognised by their problem code.
 type Client struct {
 	rpc *rpc.Client
 }
@@ -38,7 +38,7 @@ func NewClient(baseURL string, keys *authn.ServiceKeys, hc *http.Client) *Client
 
 // Reserve implements Quota.
 func (c *Client) Reserve(ctx context.Context, userID string, n int64, ttl time.Duration) (Reservation, error) {
-	in := reserveRequest{ID: uuid.Must(uuid.NewV7()).String(), UserID: userID, Bytes: n, TTLMS: ttl.Milliseconds()}
+	in := reserveRequest{ID: reserve.NewID(), UserID: userID, Bytes: n, TTLMS: ttl.Milliseconds()}
 	if ttl > 0 && in.TTLMS == 0 {
 		in.TTLMS = 1
 	}

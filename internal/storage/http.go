@@ -9,6 +9,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/rpc"
 )
 
@@ -54,7 +55,7 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) user(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if err := checkUser(id); err != nil {
+	if err := reserve.CheckUser(id); err != nil {
 		return err
 	}
 	if ok, err := h.users.UserExists(r.Context(), id); err != nil {
@@ -117,7 +118,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if in.TTLMS <= 0 || in.TTLMS > MaxTTL.Milliseconds() {
-		return invalid("ttl_ms", "must be positive and at most a week")
+		return reserve.Invalid("ttl_ms", "must be positive and at most a week")
 	}
 	res, err := h.svc.reserve(r.Context(), in.ID, in.UserID, in.Bytes, time.Duration(in.TTLMS)*time.Millisecond)
 	if err != nil {
@@ -187,7 +188,7 @@ func (h *Handler) setQuota(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if in.QuotaBytes == nil {
-		return invalid("quota_bytes", "is required")
+		return reserve.Invalid("quota_bytes", "is required")
 	}
 	if err := h.svc.SetQuota(r.Context(), r.PathValue("id"), *in.QuotaBytes); err != nil {
 		return err

@@ -14,13 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/outbox"
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
@@ -34,33 +32,23 @@ var (
 	// or committed with other values.
 	ErrReservationSettled = errs.New(errs.Conflict, "reservation_settled", "the storage reservation was already released or committed differently")
 	// ErrInvalid is a call with out-of-range arguments (a caller's bug).
-	ErrInvalid = errs.New(errs.Validation, "validation_failed", "some values are not valid")
+	ErrInvalid = reserve.ErrInvalid
 	// ErrInvalidUserID is a user id that is not a UUID.
-	ErrInvalidUserID = errs.New(errs.Invalid, "invalid_user_id", "the user id must be a UUID")
+	ErrInvalidUserID = reserve.ErrInvalidUserID
 )
 
-// Limits on arguments. MaxBytes keeps every sum far from int64 overflow
-// (SQLite would silently turn an overflowing sum into a float).
+// Limits on arguments.
 const (
 	// MaxBytes is the largest byte count any call accepts (1 PiB).
-	MaxBytes = int64(1) << 50
+	MaxBytes = reserve.MaxBytes
 	// MaxTTL is the longest a reservation may be held. Resumable uploads
 	// that pause for longer re-reserve when they resume.
-	MaxTTL = 7 * 24 * time.Hour
+	MaxTTL = reserve.MaxTTL
 	// MaxObjectLen bounds an object key.
 	MaxObjectLen = 512
 	// Unlimited as a quota means no limit.
 	Unlimited = int64(-1)
 )
-
-// settledRetention is how long settled reservations are remembered, so a
-// retried Commit or Release (its first answer lost on the network) gets
-// the same answer instead of "not found".
-const settledRetention = 24 * time.Hour
-
-// sweepBatch bounds the reservations expired per transaction, so a huge
-// backlog does not hold the SQLite writer for long.
-const sweepBatch = 1000
 
 // serviceName is the service field of this service's activity events.
 const serviceName = "storage"
@@ -93,13 +81,8 @@ type Quota interface {
 }
 
 // Reservation is bytes held against a user's quota until it is committed,
-// released or expires.
-type Reservation struct {
-	ID        string    `json:"id"`
-	UserID    string    `json:"user_id"`
-	Bytes     int64     `json:"bytes"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
+// released or expires. Its Day is always empty: the quota has no days.
+type Reservation = reserve.Hold
 
 // Usage is a user's storage figures. QuotaBytes and AvailableBytes are -1
 // when the quota is unlimited.
@@ -130,6 +113,7 @@ type Config struct {
 type Service struct {
 	db     *sqldb.DB
 	store  *store
+	ledger *reserve.Ledger
 	events *outbox.Outbox
 	log    *slog.Logger
 	now    func() time.Time
@@ -140,9 +124,12 @@ var _ Quota = (*Service)(nil)
 // New returns the service on db (migrated with Migrations), recording
 // activity events in events.
 func New(db *sqldb.DB, events *outbox.Outbox, cfg Config, log *slog.Logger) *Service {
+	st := &store{db: db, defaultQuota: cfg.DefaultQuota}
 	return &Service{
-		db: db, store: &store{db: db, defaultQuota: cfg.DefaultQuota},
-		events: events, log: log, now: time.Now,
+		db: db, store: st, events: events, log: log, now: time.Now,
+		ledger: reserve.New(db, st, reserve.Config{
+			Name: "storage reservation", NotFound: ErrReservationNotFound, Settled: ErrReservationSettled,
+		}, log),
 	}
 }
 
@@ -156,94 +143,36 @@ func (s *Service) event(ctx context.Context, action, outcome, desc string) outbo
 // Reserve implements Quota. The decision is the conditional UPDATE in
 // store.tryReserve; a refusal records a QUOTA_EXCEEDED event.
 func (s *Service) Reserve(ctx context.Context, userID string, bytes int64, ttl time.Duration) (Reservation, error) {
-	return s.reserve(ctx, uuid.Must(uuid.NewV7()).String(), userID, bytes, ttl)
+	return s.reserve(ctx, reserve.NewID(), userID, bytes, ttl)
 }
 
 // reserve is Reserve with the reservation id chosen by the caller: the
 // HTTP client picks it so that a retried request finds the reservation its
 // first attempt made instead of reserving twice.
 func (s *Service) reserve(ctx context.Context, id, userID string, bytes int64, ttl time.Duration) (Reservation, error) {
-	if err := checkUser(userID); err != nil {
-		return Reservation{}, err
-	}
-	if err := checkReservationID(id); err != nil {
-		return Reservation{}, err
-	}
-	if bytes < 0 || bytes > MaxBytes {
-		return Reservation{}, invalid("bytes", fmt.Sprintf("must be between 0 and %d", MaxBytes))
-	}
-	if ttl <= 0 || ttl > MaxTTL {
-		return Reservation{}, invalid("ttl", fmt.Sprintf("must be positive and at most %s", MaxTTL))
-	}
 	now := s.now()
-	r := Reservation{ID: id, UserID: userID, Bytes: bytes, ExpiresAt: now.Add(ttl).UTC().Truncate(time.Microsecond)}
-	var (
-		refused  *Usage
-		existing reservationRow
-	)
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		refused = nil
-		if old, err := s.store.reservation(ctx, tx, id); err == nil {
-			existing = old
-			return sameReservation(old, r)
-		} else if !errors.Is(err, ErrReservationNotFound) {
+	return s.ledger.Reserve(ctx, Reservation{ID: id, UserID: userID, Bytes: bytes}, ttl, now, func(ctx context.Context, tx *sql.Tx, h Reservation) error {
+		if err := s.store.ensureAccount(ctx, tx, h.UserID, micros(now)); err != nil {
 			return err
 		}
-		if err := s.store.ensureAccount(ctx, tx, userID, micros(now)); err != nil {
+		ok, err := s.store.tryReserve(ctx, tx, h.UserID, h.Bytes, micros(now))
+		if err != nil || ok {
 			return err
 		}
-		ok, err := s.store.tryReserve(ctx, tx, userID, bytes, micros(now))
+		u, err := s.store.account(ctx, tx, h.UserID)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			u, err := s.store.account(ctx, tx, userID)
-			if err != nil {
-				return err
-			}
-			refused = &u
-			e := s.event(ctx, "QUOTA_EXCEEDED", outbox.Denied,
-				fmt.Sprintf("storage quota exceeded: %d bytes requested, %d of %d available", bytes, u.AvailableBytes, u.QuotaBytes)).
-				ForUser(userID).On(userID).With("requested_bytes", bytes).With("used_bytes", u.UsedBytes).
-				With("reserved_bytes", u.ReservedBytes).With("quota_bytes", u.QuotaBytes)
-			// The refusal commits with its event: nothing else changed.
-			return s.events.Add(ctx, tx, e)
+		e := s.event(ctx, "QUOTA_EXCEEDED", outbox.Denied,
+			fmt.Sprintf("storage quota exceeded: %d bytes requested, %d of %d available", h.Bytes, u.AvailableBytes, u.QuotaBytes)).
+			ForUser(h.UserID).On(h.UserID).With("requested_bytes", h.Bytes).With("used_bytes", u.UsedBytes).
+			With("reserved_bytes", u.ReservedBytes).With("quota_bytes", u.QuotaBytes)
+		// The refusal commits with its event: nothing else changed.
+		if err := s.events.Add(ctx, tx, e); err != nil {
+			return err
 		}
-		return s.store.insertReservation(ctx, tx, reservationRow{
-			ID: id, UserID: userID, Bytes: bytes, CreatedAt: micros(now), ExpiresAt: micros(r.ExpiresAt),
-		})
+		return reserve.Refuse(quotaError(h.Bytes, u))
 	})
-	if errors.Is(err, errDuplicateReservation) {
-		// A concurrent retry inserted it first; answer as it did.
-		old, rerr := s.store.reservation(ctx, s.db.W, id)
-		if rerr != nil {
-			return Reservation{}, fmt.Errorf("reserve storage: %w", rerr)
-		}
-		existing, err = old, sameReservation(old, r)
-	}
-	if errors.Is(err, errSameReservation) {
-		return Reservation{ID: existing.ID, UserID: existing.UserID, Bytes: existing.Bytes, ExpiresAt: fromMicros(existing.ExpiresAt)}, nil
-	}
-	if err != nil {
-		return Reservation{}, fmt.Errorf("reserve storage: %w", err)
-	}
-	if refused != nil {
-		return Reservation{}, quotaError(bytes, *refused)
-	}
-	return r, nil
-}
-
-// errSameReservation signals that a retried Reserve found its reservation.
-var errSameReservation = errors.New("reservation exists")
-
-// sameReservation answers a Reserve whose id exists: the same request
-// again is answered with the existing reservation, anything else is a
-// conflict.
-func sameReservation(old reservationRow, want Reservation) error {
-	if old.UserID != want.UserID || old.Bytes != want.Bytes {
-		return ErrReservationSettled.WithMsg("a different reservation with this id exists")
-	}
-	return errSameReservation
 }
 
 func quotaError(bytes int64, u Usage) error {
@@ -255,71 +184,34 @@ func quotaError(bytes int64, u Usage) error {
 // reserved gives the difference back, more must fit under the quota (else
 // ErrQuotaExceeded and the reservation stays held, for the caller to
 // release). A reservation that expired before its Commit is admitted
-// again against the quota as it stands, so a slow upload still succeeds
-// when there is room; when there is not, the caller must discard the
-// object. Committing a released reservation is ErrReservationSettled.
+// again against the quota as it stands (see reserve.Ledger.Commit); when
+// there is no room, the caller must discard the object.
 func (s *Service) Commit(ctx context.Context, reservationID string, actualBytes int64, object string) error {
-	if err := checkReservationID(reservationID); err != nil {
-		return ErrReservationNotFound
-	}
-	if actualBytes < 0 || actualBytes > MaxBytes {
-		return invalid("actual_bytes", fmt.Sprintf("must be between 0 and %d", MaxBytes))
-	}
 	if err := checkObject(object); err != nil {
 		return err
 	}
-	now := micros(s.now())
-	var refused *struct {
+	t := s.now()
+	now := micros(t)
+	var refused struct {
 		userID string
 		u      Usage
 	}
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		refused = nil
-		userID, reserved, ok, err := s.store.settle(ctx, tx, reservationID, stateHeld, stateCommitted, &object, &actualBytes, now)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			// Not held: a repeat, a late commit after expiry, or a bug.
-			r, err := s.store.reservation(ctx, tx, reservationID)
+	err := s.ledger.Commit(ctx, reservationID, reserve.Settlement{Actual: actualBytes, Object: object}, t,
+		func(ctx context.Context, tx *sql.Tx, h Reservation, actual int64) error {
+			fits, err := s.store.tryAdmit(ctx, tx, h.UserID, h.Bytes, actual, now)
 			if err != nil {
 				return err
 			}
-			switch r.State {
-			case stateCommitted:
-				if r.Object.String == object && r.Actual.Int64 == actualBytes {
-					return nil
-				}
-				return ErrReservationSettled
-			case stateExpired:
-				if userID, _, ok, err = s.store.settle(ctx, tx, reservationID, stateExpired, stateCommitted, &object, &actualBytes, now); err != nil {
+			if !fits {
+				u, err := s.store.account(ctx, tx, h.UserID)
+				if err != nil {
 					return err
-				} else if !ok {
-					return ErrReservationSettled
 				}
-				// Nothing is reserved any more: admit it all anew.
-				reserved = 0
-			default:
-				return ErrReservationSettled
+				refused.userID, refused.u = h.UserID, u
+				return errRefused
 			}
-		}
-		fits, err := s.store.tryAdmit(ctx, tx, userID, reserved, actualBytes, now)
-		if err != nil {
-			return err
-		}
-		if !fits {
-			u, err := s.store.account(ctx, tx, userID)
-			if err != nil {
-				return err
-			}
-			refused = &struct {
-				userID string
-				u      Usage
-			}{userID, u}
-			return errRefused
-		}
-		return s.store.addObject(ctx, tx, userID, object, actualBytes, now)
-	})
+			return s.store.addObject(ctx, tx, h.UserID, object, actual, now)
+		})
 	if errors.Is(err, errRefused) {
 		// The transaction rolled back, so the event goes on its own.
 		s.events.RecordOrLog(ctx, s.event(ctx, "QUOTA_EXCEEDED", outbox.Denied,
@@ -327,10 +219,7 @@ func (s *Service) Commit(ctx context.Context, reservationID string, actualBytes 
 			ForUser(refused.userID).On(object).With("actual_bytes", actualBytes).With("quota_bytes", refused.u.QuotaBytes))
 		return quotaError(actualBytes, refused.u)
 	}
-	if err != nil {
-		return fmt.Errorf("commit storage reservation %s: %w", reservationID, err)
-	}
-	return nil
+	return err
 }
 
 // errRefused rolls back a transaction whose conditional write refused.
@@ -338,21 +227,7 @@ var errRefused = errors.New("refused")
 
 // Release implements Quota.
 func (s *Service) Release(ctx context.Context, reservationID string) error {
-	if checkReservationID(reservationID) != nil {
-		return nil // no such reservation can exist
-	}
-	now := micros(s.now())
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		userID, bytes, ok, err := s.store.settle(ctx, tx, reservationID, stateHeld, stateReleased, nil, nil, now)
-		if err != nil || !ok {
-			return err
-		}
-		return s.store.unreserve(ctx, tx, userID, bytes, now)
-	})
-	if err != nil {
-		return fmt.Errorf("release storage reservation %s: %w", reservationID, err)
-	}
-	return nil
+	return s.ledger.Release(ctx, reservationID, s.now())
 }
 
 // Free implements Quota: the object's bytes stop counting (a video moved
@@ -360,7 +235,7 @@ func (s *Service) Release(ctx context.Context, reservationID string) error {
 // late Charge added in between, so the videos service may call it again
 // when it purges.
 func (s *Service) Free(ctx context.Context, userID, object string) (int64, error) {
-	if err := checkUser(userID); err != nil {
+	if err := reserve.CheckUser(userID); err != nil {
 		return 0, err
 	}
 	if err := checkObject(object); err != nil {
@@ -391,14 +266,14 @@ func (s *Service) Free(ctx context.Context, userID, object string) (int64, error
 // instead, with Reserve and a Commit into the same object. Charge is not
 // idempotent, so the HTTP client does not retry it.
 func (s *Service) Charge(ctx context.Context, userID, object string, bytes int64) error {
-	if err := checkUser(userID); err != nil {
+	if err := reserve.CheckUser(userID); err != nil {
 		return err
 	}
 	if err := checkObject(object); err != nil {
 		return err
 	}
 	if bytes < 0 || bytes > MaxBytes {
-		return invalid("bytes", fmt.Sprintf("must be between 0 and %d", MaxBytes))
+		return reserve.Invalid("bytes", fmt.Sprintf("must be between 0 and %d", MaxBytes))
 	}
 	now := micros(s.now())
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -418,7 +293,7 @@ func (s *Service) Charge(ctx context.Context, userID, object string, bytes int64
 
 // Usage implements Quota.
 func (s *Service) Usage(ctx context.Context, userID string) (Usage, error) {
-	if err := checkUser(userID); err != nil {
+	if err := reserve.CheckUser(userID); err != nil {
 		return Usage{}, err
 	}
 	u, err := s.store.account(ctx, s.db.R, userID)
@@ -445,11 +320,11 @@ func (s *Service) Check(ctx context.Context, userID string) (Usage, error) {
 // is allowed: nothing is deleted, but no reservation fits until bytes are
 // freed.
 func (s *Service) SetQuota(ctx context.Context, userID string, quota int64) error {
-	if err := checkUser(userID); err != nil {
+	if err := reserve.CheckUser(userID); err != nil {
 		return err
 	}
 	if quota < Unlimited || quota > MaxBytes {
-		return invalid("quota_bytes", "must be a byte count, or -1 for unlimited")
+		return reserve.Invalid("quota_bytes", "must be a byte count, or -1 for unlimited")
 	}
 	if err := s.store.setQuota(ctx, s.db.W, userID, quota, micros(s.now())); err != nil {
 		return fmt.Errorf("set storage quota: %w", err)
@@ -461,84 +336,15 @@ func (s *Service) SetQuota(ctx context.Context, userID string, quota int64) erro
 // after a day. Run it periodically; it is safe to run in several replicas
 // at once (each reservation is settled by exactly one of them).
 func (s *Service) Sweep(ctx context.Context) error {
-	now := micros(s.now())
-	total := 0
-	for {
-		var n int
-		err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-			per, count, err := s.store.expire(ctx, tx, now, sweepBatch)
-			if err != nil {
-				return err
-			}
-			n = count
-			// Users in a fixed order, so two sweeping replicas lock
-			// accounts in the same order on PostgreSQL.
-			for _, user := range sortedKeys(per) {
-				if err := s.store.unreserve(ctx, tx, user, per[user], now); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("sweep storage reservations: %w", err)
-		}
-		total += n
-		if n < sweepBatch {
-			break
-		}
-	}
-	if total > 0 {
-		s.log.Info("released expired storage reservations", "count", total)
-	}
-	if err := s.store.forgetSettled(ctx, s.db.W, now-settledRetention.Microseconds()); err != nil {
-		return fmt.Errorf("sweep storage reservations: %w", err)
-	}
-	return nil
-}
-
-// checkUser accepts only canonical (lower-case, hyphenated) UUIDs, the
-// form the users service issues: another spelling of the same id would
-// otherwise be a second account with a quota of its own.
-func checkUser(id string) error {
-	if !canonicalUUID(id) {
-		return ErrInvalidUserID
-	}
-	return nil
-}
-
-// checkReservationID accepts only canonical UUIDs, which is all this
-// service hands out.
-func checkReservationID(id string) error {
-	if !canonicalUUID(id) {
-		return invalid("reservation_id", "must be a UUID")
-	}
-	return nil
-}
-
-func canonicalUUID(s string) bool {
-	u, err := uuid.Parse(s)
-	return err == nil && u.String() == s
-}
-
-func sortedKeys(m map[string]int64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+	_, err := s.ledger.Sweep(ctx, s.now())
+	return err
 }
 
 func checkObject(object string) error {
 	if object == "" || len(object) > MaxObjectLen {
-		return invalid("object", fmt.Sprintf("must have 1 to %d bytes", MaxObjectLen))
+		return reserve.Invalid("object", fmt.Sprintf("must have 1 to %d bytes", MaxObjectLen))
 	}
 	return nil
-}
-
-func invalid(field, msg string) error {
-	return ErrInvalid.WithMsg(field + " " + msg).WithFields(map[string]string{field: msg})
 }
 
 func micros(t time.Time) int64     { return t.UnixMicro() }

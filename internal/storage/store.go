@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
@@ -19,24 +21,6 @@ type store struct {
 	// stored, so that changing REEL_STORAGE_QUOTA applies to every user
 	// without an override.
 	defaultQuota int64
-}
-
-// Reservation states.
-const (
-	stateHeld      = "held"
-	stateCommitted = "committed"
-	stateReleased  = "released"
-	stateExpired   = "expired"
-)
-
-// reservationRow is a stored reservation.
-type reservationRow struct {
-	ID, UserID, State string
-	Bytes             int64
-	Object            sql.NullString
-	Actual            sql.NullInt64
-	CreatedAt         int64
-	ExpiresAt         int64
 }
 
 // ensureAccount creates the user's account row if it does not exist, so
@@ -90,15 +74,6 @@ func (s *store) addUsed(ctx context.Context, q sqldb.Querier, userID string, del
 	return nil
 }
 
-// unreserve gives reserved bytes back.
-func (s *store) unreserve(ctx context.Context, q sqldb.Querier, userID string, bytes, now int64) error {
-	_, err := q.ExecContext(ctx, `UPDATE storage_accounts SET reserved = reserved - $1, updated_at = $2 WHERE user_id = $3`, bytes, now, userID)
-	if err != nil {
-		return fmt.Errorf("release reserved bytes: %w", err)
-	}
-	return nil
-}
-
 // account reads a user's figures; a user without a row has stored nothing
 // and has the default quota.
 func (s *store) account(ctx context.Context, q sqldb.Querier, userID string) (Usage, error) {
@@ -126,84 +101,99 @@ ON CONFLICT (user_id) DO UPDATE SET quota = excluded.quota, updated_at = exclude
 	return nil
 }
 
-func (s *store) insertReservation(ctx context.Context, q sqldb.Querier, r reservationRow) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO storage_reservations (id, user_id, bytes, state, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6)`, r.ID, r.UserID, r.Bytes, stateHeld, r.CreatedAt, r.ExpiresAt)
-	if sqldb.IsUniqueViolation(err) {
-		return errDuplicateReservation
+var _ reserve.Store = (*store)(nil)
+
+// Get implements reserve.Store.
+func (s *store) Get(ctx context.Context, q sqldb.Querier, id string) (reserve.Record, bool, error) {
+	var (
+		r         reserve.Record
+		object    sql.NullString
+		actual    sql.NullInt64
+		expiresAt int64
+	)
+	err := q.QueryRowContext(ctx, `SELECT id, user_id, bytes, state, object, actual, expires_at
+FROM storage_reservations WHERE id = $1`, id).
+		Scan(&r.ID, &r.UserID, &r.Bytes, &r.State, &object, &actual, &expiresAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return reserve.Record{}, false, nil
 	}
+	if err != nil {
+		return reserve.Record{}, false, fmt.Errorf("read reservation: %w", err)
+	}
+	r.ExpiresAt = fromMicros(expiresAt)
+	r.Settlement = reserve.Settlement{Actual: actual.Int64, Object: object.String}
+	return r, true, nil
+}
+
+// Insert implements reserve.Store.
+func (s *store) Insert(ctx context.Context, q sqldb.Querier, h reserve.Hold, now time.Time) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO storage_reservations (id, user_id, bytes, state, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6)`, h.ID, h.UserID, h.Bytes, string(reserve.Held), micros(now), micros(h.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert reservation: %w", err)
 	}
 	return nil
 }
 
-// errDuplicateReservation is an internal signal: a reservation with that id
-// exists already (a retried Reserve raced its first attempt).
-var errDuplicateReservation = errors.New("duplicate reservation id")
-
-func (s *store) reservation(ctx context.Context, q sqldb.Querier, id string) (reservationRow, error) {
-	var r reservationRow
-	err := q.QueryRowContext(ctx, `SELECT id, user_id, bytes, state, object, actual, created_at, expires_at
-FROM storage_reservations WHERE id = $1`, id).
-		Scan(&r.ID, &r.UserID, &r.Bytes, &r.State, &r.Object, &r.Actual, &r.CreatedAt, &r.ExpiresAt)
+// Settle implements reserve.Store.
+func (s *store) Settle(ctx context.Context, q sqldb.Querier, id string, from, to reserve.State, st *reserve.Settlement, now time.Time) (reserve.Hold, bool, error) {
+	var (
+		object *string
+		actual *int64
+	)
+	if st != nil {
+		object, actual = &st.Object, &st.Actual
+	}
+	h := reserve.Hold{ID: id}
+	err := q.QueryRowContext(ctx, `UPDATE storage_reservations SET state = $1, object = $2, actual = $3, settled_at = $4
+WHERE id = $5 AND state = $6 RETURNING user_id, bytes`, string(to), object, actual, micros(now), id, string(from)).Scan(&h.UserID, &h.Bytes)
 	if errors.Is(err, sql.ErrNoRows) {
-		return reservationRow{}, ErrReservationNotFound
+		return reserve.Hold{}, false, nil
 	}
 	if err != nil {
-		return reservationRow{}, fmt.Errorf("read reservation: %w", err)
+		return reserve.Hold{}, false, fmt.Errorf("settle reservation: %w", err)
 	}
-	return r, nil
+	return h, true, nil
 }
 
-// settle moves a reservation from state from to state to, and reports the
-// reservation's user and bytes if this call made the move. Making the state
-// change the conditional write means two concurrent settlements (a Commit
-// racing the sweep, say) can never both adjust the account.
-func (s *store) settle(ctx context.Context, q sqldb.Querier, id, from, to string, object *string, actual *int64, now int64) (userID string, bytes int64, ok bool, err error) {
-	err = q.QueryRowContext(ctx, `UPDATE storage_reservations SET state = $1, object = $2, actual = $3, settled_at = $4
-WHERE id = $5 AND state = $6 RETURNING user_id, bytes`, to, object, actual, now, id, from).Scan(&userID, &bytes)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", 0, false, nil
-	}
-	if err != nil {
-		return "", 0, false, fmt.Errorf("settle reservation: %w", err)
-	}
-	return userID, bytes, true, nil
-}
-
-// expire marks up to limit held reservations that expired before now as
-// expired and returns what they held per user.
-func (s *store) expire(ctx context.Context, q sqldb.Querier, now int64, limit int) (map[string]int64, int, error) {
+// Expire implements reserve.Store.
+func (s *store) Expire(ctx context.Context, q sqldb.Querier, now time.Time, limit int) ([]reserve.Hold, error) {
 	rows, err := q.QueryContext(ctx, fmt.Sprintf(`UPDATE storage_reservations SET state = 'expired', settled_at = $1
 WHERE id IN (SELECT id FROM storage_reservations WHERE state = 'held' AND expires_at <= $1 ORDER BY expires_at LIMIT %d)
-AND state = 'held' RETURNING user_id, bytes`, limit), now)
+AND state = 'held' RETURNING id, user_id, bytes`, limit), micros(now))
 	if err != nil {
-		return nil, 0, fmt.Errorf("expire reservations: %w", err)
+		return nil, fmt.Errorf("expire reservations: %w", err)
 	}
 	defer rows.Close()
-	per := map[string]int64{}
-	n := 0
+	var out []reserve.Hold
 	for rows.Next() {
-		var user string
-		var b int64
-		if err := rows.Scan(&user, &b); err != nil {
-			return nil, 0, fmt.Errorf("expire reservations: %w", err)
+		var h reserve.Hold
+		if err := rows.Scan(&h.ID, &h.UserID, &h.Bytes); err != nil {
+			return nil, fmt.Errorf("expire reservations: %w", err)
 		}
-		per[user] += b
-		n++
+		out = append(out, h)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("expire reservations: %w", err)
+		return nil, fmt.Errorf("expire reservations: %w", err)
 	}
-	return per, n, nil
+	return out, nil
 }
 
-// forgetSettled deletes reservations settled before cutoff.
-func (s *store) forgetSettled(ctx context.Context, q sqldb.Querier, cutoff int64) error {
-	_, err := q.ExecContext(ctx, `DELETE FROM storage_reservations WHERE state <> 'held' AND settled_at < $1`, cutoff)
+// Forget implements reserve.Store.
+func (s *store) Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error {
+	_, err := q.ExecContext(ctx, `DELETE FROM storage_reservations WHERE state <> 'held' AND settled_at < $1`, micros(cutoff))
 	if err != nil {
 		return fmt.Errorf("delete settled reservations: %w", err)
+	}
+	return nil
+}
+
+// GiveBack implements reserve.Store: reserved bytes go back to the
+// user's account (the quota has no days).
+func (s *store) GiveBack(ctx context.Context, q sqldb.Querier, userID, _ string, bytes int64, now time.Time) error {
+	_, err := q.ExecContext(ctx, `UPDATE storage_accounts SET reserved = reserved - $1, updated_at = $2 WHERE user_id = $3`, bytes, micros(now), userID)
+	if err != nil {
+		return fmt.Errorf("release reserved bytes: %w", err)
 	}
 	return nil
 }

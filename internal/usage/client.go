@@ -6,9 +6,8 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/rpc"
 )
 
@@ -48,7 +47,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 
 // ReserveUpload implements Meter.
 func (c *Client) ReserveUpload(ctx context.Context, userID string, n int64, ttl time.Duration) (Reservation, error) {
-	in := reserveRequest{ID: uuid.Must(uuid.NewV7()).String(), UserID: userID, Bytes: n, TTLMS: ttl.Milliseconds()}
+	in := reserveRequest{ID: reserve.NewID(), UserID: userID, Bytes: n, TTLMS: ttl.Milliseconds()}
 	if ttl > 0 && in.TTLMS == 0 {
 		in.TTLMS = 1
 	}
@@ -74,7 +73,7 @@ func (c *Client) AddEgress(ctx context.Context, batchID string, bytes map[string
 		return nil
 	}
 	if batchID == "" {
-		batchID = uuid.Must(uuid.NewV7()).String()
+		batchID = reserve.NewID()
 	}
 	return c.do(ctx, "add egress", http.MethodPost, "/internal/v1/usage/egress", egressRequest{BatchID: batchID, Bytes: bytes}, nil)
 }

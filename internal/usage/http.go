@@ -9,6 +9,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/rpc"
 )
 
@@ -66,7 +67,7 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) user(w http.ResponseWriter, r *http.Request) error {
 	id, q := r.PathValue("id"), r.URL.Query()
-	if err := checkUser(id); err != nil {
+	if err := reserve.CheckUser(id); err != nil {
 		return err
 	}
 	if ok, err := h.users.UserExists(r.Context(), id); err != nil {
@@ -122,7 +123,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if in.TTLMS <= 0 || in.TTLMS > MaxTTL.Milliseconds() {
-		return invalid("ttl_ms", "must be positive and at most a week")
+		return reserve.Invalid("ttl_ms", "must be positive and at most a week")
 	}
 	res, err := h.svc.reserve(r.Context(), in.ID, in.UserID, in.Bytes, time.Duration(in.TTLMS)*time.Millisecond)
 	if err != nil {

@@ -8,7 +8,6 @@
 package usage
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -17,10 +16,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/outbox"
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
@@ -36,9 +34,9 @@ var (
 	// committed with another size.
 	ErrReservationSettled = errs.New(errs.Conflict, "reservation_settled", "the upload reservation was already released or committed differently")
 	// ErrInvalid is a call with out-of-range arguments (a caller's bug).
-	ErrInvalid = errs.New(errs.Validation, "validation_failed", "some values are not valid")
+	ErrInvalid = reserve.ErrInvalid
 	// ErrInvalidUserID is a user id that is not a UUID.
-	ErrInvalidUserID = errs.New(errs.Invalid, "invalid_user_id", "the user id must be a UUID")
+	ErrInvalidUserID = reserve.ErrInvalidUserID
 	// ErrInvalidRange is a bad from/to day range.
 	ErrInvalidRange = errs.New(errs.Invalid, "invalid_query", "from and to must be days (YYYY-MM-DD), from not after to")
 )
@@ -47,9 +45,9 @@ var (
 const (
 	// MaxBytes is the largest byte count any call accepts (1 PiB), far
 	// from int64 overflow in any sum.
-	MaxBytes = int64(1) << 50
+	MaxBytes = reserve.MaxBytes
 	// MaxTTL is the longest an upload reservation may be held.
-	MaxTTL = 7 * 24 * time.Hour
+	MaxTTL = reserve.MaxTTL
 	// MaxHistoryDays bounds the range of a history query.
 	MaxHistoryDays = 366
 	// Unlimited as a limit or an allowance means no limit.
@@ -59,13 +57,9 @@ const (
 )
 
 const (
-	// settledRetention is how long settled reservations are remembered so
-	// that a retried commit gets the same answer.
-	settledRetention = 24 * time.Hour
 	// batchRetention is how long egress batch ids are remembered: a meter
 	// retrying a batch for longer than that risks counting it twice.
 	batchRetention = 48 * time.Hour
-	sweepBatch     = 1000
 	serviceName    = "usage"
 	maxBatchIDLen  = 128
 )
@@ -99,14 +93,8 @@ type Meter interface {
 }
 
 // Reservation is upload volume held until it is committed, released or
-// expires.
-type Reservation struct {
-	ID        string    `json:"id"`
-	UserID    string    `json:"user_id"`
-	Bytes     int64     `json:"bytes"`
-	Day       string    `json:"day"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
+// expires. Its Day is the UTC day it counts on.
+type Reservation = reserve.Hold
 
 // Limits are per-user overrides in bytes per day, -1 unlimited; nil keeps
 // the current value.
@@ -149,6 +137,7 @@ type Config struct {
 type Service struct {
 	db     *sqldb.DB
 	store  *store
+	ledger *reserve.Ledger
 	events *outbox.Outbox
 	log    *slog.Logger
 	now    func() time.Time
@@ -159,10 +148,12 @@ var _ Meter = (*Service)(nil)
 // New returns the service on db (migrated with Migrations), recording
 // activity events in events.
 func New(db *sqldb.DB, events *outbox.Outbox, cfg Config, log *slog.Logger) *Service {
+	st := &store{db: db, defaultUpload: cfg.DailyUpload, defaultEgr: cfg.DailyEgress}
 	return &Service{
-		db:     db,
-		store:  &store{db: db, defaultUpload: cfg.DailyUpload, defaultEgr: cfg.DailyEgress},
-		events: events, log: log, now: time.Now,
+		db: db, store: st, events: events, log: log, now: time.Now,
+		ledger: reserve.New(db, st, reserve.Config{
+			Name: "upload reservation", NotFound: ErrReservationNotFound, Settled: ErrReservationSettled,
+		}, log),
 	}
 }
 
@@ -196,90 +187,40 @@ func (s *Service) event(ctx context.Context, action, outcome, desc string) outbo
 // ReserveUpload implements Meter. The decision is the conditional UPDATE
 // in store.tryReserve; a refusal records a LIMIT_EXCEEDED event.
 func (s *Service) ReserveUpload(ctx context.Context, userID string, bytes int64, ttl time.Duration) (Reservation, error) {
-	return s.reserve(ctx, uuid.Must(uuid.NewV7()).String(), userID, bytes, ttl)
+	return s.reserve(ctx, reserve.NewID(), userID, bytes, ttl)
 }
 
 // reserve is ReserveUpload with an id chosen by the caller (the HTTP
 // client), so that a retry finds its first attempt's reservation.
 func (s *Service) reserve(ctx context.Context, id, userID string, bytes int64, ttl time.Duration) (Reservation, error) {
-	if err := checkUser(userID); err != nil {
-		return Reservation{}, err
-	}
-	if !canonicalUUID(id) {
-		return Reservation{}, invalid("id", "must be a UUID")
-	}
-	if bytes < 0 || bytes > MaxBytes {
-		return Reservation{}, invalid("bytes", fmt.Sprintf("must be between 0 and %d", MaxBytes))
-	}
-	if ttl <= 0 || ttl > MaxTTL {
-		return Reservation{}, invalid("ttl", fmt.Sprintf("must be positive and at most %s", MaxTTL))
-	}
 	now := s.now()
-	r := Reservation{ID: id, UserID: userID, Bytes: bytes, Day: Day(now), ExpiresAt: now.Add(ttl).UTC().Truncate(time.Microsecond)}
-	var (
-		refused  *UploadCounter
-		existing reservationRow
-	)
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		refused = nil
-		if old, err := s.store.reservation(ctx, tx, id); err == nil {
-			existing = old
-			return sameReservation(old, r)
-		} else if !errors.Is(err, ErrReservationNotFound) {
-			return err
-		}
-		limit, _, err := s.store.limits(ctx, tx, userID)
+	want := Reservation{ID: id, UserID: userID, Bytes: bytes, Day: Day(now)}
+	return s.ledger.Reserve(ctx, want, ttl, now, func(ctx context.Context, tx *sql.Tx, h Reservation) error {
+		limit, _, err := s.store.limits(ctx, tx, h.UserID)
 		if err != nil {
 			return err
 		}
-		if err := s.store.ensureDay(ctx, tx, userID, r.Day, micros(now)); err != nil {
+		if err := s.store.ensureDay(ctx, tx, h.UserID, h.Day, micros(now)); err != nil {
 			return err
 		}
-		ok, err := s.store.tryReserve(ctx, tx, userID, r.Day, bytes, limit, micros(now))
+		ok, err := s.store.tryReserve(ctx, tx, h.UserID, h.Day, h.Bytes, limit, micros(now))
+		if err != nil || ok {
+			return err
+		}
+		d, err := s.store.day(ctx, tx, h.UserID, h.Day)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			d, err := s.store.day(ctx, tx, userID, r.Day)
-			if err != nil {
-				return err
-			}
-			refused = &UploadCounter{UsedBytes: d.UploadUsed, ReservedBytes: d.UploadReserved, LimitBytes: limit}
-			e := s.event(ctx, "LIMIT_EXCEEDED", outbox.Denied,
-				fmt.Sprintf("daily upload limit reached: %d bytes requested, %d used and %d reserved of %d", bytes, d.UploadUsed, d.UploadReserved, limit)).
-				ForUser(userID).On(userID).With("limit", "upload").With("requested_bytes", bytes).
-				With("used_bytes", d.UploadUsed).With("reserved_bytes", d.UploadReserved).With("limit_bytes", limit).With("day", r.Day)
-			// The refusal commits with its event: nothing else changed.
-			return s.events.Add(ctx, tx, e)
+		e := s.event(ctx, "LIMIT_EXCEEDED", outbox.Denied,
+			fmt.Sprintf("daily upload limit reached: %d bytes requested, %d used and %d reserved of %d", h.Bytes, d.UploadUsed, d.UploadReserved, limit)).
+			ForUser(h.UserID).On(h.UserID).With("limit", "upload").With("requested_bytes", h.Bytes).
+			With("used_bytes", d.UploadUsed).With("reserved_bytes", d.UploadReserved).With("limit_bytes", limit).With("day", h.Day)
+		// The refusal commits with its event: nothing else changed.
+		if err := s.events.Add(ctx, tx, e); err != nil {
+			return err
 		}
-		return s.store.insertReservation(ctx, tx, reservationRow{ID: id, UserID: userID, Day: r.Day, Bytes: bytes, ExpiresAt: micros(r.ExpiresAt)}, micros(now))
+		return reserve.Refuse(uploadLimitError(now, h.Bytes, UploadCounter{UsedBytes: d.UploadUsed, ReservedBytes: d.UploadReserved, LimitBytes: limit}))
 	})
-	if errors.Is(err, errDuplicateReservation) {
-		old, rerr := s.store.reservation(ctx, s.db.W, id)
-		if rerr != nil {
-			return Reservation{}, fmt.Errorf("reserve upload volume: %w", rerr)
-		}
-		existing, err = old, sameReservation(old, r)
-	}
-	if errors.Is(err, errSameReservation) {
-		return Reservation{ID: existing.ID, UserID: existing.UserID, Bytes: existing.Bytes, Day: existing.Day, ExpiresAt: fromMicros(existing.ExpiresAt)}, nil
-	}
-	if err != nil {
-		return Reservation{}, fmt.Errorf("reserve upload volume: %w", err)
-	}
-	if refused != nil {
-		return Reservation{}, uploadLimitError(now, bytes, *refused)
-	}
-	return r, nil
-}
-
-var errSameReservation = errors.New("reservation exists")
-
-func sameReservation(old reservationRow, want Reservation) error {
-	if old.UserID != want.UserID || old.Bytes != want.Bytes {
-		return ErrReservationSettled.WithMsg("a different reservation with this id exists")
-	}
-	return errSameReservation
 }
 
 func uploadLimitError(now time.Time, bytes int64, c UploadCounter) error {
@@ -296,96 +237,43 @@ var errRefused = errors.New("refused")
 // ErrDailyLimit and the reservation stays held, for the caller to release.
 // A reservation that expired is admitted again if there is room.
 func (s *Service) CommitUpload(ctx context.Context, reservationID string, actualBytes int64) error {
-	if !canonicalUUID(reservationID) {
-		return ErrReservationNotFound
-	}
-	if actualBytes < 0 || actualBytes > MaxBytes {
-		return invalid("actual_bytes", fmt.Sprintf("must be between 0 and %d", MaxBytes))
-	}
 	now := s.now()
-	var refused *struct {
-		r reservationRow
+	var refused struct {
+		h Reservation
 		c UploadCounter
 	}
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		refused = nil
-		r, ok, err := s.store.settle(ctx, tx, reservationID, stateHeld, stateCommitted, &actualBytes, micros(now))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			old, err := s.store.reservation(ctx, tx, reservationID)
+	err := s.ledger.Commit(ctx, reservationID, reserve.Settlement{Actual: actualBytes}, now,
+		func(ctx context.Context, tx *sql.Tx, h Reservation, actual int64) error {
+			limit, _, err := s.store.limits(ctx, tx, h.UserID)
 			if err != nil {
 				return err
 			}
-			switch old.State {
-			case stateCommitted:
-				if old.Actual.Int64 == actualBytes {
-					return nil
-				}
-				return ErrReservationSettled
-			case stateExpired:
-				if r, ok, err = s.store.settle(ctx, tx, reservationID, stateExpired, stateCommitted, &actualBytes, micros(now)); err != nil {
-					return err
-				} else if !ok {
-					return ErrReservationSettled
-				}
-				r.Bytes = 0 // nothing is reserved any more: admit it all anew
-			default:
-				return ErrReservationSettled
+			fits, err := s.store.tryAdmit(ctx, tx, h.UserID, h.Day, h.Bytes, actual, limit, micros(now))
+			if err != nil || fits {
+				return err
 			}
-		}
-		limit, _, err := s.store.limits(ctx, tx, r.UserID)
-		if err != nil {
-			return err
-		}
-		fits, err := s.store.tryAdmit(ctx, tx, r.UserID, r.Day, r.Bytes, actualBytes, limit, micros(now))
-		if err != nil {
-			return err
-		}
-		if !fits {
-			d, err := s.store.day(ctx, tx, r.UserID, r.Day)
+			d, err := s.store.day(ctx, tx, h.UserID, h.Day)
 			if err != nil {
 				return err
 			}
-			refused = &struct {
-				r reservationRow
-				c UploadCounter
-			}{r, UploadCounter{UsedBytes: d.UploadUsed, ReservedBytes: d.UploadReserved - r.Bytes, LimitBytes: limit}}
+			refused.h = h
+			refused.c = UploadCounter{UsedBytes: d.UploadUsed, ReservedBytes: d.UploadReserved - h.Bytes, LimitBytes: limit}
 			return errRefused
-		}
-		return nil
-	})
+		})
 	if errors.Is(err, errRefused) {
+		// The transaction rolled back, so the event goes on its own.
 		s.events.RecordOrLog(ctx, s.event(ctx, "LIMIT_EXCEEDED", outbox.Denied,
 			fmt.Sprintf("daily upload limit reached at commit: %d bytes uploaded, limit %d", actualBytes, refused.c.LimitBytes)).
-			ForUser(refused.r.UserID).On(refused.r.UserID).With("limit", "upload").With("actual_bytes", actualBytes).
-			With("limit_bytes", refused.c.LimitBytes).With("day", refused.r.Day))
+			ForUser(refused.h.UserID).On(refused.h.UserID).With("limit", "upload").With("actual_bytes", actualBytes).
+			With("limit_bytes", refused.c.LimitBytes).With("day", refused.h.Day))
 		return uploadLimitError(now, actualBytes, refused.c)
 	}
-	if err != nil {
-		return fmt.Errorf("commit upload reservation %s: %w", reservationID, err)
-	}
-	return nil
+	return err
 }
 
 // ReleaseUpload implements Meter.
 func (s *Service) ReleaseUpload(ctx context.Context, reservationID string) error {
-	if !canonicalUUID(reservationID) {
-		return nil // no such reservation can exist
-	}
-	now := micros(s.now())
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		r, ok, err := s.store.settle(ctx, tx, reservationID, stateHeld, stateReleased, nil, now)
-		if err != nil || !ok {
-			return err
-		}
-		return s.store.unreserve(ctx, tx, r.UserID, r.Day, r.Bytes, now)
-	})
-	if err != nil {
-		return fmt.Errorf("release upload reservation %s: %w", reservationID, err)
-	}
-	return nil
+	return s.ledger.Release(ctx, reservationID, s.now())
 }
 
 // AddEgress implements Meter. Entries that cannot be a user's bytes (an
@@ -394,11 +282,11 @@ func (s *Service) ReleaseUpload(ctx context.Context, reservationID string) error
 // retry its whole batch for ever.
 func (s *Service) AddEgress(ctx context.Context, batchID string, bytes map[string]int64) error {
 	if len(batchID) > maxBatchIDLen {
-		return invalid("batch_id", fmt.Sprintf("must have at most %d bytes", maxBatchIDLen))
+		return reserve.Invalid("batch_id", fmt.Sprintf("must have at most %d bytes", maxBatchIDLen))
 	}
 	users := make([]string, 0, len(bytes))
 	for u, n := range bytes {
-		if !canonicalUUID(u) || n <= 0 || n > MaxBytes {
+		if !reserve.CanonicalUUID(u) || n <= 0 || n > MaxBytes {
 			s.log.Warn("egress entry skipped", "user_id", u, "bytes", n)
 			continue
 		}
@@ -446,7 +334,7 @@ func (s *Service) Allowance(ctx context.Context, userID string) (int64, error) {
 
 // Today implements Meter.
 func (s *Service) Today(ctx context.Context, userID string) (Status, error) {
-	if err := checkUser(userID); err != nil {
+	if err := reserve.CheckUser(userID); err != nil {
 		return Status{}, err
 	}
 	d, up, eg, err := s.store.today(ctx, s.db.R, userID, Day(s.now()))
@@ -483,7 +371,7 @@ func (s *Service) Check(ctx context.Context, userID string) (Status, error) {
 // oldest first, days without activity included as zeros. Empty bounds
 // default to the 30 days up to today. It records a CHECK_BANDWIDTH event.
 func (s *Service) History(ctx context.Context, userID, from, to string) ([]Status, error) {
-	if err := checkUser(userID); err != nil {
+	if err := reserve.CheckUser(userID); err != nil {
 		return nil, err
 	}
 	first, last, err := dayRange(from, to, s.now())
@@ -555,12 +443,12 @@ func parseDay(s string, def time.Time) (time.Time, error) {
 
 // SetLimits implements Meter.
 func (s *Service) SetLimits(ctx context.Context, userID string, l Limits) error {
-	if err := checkUser(userID); err != nil {
+	if err := reserve.CheckUser(userID); err != nil {
 		return err
 	}
 	for name, v := range map[string]*int64{"daily_upload_bytes": l.DailyUpload, "daily_egress_bytes": l.DailyEgress} {
 		if v != nil && (*v < Unlimited || *v > MaxBytes) {
-			return invalid(name, "must be a byte count, or -1 for unlimited")
+			return reserve.Invalid(name, "must be a byte count, or -1 for unlimited")
 		}
 	}
 	if l.DailyUpload == nil && l.DailyEgress == nil {
@@ -575,64 +463,14 @@ func (s *Service) SetLimits(ctx context.Context, userID string, l Limits) error 
 // Sweep releases upload reservations whose time is up and forgets settled
 // reservations and old egress batch ids. Safe to run in several replicas.
 func (s *Service) Sweep(ctx context.Context) error {
-	now := micros(s.now())
-	total := 0
-	for {
-		var n int
-		err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-			per, count, err := s.store.expire(ctx, tx, now, sweepBatch)
-			if err != nil {
-				return err
-			}
-			n = count
-			keys := make([]expiredKey, 0, len(per))
-			for k := range per {
-				keys = append(keys, k)
-			}
-			// A fixed lock order, as in AddEgress.
-			slices.SortFunc(keys, func(a, b expiredKey) int {
-				return cmp.Or(cmp.Compare(a.user, b.user), cmp.Compare(a.day, b.day))
-			})
-			for _, k := range keys {
-				if err := s.store.unreserve(ctx, tx, k.user, k.day, per[k], now); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("sweep upload reservations: %w", err)
-		}
-		total += n
-		if n < sweepBatch {
-			break
-		}
+	now := s.now()
+	if _, err := s.ledger.Sweep(ctx, now); err != nil {
+		return err
 	}
-	if total > 0 {
-		s.log.Info("released expired upload reservations", "count", total)
-	}
-	if err := s.store.forget(ctx, now-settledRetention.Microseconds(), now-batchRetention.Microseconds()); err != nil {
+	if err := s.store.forgetBatches(ctx, micros(now.Add(-batchRetention))); err != nil {
 		return fmt.Errorf("sweep usage: %w", err)
 	}
 	return nil
-}
-
-// checkUser accepts only canonical UUIDs, the form the users service
-// issues, so that one user cannot have two sets of counters.
-func checkUser(id string) error {
-	if !canonicalUUID(id) {
-		return ErrInvalidUserID
-	}
-	return nil
-}
-
-func canonicalUUID(s string) bool {
-	u, err := uuid.Parse(s)
-	return err == nil && u.String() == s
-}
-
-func invalid(field, msg string) error {
-	return ErrInvalid.WithMsg(field + " " + msg).WithFields(map[string]string{field: msg})
 }
 
 func micros(t time.Time) int64     { return t.UnixMicro() }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
@@ -15,21 +17,6 @@ import (
 type store struct {
 	db                        *sqldb.DB
 	defaultUpload, defaultEgr int64
-}
-
-// Reservation states.
-const (
-	stateHeld      = "held"
-	stateCommitted = "committed"
-	stateReleased  = "released"
-	stateExpired   = "expired"
-)
-
-type reservationRow struct {
-	ID, UserID, Day, State string
-	Bytes                  int64
-	Actual                 sql.NullInt64
-	ExpiresAt              int64
 }
 
 // dayRow is one user's counters on one day.
@@ -139,16 +126,6 @@ WHERE user_id = $4 AND day = $5 AND upload_used + upload_reserved - $2 + $1 <= $
 	return affectedOne(res, err, "commit upload volume")
 }
 
-// unreserve gives reserved upload volume back.
-func (s *store) unreserve(ctx context.Context, q sqldb.Querier, userID, day string, bytes, now int64) error {
-	_, err := q.ExecContext(ctx, `UPDATE usage_days SET upload_reserved = upload_reserved - $1, updated_at = $2
-WHERE user_id = $3 AND day = $4`, bytes, now, userID, day)
-	if err != nil {
-		return fmt.Errorf("release upload volume: %w", err)
-	}
-	return nil
-}
-
 // addEgress adds delivered bytes to the user's day.
 func (s *store) addEgress(ctx context.Context, q sqldb.Querier, userID, day string, bytes, now int64) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO usage_days (user_id, day, egress_used, updated_at) VALUES ($1, $2, $3, $4)
@@ -201,86 +178,102 @@ WHERE user_id = $1 AND day >= $2 AND day <= $3 ORDER BY day`, userID, from, to)
 	return out, nil
 }
 
-func (s *store) insertReservation(ctx context.Context, q sqldb.Querier, r reservationRow, now int64) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO usage_reservations (id, user_id, day, bytes, state, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.ID, r.UserID, r.Day, r.Bytes, stateHeld, now, r.ExpiresAt)
-	if sqldb.IsUniqueViolation(err) {
-		return errDuplicateReservation
+var _ reserve.Store = (*store)(nil)
+
+// Get implements reserve.Store.
+func (s *store) Get(ctx context.Context, q sqldb.Querier, id string) (reserve.Record, bool, error) {
+	var (
+		r         reserve.Record
+		actual    sql.NullInt64
+		expiresAt int64
+	)
+	err := q.QueryRowContext(ctx, `SELECT id, user_id, day, bytes, state, actual, expires_at FROM usage_reservations WHERE id = $1`, id).
+		Scan(&r.ID, &r.UserID, &r.Day, &r.Bytes, &r.State, &actual, &expiresAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return reserve.Record{}, false, nil
 	}
+	if err != nil {
+		return reserve.Record{}, false, fmt.Errorf("read upload reservation: %w", err)
+	}
+	r.ExpiresAt = fromMicros(expiresAt)
+	r.Settlement.Actual = actual.Int64
+	return r, true, nil
+}
+
+// Insert implements reserve.Store.
+func (s *store) Insert(ctx context.Context, q sqldb.Querier, h reserve.Hold, now time.Time) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO usage_reservations (id, user_id, day, bytes, state, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, h.ID, h.UserID, h.Day, h.Bytes, string(reserve.Held), micros(now), micros(h.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert upload reservation: %w", err)
 	}
 	return nil
 }
 
-var errDuplicateReservation = errors.New("duplicate reservation id")
-
-func (s *store) reservation(ctx context.Context, q sqldb.Querier, id string) (reservationRow, error) {
-	var r reservationRow
-	err := q.QueryRowContext(ctx, `SELECT id, user_id, day, bytes, state, actual, expires_at FROM usage_reservations WHERE id = $1`, id).
-		Scan(&r.ID, &r.UserID, &r.Day, &r.Bytes, &r.State, &r.Actual, &r.ExpiresAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return reservationRow{}, ErrReservationNotFound
+// Settle implements reserve.Store. Only the actual size is recorded: an
+// upload's volume goes to no object.
+func (s *store) Settle(ctx context.Context, q sqldb.Querier, id string, from, to reserve.State, st *reserve.Settlement, now time.Time) (reserve.Hold, bool, error) {
+	var actual *int64
+	if st != nil {
+		actual = &st.Actual
 	}
-	if err != nil {
-		return reservationRow{}, fmt.Errorf("read upload reservation: %w", err)
-	}
-	return r, nil
-}
-
-// settle moves a reservation from one state to another and returns it if
-// this call made the move: the state change is the conditional write, so
-// concurrent settlements never both touch the counters.
-func (s *store) settle(ctx context.Context, q sqldb.Querier, id, from, to string, actual *int64, now int64) (reservationRow, bool, error) {
-	r := reservationRow{ID: id, State: to}
+	h := reserve.Hold{ID: id}
 	err := q.QueryRowContext(ctx, `UPDATE usage_reservations SET state = $1, actual = $2, settled_at = $3
-WHERE id = $4 AND state = $5 RETURNING user_id, day, bytes`, to, actual, now, id, from).Scan(&r.UserID, &r.Day, &r.Bytes)
+WHERE id = $4 AND state = $5 RETURNING user_id, day, bytes`, string(to), actual, micros(now), id, string(from)).Scan(&h.UserID, &h.Day, &h.Bytes)
 	if errors.Is(err, sql.ErrNoRows) {
-		return reservationRow{}, false, nil
+		return reserve.Hold{}, false, nil
 	}
 	if err != nil {
-		return reservationRow{}, false, fmt.Errorf("settle upload reservation: %w", err)
+		return reserve.Hold{}, false, fmt.Errorf("settle upload reservation: %w", err)
 	}
-	return r, true, nil
+	return h, true, nil
 }
 
-// expiredKey is the counter an expired reservation gives back to.
-type expiredKey struct{ user, day string }
-
-// expire marks up to limit held reservations that expired before now as
-// expired and returns what they held per user and day.
-func (s *store) expire(ctx context.Context, q sqldb.Querier, now int64, limit int) (map[expiredKey]int64, int, error) {
+// Expire implements reserve.Store.
+func (s *store) Expire(ctx context.Context, q sqldb.Querier, now time.Time, limit int) ([]reserve.Hold, error) {
 	rows, err := q.QueryContext(ctx, fmt.Sprintf(`UPDATE usage_reservations SET state = 'expired', settled_at = $1
 WHERE id IN (SELECT id FROM usage_reservations WHERE state = 'held' AND expires_at <= $1 ORDER BY expires_at LIMIT %d)
-AND state = 'held' RETURNING user_id, day, bytes`, limit), now)
+AND state = 'held' RETURNING id, user_id, day, bytes`, limit), micros(now))
 	if err != nil {
-		return nil, 0, fmt.Errorf("expire upload reservations: %w", err)
+		return nil, fmt.Errorf("expire upload reservations: %w", err)
 	}
 	defer rows.Close()
-	per := map[expiredKey]int64{}
-	n := 0
+	var out []reserve.Hold
 	for rows.Next() {
-		var k expiredKey
-		var b int64
-		if err := rows.Scan(&k.user, &k.day, &b); err != nil {
-			return nil, 0, fmt.Errorf("expire upload reservations: %w", err)
+		var h reserve.Hold
+		if err := rows.Scan(&h.ID, &h.UserID, &h.Day, &h.Bytes); err != nil {
+			return nil, fmt.Errorf("expire upload reservations: %w", err)
 		}
-		per[k] += b
-		n++
+		out = append(out, h)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("expire upload reservations: %w", err)
+		return nil, fmt.Errorf("expire upload reservations: %w", err)
 	}
-	return per, n, nil
+	return out, nil
 }
 
-// forget deletes reservations settled and egress batches applied before
-// the cutoffs.
-func (s *store) forget(ctx context.Context, settledBefore, batchesBefore int64) error {
-	if _, err := s.db.W.ExecContext(ctx, `DELETE FROM usage_reservations WHERE state <> 'held' AND settled_at < $1`, settledBefore); err != nil {
+// Forget implements reserve.Store.
+func (s *store) Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error {
+	if _, err := q.ExecContext(ctx, `DELETE FROM usage_reservations WHERE state <> 'held' AND settled_at < $1`, micros(cutoff)); err != nil {
 		return fmt.Errorf("delete settled upload reservations: %w", err)
 	}
-	if _, err := s.db.W.ExecContext(ctx, `DELETE FROM usage_egress_batches WHERE applied_at < $1`, batchesBefore); err != nil {
+	return nil
+}
+
+// GiveBack implements reserve.Store: reserved upload volume goes back to
+// the day it was reserved on.
+func (s *store) GiveBack(ctx context.Context, q sqldb.Querier, userID, day string, bytes int64, now time.Time) error {
+	_, err := q.ExecContext(ctx, `UPDATE usage_days SET upload_reserved = upload_reserved - $1, updated_at = $2
+WHERE user_id = $3 AND day = $4`, bytes, micros(now), userID, day)
+	if err != nil {
+		return fmt.Errorf("release upload volume: %w", err)
+	}
+	return nil
+}
+
+// forgetBatches deletes the egress batch ids applied before cutoff.
+func (s *store) forgetBatches(ctx context.Context, cutoff int64) error {
+	if _, err := s.db.W.ExecContext(ctx, `DELETE FROM usage_egress_batches WHERE applied_at < $1`, cutoff); err != nil {
 		return fmt.Errorf("delete old egress batches: %w", err)
 	}
 	return nil

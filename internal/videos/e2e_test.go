@@ -16,36 +16,6 @@ import (
 	"github.com/reel-video/reel/internal/videos"
 )
 
-// The real storage and usage services behind the videos service's small
-// interfaces, as the app wires them.
-type realQuota struct{ q storage.Quota }
-
-func (r realQuota) Reserve(ctx context.Context, user string, bytes int64, ttl time.Duration) (string, error) {
-	res, err := r.q.Reserve(ctx, user, bytes, ttl)
-	return res.ID, err
-}
-func (r realQuota) Commit(ctx context.Context, id string, actual int64, object string) error {
-	return r.q.Commit(ctx, id, actual, object)
-}
-func (r realQuota) Release(ctx context.Context, id string) error { return r.q.Release(ctx, id) }
-func (r realQuota) Free(ctx context.Context, user, object string) error {
-	_, err := r.q.Free(ctx, user, object)
-	return err
-}
-
-type realLimit struct{ m usage.Meter }
-
-func (r realLimit) ReserveUpload(ctx context.Context, user string, bytes int64, ttl time.Duration) (string, error) {
-	res, err := r.m.ReserveUpload(ctx, user, bytes, ttl)
-	return res.ID, err
-}
-func (r realLimit) CommitUpload(ctx context.Context, id string, actual int64) error {
-	return r.m.CommitUpload(ctx, id, actual)
-}
-func (r realLimit) ReleaseUpload(ctx context.Context, id string) error {
-	return r.m.ReleaseUpload(ctx, id)
-}
-
 type realServices struct {
 	storage *storage.Service
 	usage   *usage.Service
@@ -80,7 +50,7 @@ func withRealServices(t *testing.T, quota, dailyUpload int64, fn func(t *testing
 				usage:   usage.New(db, outbox.New(db, "usage_outbox"), usage.Config{DailyUpload: dailyUpload, DailyEgress: 1 << 30}, obs.Discard()),
 			}
 			rs.meter = usage.NewEgressMeter(rs.usage, usage.MeterConfig{})
-			return realQuota{rs.storage}, realLimit{rs.usage}, rs.meter
+			return rs.storage, rs.usage, rs.meter
 		}
 	})
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 	"github.com/reel-video/reel/internal/videos"
@@ -74,17 +75,17 @@ func (q *fakeQuota) reservedLocked(user string) int64 {
 	return n
 }
 
-func (q *fakeQuota) Reserve(_ context.Context, user string, bytes int64, _ time.Duration) (string, error) {
+func (q *fakeQuota) Reserve(_ context.Context, user string, bytes int64, _ time.Duration) (reserve.Hold, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	total := q.used[user] + q.reservedLocked(user) + bytes
 	if q.limit >= 0 && total > q.limit {
-		return "", errQuota
+		return reserve.Hold{}, errQuota
 	}
 	q.maxSeen = max(q.maxSeen, total)
 	id := uuid.NewString()
 	q.held[id] = heldRes{user, bytes}
-	return id, nil
+	return reserve.Hold{ID: id, UserID: user, Bytes: bytes}, nil
 }
 
 func (q *fakeQuota) Commit(_ context.Context, id string, actual int64, object string) error {
@@ -111,19 +112,20 @@ func (q *fakeQuota) Release(_ context.Context, id string) error {
 	return nil
 }
 
-func (q *fakeQuota) Free(_ context.Context, user, object string) error {
+func (q *fakeQuota) Free(_ context.Context, user, object string) (int64, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.failFree != nil {
-		return q.failFree
+		return 0, q.failFree
 	}
 	k := user + "|" + object
-	if b, ok := q.objects[k]; ok {
+	b, ok := q.objects[k]
+	if ok {
 		delete(q.objects, k)
 		q.used[user] -= b
 		q.freed++
 	}
-	return nil
+	return b, nil
 }
 
 func (q *fakeQuota) state(user string) (used int64, held int, objects int) {
@@ -150,7 +152,7 @@ func newFakeLimit(limit int64) *fakeLimit {
 	return &fakeLimit{limit: limit, used: map[string]int64{}, held: map[string]heldRes{}, done: map[string]bool{}}
 }
 
-func (l *fakeLimit) ReserveUpload(_ context.Context, user string, bytes int64, _ time.Duration) (string, error) {
+func (l *fakeLimit) ReserveUpload(_ context.Context, user string, bytes int64, _ time.Duration) (reserve.Hold, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var reserved int64
@@ -160,11 +162,11 @@ func (l *fakeLimit) ReserveUpload(_ context.Context, user string, bytes int64, _
 		}
 	}
 	if l.limit >= 0 && l.used[user]+reserved+bytes > l.limit {
-		return "", errDaily.WithRetryAfter(3 * time.Hour)
+		return reserve.Hold{}, errDaily.WithRetryAfter(3 * time.Hour)
 	}
 	id := uuid.NewString()
 	l.held[id] = heldRes{user, bytes}
-	return id, nil
+	return reserve.Hold{ID: id, UserID: user, Bytes: bytes}, nil
 }
 
 func (l *fakeLimit) CommitUpload(_ context.Context, id string, actual int64) error {

@@ -24,6 +24,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/page"
 	"github.com/reel-video/reel/internal/platform/probe"
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 )
@@ -34,22 +35,22 @@ type stubQuota struct {
 	freed []string
 }
 
-func (*stubQuota) Reserve(context.Context, string, int64, time.Duration) (string, error) {
-	return uuid.NewString(), nil
+func (*stubQuota) Reserve(_ context.Context, user string, n int64, _ time.Duration) (reserve.Hold, error) {
+	return reserve.Hold{ID: uuid.NewString(), UserID: user, Bytes: n}, nil
 }
 func (*stubQuota) Commit(context.Context, string, int64, string) error { return nil }
 func (*stubQuota) Release(context.Context, string) error               { return nil }
-func (q *stubQuota) Free(_ context.Context, _, object string) error {
+func (q *stubQuota) Free(_ context.Context, _, object string) (int64, error) {
 	q.mu.Lock()
 	q.freed = append(q.freed, object)
 	q.mu.Unlock()
-	return nil
+	return 0, nil
 }
 
 type stubLimit struct{}
 
-func (stubLimit) ReserveUpload(context.Context, string, int64, time.Duration) (string, error) {
-	return uuid.NewString(), nil
+func (stubLimit) ReserveUpload(_ context.Context, user string, n int64, _ time.Duration) (reserve.Hold, error) {
+	return reserve.Hold{ID: uuid.NewString(), UserID: user, Bytes: n}, nil
 }
 func (stubLimit) CommitUpload(context.Context, string, int64) error { return nil }
 func (stubLimit) ReleaseUpload(context.Context, string) error       { return nil }

@@ -194,7 +194,7 @@ func (s *Service) cutPoster(ctx context.Context, r record) {
 	// idempotent). A first attempt (claimPosters counts them) has nothing
 	// to free, so it spares the storage service the call.
 	if r.PosterTries > 1 {
-		if err := s.quota.Free(ctx, r.OwnerID, blobKey(r.ID, PosterFile)); err != nil {
+		if _, err := s.quota.Free(ctx, r.OwnerID, blobKey(r.ID, PosterFile)); err != nil {
 			s.posterFailed(ctx, r, fmt.Errorf("free an earlier poster charge: %w", err))
 			return
 		}
@@ -246,7 +246,7 @@ func (s *Service) dropPoster(ctx context.Context, r, got record) {
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	s.cleanUp(ctx, "drop unattached poster", []any{"video", r.ID}, func(ctx context.Context) error {
-		if err := s.quota.Free(ctx, r.OwnerID, got.PosterKey); err != nil {
+		if _, err := s.quota.Free(ctx, r.OwnerID, got.PosterKey); err != nil {
 			return err
 		}
 		return s.blobs.Delete(ctx, got.PosterKey)

@@ -32,6 +32,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/page"
 	"github.com/reel-video/reel/internal/platform/probe"
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
@@ -92,21 +93,22 @@ type TrashedVideo struct {
 // which reach the client unchanged.
 type Quota interface {
 	// Reserve holds bytes for ttl, or refuses when they do not fit.
-	Reserve(ctx context.Context, userID string, bytes int64, ttl time.Duration) (id string, err error)
+	Reserve(ctx context.Context, userID string, bytes int64, ttl time.Duration) (reserve.Hold, error)
 	// Commit turns a reservation into actual bytes stored under object
 	// (idempotent).
 	Commit(ctx context.Context, id string, actual int64, object string) error
 	// Release gives a reservation back (idempotent; a settled or unknown
 	// reservation is not an error).
 	Release(ctx context.Context, id string) error
-	// Free stops counting an object's bytes (idempotent).
-	Free(ctx context.Context, userID, object string) error
+	// Free stops counting an object's bytes and tells how many (idempotent:
+	// a freed object frees 0).
+	Free(ctx context.Context, userID, object string) (freed int64, err error)
 }
 
 // UploadLimit is the daily upload volume (implemented by the usage service
 // or its client). Refusals are daily_limit_reached (429 with Retry-After).
 type UploadLimit interface {
-	ReserveUpload(ctx context.Context, userID string, bytes int64, ttl time.Duration) (id string, err error)
+	ReserveUpload(ctx context.Context, userID string, bytes int64, ttl time.Duration) (reserve.Hold, error)
 	CommitUpload(ctx context.Context, id string, actual int64) error
 	ReleaseUpload(ctx context.Context, id string) error
 }
@@ -304,19 +306,19 @@ func (s *Service) Admit(ctx context.Context, ownerID string, bytes int64, ttl ti
 	if ttl <= 0 {
 		ttl = s.cfg.ReserveTTL
 	}
-	qid, err := s.quota.Reserve(ctx, ownerID, bytes, ttl)
+	q, err := s.quota.Reserve(ctx, ownerID, bytes, ttl)
 	if err != nil {
 		return nil, fmt.Errorf("admit upload: storage quota: %w", err)
 	}
-	lid, err := s.limit.ReserveUpload(ctx, ownerID, bytes, ttl)
+	l, err := s.limit.ReserveUpload(ctx, ownerID, bytes, ttl)
 	if err != nil {
 		// Give the storage reservation back; the daily one was not made.
 		cctx, cancel := detached(ctx)
 		defer cancel()
-		s.release(cctx, "release storage reservation", qid, s.quota.Release)
+		s.release(cctx, "release storage reservation", q.ID, s.quota.Release)
 		return nil, fmt.Errorf("admit upload: daily upload limit: %w", err)
 	}
-	return &Admission{OwnerID: ownerID, Bytes: bytes, quotaID: qid, limitID: lid}, nil
+	return &Admission{OwnerID: ownerID, Bytes: bytes, quotaID: q.ID, limitID: l.ID}, nil
 }
 
 // Release gives back what the admission still holds. A release that
@@ -622,7 +624,7 @@ func (s *Service) storePoster(ctx context.Context, rec *record, path string) err
 	release := func() {
 		cctx, cancel := detached(ctx)
 		defer cancel()
-		if err := s.quota.Release(cctx, res); err != nil {
+		if err := s.quota.Release(cctx, res.ID); err != nil {
 			s.log.Warn("release poster reservation", "video", rec.ID, "err", err)
 		}
 	}
@@ -630,7 +632,7 @@ func (s *Service) storePoster(ctx context.Context, rec *record, path string) err
 		release()
 		return err
 	}
-	if err := s.quota.Commit(ctx, res, size, key); err != nil {
+	if err := s.quota.Commit(ctx, res.ID, size, key); err != nil {
 		release()
 		return err
 	}
@@ -677,7 +679,7 @@ func (s *Service) undoFinalise(ctx context.Context, rec record) {
 // stored and charged before the row records it.
 func (s *Service) dropBlobsAndCharges(ctx context.Context, rec record) error {
 	for _, key := range []string{rec.VideoKey, blobKey(rec.ID, PosterFile)} {
-		if err := s.quota.Free(ctx, rec.OwnerID, key); err != nil {
+		if _, err := s.quota.Free(ctx, rec.OwnerID, key); err != nil {
 			return fmt.Errorf("free %s: %w", key, err)
 		}
 		if err := s.blobs.Delete(ctx, key); err != nil {
@@ -954,7 +956,7 @@ func (s *Service) DeleteAll(ctx context.Context, c authn.Caller) (int, error) {
 // between frees nothing twice.
 func (s *Service) free(ctx context.Context, r record) error {
 	for _, key := range r.objects() {
-		if err := s.quota.Free(ctx, r.OwnerID, key); err != nil {
+		if _, err := s.quota.Free(ctx, r.OwnerID, key); err != nil {
 			return fmt.Errorf("free video bytes: %w", err)
 		}
 	}
@@ -1038,7 +1040,7 @@ func (s *Service) Restore(ctx context.Context, c authn.Caller, id string) (Video
 		defer cancel()
 		// Undo the charge; the maintenance job retries if this fails.
 		for _, key := range r.objects() {
-			if ferr := s.quota.Free(cctx, r.OwnerID, key); ferr != nil {
+			if _, ferr := s.quota.Free(cctx, r.OwnerID, key); ferr != nil {
 				s.log.Warn("undo restore charge", "video", id, "err", ferr)
 				return Video{}, fmt.Errorf("restore video: %w", err)
 			}
@@ -1081,19 +1083,19 @@ func (s *Service) recharge(ctx context.Context, r record) error {
 				s.log.Warn("release restore reservation", "video", r.ID, "err", err)
 			}
 			if committed {
-				if err := s.quota.Free(cctx, r.OwnerID, parts[i].key); err != nil {
+				if _, err := s.quota.Free(cctx, r.OwnerID, parts[i].key); err != nil {
 					s.log.Warn("free restore charge", "video", r.ID, "err", err)
 				}
 			}
 		}
 	}
 	for i := range parts {
-		id, err := s.quota.Reserve(ctx, r.OwnerID, parts[i].bytes, restoreStale)
+		h, err := s.quota.Reserve(ctx, r.OwnerID, parts[i].bytes, restoreStale)
 		if err != nil {
 			undo(i, false)
 			return fmt.Errorf("restore video: %w", err)
 		}
-		parts[i].res = id
+		parts[i].res = h.ID
 	}
 	for i := range parts {
 		if err := s.quota.Commit(ctx, parts[i].res, parts[i].bytes, parts[i].key); err != nil {
@@ -1369,7 +1371,7 @@ func (s *Service) Maintain(ctx context.Context) error {
 
 func (s *Service) freeObjects(ctx context.Context, r record) error {
 	for _, key := range r.objects() {
-		if err := s.quota.Free(ctx, r.OwnerID, key); err != nil {
+		if _, err := s.quota.Free(ctx, r.OwnerID, key); err != nil {
 			return fmt.Errorf("free video bytes: %w", err)
 		}
 	}
