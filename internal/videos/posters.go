@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/probe"
 )
 
@@ -305,4 +306,41 @@ func (s *Service) posterInput(ctx context.Context, r record) (path string, done 
 		return "", nil, fmt.Errorf("copy the stored video: %w", err)
 	}
 	return f.Name(), done, nil
+}
+
+// storePoster stores a poster and charges it to the owner's quota like
+// any stored byte: reserved, then committed, so that a tight quota is
+// never overshot. When there is no room left for it, the video simply
+// goes without a poster.
+func (s *Service) storePoster(ctx context.Context, rec *record, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	size, key := fi.Size(), blobKey(rec.ID, PosterFile)
+	res, err := s.quota.Reserve(ctx, rec.OwnerID, size, s.cfg.ReserveTTL)
+	if errs.KindOf(err) == errs.TooLarge {
+		s.log.Info("no room in the quota for a poster; the video has none", "video", rec.ID, "bytes", size)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	release := func() {
+		cctx, cancel := detached(ctx)
+		defer cancel()
+		if err := s.quota.Release(cctx, res); err != nil {
+			s.log.Warn("release poster reservation", "video", rec.ID, "err", err)
+		}
+	}
+	if err := s.putFile(ctx, key, path, size, "image/jpeg"); err != nil {
+		release()
+		return err
+	}
+	if err := s.quota.Commit(ctx, res, size, key); err != nil {
+		release()
+		return err
+	}
+	rec.PosterKey, rec.PosterBytes = key, size
+	return nil
 }
