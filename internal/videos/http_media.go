@@ -276,3 +276,9 @@ func (m *meteredWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (m *meteredWriter) Unwrap() http.ResponseWriter { return m.ResponseWriter }
+
+// writerOnly hides a writer's ReadFrom so io.Copy uses the plain Write
+// path.
+type writerOnly struct{ w io.Writer }
+
+func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }

@@ -1,25 +1,321 @@
 package videos
 
 import (
+	"bufio"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"mime/multipart"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/errs"
-	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/probe"
 )
 
-// Admission is what an upload holds once admitted: a storage reservation
+// Refusals of a multipart upload that its routes answer each in their own
+// words (the compatibility surface quotes the original system's messages).
+var (
+	ErrUploadContentType = errs.New(errs.Unsupported, "unsupported_content_type", "the upload must be multipart/form-data with a video part and a title field")
+	// ErrLengthRequired refuses a body without a declared length (a
+	// chunked one): admission reserves the declared size up front.
+	ErrLengthRequired = errs.New(errs.Invalid, "length_required", "send a Content-Length: the upload is admitted by its declared size")
+	// ErrMissingVideo and ErrMissingTitle are joined to the ErrValidation
+	// of a form without a video part or without a title (absent or
+	// blank), so a caller can tell which without reading its fields.
+	ErrMissingVideo = errors.New("the upload has no video part")
+	ErrMissingTitle = errors.New("the upload has no title")
+)
+
+// Bounds of a form, in bytes and parts. A character is at most 4 bytes
+// of UTF-8: Meta.Validate checks the character counts. Parts other than
+// the video are read into memory or skipped, so they are kept small.
+const (
+	maxTitleBytes       = 4*MaxTitle + 64
+	maxDescriptionBytes = 4*MaxDescription + 64
+	maxOtherPartBytes   = 64 << 10
+	maxFormParts        = 32
+)
+
+// spoolBuf is the read buffer of an arriving upload and the size of its
+// writes to the spool: large enough that a gigabyte takes few syscalls,
+// small enough that many concurrent uploads keep memory flat.
+const spoolBuf = 256 << 10
+
+// Form is a multipart/form-data upload as its route hands it over: the
+// request's Content-Type (with its boundary), its declared length and its
+// body, read once as a stream.
+type Form struct {
+	ContentType string
+	// Length is the declared length (Content-Length), -1 when unknown.
+	Length int64
+	Body   io.Reader
+	// Via names the route, for the activity log ("multipart", "compat").
+	Via string
+}
+
+// UploadForm is the one way a multipart upload comes in, whichever route
+// it arrives on. It admits the declared length against the owner's
+// storage quota and daily upload limit before reading a byte of the body,
+// reads the form as a stream (a title and an optional description field,
+// before or after one video part; other fields skipped), refuses a file
+// that does not sniff as a video from its first KiB without reading the
+// rest, spools the video part to a file, and finalises it into a ready
+// video. On any refusal it gives everything back and leaves no file.
+//
+// Refusals, besides those of admission (quota_exceeded, daily_limit_reached,
+// upload_too_large, unavailable) and of finalising:
+//   - ErrUploadContentType: not multipart/form-data;
+//   - ErrLengthRequired: no declared length;
+//   - ErrIncomplete: the body broke off before its declared length;
+//   - ErrMalformedUpload: a body delivered whole that is not a valid form,
+//     or exceeds the form's bounds (parts, size of fields);
+//   - ErrNotVideo: the video part is not a video;
+//   - ErrValidation: missing or invalid fields, joined with ErrMissingVideo
+//     or ErrMissingTitle when those are what is missing.
+//
+// The spool file is not fsynced: it is scratch space until finalising
+// hands it to the blob store, which makes the stored copy durable itself
+// (the disk store fsyncs before its rename; S3 keeps what it has
+// acknowledged). A crash before that loses an upload that was never
+// answered, which the client sends again; a sync here would only make
+// every upload wait for its bytes to reach the disk twice.
+func (s *Service) UploadForm(ctx context.Context, ownerID string, f Form) (Video, error) {
+	boundary, err := formBoundary(f.ContentType)
+	if err != nil {
+		return Video{}, err
+	}
+	if f.Length < 0 {
+		return Video{}, ErrLengthRequired
+	}
+	adm, err := s.admit(ctx, ownerID, f.Length, 0)
+	if err != nil {
+		return Video{}, err
+	}
+	in, err := s.receive(f.Body, boundary, f.Length)
+	if err != nil {
+		s.releaseAdmission(ctx, adm)
+		return Video{}, err
+	}
+	defer func() { _ = os.Remove(in.Path) }()
+	in.Via = f.Via
+	return s.finalise(ctx, adm, in)
+}
+
+func formBoundary(contentType string) (string, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/form-data" {
+		return "", ErrUploadContentType
+	}
+	if params["boundary"] == "" {
+		return "", ErrMalformedUpload.WithMsg("the multipart/form-data content type has no boundary")
+	}
+	return params["boundary"], nil
+}
+
+// bodyReader remembers whether the body failed (the client went away, the
+// connection broke), to tell a cut-off upload from a malformed one.
+type bodyReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// receive reads a form of declared bytes from body, spooling its video
+// part. It returns what arrived, whose file the caller removes; on error
+// nothing is left behind.
+func (s *Service) receive(body io.Reader, boundary string, declared int64) (in arrived, err error) {
+	br := &bodyReader{r: body}
+	// Nothing past the declared length is read: what was admitted bounds
+	// the body. mime/multipart reads through a 4 KiB buffer; a large one
+	// in front of it makes the socket reads large and few.
+	mr := multipart.NewReader(bufio.NewReaderSize(io.LimitReader(br, declared), spoolBuf), boundary)
+	var spool *os.File
+	defer func() {
+		if spool != nil {
+			_ = spool.Close()
+			if err != nil {
+				_ = os.Remove(spool.Name())
+			}
+		}
+		if err != nil {
+			err = classify(err, br, declared)
+		}
+	}()
+	for parts := 0; ; parts++ {
+		part, perr := mr.NextPart()
+		if perr == io.EOF {
+			break
+		}
+		if perr != nil {
+			return arrived{}, fmt.Errorf("%w: %w", ErrMalformedUpload, perr)
+		}
+		if parts == maxFormParts {
+			return arrived{}, ErrMalformedUpload.WithMsg(fmt.Sprintf("the form has more than %d parts", maxFormParts))
+		}
+		switch part.FormName() {
+		case "title":
+			if in.Meta.Title, err = readField(part, "title", maxTitleBytes); err != nil {
+				return arrived{}, err
+			}
+		case "description":
+			if in.Meta.Description, err = readField(part, "description", maxDescriptionBytes); err != nil {
+				return arrived{}, err
+			}
+		case "video":
+			if spool != nil {
+				return arrived{}, ErrMalformedUpload.WithMsg("send exactly one video part")
+			}
+			in.Meta.Filename = part.FileName()
+			if spool, err = s.spoolFile(); err != nil {
+				return arrived{}, err
+			}
+			if in.Size, err = spoolVideo(spool, part, declared); err != nil {
+				return arrived{}, err
+			}
+		default:
+			// Unknown fields are skipped, not refused: clients add
+			// fields of their own.
+			n, err := io.Copy(io.Discard, io.LimitReader(part, maxOtherPartBytes+1))
+			if err != nil {
+				return arrived{}, fmt.Errorf("skip a form field: %w", err)
+			}
+			if n > maxOtherPartBytes {
+				return arrived{}, ErrMalformedUpload.WithMsg(fmt.Sprintf("a form field other than the video may hold at most %d bytes", maxOtherPartBytes))
+			}
+		}
+		_ = part.Close()
+	}
+	if err := checkForm(spool != nil, in.Meta); err != nil {
+		return arrived{}, err
+	}
+	in.Path = spool.Name()
+	return in, nil
+}
+
+// checkForm refuses a form without a video part or with invalid fields,
+// naming every offending field at once.
+func checkForm(hasVideo bool, m Meta) error {
+	fields := map[string]string{}
+	var missing []error
+	if !hasVideo {
+		fields["video"] = "is required"
+		missing = append(missing, ErrMissingVideo)
+	}
+	m, err := m.Validate()
+	if e, ok := errs.As(err); ok {
+		maps.Copy(fields, e.Fields)
+	}
+	if m.Title == "" {
+		missing = append(missing, ErrMissingTitle)
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	return errors.Join(append([]error{ErrValidation.WithFields(fields)}, missing...)...)
+}
+
+// classify turns a failed read into what the client should hear: a body
+// that broke off is upload_incomplete (whatever the form looked like up
+// to there), a body delivered whole that is not a valid form is
+// malformed_upload; other classified errors pass unchanged.
+func classify(err error, body *bodyReader, declared int64) error {
+	if body.err != nil || (body.n < declared && errors.Is(err, io.ErrUnexpectedEOF)) {
+		return fmt.Errorf("%w: %v", ErrIncomplete, err)
+	}
+	if _, ok := errs.As(err); ok {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrMalformedUpload, err)
+}
+
+func readField(part *multipart.Part, name string, limit int64) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(part, limit+1))
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", name, err)
+	}
+	if int64(len(b)) > limit {
+		return "", ErrValidation.WithFields(map[string]string{name: "is too long"})
+	}
+	return string(b), nil
+}
+
+// spoolVideo copies the video part to f. It sniffs the first bytes before
+// anything else, so a file that is not a video is refused (415) without
+// reading the rest of a possibly huge body.
+func spoolVideo(f *os.File, part io.Reader, limit int64) (int64, error) {
+	head := make([]byte, probe.SniffLen)
+	n, err := io.ReadFull(part, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return 0, fmt.Errorf("read video: %w", err)
+	}
+	// A short read is a short file, or a body cut off inside its first
+	// KiB (which classify tells apart): sniff what there is.
+	if _, serr := probe.Sniff(head[:n]); serr != nil {
+		return 0, notVideo(serr)
+	}
+	if _, err := f.Write(head[:n]); err != nil {
+		return 0, fmt.Errorf("spool upload: %w", err)
+	}
+	size := int64(n)
+	buf := make([]byte, spoolBuf)
+	for {
+		// A part hands out at most a few KiB per Read; filling the
+		// buffer first makes each write to the file large. (Not
+		// io.ReadFull: it would blur the part's clean io.EOF with
+		// io.ErrUnexpectedEOF, which is how a truncated part ends.)
+		m := 0
+		var err error
+		for m < len(buf) && err == nil {
+			var k int
+			k, err = part.Read(buf[m:])
+			m += k
+		}
+		if m > 0 {
+			if size += int64(m); size > limit {
+				// The declared length bounds the body already; this is
+				// a guard, never a silent cut.
+				return size, ErrUploadTooLarge
+			}
+			if _, werr := f.Write(buf[:m]); werr != nil {
+				return size, fmt.Errorf("spool upload: %w", werr)
+			}
+		}
+		switch err {
+		case nil:
+		case io.EOF:
+			return size, nil
+		default:
+			return size, fmt.Errorf("read video: %w", err)
+		}
+	}
+}
+
+// spoolFile creates a file for an arriving upload in the spool directory;
+// the caller removes it.
+func (s *Service) spoolFile() (*os.File, error) {
+	f, err := os.CreateTemp(s.cfg.SpoolDir, "upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool upload: %w", err)
+	}
+	return f, nil
+}
+
+// admission is what an upload holds once admitted: a storage reservation
 // and a daily-upload reservation of its declared size.
-type Admission struct {
+type admission struct {
 	OwnerID string
 	Bytes   int64
 	quotaID string
@@ -29,21 +325,17 @@ type Admission struct {
 	quotaCommitted, limitCommitted bool
 }
 
-// ResumeAdmission rebuilds the admission of a resumable upload from the
+// resumeAdmission rebuilds the admission of a resumable upload from the
 // reservation ids it stored.
-func ResumeAdmission(ownerID string, bytes int64, quotaID, limitID string) *Admission {
-	return &Admission{OwnerID: ownerID, Bytes: bytes, quotaID: quotaID, limitID: limitID}
+func resumeAdmission(ownerID string, bytes int64, quotaID, limitID string) *admission {
+	return &admission{OwnerID: ownerID, Bytes: bytes, quotaID: quotaID, limitID: limitID}
 }
 
-// Reservations returns the ids of the admission's reservations, to be
-// stored by a resumable upload.
-func (a *Admission) Reservations() (quotaID, limitID string) { return a.quotaID, a.limitID }
-
-// Admit reserves bytes against the owner's storage quota and daily upload
+// admit reserves bytes against the owner's storage quota and daily upload
 // limit before any byte is accepted. Both reservations are atomic in their
 // services, so concurrent uploads cannot overshoot. ttl <= 0 means the
 // configured ReserveTTL.
-func (s *Service) Admit(ctx context.Context, ownerID string, bytes int64, ttl time.Duration) (*Admission, error) {
+func (s *Service) admit(ctx context.Context, ownerID string, bytes int64, ttl time.Duration) (*admission, error) {
 	if bytes < 0 {
 		return nil, ErrValidation.WithMsg("the upload's length must not be negative")
 	}
@@ -65,13 +357,13 @@ func (s *Service) Admit(ctx context.Context, ownerID string, bytes int64, ttl ti
 		s.release(cctx, "release storage reservation", qid, s.quota.Release)
 		return nil, fmt.Errorf("admit upload: daily upload limit: %w", err)
 	}
-	return &Admission{OwnerID: ownerID, Bytes: bytes, quotaID: qid, limitID: lid}, nil
+	return &admission{OwnerID: ownerID, Bytes: bytes, quotaID: qid, limitID: lid}, nil
 }
 
-// Release gives back what the admission still holds. A release that
-// fails (the service is down) is retried in the background for a while
-// (cleanUp); a reservation nobody releases lapses when its TTL ends.
-func (s *Service) Release(ctx context.Context, a *Admission) {
+// releaseAdmission gives back what the admission still holds. A release
+// that fails (the service is down) is retried in the background for a
+// while (cleanUp); a reservation nobody releases lapses when its TTL ends.
+func (s *Service) releaseAdmission(ctx context.Context, a *admission) {
 	if a == nil {
 		return
 	}
@@ -89,224 +381,4 @@ func (s *Service) Release(ctx context.Context, a *Admission) {
 // background (cleanUp).
 func (s *Service) release(ctx context.Context, what, id string, fn func(context.Context, string) error) {
 	s.cleanUp(ctx, what, []any{"reservation", id}, func(ctx context.Context) error { return fn(ctx, id) })
-}
-
-// Spool creates a temporary file for an arriving upload; the caller
-// removes it.
-func (s *Service) Spool() (*os.File, error) {
-	f, err := os.CreateTemp(s.cfg.SpoolDir, "upload-*")
-	if err != nil {
-		return nil, fmt.Errorf("spool upload: %w", err)
-	}
-	return f, nil
-}
-
-// Ingest is an upload whose bytes have all arrived in a local file.
-type Ingest struct {
-	Path string
-	Size int64
-	Meta Meta
-	// Via names the upload route, for the activity log ("multipart", "tus").
-	Via string
-}
-
-// extensions maps a container's media type to the file name the video is
-// stored and served under.
-var extensions = map[string]string{
-	"video/mp4": ".mp4", "video/quicktime": ".mov", "video/3gpp": ".3gp", "video/3gpp2": ".3g2",
-	"video/webm": ".webm", "video/x-matroska": ".mkv", "video/x-msvideo": ".avi", "video/mp2t": ".ts", "video/ogg": ".ogv",
-}
-
-// VideoFile is the file name a video is served under (video.mp4, video.webm...).
-func VideoFile(contentType string) string {
-	if ext, ok := extensions[contentType]; ok {
-		return "video" + ext
-	}
-	return "video.bin"
-}
-
-// PosterFile is the file name of a video's poster.
-const PosterFile = "poster.jpg"
-
-func blobKey(id, file string) string { return "videos/" + id + "/" + file }
-
-// Finalise turns an admitted upload whose bytes are in in.Path into a
-// ready video: it probes the file (ErrNotVideo when it is not a video),
-// stores it in the blob store, commits the real size to the quota and the
-// daily upload volume, and records the video, with its poster due and its
-// UPLOAD_VIDEO event, in one transaction. The poster worker cuts the
-// poster afterwards (posters.go). On any failure it gives back
-// everything (reservations, blobs, charged bytes) and returns the error.
-// The file at in.Path may be moved into the blob store (a disk store on
-// the same filesystem takes it by a rename); the caller removes whatever
-// is left at in.Path, success or failure.
-//
-// Finalise runs to the end even if ctx is cancelled: all the bytes have
-// arrived, so the work is worth finishing.
-func (s *Service) Finalise(ctx context.Context, adm *Admission, in Ingest) (Video, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FinaliseTimeout)
-	defer cancel()
-	v, err := s.finalise(ctx, adm, in)
-	if err != nil {
-		s.Release(ctx, adm)
-		outcome := outbox.Failure
-		if k := errs.KindOf(err); k == errs.TooLarge || k == errs.RateLimited {
-			outcome = outbox.Denied
-		}
-		desc := "upload failed"
-		if e, ok := errs.As(err); ok {
-			desc = "upload failed: " + e.Code
-		}
-		s.events.RecordOrLog(ctx, s.event(ctx, "UPLOAD_VIDEO", outcome, desc).ForUser(adm.OwnerID).
-			With("size_bytes", in.Size).With("via", in.Via))
-		return Video{}, err
-	}
-	return v, nil
-}
-
-func (s *Service) finalise(ctx context.Context, adm *Admission, in Ingest) (Video, error) {
-	meta, err := in.Meta.Validate()
-	if err != nil {
-		return Video{}, err
-	}
-	if in.Size > adm.Bytes {
-		// Cannot happen through the routes, which stop reading at the
-		// declared length; a bug must not store more than was admitted.
-		return Video{}, fmt.Errorf("finalise upload: %d bytes arrived, %d were admitted", in.Size, adm.Bytes)
-	}
-	info, err := s.prober.Probe(ctx, in.Path)
-	if errors.Is(err, probe.ErrNotVideo) {
-		return Video{}, notVideo(err)
-	}
-	if err != nil {
-		return Video{}, fmt.Errorf("finalise upload: probe: %w", err)
-	}
-
-	now := s.now()
-	id := uuid.Must(uuid.NewV7()).String()
-	rec := record{
-		Video: Video{
-			ID: id, OwnerID: adm.OwnerID, Title: meta.Title, Description: meta.Description, Filename: meta.Filename,
-			Status: StatusProcessing, SizeBytes: in.Size, ContentType: info.ContentType,
-			DurationSeconds: info.DurationSeconds, Width: info.Width, Height: info.Height, CreatedAt: now.UTC().Truncate(time.Microsecond),
-		},
-		VideoCodec: info.VideoCodec, AudioCodec: info.AudioCodec,
-		VideoKey:   blobKey(id, VideoFile(info.ContentType)),
-		QuotaState: quotaCharging, QuotaAt: micros(now), UpdatedAt: micros(now),
-	}
-	// The row comes first, in state processing: if this process dies
-	// from here on, the maintenance job finds the row and undoes the rest.
-	if err := s.store.insertVideo(ctx, s.db.W, rec); err != nil {
-		return Video{}, fmt.Errorf("finalise upload: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			s.undoFinalise(ctx, rec)
-		}
-	}()
-
-	// The poster is cut after the answer (posters.go), from a second name
-	// of the spooled file: putFile may move the file into the blob store
-	// or the caller remove it. Without that name the poster worker reads
-	// the stored video instead.
-	link := s.posterSource(id)
-	s.keepPosterSource(in.Path, in.Size, link)
-	defer func() {
-		if !ok {
-			_ = os.Remove(link)
-		}
-	}()
-
-	if err := s.putFile(ctx, rec.VideoKey, in.Path, in.Size, info.ContentType); err != nil {
-		return Video{}, fmt.Errorf("finalise upload: store video: %w", err)
-	}
-	// Committing the real size gives back what the declared length (with
-	// its multipart overhead) held beyond it, before the poster asks.
-	if err := s.quota.Commit(ctx, adm.quotaID, in.Size, rec.VideoKey); err != nil {
-		return Video{}, fmt.Errorf("finalise upload: commit storage: %w", err)
-	}
-	adm.quotaCommitted = true
-	rec.Status = StatusReady
-	rec.QuotaState = quotaCharged
-	rec.PosterDue = 1
-	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		done, err := s.store.markReady(ctx, tx, rec, micros(s.now()))
-		if err != nil {
-			return err
-		}
-		if !done {
-			return errors.New("the processing row vanished")
-		}
-		e := s.event(ctx, "UPLOAD_VIDEO", outbox.Success, "uploaded video "+quote(rec.Title)).
-			ForUser(rec.OwnerID).On(rec.ID).With("size_bytes", rec.SizeBytes).With("content_type", rec.ContentType).
-			With("duration_seconds", rec.DurationSeconds).With("via", in.Via)
-		return s.events.Add(ctx, tx, e)
-	})
-	if err != nil {
-		return Video{}, fmt.Errorf("finalise upload: %w", err)
-	}
-	ok = true
-	s.announcePoster()
-	// The day's volume is committed last, once the video stands: usage
-	// cannot give volume back, so a failure before this point must leave
-	// it uncounted (Finalise releases the reservation). A commit that
-	// fails now (usage unreachable) does not fail an upload that
-	// succeeded: it is idempotent by reservation, so it is retried in the
-	// background; the reservation holds the bytes meanwhile.
-	adm.limitCommitted = true
-	id, size := adm.limitID, in.Size
-	s.cleanUp(ctx, "commit upload volume", []any{"video", rec.ID, "reservation", id}, func(ctx context.Context) error {
-		return s.limit.CommitUpload(ctx, id, size)
-	})
-	return rec.public(), nil
-}
-
-func notVideo(err error) error {
-	reason := strings.TrimPrefix(err.Error(), probe.ErrNotVideo.Error()+": ")
-	if reason == err.Error() || reason == "" {
-		return ErrNotVideo
-	}
-	return ErrNotVideo.WithMsg("the file is not a video reel accepts: " + reason)
-}
-
-// putFile stores a local file in the blob store. A disk store on the same
-// filesystem takes the file by a rename (see blob.Importer), so the file
-// may be gone afterwards; the caller removes whatever is left.
-func (s *Service) putFile(ctx context.Context, key, path string, size int64, contentType string) error {
-	_, err := blob.PutFile(ctx, s.blobs, key, path, size, contentType)
-	return err
-}
-
-// undoFinalise removes what a failed finalisation stored: blobs, charged
-// bytes (Free is idempotent, so freeing what was never committed is
-// harmless) and the processing row. If it fails half-way (the storage
-// service is down) the row stays in processing and the undo is retried in
-// the background (cleanUp); should the process stop first, the
-// maintenance job finishes it later.
-func (s *Service) undoFinalise(ctx context.Context, rec record) {
-	ctx, cancel := detached(ctx)
-	defer cancel()
-	undo := func(ctx context.Context) error {
-		if err := s.dropBlobsAndCharges(ctx, rec); err != nil {
-			return err
-		}
-		return s.store.deleteVideo(ctx, s.db.W, rec.ID)
-	}
-	s.cleanUp(ctx, "undo failed upload", []any{"video", rec.ID}, undo)
-}
-
-// dropBlobsAndCharges deletes a video's blobs and stops counting them. The
-// poster key is derived, not read from the row, because the poster is
-// stored and charged before the row records it.
-func (s *Service) dropBlobsAndCharges(ctx context.Context, rec record) error {
-	for _, key := range []string{rec.VideoKey, blobKey(rec.ID, PosterFile)} {
-		if err := s.quota.Free(ctx, rec.OwnerID, key); err != nil {
-			return fmt.Errorf("free %s: %w", key, err)
-		}
-		if err := s.blobs.Delete(ctx, key); err != nil {
-			return fmt.Errorf("delete blob %s: %w", key, err)
-		}
-	}
-	return nil
 }

@@ -75,7 +75,7 @@ func (s *Service) PostersDue(ctx context.Context) (int64, error) {
 	return s.store.postersDue(ctx)
 }
 
-// posterSource is where Finalise leaves a second name of an upload's file
+// posterSource is where finalise leaves a second name of an upload's file
 // for its poster. The upload- prefix puts it under removeStaleSpool.
 func (s *Service) posterSource(id string) string {
 	return filepath.Join(s.cfg.SpoolDir, "upload-"+id+".poster-source")
@@ -280,7 +280,7 @@ func (s *Service) posterFailed(ctx context.Context, r record, err error) {
 }
 
 // posterInput returns a local file holding video r's bytes: its poster
-// source if Finalise left one here, else a copy of the stored video in the
+// source if finalise left one here, else a copy of the stored video in the
 // spool directory, which done removes.
 func (s *Service) posterInput(ctx context.Context, r record) (path string, done func(), err error) {
 	src := s.posterSource(r.ID)
@@ -292,7 +292,7 @@ func (s *Service) posterInput(ctx context.Context, r record) (path string, done 
 		return "", nil, fmt.Errorf("open the stored video: %w", err)
 	}
 	defer func() { _ = obj.Close() }()
-	f, err := s.Spool()
+	f, err := s.spoolFile()
 	if err != nil {
 		return "", nil, err
 	}
