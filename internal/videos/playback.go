@@ -70,18 +70,31 @@ func MediaPath(token, videoID, file string) string {
 	return "/media/" + token + "/" + videoID + "/" + file
 }
 
-// Media is a file of a video opened for serving.
+// Media is a file of a video opened for serving to a viewer.
 type Media struct {
 	blob.Object
 	ContentType string
 	Viewer      string
+	// Allowance is what the viewer may still receive today, -1 for no
+	// limit; never 0 (a spent allowance is ErrEgressLimit).
+	Allowance int64
+	egress    Egress
 }
 
-// OpenMedia checks a media token and opens the named file (the video under
+// Delivered counts n bytes sent to the viewer as their egress.
+func (m *Media) Delivered(n int64) {
+	if n > 0 {
+		m.egress.Add(m.Viewer, n)
+	}
+}
+
+// OpenMedia checks a media token, opens the named file (the video under
 // any "video.*" name, the poster as "poster.jpg" or the ".jpg" sibling of
-// the video's name, as the original system's clients derive it). A bad
-// token is ErrBadSignature or ErrURLExpired (403); a video that is no
-// longer playable (trashed, purged) is ErrVideoNotFound.
+// the video's name, as the original system's clients derive it) and tells
+// what its viewer may still receive today. A bad token is ErrBadSignature
+// or ErrURLExpired (403); a video that is no longer playable (trashed,
+// purged) is ErrVideoNotFound; a viewer whose daily allowance is spent
+// gets ErrEgressLimit (429, until the next UTC day).
 func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media, error) {
 	now := s.now()
 	viewer, err := s.signer.verify(token, id, now)
@@ -110,7 +123,24 @@ func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media
 	if err != nil {
 		return nil, fmt.Errorf("open media: %w", err)
 	}
-	return &Media{Object: obj, ContentType: ctype, Viewer: viewer}, nil
+	allowance, err := s.egress.Allowance(ctx, viewer)
+	if err == nil && (allowance == 0 || allowance < -1) {
+		err = egressLimit(s.now())
+	} else if err != nil {
+		err = fmt.Errorf("egress allowance: %w", err)
+	}
+	if err != nil {
+		_ = obj.Close()
+		return nil, err
+	}
+	return &Media{Object: obj, ContentType: ctype, Viewer: viewer, Allowance: allowance, egress: s.egress}, nil
+}
+
+// egressLimit is ErrEgressLimit with the time until the next UTC day.
+func egressLimit(now time.Time) error {
+	now = now.UTC()
+	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+	return ErrEgressLimit.WithRetryAfter(next.Sub(now))
 }
 
 // playable returns what serving a ready video that is not in the trash
@@ -131,29 +161,6 @@ func (s *Service) playable(ctx context.Context, id string, now time.Time) (playa
 	p = playable{videoKey: r.VideoKey, posterKey: r.PosterKey, contentType: r.ContentType}
 	s.media.put(id, p, gen, now)
 	return p, nil
-}
-
-// Allowance is what the viewer may still receive today (-1: no limit).
-func (s *Service) Allowance(ctx context.Context, viewer string) (int64, error) {
-	n, err := s.egress.Allowance(ctx, viewer)
-	if err != nil {
-		return 0, fmt.Errorf("egress allowance: %w", err)
-	}
-	return n, nil
-}
-
-// CountEgress adds bytes delivered to a viewer.
-func (s *Service) CountEgress(viewer string, n int64) {
-	if n > 0 {
-		s.egress.Add(viewer, n)
-	}
-}
-
-// EgressLimitError is ErrEgressLimit with the time until the next UTC day.
-func (s *Service) EgressLimitError() error {
-	now := s.now().UTC()
-	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
-	return ErrEgressLimit.WithRetryAfter(next.Sub(now))
 }
 
 // signer makes and checks media tokens. A token binds a viewer, a video
