@@ -16,29 +16,27 @@ import (
 	"github.com/reel-video/reel/internal/platform/probe"
 )
 
-// Posters are cut after the upload has been answered. Cutting one means
-// starting ffmpeg, which on a busy server made uploads wait behind each
-// other for tens of seconds while their bytes were already stored and
-// playable. Finalise now marks the video ready with its poster due
-// (videos.poster_due) and wakes the worker; the worker (RunPosters, one
-// per process) takes due videos in batches, cuts their posters in one
-// ffmpeg run (probe's batching), stores and charges each like any stored
-// byte, and attaches it to its video.
+// Posters are cut after the upload has been answered (decision 0004):
+// cutting one means starting ffmpeg, and an upload whose bytes are stored
+// and playable should not wait for that. finalise marks the video ready
+// with its poster due (videos.poster_due) and wakes the worker; the worker
+// (RunPosters, one per process) takes due videos in batches, cuts their
+// posters in one ffmpeg run (probe's batching), stores and charges each
+// like any stored byte, and attaches it to its video.
 //
 // The due mark is in the database, so a poster survives a stop or a
 // crash: a worker takes a batch by leasing it (claimPosters); one that
 // dies leaves the lease to run out and any replica's worker takes the
 // batch again. The video's bytes come from a second name of the spooled
-// upload that Finalise leaves in the spool directory, or, when that is
+// upload that finalise leaves in the spool directory, or, when that is
 // gone (another replica's upload, a restart, a day in the trash), from
 // the blob store.
 
 const (
 	// posterBatch is how many videos a worker takes at once: what one
 	// ffmpeg run cuts (probe's maxFrameBatch). One run at a time leaves
-	// the other cores to the requests. Taking a run per core drained an
-	// idle backlog faster (2 cores, November 27: 12.8 → 18.3 posters/s)
-	// but took the 1000-user mix's worst read p99 from 84–116 ms to 269.
+	// the other cores to the requests: a run per core drains a backlog
+	// faster but slows reads under load (see docs/benchmarks.md).
 	posterBatch = 8
 	// posterLease is how long a worker holds the videos it took before
 	// another may take them: far longer than a batch takes.
