@@ -5,12 +5,8 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/netip"
-	"os"
 	"path"
 	"strings"
 	"time"
@@ -18,7 +14,6 @@ import (
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
-	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/videos"
 )
 
@@ -30,10 +25,7 @@ var VideosOpenAPI []byte
 
 // VideoService is what the videos part needs of the videos service.
 type VideoService interface {
-	Admit(ctx context.Context, ownerID string, bytes int64, ttl time.Duration) (*videos.Admission, error)
-	Release(ctx context.Context, a *videos.Admission)
-	Spool() (*os.File, error)
-	Finalise(ctx context.Context, adm *videos.Admission, in videos.Ingest) (videos.Video, error)
+	UploadForm(ctx context.Context, ownerID string, f videos.Form) (videos.Video, error)
 	FeedAt(ctx context.Context, offset, limit int) (videos.Numbered, error)
 	MineAt(ctx context.Context, c authn.Caller, offset, limit int) (videos.Numbered, error)
 	Playback(ctx context.Context, c authn.Caller, id string) (videos.Grant, error)
@@ -91,7 +83,7 @@ func NewVideos(svc VideoService, verifier *authn.Verifier, cfg VideosConfig) *Vi
 
 // Routes registers the routes.
 func (v *Videos) Routes(r httpx.Router) {
-	r.Handle("POST /api/videos/upload", v.auth.require("Error uploading video", v.upload))
+	r.Handle("POST /api/videos/upload", v.auth.require(msgUploadFailed, v.upload))
 	r.Handle("GET /api/videos/stream", v.auth.require(msgFetchVideos, v.feed))
 	r.Handle("GET /api/videos/user/{user_id}", v.auth.require(msgFetchVideos, v.user))
 	r.Handle("GET /api/videos/stream/{filename}", v.auth.require("Error streaming video", v.stream))
@@ -112,6 +104,7 @@ const (
 	msgAllDeleted     = "All videos deleted successfully (soft delete)"
 	msgNotAVideo      = "Unsupported video file"
 	msgUploadTooLarge = "Video file too large"
+	msgUploadFailed   = "Error uploading video"
 )
 
 // videoRow is the original's video row. Filename is reel's video id;
@@ -246,32 +239,18 @@ type uploadAnswer struct {
 }
 
 // upload is the original's multipart upload (a "video" file part and a
-// "title" field, in either order), read as a stream like reel's own: the
-// declared length is admitted against the quota and the daily upload limit
-// before the body is read, and the file goes to a spool file, never into
-// memory.
+// "title" field, in either order), received by the same
+// videos.Service.UploadForm as reel's own: admitted by its declared length
+// before the body is read, the file spooled, never held in memory. Only
+// the answers are the original's.
 func (v *Videos) upload(w http.ResponseWriter, r *http.Request, c authn.Caller) error {
 	ctx := r.Context()
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		// What the original's multer saw as a request without a file.
-		return refuse(w, fail(http.StatusBadRequest, msgNoFile))
-	}
-	if r.ContentLength < 0 {
-		return refuse(w, fail(http.StatusLengthRequired, "Content-Length required: the upload is admitted by its declared size"))
-	}
-	adm, err := v.svc.Admit(ctx, c.UserID, r.ContentLength, 0)
+	vid, err := v.svc.UploadForm(ctx, c.UserID, videos.Form{
+		ContentType: r.Header.Get("Content-Type"), Length: r.ContentLength, Body: r.Body, Via: "compat",
+	})
 	if err != nil {
-		return refuse(w, v.uploadRefusal(ctx, c, err))
-	}
-	in, err := v.receive(r, params["boundary"], adm.Bytes)
-	if err != nil {
-		v.svc.Release(ctx, adm)
-		return refuse(w, v.uploadRefusal(ctx, c, err))
-	}
-	defer func() { _ = os.Remove(in.Path) }()
-	vid, err := v.svc.Finalise(ctx, adm, in)
-	if err != nil {
+		// The rest of the body may be unread and is not worth draining.
+		w.Header().Set("Connection", "close")
 		return v.uploadRefusal(ctx, c, err)
 	}
 	row, err := v.row(r, c, vid)
@@ -282,20 +261,10 @@ func (v *Videos) upload(w http.ResponseWriter, r *http.Request, c authn.Caller) 
 	return nil
 }
 
-// refuse answers err and closes the connection afterwards: the rest of the
-// body may be unread and is not worth draining.
-func refuse(w http.ResponseWriter, err error) error {
-	w.Header().Set("Connection", "close")
-	return err
-}
-
 // uploadRefusal translates the refusals of an upload into the original's
-// messages, which quote the user's limits in MiB.
+// messages, which quote the user's limits in MiB. The original checked
+// the file first, then the title.
 func (v *Videos) uploadRefusal(ctx context.Context, c authn.Caller, err error) error {
-	var f *failure
-	if errors.As(err, &f) {
-		return err
-	}
 	e, ok := errs.As(err)
 	if !ok {
 		return err
@@ -307,14 +276,23 @@ func (v *Videos) uploadRefusal(ctx context.Context, c authn.Caller, err error) e
 		return fail(http.StatusBadRequest, "Exceeding daily bandwidth limit"+v.limitMiB(ctx, c, Limits.DailyUploadLimit, " of %s MB"))
 	}
 	switch {
-	case errors.Is(err, videos.ErrNotVideo):
-		return failWhy(http.StatusUnsupportedMediaType, msgNotAVideo, e.Msg)
-	case errors.Is(err, videos.ErrUploadTooLarge):
-		return failWhy(http.StatusRequestEntityTooLarge, msgUploadTooLarge, e.Msg)
-	case errors.Is(err, videos.ErrValidation):
+	case errors.Is(e, videos.ErrUploadContentType):
+		// What the original's multer saw as a request without a file.
+		return fail(http.StatusBadRequest, msgNoFile)
+	case errors.Is(e, videos.ErrLengthRequired):
+		return fail(http.StatusLengthRequired, "Content-Length required: the upload is admitted by its declared size")
+	case errors.Is(e, videos.ErrValidation) && errors.Is(err, videos.ErrMissingVideo):
+		return fail(http.StatusBadRequest, msgNoFile)
+	case errors.Is(e, videos.ErrValidation) && errors.Is(err, videos.ErrMissingTitle):
+		return fail(http.StatusBadRequest, msgNoTitle)
+	case errors.Is(e, videos.ErrValidation):
 		return failWhy(http.StatusBadRequest, msgInvalidInput, fieldErrors(err))
-	case errors.Is(err, videos.ErrIncomplete), errors.Is(err, videos.ErrMalformedUpload):
-		return failWhy(http.StatusBadRequest, "Error uploading video", e.Msg)
+	case errors.Is(e, videos.ErrNotVideo):
+		return failWhy(http.StatusUnsupportedMediaType, msgNotAVideo, e.Msg)
+	case errors.Is(e, videos.ErrUploadTooLarge):
+		return failWhy(http.StatusRequestEntityTooLarge, msgUploadTooLarge, e.Msg)
+	case errors.Is(e, videos.ErrIncomplete), errors.Is(e, videos.ErrMalformedUpload):
+		return failWhy(http.StatusBadRequest, msgUploadFailed, e.Msg)
 	}
 	return err
 }
@@ -336,107 +314,4 @@ func (v *Videos) limitMiB(ctx context.Context, c authn.Caller, lookup func(Limit
 		return fmt.Sprintf(format, fmt.Sprintf("%d", int64(m)))
 	}
 	return fmt.Sprintf(format, fmt.Sprintf("%.2f", m))
-}
-
-// receive reads the multipart body: the title field and the video part,
-// in either order (the original's client sends the file first), the file
-// spooled to disk after its first bytes were sniffed. Other parts are
-// skipped. It returns an Ingest whose file the caller removes; on error
-// nothing is left behind.
-func (v *Videos) receive(r *http.Request, boundary string, limit int64) (in videos.Ingest, err error) {
-	mr := multipart.NewReader(r.Body, boundary)
-	var spool *os.File
-	defer func() {
-		if spool != nil {
-			_ = spool.Close()
-			if err != nil {
-				_ = os.Remove(spool.Name())
-			}
-		}
-	}()
-	for {
-		part, perr := mr.NextPart()
-		if perr == io.EOF {
-			break
-		}
-		if perr != nil {
-			return videos.Ingest{}, fmt.Errorf("%w: %w", videos.ErrMalformedUpload, perr)
-		}
-		switch part.FormName() {
-		case "title":
-			if in.Meta.Title, err = readField(part, 4*videos.MaxTitle+64); err != nil {
-				return videos.Ingest{}, err
-			}
-		case "description":
-			if in.Meta.Description, err = readField(part, 4*videos.MaxDescription+64); err != nil {
-				return videos.Ingest{}, err
-			}
-		case "video":
-			if spool != nil {
-				return videos.Ingest{}, videos.ErrMalformedUpload.WithMsg("send exactly one video part")
-			}
-			in.Meta.Filename = part.FileName()
-			if spool, err = v.svc.Spool(); err != nil {
-				return videos.Ingest{}, err
-			}
-			if in.Size, err = spoolVideo(spool, part, limit); err != nil {
-				return videos.Ingest{}, err
-			}
-		default:
-			if _, err = io.Copy(io.Discard, part); err != nil {
-				return videos.Ingest{}, fmt.Errorf("%w: %w", videos.ErrMalformedUpload, err)
-			}
-		}
-		_ = part.Close()
-	}
-	// The original checked the file first, then the title.
-	if spool == nil {
-		return videos.Ingest{}, fail(http.StatusBadRequest, msgNoFile)
-	}
-	if strings.TrimSpace(in.Meta.Title) == "" {
-		return videos.Ingest{}, fail(http.StatusBadRequest, msgNoTitle)
-	}
-	if err := spool.Sync(); err != nil {
-		return videos.Ingest{}, fmt.Errorf("spool upload: %w", err)
-	}
-	in.Path, in.Via = spool.Name(), "compat"
-	return in, nil
-}
-
-func readField(part *multipart.Part, limit int64) (string, error) {
-	b, err := io.ReadAll(io.LimitReader(part, limit+1))
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", videos.ErrMalformedUpload, err)
-	}
-	if int64(len(b)) > limit {
-		return "", videos.ErrValidation.WithFields(map[string]string{part.FormName(): "is too long"})
-	}
-	return string(b), nil
-}
-
-// spoolVideo copies the video part to f, sniffing its first bytes first so
-// that a file that is not a video is refused without reading the rest.
-func spoolVideo(f *os.File, part io.Reader, limit int64) (int64, error) {
-	head := make([]byte, probe.SniffLen)
-	n, err := io.ReadFull(part, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return 0, fmt.Errorf("%w: %w", videos.ErrIncomplete, err)
-	}
-	if _, err := probe.Sniff(head[:n]); err != nil {
-		return 0, videos.ErrNotVideo.WithMsg("the file is not a video reel accepts: " + strings.TrimPrefix(err.Error(), probe.ErrNotVideo.Error()+": "))
-	}
-	if _, err := f.Write(head[:n]); err != nil {
-		return 0, fmt.Errorf("spool upload: %w", err)
-	}
-	// The declared length bounds the body already; limit+1 notices a
-	// part that would run past what was admitted.
-	m, err := io.Copy(f, io.LimitReader(part, limit-int64(n)+1))
-	size := int64(n) + m
-	if err != nil {
-		return size, fmt.Errorf("%w: %w", videos.ErrIncomplete, err)
-	}
-	if size > limit {
-		return size, videos.ErrUploadTooLarge
-	}
-	return size, nil
 }

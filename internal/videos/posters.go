@@ -12,32 +12,31 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/probe"
 )
 
-// Posters are cut after the upload has been answered. Cutting one means
-// starting ffmpeg, which on a busy server made uploads wait behind each
-// other for tens of seconds while their bytes were already stored and
-// playable. Finalise now marks the video ready with its poster due
-// (videos.poster_due) and wakes the worker; the worker (RunPosters, one
-// per process) takes due videos in batches, cuts their posters in one
-// ffmpeg run (probe's batching), stores and charges each like any stored
-// byte, and attaches it to its video.
+// Posters are cut after the upload has been answered (decision 0004):
+// cutting one means starting ffmpeg, and an upload whose bytes are stored
+// and playable should not wait for that. finalise marks the video ready
+// with its poster due (videos.poster_due) and wakes the worker; the worker
+// (RunPosters, one per process) takes due videos in batches, cuts their
+// posters in one ffmpeg run (probe's batching), stores and charges each
+// like any stored byte, and attaches it to its video.
 //
 // The due mark is in the database, so a poster survives a stop or a
 // crash: a worker takes a batch by leasing it (claimPosters); one that
 // dies leaves the lease to run out and any replica's worker takes the
 // batch again. The video's bytes come from a second name of the spooled
-// upload that Finalise leaves in the spool directory, or, when that is
+// upload that finalise leaves in the spool directory, or, when that is
 // gone (another replica's upload, a restart, a day in the trash), from
 // the blob store.
 
 const (
 	// posterBatch is how many videos a worker takes at once: what one
 	// ffmpeg run cuts (probe's maxFrameBatch). One run at a time leaves
-	// the other cores to the requests. Taking a run per core drained an
-	// idle backlog faster (2 cores, November 27: 12.8 → 18.3 posters/s)
-	// but took the 1000-user mix's worst read p99 from 84–116 ms to 269.
+	// the other cores to the requests: a run per core drains a backlog
+	// faster but slows reads under load (see docs/benchmarks.md).
 	posterBatch = 8
 	// posterLease is how long a worker holds the videos it took before
 	// another may take them: far longer than a batch takes.
@@ -74,7 +73,7 @@ func (s *Service) PostersDue(ctx context.Context) (int64, error) {
 	return s.store.postersDue(ctx)
 }
 
-// posterSource is where Finalise leaves a second name of an upload's file
+// posterSource is where finalise leaves a second name of an upload's file
 // for its poster. The upload- prefix puts it under removeStaleSpool.
 func (s *Service) posterSource(id string) string {
 	return filepath.Join(s.cfg.SpoolDir, "upload-"+id+".poster-source")
@@ -279,7 +278,7 @@ func (s *Service) posterFailed(ctx context.Context, r record, err error) {
 }
 
 // posterInput returns a local file holding video r's bytes: its poster
-// source if Finalise left one here, else a copy of the stored video in the
+// source if finalise left one here, else a copy of the stored video in the
 // spool directory, which done removes.
 func (s *Service) posterInput(ctx context.Context, r record) (path string, done func(), err error) {
 	src := s.posterSource(r.ID)
@@ -291,7 +290,7 @@ func (s *Service) posterInput(ctx context.Context, r record) (path string, done 
 		return "", nil, fmt.Errorf("open the stored video: %w", err)
 	}
 	defer func() { _ = obj.Close() }()
-	f, err := s.Spool()
+	f, err := s.spoolFile()
 	if err != nil {
 		return "", nil, err
 	}
@@ -305,4 +304,41 @@ func (s *Service) posterInput(ctx context.Context, r record) (path string, done 
 		return "", nil, fmt.Errorf("copy the stored video: %w", err)
 	}
 	return f.Name(), done, nil
+}
+
+// storePoster stores a poster and charges it to the owner's quota like
+// any stored byte: reserved, then committed, so that a tight quota is
+// never overshot. When there is no room left for it, the video simply
+// goes without a poster.
+func (s *Service) storePoster(ctx context.Context, rec *record, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	size, key := fi.Size(), blobKey(rec.ID, PosterFile)
+	res, err := s.quota.Reserve(ctx, rec.OwnerID, size, s.cfg.ReserveTTL)
+	if errs.KindOf(err) == errs.TooLarge {
+		s.log.Info("no room in the quota for a poster; the video has none", "video", rec.ID, "bytes", size)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	release := func() {
+		cctx, cancel := detached(ctx)
+		defer cancel()
+		if err := s.quota.Release(cctx, res.ID); err != nil {
+			s.log.Warn("release poster reservation", "video", rec.ID, "err", err)
+		}
+	}
+	if err := s.putFile(ctx, key, path, size, "image/jpeg"); err != nil {
+		release()
+		return err
+	}
+	if err := s.quota.Commit(ctx, res.ID, size, key); err != nil {
+		release()
+		return err
+	}
+	rec.PosterKey, rec.PosterBytes = key, size
+	return nil
 }

@@ -105,7 +105,7 @@ func TestPosterOfVideoTrashedMeanwhile(t *testing.T) {
 	})
 }
 
-// Without the file Finalise kept for it (the upload was finalised by
+// Without the file finalise kept for it (the upload was finalised by
 // another replica, or this process restarted), the worker cuts the poster
 // from the stored video.
 func TestPosterFromStoredVideo(t *testing.T) {

@@ -53,20 +53,19 @@ func (s *Service) CreateUpload(ctx context.Context, c authn.Caller, size int64, 
 	if err != nil {
 		return "", err
 	}
-	adm, err := s.Admit(ctx, c.UserID, size, s.uploadExpiry())
+	adm, err := s.admit(ctx, c.UserID, size, s.uploadExpiry())
 	if err != nil {
 		return "", err
 	}
 	now := s.now()
-	qid, lid := adm.Reservations()
 	u := uploadRow{
 		ID: uuid.Must(uuid.NewV7()).String(), OwnerID: c.UserID,
 		Title: meta.Title, Description: meta.Description, Filename: meta.Filename,
-		SizeBytes: size, QuotaRes: qid, LimitRes: lid, State: uploadOpen,
+		SizeBytes: size, QuotaRes: adm.quotaID, LimitRes: adm.limitID, State: uploadOpen,
 		CreatedAt: micros(now), UpdatedAt: micros(now), ExpiresAt: micros(now.Add(s.uploadExpiry())),
 	}
 	if err := s.store.insertUpload(ctx, s.db.W, u); err != nil {
-		s.Release(ctx, adm)
+		s.releaseAdmission(ctx, adm)
 		return "", fmt.Errorf("create upload: %w", err)
 	}
 	return u.ID, nil
@@ -114,8 +113,8 @@ func (s *Service) CompleteUpload(ctx context.Context, id, path string, size int6
 	if size != u.SizeBytes {
 		return Video{}, fmt.Errorf("complete upload %s: %d bytes arrived, %d were declared", id, size, u.SizeBytes)
 	}
-	adm := ResumeAdmission(u.OwnerID, u.SizeBytes, u.QuotaRes, u.LimitRes)
-	v, ferr := s.Finalise(ctx, adm, Ingest{
+	adm := resumeAdmission(u.OwnerID, u.SizeBytes, u.QuotaRes, u.LimitRes)
+	v, ferr := s.finalise(ctx, adm, arrived{
 		Path: path, Size: size, Via: "tus",
 		Meta: Meta{Title: u.Title, Description: u.Description, Filename: u.Filename},
 	})
@@ -153,7 +152,7 @@ func (s *Service) AbortUpload(ctx context.Context, id string, expired bool) (boo
 	if err != nil || !closed {
 		return false, err
 	}
-	s.Release(ctx, ResumeAdmission(u.OwnerID, u.SizeBytes, u.QuotaRes, u.LimitRes))
+	s.releaseAdmission(ctx, resumeAdmission(u.OwnerID, u.SizeBytes, u.QuotaRes, u.LimitRes))
 	return true, nil
 }
 

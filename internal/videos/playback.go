@@ -1,0 +1,237 @@
+package videos
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/platform/outbox"
+)
+
+// Grant is a playback grant: signed media paths for one viewer and video.
+type Grant struct {
+	VideoPath string
+	// PosterPath is empty when the video has no poster and none is being
+	// cut; while one is, the path answers 404 until it is there.
+	PosterPath string
+	ExpiresAt  time.Time
+}
+
+// Playback grants the caller signed URLs (paths under /media) for a video
+// they can see, valid for the configured PlaybackTTL, and records
+// STREAM_VIDEO once for the grant.
+func (s *Service) Playback(ctx context.Context, c authn.Caller, id string) (Grant, error) {
+	r, err := s.load(ctx, id)
+	if err != nil {
+		return Grant{}, err
+	}
+	if !r.visibleTo(c) {
+		return Grant{}, ErrVideoNotFound
+	}
+	g, err := s.Sign(c, r.public())
+	if err != nil {
+		return Grant{}, err
+	}
+	s.events.RecordOrLog(ctx, s.event(ctx, "STREAM_VIDEO", outbox.Success, "started playback of "+quote(r.Title)).On(id).
+		With("owner_id", r.OwnerID).With("expires_at", g.ExpiresAt.Format(time.RFC3339)))
+	return g, nil
+}
+
+// Sign grants the caller signed URLs for a video this service has just
+// given them (from a listing), without reading it again and without
+// recording STREAM_VIDEO: a listing that carries playable URLs, as the
+// original system's did, is not a playback. A video that is not ready or
+// is in the trash cannot be played: ErrVideoNotFound.
+func (s *Service) Sign(c authn.Caller, v Video) (Grant, error) {
+	if v.Status != StatusReady || v.DeletedAt != nil || !validID(v.ID) {
+		return Grant{}, ErrVideoNotFound
+	}
+	exp := s.now().Add(s.cfg.PlaybackTTL).Truncate(time.Second).UTC()
+	token := s.signer.token(v.ID, c.UserID, exp)
+	g := Grant{VideoPath: MediaPath(token, v.ID, VideoFile(v.ContentType)), ExpiresAt: exp}
+	if v.HasPoster {
+		g.PosterPath = MediaPath(token, v.ID, PosterFile)
+	}
+	return g, nil
+}
+
+// MediaPath is the path of a file of a video under a playback token.
+func MediaPath(token, videoID, file string) string {
+	return "/media/" + token + "/" + videoID + "/" + file
+}
+
+// Media is a file of a video opened for serving to a viewer.
+type Media struct {
+	blob.Object
+	ContentType string
+	Viewer      string
+	// Allowance is what the viewer may still receive today, -1 for no
+	// limit; never 0 (a spent allowance is ErrEgressLimit).
+	Allowance int64
+	egress    Egress
+}
+
+// Delivered counts n bytes sent to the viewer as their egress.
+func (m *Media) Delivered(n int64) {
+	if n > 0 {
+		m.egress.Add(m.Viewer, n)
+	}
+}
+
+// OpenMedia checks a media token, opens the named file (the video under
+// any "video.*" name, the poster as "poster.jpg" or the ".jpg" sibling of
+// the video's name, as the original system's clients derive it) and tells
+// what its viewer may still receive today. A bad token is ErrBadSignature
+// or ErrURLExpired (403); a video that is no longer playable (trashed,
+// purged) is ErrVideoNotFound; a viewer whose daily allowance is spent
+// gets ErrEgressLimit (429, until the next UTC day).
+func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media, error) {
+	now := s.now()
+	viewer, err := s.signer.verify(token, id, now)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.playable(ctx, id, now)
+	if err != nil {
+		return nil, err
+	}
+	key, ctype := p.videoKey, p.contentType
+	switch {
+	case file == PosterFile || (strings.HasPrefix(file, "video.") && strings.HasSuffix(file, ".jpg")):
+		if p.posterKey == "" {
+			return nil, ErrVideoNotFound
+		}
+		key, ctype = p.posterKey, "image/jpeg"
+	case strings.HasPrefix(file, "video."):
+	default:
+		return nil, ErrVideoNotFound
+	}
+	obj, err := s.blobs.Open(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, ErrVideoNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open media: %w", err)
+	}
+	allowance, err := s.egress.Allowance(ctx, viewer)
+	if err == nil && (allowance == 0 || allowance < -1) {
+		err = egressLimit(s.now())
+	} else if err != nil {
+		err = fmt.Errorf("egress allowance: %w", err)
+	}
+	if err != nil {
+		_ = obj.Close()
+		return nil, err
+	}
+	return &Media{Object: obj, ContentType: ctype, Viewer: viewer, Allowance: allowance, egress: s.egress}, nil
+}
+
+// egressLimit is ErrEgressLimit with the time until the next UTC day.
+func egressLimit(now time.Time) error {
+	now = now.UTC()
+	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+	return ErrEgressLimit.WithRetryAfter(next.Sub(now))
+}
+
+// playable returns what serving a ready video that is not in the trash
+// needs, from the media cache or the database; any other video is
+// ErrVideoNotFound (and not cached).
+func (s *Service) playable(ctx context.Context, id string, now time.Time) (playable, error) {
+	p, ok, gen := s.media.get(id, now)
+	if ok {
+		return p, nil
+	}
+	r, err := s.load(ctx, id)
+	if err != nil {
+		return playable{}, err
+	}
+	if r.Status != StatusReady || r.DeletedAt != nil {
+		return playable{}, ErrVideoNotFound
+	}
+	p = playable{videoKey: r.VideoKey, posterKey: r.PosterKey, contentType: r.ContentType}
+	s.media.put(id, p, gen, now)
+	return p, nil
+}
+
+// signer makes and checks media tokens. A token binds a viewer, a video
+// and an expiry, not a file name, so that every file of the video (the
+// bytes, the poster, later HLS renditions under relative paths) is
+// reachable with one grant:
+//
+//	<expiry, Unix seconds>.<viewer id>.<base64url HMAC-SHA256>
+//
+// The MAC covers a version label, the video id, the viewer id and the
+// expiry; the video id comes from the path, so a token for one video does
+// not open another.
+type signer struct {
+	key []byte
+	// macs holds HMAC-SHA256 states under key: Reset brings one back to
+	// the keyed start, sparing the key schedule every range request paid.
+	macs sync.Pool
+}
+
+// tokenLabel versions the MAC input, so a future token format cannot be
+// confused with this one.
+const tokenLabel = "reel-media-v1"
+
+// maxTokenLen bounds what verify looks at: a real token is about 90 bytes.
+const maxTokenLen = 256
+
+func (s *signer) mac(videoID, viewer string, exp int64) []byte {
+	m, ok := s.macs.Get().(hash.Hash)
+	if !ok {
+		m = hmac.New(sha256.New, s.key)
+	}
+	m.Reset()
+	m.Write([]byte(tokenLabel + "\x00" + videoID + "\x00" + viewer + "\x00" + strconv.FormatInt(exp, 10)))
+	sum := m.Sum(nil)
+	s.macs.Put(m)
+	return sum
+}
+
+func (s *signer) token(videoID, viewer string, exp time.Time) string {
+	e := exp.Unix()
+	return strconv.FormatInt(e, 10) + "." + viewer + "." + base64.RawURLEncoding.EncodeToString(s.mac(videoID, viewer, e))
+}
+
+// verify checks a token for videoID at now and returns its viewer. Any
+// malformed or forged token is ErrBadSignature; a genuine one past its
+// expiry is ErrURLExpired.
+func (s *signer) verify(token, videoID string, now time.Time) (string, error) {
+	if len(token) > maxTokenLen {
+		return "", ErrBadSignature
+	}
+	expS, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return "", ErrBadSignature
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i <= 0 {
+		return "", ErrBadSignature
+	}
+	viewer, sigS := rest[:i], rest[i+1:]
+	exp, err := strconv.ParseInt(expS, 10, 64)
+	if err != nil || exp <= 0 {
+		return "", ErrBadSignature
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(sigS)
+	if err != nil || !hmac.Equal(sig, s.mac(videoID, viewer, exp)) {
+		return "", ErrBadSignature
+	}
+	// Checked after the MAC, so that only a genuine token learns that it
+	// expired.
+	if now.Unix() >= exp {
+		return "", ErrURLExpired
+	}
+	return viewer, nil
+}
