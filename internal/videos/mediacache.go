@@ -1,9 +1,11 @@
 package videos
 
 import (
-	"container/list"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // Media lookups are cached: a player fetches a video as a run of range
@@ -28,25 +30,27 @@ type playable struct {
 }
 
 type mediaEntry struct {
-	id      string
 	p       playable
 	expires time.Time
 }
 
 // mediaCache is a bounded LRU of playable videos with a time to live.
 // Invalidation bumps a generation, so a lookup that read the database
-// before an invalidation cannot put back what it read.
+// before an invalidation cannot put back what it read. The clock is the
+// caller's, so that lifetimes are tested without waiting.
 type mediaCache struct {
-	mu    sync.Mutex
-	ttl   time.Duration
-	size  int
-	gen   uint64
-	items map[string]*list.Element
-	lru   list.List // front: most recently used; values *mediaEntry
+	mu  sync.Mutex
+	ttl time.Duration
+	gen uint64
+	lru *simplelru.LRU[string, mediaEntry]
 }
 
 func newMediaCache(size int, ttl time.Duration) *mediaCache {
-	return &mediaCache{ttl: ttl, size: size, items: make(map[string]*list.Element, min(size, 1024))}
+	lru, err := simplelru.NewLRU[string, mediaEntry](size, nil)
+	if err != nil {
+		panic(fmt.Sprintf("media cache of size %d: %v", size, err)) // a constant in this package
+	}
+	return &mediaCache{ttl: ttl, lru: lru}
 }
 
 // get returns the cached entry for id and the current generation (to be
@@ -54,17 +58,14 @@ func newMediaCache(size int, ttl time.Duration) *mediaCache {
 func (c *mediaCache) get(id string, now time.Time) (playable, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.items[id]
+	e, ok := c.lru.Get(id)
 	if !ok {
 		return playable{}, false, c.gen
 	}
-	e := el.Value.(*mediaEntry)
 	if !now.Before(e.expires) {
-		c.lru.Remove(el)
-		delete(c.items, id)
+		c.lru.Remove(id)
 		return playable{}, false, c.gen
 	}
-	c.lru.MoveToFront(el)
 	return e.p, true, c.gen
 }
 
@@ -72,22 +73,9 @@ func (c *mediaCache) get(id string, now time.Time) (playable, bool, uint64) {
 func (c *mediaCache) put(id string, p playable, gen uint64, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
+	if gen == c.gen {
+		c.lru.Add(id, mediaEntry{p: p, expires: now.Add(c.ttl)})
 	}
-	if el, ok := c.items[id]; ok {
-		e := el.Value.(*mediaEntry)
-		e.p, e.expires = p, now.Add(c.ttl)
-		c.lru.MoveToFront(el)
-		return
-	}
-	if c.lru.Len() >= c.size {
-		if old := c.lru.Back(); old != nil {
-			c.lru.Remove(old)
-			delete(c.items, old.Value.(*mediaEntry).id)
-		}
-	}
-	c.items[id] = c.lru.PushFront(&mediaEntry{id: id, p: p, expires: now.Add(c.ttl)})
 }
 
 // forget drops ids (all of them when none is given) and stops lookups in
@@ -97,15 +85,11 @@ func (c *mediaCache) forget(ids ...string) {
 	defer c.mu.Unlock()
 	c.gen++
 	if len(ids) == 0 {
-		clear(c.items)
-		c.lru.Init()
+		c.lru.Purge()
 		return
 	}
 	for _, id := range ids {
-		if el, ok := c.items[id]; ok {
-			c.lru.Remove(el)
-			delete(c.items, id)
-		}
+		c.lru.Remove(id)
 	}
 }
 
