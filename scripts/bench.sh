@@ -8,7 +8,7 @@
 #   1. the 1000-user scenario (reel loadtest) against an all-in-one reel on
 #      SQLite, the same without uploads (the reads' own figures), a flat-out
 #      read run, and a login-only run beside the bare argon2id hash rate
-#      (BenchmarkVerifyParallel on the same cores);
+#      (x/crypto's IDKey on the same cores, BenchmarkIDKey in internal/users);
 #   2. a 1 GiB upload against a fresh reel, beside a raw sequential write of
 #      the same bytes (dd conv=fsync), with reel's peak RSS (VmHWM) during it;
 #   3. byte-range serving of that video from /media beside nginx serving the
@@ -203,24 +203,17 @@ fi
 stop_reel
 
 # ---------------------------------------------------------------- 1. logins vs the hash rate
-# x/crypto's IDKey, which allocates its memory for every hash: what the
-# bound was before reel pooled that memory (platform/argon2.Memory).
-log "x/crypto's argon2id rate on $ncpu cores (BenchmarkIDKey/xcrypto, 5 runs)"
-xhash_rate=$(go test ./internal/platform/argon2 -run '^$' -bench 'IDKey/xcrypto' -benchtime 100x -count 5 |
-	awk '/^BenchmarkIDKey/ { for (i = 1; i < NF; i++) if ($(i+1) == "hashes/s") print $i }' | sort -g |
-	awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-log "x/crypto's IDKey: $xhash_rate hashes/s"
-
-# hash_runs: five runs of BenchmarkVerifyParallel, one rate a line.
+# hash_runs: five runs of BenchmarkIDKey (x/crypto's argon2.IDKey at reel's
+# parameters, one hash per core at a time), one rate a line.
 hash_runs() {
-	go test ./internal/users -run '^$' -bench 'VerifyParallel' -benchtime 100x -count 5 |
-		awk '/^BenchmarkVerifyParallel/ { for (i = 1; i < NF; i++) if ($(i+1) == "hashes/s") print $i }'
+	go test ./internal/users -run '^$' -bench '^BenchmarkIDKey$' -benchtime 100x -count 5 |
+		awk '/^BenchmarkIDKey/ { for (i = 1; i < NF; i++) if ($(i+1) == "hashes/s") print $i }'
 }
 # The bound is the median of five runs right before the login run and five
 # right after it: the machine's speed drifts over minutes, and this way the
 # logins and the bound see the same machine. The spread says how noisy it
 # is (other work on it moves both figures alike).
-log "bare argon2id rate on $ncpu cores (BenchmarkVerifyParallel, 5 runs before the logins and 5 after)"
+log "x/crypto's argon2id rate on $ncpu cores (BenchmarkIDKey, 5 runs before the logins and 5 after)"
 hash_before=$(hash_runs)
 # On a fresh reel: what the runs above left for the background (the
 # outbox relays delivering their events, the WAL's checkpoints) would
@@ -477,7 +470,7 @@ section=$work/section.md
 	r=$(ratio "$login_sqlite / $hash_rate")
 	ok=0
 	ge "$r" 0.9 && ok=1
-	echo "| login ≥ 0.9× argon2id bound | ${r}× ($(fixed "$login_sqlite") logins/s vs $(fixed "$hash_rate") hashes/s, SQLite; $(ratio "$login_sqlite / $xhash_rate")× x/crypto's $(fixed "$xhash_rate")) | $(verdict $ok) |"
+	echo "| login ≥ 0.9× argon2id bound (x/crypto's \`IDKey\`) | ${r}× ($(fixed "$login_sqlite") logins/s vs $(fixed "$hash_rate") hashes/s, SQLite) | $(verdict $ok) |"
 	if [[ -n $up_mibs && -n $hwm_kib ]]; then
 		mib=$(calc "$hwm_kib / 1024")
 		ok=0
@@ -502,8 +495,9 @@ section=$work/section.md
 	echo "  reel's \`/media\`, which keeps files open between requests, 0.60–0.78× (1.03–1.23× the bare"
 	echo "  server in the last two runs). At 1 MiB, where the kernel's copy dominates, reel is at"
 	echo "  0.91–1.04× nginx."
-	echo "- *Login vs reel's own pooled argon2id*: 0.66–0.88× in the bench runs of November 27, and"
-	echo "  0.86–1.06× x/crypto's argon2id rate. argon2id is 95 % of reel's CPU in a login-only run;"
+	echo "- *Login vs x/crypto's argon2id rate*: in the bench runs of November 27, when reel still reused"
+	echo "  argon2's working memory (decision 0006), 0.86–1.06× x/crypto's rate and 0.66–0.88× its own"
+	echo "  pooled one. argon2id is 95 % of reel's CPU in a login-only run;"
 	echo "  the same hash runs about 8 % slower in the server than in the benchmark, mostly from Go's"
 	echo "  preemption of the hashing goroutines (with \`GODEBUG=asyncpreemptoff=1\`, which reel does not"
 	echo "  set, see below: 0.86–0.94× in four runs against 0.79–0.90× beside them), and the load"
@@ -709,18 +703,17 @@ section=$work/section.md
 	echo "bench run after it and after pooling argon2's memory, 86 ms)."
 	echo
 	echo "**Login vs the argon2id hash rate.** A login is one argon2id verification (m = 19 MiB,"
-	echo "t = 2, p = 1). \`go test ./internal/users -bench VerifyParallel\` computes $(fixed "$hash_rate")"
+	echo "t = 2, p = 1), computed with x/crypto's \`argon2.IDKey\`. \`go test ./internal/users -bench '^BenchmarkIDKey\$'\`,"
+	echo "the same call on every core at once, computes $(fixed "$hash_rate")"
 	echo "hashes/s on the $ncpu cores (median of 10 runs, 5 right before the logins and 5 right after, which ranged from $(fixed "$hash_lo") to $(fixed "$hash_hi")). \`reel loadtest -weights login=1 -think 0 -users $((4 * ncpu))\`"
 	echo "logs in $(fixed "$login_sqlite") times/s on a fresh reel on SQLite, between the two halves of the bound: $(ratio "$login_sqlite / $hash_rate")× the bound."
-	echo "The bound is reel's own hasher, which reuses argon2's 19 MiB of working memory from one hash"
-	echo "to the next (\`platform/argon2.Memory\`, a copy of x/crypto's argon2 whose first pass writes"
-	echo "its blocks instead of XORing into zeroed ones). x/crypto's \`IDKey\`, which allocates, zeroes"
-	echo "and drops that memory on every call, computes $(fixed "$xhash_rate") hashes/s here: logins run at"
-	echo "$(ratio "$login_sqlite / $xhash_rate")× that rate. Pooling the memory raised both figures: the benchmark from about"
-	echo "80 to 90 hashes/s, logins (old and new reel alternating, three 20 s runs each, November 27)"
-	echo "from 61 to 69.5 a second, on a machine slower that hour than in the runs above."
-	echo "What keeps logins under the bound (a 12 s CPU profile of reel during a login-only run, 8"
-	echo "users, November 27, with the statement cache and remembered tokens): reel used 1.87 of the 2"
+	echo "\`IDKey\` allocates its 19 MiB of working memory on every call, which the runtime zeroes and the"
+	echo "collector reclaims. Until decision 0006 reel hashed in a copy of x/crypto's argon2 that reused"
+	echo "that memory; it raised the benchmark from about 80 to 90 hashes/s and logins (old and new reel"
+	echo "alternating, three 20 s runs each, November 27) from 61 to 69.5 a second. The copy is gone and"
+	echo "the reuse is a proposal for x/crypto (docs/decisions/0006-argon2-memory-reuse-proposal.md)."
+	echo "What kept logins under the bound then (a 12 s CPU profile of reel during a login-only run, 8"
+	echo "users, November 27, with the statement cache, remembered tokens and the reused memory): reel used 1.87 of the 2"
 	echo "cores, and argon2id was 94.9 % of its CPU, 22.8 ms a login, where the benchmark spends about"
 	echo "21 ms per hash. So three things, in this order: the same hash runs about 8 % slower in the"
 	echo "server than in the benchmark, where two goroutines do nothing else; reel gets 93.5 % of the cores (the"

@@ -8,9 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
-	"github.com/reel-video/reel/internal/platform/argon2"
+	"golang.org/x/crypto/argon2"
 )
 
 // argon2id parameters: OWASP's recommended m=19 MiB, t=2, p=1. Memory per
@@ -28,11 +27,6 @@ const (
 type Hasher struct {
 	sem   chan struct{}
 	dummy string // a real hash to check against when the account is unknown
-	// mem holds argon2's working memory between hashes (at most one per
-	// hash running, so the semaphore bounds it too): allocating 19 MiB
-	// afresh for each hash cost about a seventh of its time in zeroing,
-	// page faults and collection. The pool lets it go when logins stop.
-	mem sync.Pool
 }
 
 // NewHasher returns a hasher running at most concurrency hashes at once.
@@ -41,18 +35,9 @@ func NewHasher(concurrency int) *Hasher {
 		concurrency = 1
 	}
 	h := &Hasher{sem: make(chan struct{}, concurrency)}
-	h.dummy = encodeHash(make([]byte, argonSaltLen), h.idKey([]byte("reel-dummy"), make([]byte, argonSaltLen), argonTime, argonMemory, argonThreads, argonKeyLen))
+	salt := make([]byte, argonSaltLen)
+	h.dummy = encodeHash(salt, argon2.IDKey([]byte("reel-dummy"), salt, argonTime, argonMemory, argonThreads, argonKeyLen))
 	return h
-}
-
-// idKey is argon2id in pooled memory; the caller holds the semaphore.
-func (h *Hasher) idKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
-	m, _ := h.mem.Get().(*argon2.Memory)
-	if m == nil {
-		m = new(argon2.Memory)
-	}
-	defer h.mem.Put(m)
-	return m.IDKey(password, salt, time, memory, threads, keyLen)
 }
 
 func (h *Hasher) acquire(ctx context.Context) error {
@@ -76,7 +61,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer h.release()
-	key := h.idKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	return encodeHash(salt, key), nil
 }
 
@@ -94,7 +79,7 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (bool, er
 		return false, err
 	}
 	defer h.release()
-	got := h.idKey([]byte(password), salt, p.t, p.m, p.p, uint32(len(key)))
+	got := argon2.IDKey([]byte(password), salt, p.t, p.m, p.p, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 

@@ -34,8 +34,8 @@ func TestLoginClearsFailures(t *testing.T) {
 
 // BenchmarkLogin is Service.Login (throttle check, user lookup, argon2id,
 // refresh token and event in one transaction) on every core at once; set
-// it beside BenchmarkVerifyParallel, the bound. Its logins/s over that
-// figure is what the database work costs.
+// it beside BenchmarkIDKey, the bound. Its logins/s over that figure is
+// what the database work costs.
 func BenchmarkLogin(b *testing.B) {
 	engines := map[string]func(testing.TB) string{"sqlite": sqldbtest.SQLiteURL, "postgres": sqldbtest.PostgresURL}
 	for _, name := range []string{"sqlite", "postgres"} {

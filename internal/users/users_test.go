@@ -753,6 +753,20 @@ func TestHasherBoundsConcurrency(t *testing.T) {
 	}
 }
 
+// A PHC string made by argon2's reference implementation (RFC 9106's
+// phc-winner-argon2: "password", "somesalt", t=2, m=64 MiB, p=1) verifies:
+// stored hashes do not depend on which argon2 code made them.
+func TestVerifyReferenceHash(t *testing.T) {
+	const ref = "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc"
+	h := users.NewHasher(1)
+	if ok, err := h.Verify(context.Background(), "password", ref); err != nil || !ok {
+		t.Fatalf("reference hash: %v %v", ok, err)
+	}
+	if ok, _ := h.Verify(context.Background(), "passwore", ref); ok {
+		t.Fatal("reference hash accepted another password")
+	}
+}
+
 // A rotation done elsewhere (another replica, or `reel keys rotate`) is
 // picked up by ReloadKeys; retired keys are deleted once their tokens
 // have all expired.

@@ -164,13 +164,12 @@ func (v *Verifier) remembered(ctx context.Context, token string) (_ *Claims, _ e
 const verifiedTokensMax = 4096
 
 // verifiedTokens remembers tokens whose signature checked out, so that a
-// client's next requests with the same token skip the EdDSA check: 53 µs
-// of CPU a request (BenchmarkVerify); in a profile of the 1000-user mix on
-// PostgreSQL, 8 % of reel's CPU, 13.5 % with the token's parsing
-// (docs/benchmarks.md). Only the signature is taken on trust,
-// and only for the exact bytes checked, under the same key: Verify checks
-// the time claims again on every use, and forgets a token whose kid no
-// longer gives the key it was checked with (a retired or replaced key).
+// client's next requests with the same token skip the EdDSA check, which
+// costs far more than the lookup (BenchmarkVerify; figures in
+// docs/benchmarks.md). Only the signature is taken on trust, and only for
+// the exact bytes checked, under the same key: Verify checks the time
+// claims again on every use, and forgets a token whose kid no longer gives
+// the key it was checked with (a retired or replaced key).
 type verifiedTokens struct {
 	mu  sync.Mutex
 	m   map[string]verifiedToken
