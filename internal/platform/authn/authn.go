@@ -11,10 +11,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
@@ -81,14 +81,14 @@ type Verifier struct {
 	keys      KeySource
 	leeway    time.Duration
 	now       func() time.Time
-	validator *jwt.Validator // the claims checks of Verify, for a remembered token
-	verified  verifiedTokens
+	validator *jwt.Validator                    // the claims checks of Verify, for a remembered token
+	verified  *lru.Cache[string, verifiedToken] // least recently used out first
 }
 
 // NewVerifier returns a verifier that trusts the keys of src.
 func NewVerifier(src KeySource) *Verifier {
-	v := &Verifier{keys: src, leeway: 30 * time.Second, now: time.Now,
-		verified: verifiedTokens{max: verifiedTokensMax, m: map[string]verifiedToken{}}}
+	v := &Verifier{keys: src, leeway: 30 * time.Second, now: time.Now}
+	v.verified, _ = lru.New[string, verifiedToken](verifiedTokensMax) // errs only for a size < 1
 	v.validator = jwt.NewValidator(v.claimsOptions()...)
 	return v
 }
@@ -136,7 +136,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if claims.Subject == "" || (claims.Role != RoleUser && claims.Role != RoleAdmin) {
 		return nil, fmt.Errorf("verify token: bad subject or role: %w", ErrInvalidToken)
 	}
-	v.verified.put(token, verifiedToken{claims: *claims, kid: kid, key: key})
+	v.verified.Add(token, verifiedToken{claims: *claims, kid: kid, key: key})
 	return claims, nil
 }
 
@@ -144,16 +144,16 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 // (ok false: not remembered, or its key has changed since). Its claims are
 // checked again against the clock.
 func (v *Verifier) remembered(ctx context.Context, token string) (_ *Claims, _ error, ok bool) {
-	e, ok := v.verified.get(token)
+	e, ok := v.verified.Get(token)
 	if !ok {
 		return nil, nil, false
 	}
 	if key, err := v.keys.PublicKey(ctx, e.kid); err != nil || !key.Equal(e.key) {
-		v.verified.forget(token)
+		v.verified.Remove(token)
 		return nil, nil, false // the full check says why
 	}
 	if err := v.validator.Validate(&e.claims); err != nil {
-		v.verified.forget(token)
+		v.verified.Remove(token)
 		return nil, fmt.Errorf("verify token: %w: %w", ErrInvalidToken, err), true
 	}
 	return &e.claims, nil, true
@@ -163,50 +163,17 @@ func (v *Verifier) remembered(ctx context.Context, token string) (_ *Claims, _ e
 // each, so 4 MiB at most, for several thousand active clients.
 const verifiedTokensMax = 4096
 
-// verifiedTokens remembers tokens whose signature checked out, so that a
+// A verifiedToken is a token whose signature checked out, remembered so that a
 // client's next requests with the same token skip the EdDSA check, which
 // costs far more than the lookup (BenchmarkVerify; figures in
 // docs/benchmarks.md). Only the signature is taken on trust, and only for
 // the exact bytes checked, under the same key: Verify checks the time
 // claims again on every use, and forgets a token whose kid no longer gives
 // the key it was checked with (a retired or replaced key).
-type verifiedTokens struct {
-	mu  sync.Mutex
-	m   map[string]verifiedToken
-	max int
-}
-
 type verifiedToken struct {
 	claims Claims
 	kid    string
 	key    ed25519.PublicKey
-}
-
-func (t *verifiedTokens) get(token string) (verifiedToken, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.m[token]
-	return e, ok
-}
-
-func (t *verifiedTokens) put(token string, e verifiedToken) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.m[token]; !ok && len(t.m) >= t.max {
-		// Full: drop one at random (map order). An active client's token
-		// comes back at the cost of one more signature check.
-		for k := range t.m {
-			delete(t.m, k)
-			break
-		}
-	}
-	t.m[token] = e
-}
-
-func (t *verifiedTokens) forget(token string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.m, token)
 }
 
 // BearerToken extracts the token of an "Authorization: Bearer" header.

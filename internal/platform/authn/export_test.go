@@ -6,18 +6,10 @@ import "time"
 func (v *Verifier) SetClock(now func() time.Time) { v.now = now }
 
 // Remembered is how many tokens the verifier remembers.
-func (v *Verifier) Remembered() int {
-	v.verified.mu.Lock()
-	defer v.verified.mu.Unlock()
-	return len(v.verified.m)
-}
+func (v *Verifier) Remembered() int { return v.verified.Len() }
 
 // SetRememberMax bounds the tokens the verifier remembers.
-func (v *Verifier) SetRememberMax(n int) { v.verified.max = n }
+func (v *Verifier) SetRememberMax(n int) { v.verified.Resize(n) }
 
 // ForgetAll empties the remembered tokens.
-func (v *Verifier) ForgetAll() {
-	v.verified.mu.Lock()
-	defer v.verified.mu.Unlock()
-	clear(v.verified.m)
-}
+func (v *Verifier) ForgetAll() { v.verified.Purge() }
