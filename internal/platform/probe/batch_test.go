@@ -181,9 +181,8 @@ func BenchmarkPosters(b *testing.B) {
 }
 
 // A batch runs ffmpeg with one thread per decoder, encoder and filter
-// graph: by default it starts threads per core for each input and output
-// (about 80 for a batch of 8 on 2 cores), and at nice 10 so many runnable
-// threads together outweigh reel's own.
+// graph, not ffmpeg's default of threads per core for each input and
+// output (decision 0010).
 func TestPostersBatchThreads(t *testing.T) {
 	if _, err := os.Stat("/proc/self/task"); err != nil {
 		t.Skip("no /proc to count threads in")
@@ -256,8 +255,8 @@ func TestPostersBatchThreads(t *testing.T) {
 			most = max(most, k)
 		}
 	}
-	// Measured with ffmpeg 5.1: 9 threads for 8 inputs with one thread
-	// each, 79 without. The bound leaves room for ffmpeg's own helpers.
+	// One thread per input, and room for ffmpeg's own helpers; without
+	// -threads 1 a batch runs several per input and core.
 	if limit := n + 6; most > limit {
 		t.Errorf("a batch of %d ran up to %d threads, want at most %d", n, most, limit)
 	}
