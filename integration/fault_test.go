@@ -778,8 +778,6 @@ func noInternals(t *testing.T, raw []byte) {
 	}
 }
 
-// wantStorage waits until the caller's storage figures are used (any when
-// negative) and reserved, and returns them.
 // posterCut waits until video id's poster, cut after its upload was
 // answered on idle cores only (which a busy test machine may keep from
 // it for a while), is there.
@@ -803,6 +801,8 @@ func posterCut(t *testing.T, cl *client, id string) {
 	})
 }
 
+// wantStorage waits until the caller's storage figures are used (any when
+// negative) and reserved, and returns them.
 func wantStorage(t *testing.T, cl *client, used, reserved int64) map[string]any {
 	t.Helper()
 	var st map[string]any

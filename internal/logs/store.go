@@ -95,11 +95,10 @@ func pgArrays(rows []eventRow, now int64) []any {
 //
 // The placeholders are plain "?": SQLite treats "$N" as a named parameter
 // and resolves each name by a linear search, which makes binding thousands
-// of them quadratic (five times slower for a batch of 500 than the rest of
-// the insert). OR IGNORE rather than ON CONFLICT (id) DO NOTHING: both skip
-// an event already stored, but only OR IGNORE tells SQLite that the
-// statement can never abort halfway, which spares it a statement journal
-// written to a temporary file (a quarter of the ingest time).
+// of them quadratic. OR IGNORE rather than ON CONFLICT (id) DO NOTHING:
+// both skip an event already stored, but only OR IGNORE tells SQLite that
+// the statement can never abort halfway, which spares it a statement
+// journal in a temporary file (docs/benchmarks.md, "Activity log ingest").
 func insertStatement(rows []eventRow, now int64) (string, []any) {
 	const cols = 13
 	var b strings.Builder

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/backoff"
@@ -38,31 +39,40 @@ func TestDelay(t *testing.T) {
 	}
 }
 
+// TestSleep runs in a synctest bubble, whose clock moves only when every
+// goroutine waits: a sleep takes exactly its time, and one of an hour
+// ends with its context, not with the hour.
 func TestSleep(t *testing.T) {
-	if err := backoff.Sleep(context.Background(), time.Millisecond); err != nil {
-		t.Fatalf("Sleep = %v", err)
-	}
-	if err := backoff.Sleep(context.Background(), 0); err != nil {
-		t.Fatalf("Sleep(0) = %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		if err := backoff.Sleep(t.Context(), time.Second); err != nil {
+			t.Fatalf("Sleep = %v", err)
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Fatalf("Sleep(1s) took %v", d)
+		}
+		if err := backoff.Sleep(t.Context(), 0); err != nil {
+			t.Fatalf("Sleep(0) = %v", err)
+		}
+		if time.Since(start) != time.Second {
+			t.Fatal("Sleep(0) waited")
+		}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := backoff.Sleep(ctx, 0); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Sleep(0) on an ended context = %v, want context.Canceled", err)
-	}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := backoff.Sleep(ctx, 0); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Sleep(0) on an ended context = %v, want context.Canceled", err)
+		}
 
-	// A sleep far longer than the test must end with its context.
-	ctx, cancel = context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- backoff.Sleep(ctx, time.Hour) }()
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
+		// A sleep of an hour ends with its context, a minute in.
+		ctx, cancel = context.WithCancel(t.Context())
+		time.AfterFunc(time.Minute, cancel)
+		start = time.Now()
+		if err := backoff.Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Sleep = %v, want context.Canceled", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Sleep did not end with its context")
-	}
+		if d := time.Since(start); d != time.Minute {
+			t.Fatalf("Sleep ended %v in, want with its context a minute in", d)
+		}
+	})
 }

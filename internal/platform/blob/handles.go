@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// Open files are reused. A player fetches a video as a run of range
-// requests, each of which opened the file, read its size and closed it
-// again: four system calls of about ten a small range costs, where nginx
-// makes six in all. Disk keeps the files of objects read in the last
-// handleTTL open, and Open lends one out when the key has one idle.
+// Open files are reused: a player fetches a video as a run of range
+// requests, and opening, sizing and closing the file was a large share of
+// the system calls each small range cost. Disk keeps the files of objects
+// read in the last handleTTL open, and Open lends one out when the key has
+// one idle.
 //
 // A lent file is the object as it was when that file was opened. This Disk
 // writes and deletes through place and Delete, which drop the key's idle

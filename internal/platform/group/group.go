@@ -1,8 +1,7 @@
 // Package group lets concurrent callers share one run of costly work.
 //
 // Some work costs mostly a fixed price per run, whatever the number of
-// items: starting ffmpeg (~150 ms of CPU before it reads a byte), one
-// INSERT and its commit. A Runner queues the items of callers that cannot
+// items: starting ffmpeg, one INSERT and its commit. A Runner queues the items of callers that cannot
 // start at once, and whoever starts next runs every queued item together,
 // up to a bound. A lone caller still runs at once; under load the fixed
 // price is shared. There is no goroutine of its own: a caller does the

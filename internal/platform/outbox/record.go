@@ -23,17 +23,15 @@ import (
 //
 // RecordOrLog, for events whose loss must not fail their action, does not
 // wait for the commit: it hands the event to a goroutine that records it
-// and answers at once. On SQLite every INSERT waits for the one writer
-// connection, which uploads hold for whole transactions; reads waited
-// there for their own events (1000-user mix on 2 cores, SQLite, 40 s runs:
-// worst read p99 51–110 ms waiting, 22–32 ms not). The event is committed a few
+// and answers at once, so that a read does not queue behind uploads for
+// SQLite's one writer (decision 0005). The event is committed a few
 // milliseconds later unless the process dies first; Wait, which the relay
 // calls as it stops, waits for the events still on their way.
 
 // maxBehind bounds the events RecordOrLog has handed on and that are not
 // yet committed, a goroutine each. Past it, callers wait for their own
 // events, which slows them to the pace the database keeps rather than
-// piling up goroutines. The 1000-user mix on 2 cores had up to about 100
+// piling up goroutines. It is far above what the 1000-user load test keeps
 // on their way.
 const maxBehind = 1024
 

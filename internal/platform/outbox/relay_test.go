@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -284,26 +285,34 @@ func TestRelayParksRejectedEvent(t *testing.T) {
 	})
 }
 
+// TestRelayWakesAtOnce and TestRelayGathersTrickle run in synctest
+// bubbles: the bubble's clock moves only when every goroutine waits, so
+// "at once", "idle" and "events 10 ms apart" are exact, not sleeps that a
+// busy machine may stretch. (The database is opened inside the bubble;
+// time stands still while a query is on its way.)
+
 func TestRelayWakesAtOnce(t *testing.T) {
 	sqldbtest.Engines(t, func(t *testing.T, url string) {
-		db := open(t, url)
-		// A poll interval this long means only a wake-up can deliver.
-		ob := outbox.New(db, table, outbox.WithPollInterval(time.Hour))
-		s := newStore()
-		run(t, ob, s)
-		time.Sleep(50 * time.Millisecond) // let it go idle
+		synctest.Test(t, func(t *testing.T) {
+			db := open(t, url)
+			// A poll interval this long means only a wake-up can deliver.
+			ob := outbox.New(db, table, outbox.WithPollInterval(time.Hour))
+			s := newStore()
+			run(t, ob, s)
+			synctest.Wait() // idle, waiting for a wake-up or the hour
 
-		start := time.Now()
-		addEvents(t, db, ob, 1) // inside a transaction
-		waitFor(t, "the event", func() bool { return s.count() == 1 })
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("delivered after %v, want at once", d)
-		}
+			start := time.Now()
+			addEvents(t, db, ob, 1) // inside a transaction
+			waitFor(t, "the event", func() bool { return s.count() == 1 })
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("delivered after %v, want at once", d)
+			}
 
-		if err := ob.Add(t.Context(), db.W, outbox.NewEvent(t.Context(), "test", "LOGIN", outbox.Failure, "alone")); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "the second event", func() bool { return s.count() == 2 })
+			if err := ob.Add(t.Context(), db.W, outbox.NewEvent(t.Context(), "test", "LOGIN", outbox.Failure, "alone")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the second event", func() bool { return s.count() == 2 })
+		})
 	})
 }
 
@@ -311,24 +320,26 @@ func TestRelayWakesAtOnce(t *testing.T) {
 // and the relay does not ask an outbox it has just drained again at once.
 func TestRelayGathersTrickle(t *testing.T) {
 	sqldbtest.Engines(t, func(t *testing.T, url string) {
-		db := open(t, url)
-		ob := outbox.New(db, table, outbox.WithPollInterval(time.Hour), outbox.WithGather(time.Second))
-		s := newStore()
-		run(t, ob, s)
-		time.Sleep(50 * time.Millisecond) // let it go idle
-		for i := range 5 {
-			if err := ob.Add(t.Context(), db.W, outbox.NewEvent(t.Context(), "test", "LOGIN", outbox.Success, fmt.Sprint("trickle ", i))); err != nil {
-				t.Fatal(err)
+		synctest.Test(t, func(t *testing.T) {
+			db := open(t, url)
+			ob := outbox.New(db, table, outbox.WithPollInterval(time.Hour), outbox.WithGather(time.Second))
+			s := newStore()
+			run(t, ob, s)
+			synctest.Wait() // idle
+			for i := range 5 {
+				if err := ob.Add(t.Context(), db.W, outbox.NewEvent(t.Context(), "test", "LOGIN", outbox.Success, fmt.Sprint("trickle ", i))); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		waitFor(t, "the events", func() bool { return s.count() == 5 })
-		s.mu.Lock()
-		calls := s.calls
-		s.mu.Unlock()
-		if calls != 1 {
-			t.Fatalf("5 events 10 ms apart went out in %d deliveries, want 1", calls)
-		}
+			waitFor(t, "the events", func() bool { return s.count() == 5 })
+			s.mu.Lock()
+			calls := s.calls
+			s.mu.Unlock()
+			if calls != 1 {
+				t.Fatalf("5 events 10 ms apart went out in %d deliveries, want 1", calls)
+			}
+		})
 	})
 }
 

@@ -9,18 +9,14 @@ import (
 	"github.com/reel-video/reel/internal/platform/group"
 )
 
-// Poster frames are cut in batches.
-//
-// Starting ffmpeg costs far more than cutting one frame: Debian's build
-// loads some hundred shared libraries, about 140 ms of CPU before it reads
-// a byte, against a few ms to decode a frame. One upload per poster run
-// caps a 2-core server near 14 uploads a second. So frames wait while the
-// tool slots are busy, and whoever gets a slot cuts every queued frame (up
-// to maxFrameBatch) in one ffmpeg run with one input and one output per
-// frame (group.Runner): on a burst the start-up cost is shared, and a lone
-// upload still starts at once. When a batch fails (one unreadable file
-// fails the whole run), each of its frames is cut again on its own, so
-// one bad file costs the others only time.
+// Poster frames are cut in batches, because starting ffmpeg (loading its
+// shared libraries) costs far more CPU than decoding one frame. Frames
+// wait while the tool slots are busy, and whoever gets a slot cuts every
+// queued frame (up to maxFrameBatch) in one run with one input and one
+// output per frame (group.Runner); a lone upload still starts at once.
+// When a batch fails (one unreadable file fails the whole run), each of
+// its frames is cut again on its own, so one bad file costs the others
+// only time.
 const maxFrameBatch = 8
 
 // frameJob is one frame to cut: the frame at second at of the video at
@@ -70,12 +66,9 @@ func (p *Prober) cutFrame(ctx context.Context, j frameJob) (bool, error) {
 // job.
 func (p *Prober) cutBatch(ctx context.Context, batch []frameJob) []frameResult {
 	var args []string
-	// One thread for each decoder, encoder and filter graph. By default
-	// ffmpeg starts threads per core for each of them: a batch of 8 ran
-	// about 80 threads, which at nice 10 together outweighed reel's few
-	// (the scheduler shares a core by thread) and took 40 % more CPU,
-	// spent starting threads that one frame each cannot use; even at
-	// SCHED_IDLE those are cores' worth of work for nothing.
+	// One thread for each decoder, encoder and filter graph: by default
+	// ffmpeg starts threads per core for each of them, which one frame
+	// each cannot use and which cost CPU to start (decision 0010).
 	args = append(args, "-nostdin", "-hide_banner", "-v", "error", "-y", "-filter_threads", "1")
 	for _, j := range batch {
 		if j.keyOnly {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/probe/probetest"
@@ -119,32 +120,43 @@ func TestPostersBatch(t *testing.T) {
 }
 
 // A poster whose caller gives up while it waits for a slot leaves the
-// queue and its file.
+// queue and its file. The wait runs in a synctest bubble (the video is
+// made before it, since a subprocess cannot run in one): the poster is
+// seen queued once every goroutine is blocked, and its deadline passes
+// on the bubble's clock.
 func TestPosterGivesUpInQueue(t *testing.T) {
 	ffmpeg, ffprobe := probetest.Tools(t)
-	p := newProber(ffprobe, ffmpeg, 0)
-	dir := t.TempDir()
-	p.TempDir = t.TempDir()
-	video := probetest.Video(t, dir, 1, 64, 48)
-	for range cap(p.idleSlots) {
-		p.idleSlots <- struct{}{}
-	}
-	defer func() {
+	video := probetest.Video(t, t.TempDir(), 1, 64, 48)
+	synctest.Test(t, func(t *testing.T) {
+		p := newProber(ffprobe, ffmpeg, 0)
+		p.TempDir = t.TempDir()
+		for range cap(p.idleSlots) {
+			p.idleSlots <- struct{}{}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.Poster(ctx, video, Info{DurationSeconds: 1})
+			done <- err
+		}()
+		synctest.Wait()
+		if n := p.frames.Queued(); n != 1 {
+			t.Fatalf("%d jobs queued while the slots are busy, want 1", n)
+		}
+		if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Poster: %v; want the context's error", err)
+		}
+		if n := p.frames.Queued(); n != 0 {
+			t.Errorf("%d jobs left in the queue", n)
+		}
+		if left, _ := os.ReadDir(p.TempDir); len(left) != 0 {
+			t.Errorf("left behind: %v", left)
+		}
 		for range cap(p.idleSlots) {
 			<-p.idleSlots
 		}
-	}()
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := p.Poster(ctx, video, Info{DurationSeconds: 1}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Poster: %v; want the context's error", err)
-	}
-	if n := p.frames.Queued(); n != 0 {
-		t.Errorf("%d jobs left in the queue", n)
-	}
-	if left, _ := os.ReadDir(p.TempDir); len(left) != 0 {
-		t.Errorf("left behind: %v", left)
-	}
+	})
 }
 
 // BenchmarkPosters cuts posters for 16 uploads arriving at once: each
@@ -181,9 +193,8 @@ func BenchmarkPosters(b *testing.B) {
 }
 
 // A batch runs ffmpeg with one thread per decoder, encoder and filter
-// graph: by default it starts threads per core for each input and output
-// (about 80 for a batch of 8 on 2 cores), and at nice 10 so many runnable
-// threads together outweigh reel's own.
+// graph, not ffmpeg's default of threads per core for each input and
+// output (decision 0010).
 func TestPostersBatchThreads(t *testing.T) {
 	if _, err := os.Stat("/proc/self/task"); err != nil {
 		t.Skip("no /proc to count threads in")
@@ -256,8 +267,8 @@ func TestPostersBatchThreads(t *testing.T) {
 			most = max(most, k)
 		}
 	}
-	// Measured with ffmpeg 5.1: 9 threads for 8 inputs with one thread
-	// each, 79 without. The bound leaves room for ffmpeg's own helpers.
+	// One thread per input, and room for ffmpeg's own helpers; without
+	// -threads 1 a batch runs several per input and core.
 	if limit := n + 6; most > limit {
 		t.Errorf("a batch of %d ran up to %d threads, want at most %d", n, most, limit)
 	}

@@ -8,12 +8,11 @@ import (
 	"os"
 )
 
-// Reading the headers of the common containers in Go spares ffprobe: its
-// start alone (a binary with some 200 shared libraries) costs about
-// 150 ms of CPU, the largest part of what probing an upload costs. The
-// parsers here read MP4 and its QuickTime and 3GPP relatives (the moov
-// box) and Matroska and WebM (the Info and Tracks elements) and fill Info
-// as ffprobe would, with ffmpeg's codec names. They are deliberately
+// Reading the headers of the common containers in Go spares ffprobe, whose
+// start alone (loading its shared libraries) is most of what probing an
+// upload with it costs. The parsers here read MP4 and its QuickTime and
+// 3GPP relatives (the moov box) and Matroska and WebM (the Info and Tracks
+// elements) and fill Info as ffprobe would, with ffmpeg's codec names. They are deliberately
 // narrow: whatever they do not fully understand (a codec they have no name
 // for, a fragmented MP4 without a duration, a live WebM without one, a
 // rotation stored in Matroska, a malformed or truncated structure) makes

@@ -143,26 +143,21 @@ func postgresPool(cfg *pgx.ConnConfig, n int) *sql.DB {
 // is given, for a process with procs cores: four connections per core, at
 // least 8 and at most 14.
 //
-// A connection is only worth having while its query is in flight, and a
-// process can keep only a few in flight per core (the rest of each request
-// is its own CPU work). More connections than that do not add throughput:
-// they add server processes that compete for the cores, which is what
-// PostgreSQL's own sizing advice (about twice its cores) warns of. On two
-// cores shared with the server, one pool of 20 gave the 1000-user read mix
-// a p99 near 100 ms and a pool of 8 about 25 ms (docs/benchmarks.md). With
-// the write pool (PostgresWriters) a process opens at most 20, which keeps
-// a handful of services within PostgreSQL's default max_connections (100);
-// the floor leaves room for slow queries on one-core machines.
+// A process keeps only a few queries in flight per core; more connections
+// add server processes that compete for the cores rather than throughput
+// (decision 0011). With the write pool (PostgresWriters) a process opens
+// at most 20, which keeps a handful of services within PostgreSQL's
+// default max_connections (100); the floor leaves room for slow queries
+// on one-core machines.
 func PostgresDefaultMaxOpen(procs int) int {
 	return min(14, max(8, 4*procs))
 }
 
 // PostgresWriters is the size of the PostgreSQL write pool beside a read
-// pool of readers: half as many, 2 to 6. The writes (transactions of a few
-// statements, the outbox relays' claims and deletes) are far fewer than
-// the reads. Giving the reads a pool of their own (1000-user mix on 2
-// cores, November 27, two 40 s runs each side by side): worst read p99 104
-// and 136 ms, against 188 and 259 ms for one pool of 8.
+// pool of readers: half as many, 2 to 6, since the writes (transactions of
+// a few statements, the outbox relays' claims and deletes) are far fewer
+// than the reads. A pool of their own keeps reads from waiting for a
+// connection behind the writes' transactions (decision 0011).
 func PostgresWriters(readers int) int {
 	return min(6, max(2, readers/2))
 }

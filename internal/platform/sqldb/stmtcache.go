@@ -10,11 +10,10 @@ import (
 
 // SQLite connections keep their prepared statements. modernc's driver
 // prepares, runs and finalizes a statement for every query it is given as
-// text, and preparing (parsing and planning the SQL) took about a tenth of
-// reel's CPU in the 1000-user SQLite mix. A cachingConn prepares each query
-// text once and runs it again from then on, as pgx does on PostgreSQL on
-// its own. Callers see nothing of it: they still pass SQL text to
-// database/sql.
+// text, and parsing and planning were a large share of reel's CPU under
+// load (docs/benchmarks.md). A cachingConn prepares each query text once
+// and runs it again from then on, as pgx does on PostgreSQL on its own.
+// Callers see nothing of it: they still pass SQL text to database/sql.
 
 // maxCachedStmts bounds the statements one connection keeps (the least
 // recently used goes first). Reel runs about two hundred distinct queries,
