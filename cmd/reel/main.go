@@ -132,12 +132,10 @@ func load(name string, args []string, getenv func(string) string, stdout, stderr
 
 // gcPercent is the garbage collector's GOGC for the long-running commands
 // when the environment does not set one. Their live heap is a few MiB, so
-// at Go's default of 100 the collector's minimum goal of 4 MiB has it run
-// about 20 times a second under a stream of range requests (a quarter of
-// what a 64 KiB range costs); at 200 the goal is 8 MiB and that cost is
-// mostly gone (64 KiB ranges: 81 -> 62 µs of CPU each, docs/benchmarks.md),
-// for a heap of at most three times the live data instead of two. GOGC
-// and GOMEMLIMIT in the environment are honoured as usual.
+// at Go's default of 100 the collector's 4 MiB minimum goal makes it run
+// many times a second under a stream of range requests; 200 doubles the
+// goal for a heap of at most three times the live data (figures in
+// docs/benchmarks.md). GOGC and GOMEMLIMIT in the environment win.
 const gcPercent = 200
 
 // tuneGC sets gcPercent unless GOGC is set.

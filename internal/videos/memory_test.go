@@ -137,7 +137,7 @@ func jsonField(raw []byte, key string) string {
 }
 
 // ---------------------------------------------------------------------
-// Benchmarks (results in docs/benchmarks.md, "Videos").
+// Benchmarks (docs/benchmarks.md, "The component benchmarks").
 
 func benchEnv(b *testing.B, opts ...func(*envConfig)) *env {
 	b.Helper()
