@@ -180,6 +180,9 @@ func (t *track) stsd(b []byte) error {
 		return badIndex("short stsd")
 	}
 	return inFirstBox(c.rest(), func(typ string, b []byte) error {
+		if !validCodecs(typ) || len(typ) != 4 {
+			return badIndex("unknown sample entry")
+		}
 		t.codec = typ
 		switch typ {
 		case "avc1", "avc3":
@@ -194,12 +197,12 @@ func (t *track) stsd(b []byte) error {
 				return nil
 			})
 		case "mp4a":
-			// An AudioSampleEntry's fields: 20 bytes, 16 or 36 more in
+			// An AudioSampleEntry's fields: 28 bytes, 16 or 36 more in
 			// QuickTime's sound description versions 1 and 2.
-			if len(b) < 20 {
+			if len(b) < 28 {
 				return badIndex("short mp4a")
 			}
-			n := 20
+			n := 28
 			switch int(b[8])<<8 | int(b[9]) {
 			case 1:
 				n += 16
@@ -209,7 +212,7 @@ func (t *track) stsd(b []byte) error {
 			if len(b) < n {
 				return badIndex("short mp4a")
 			}
-			t.codec = "mp4a.40.2"
+			t.codec = "mp4a.40.2" // AAC-LC, unless the esds says otherwise
 			return inBox(b[n:], "esds", func(b []byte) error {
 				if s := esdsCodec(b); s != "" {
 					t.codec = s

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -289,7 +290,9 @@ var standardRates = []Rational{{24000, 1001}, {24, 1}, {25, 1}, {30000, 1001}, {
 const maxRate = 60
 
 // outputRate picks the constant frame rate of the renditions from the
-// source's average rate (or, without one, its base rate).
+// source's average rate (or, without one, its base rate): the base rate
+// when it is a standard one and the average within 1% of it, else the
+// standard rate nearest the average within 1%, else the average rounded.
 func outputRate(avg, base Rational) Rational {
 	r := avg
 	if r.Float() <= 0 || r.Float() > 1000 {
@@ -303,9 +306,12 @@ func outputRate(avg, base Rational) Rational {
 		k := int(math.Ceil(f / maxRate))
 		r, f = Rational{r.Num, r.Den * k}, f/float64(k)
 	}
+	if slices.Contains(standardRates, base) && within(f, base.Float()) {
+		return base
+	}
 	best, gap := Rational{}, math.Inf(1)
 	for _, s := range standardRates {
-		if d := math.Abs(f - s.Float()); d <= s.Float()/100 && d < gap {
+		if d := math.Abs(f - s.Float()); within(f, s.Float()) && d < gap {
 			best, gap = s, d
 		}
 	}
@@ -317,6 +323,9 @@ func outputRate(avg, base Rational) Rational {
 	}
 	return Rational{int(math.Round(f)), 1}
 }
+
+// within is whether f is within 1% of rate.
+func within(f, rate float64) bool { return math.Abs(f-rate) <= rate/100 }
 
 // seconds parses one of ffprobe's durations; absent ("N/A"), negative and
 // non-finite durations are zero.
