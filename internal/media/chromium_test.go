@@ -181,4 +181,3 @@ func findChromium(t *testing.T) string {
 	t.Skip(chromiumNotInstalled)
 	return ""
 }
-
