@@ -215,7 +215,8 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 	}
 
 	quiet := map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
-	h := httpx.Wrap(httpx.CORS(a.cfg.HTTP.CORSOrigins, httpx.Routed(a.mux)), httpx.MiddlewareConfig{Logger: a.log, Metrics: a.httpm, TrustedProxies: a.cfg.HTTP.TrustedProxies, Quiet: quiet})
+	h := httpx.Wrap(httpx.CORS(a.cfg.HTTP.CORSOrigins, httpx.Routed(a.mux)), httpx.MiddlewareConfig{Logger: a.log, Metrics: a.httpm, TrustedProxies: a.cfg.HTTP.TrustedProxies, Quiet: quiet,
+		BodyRate: httpx.BodyRate{MinBytes: a.cfg.HTTP.BodyMinBytes, Window: a.cfg.HTTP.BodyWindow}})
 	a.log.Info("reel is serving", "url", OpenURL(ln.Addr().String(), a.cfg.HTTP.TLSCert != ""), "addr", ln.Addr().String(), "modules", strings.Join(a.ModuleNames(), ","))
 	serveErr := httpx.Serve(ctx, ln, h, httpx.ServerConfig{
 		TLSCert: a.cfg.HTTP.TLSCert, TLSKey: a.cfg.HTTP.TLSKey, ShutdownTimeout: a.cfg.HTTP.ShutdownTimeout,

@@ -55,6 +55,10 @@ type HTTP struct {
 	TrustedProxies  []netip.Prefix
 	CORSOrigins     []string
 	ShutdownTimeout time.Duration
+	// BodyMinBytes in every BodyWindow is the slowest a request body may
+	// arrive before the request is cut off with 408.
+	BodyMinBytes int64
+	BodyWindow   time.Duration
 	// DebugAddr serves Go's pprof profiles on a listener of its own; empty
 	// turns it off.
 	DebugAddr string
@@ -153,6 +157,8 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind(&proxies, "trusted-proxies", "REEL_TRUSTED_PROXIES", "", "comma list of CIDRs whose X-Forwarded-For is believed", public)
 	b.bind(&origins, "cors-origins", "REEL_CORS_ORIGINS", "", "comma list of browser origins allowed by CORS", public)
 	b.bind((*dur)(&c.HTTP.ShutdownTimeout), "shutdown-timeout", "REEL_SHUTDOWN_TIMEOUT", "30s", "how long to drain in-flight requests on stop", public)
+	b.bind((*size)(&c.HTTP.BodyMinBytes), "body-min-bytes", "REEL_BODY_MIN_BYTES", "1KiB", "a request body must bring at least this many bytes in every -body-window, or it is cut off with 408 (0: no limit)", public)
+	b.bind((*dur)(&c.HTTP.BodyWindow), "body-window", "REEL_BODY_WINDOW", "10s", "the window of -body-min-bytes", public)
 	b.bind((*str)(&c.HTTP.DebugAddr), "debug-addr", "REEL_DEBUG_ADDR", "", "address serving Go's pprof profiles at /debug/pprof/ (off when empty; keep it private, e.g. 127.0.0.1:6060: profiles show memory)", public)
 	b.bind((*intv)(&c.DBMaxConns), "db-max-conns", "REEL_DB_MAX_CONNS", "0", "reader connections per database (0: 4×cores within 8–14 on PostgreSQL, beside half as many writers, 2–6; max(4, 2×cores) on SQLite, beside its one writer)", public)
 
@@ -257,6 +263,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("REEL_LOG_LEVEL=%q: must be debug, info, warn or error", c.Log.Level))
+	}
+	if c.HTTP.BodyMinBytes < 0 || c.HTTP.BodyMinBytes > 0 && c.HTTP.BodyWindow < time.Second {
+		errs = append(errs, fmt.Errorf("REEL_BODY_MIN_BYTES=%d, REEL_BODY_WINDOW=%s: the bytes must be ≥ 0 and the window at least 1s", c.HTTP.BodyMinBytes, c.HTTP.BodyWindow))
 	}
 	if (c.Users.AdminEmail == "") != (c.Users.AdminPassword == "") {
 		errs = append(errs, errors.New("REEL_ADMIN_EMAIL and REEL_ADMIN_PASSWORD must be set together"))
