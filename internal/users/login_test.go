@@ -80,6 +80,11 @@ func TestTextWithControlCharacters(t *testing.T) {
 	withEnv(t, func(t *testing.T, e *env) {
 		expect(t, e.register("nul@example.com", "correct horse", "a\x00b"), 422, "validation_failed")
 		expect(t, e.register("esc@example.com", "correct horse", "a\x1b[31mred"), 422, "validation_failed")
+		// Invisible formatting: a name that looks like another's, or reads
+		// backwards.
+		expect(t, e.register("zw@example.com", "correct horse", "a\u200bnn"), 422, "validation_failed")
+		expect(t, e.register("rlo@example.com", "correct horse", "\u202etxt.exe"), 422, "validation_failed")
+		expect(t, e.register("emoji@example.com", "correct horse", "Zoë 🎬"), 201, "")
 		e.account("kim@example.com")
 		expect(t, e.login("kim\x00@example.com", "correct horse"), 401, "invalid_credentials")
 		admin := e.makeAdmin("kim@example.com")

@@ -29,6 +29,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/page"
 	"github.com/reel-video/reel/internal/platform/sqldb"
+	"github.com/reel-video/reel/internal/platform/text"
 )
 
 // Errors of the users service.
@@ -683,6 +684,9 @@ func checkPassword(p string) string {
 func checkUsername(u string) string {
 	if !plainText(u) {
 		return "must be valid UTF-8 without control characters"
+	}
+	if text.HasDeceptive(u) {
+		return "must not contain invisible formatting characters (zero-width or direction marks)"
 	}
 	if n := utf8.RuneCountInString(u); n < 1 || n > 64 {
 		return "must have 1 to 64 characters"
