@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/reel-video/reel/internal/config"
 	"github.com/reel-video/reel/internal/platform/authn"
@@ -193,6 +192,14 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 		}
 		defer stopDebug()
 	}
+	if a.cfg.HTTP.MetricsAddr != "" {
+		stopMetrics, err := a.serveMetrics(a.cfg.HTTP.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	a.addr = ln.Addr()
 	close(a.ready)
 
@@ -250,7 +257,7 @@ func (a *App) operationalRoutes() {
 		httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
 	a.Handle("GET /readyz", http.HandlerFunc(a.readyz))
-	a.Handle("GET /metrics", promhttp.HandlerFor(a.prom, promhttp.HandlerOpts{}))
+	a.Handle("GET /metrics", a.publicMetrics())
 	a.Handle("GET /api/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(a.spec.bytes())
