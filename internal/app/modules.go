@@ -105,7 +105,8 @@ func newUsers(ctx context.Context, cfg *config.Config, db *sqldb.DB, events *out
 	return users.New(ctx, db, events, users.NewHasher(cfg.Users.HashConcurrency), users.Config{
 		AccessTTL: cfg.Users.AccessTTL, RefreshTTL: cfg.Users.RefreshTTL,
 		LoginMaxPerAccount: cfg.Users.LoginMaxPerAccount, LoginMaxPerIP: cfg.Users.LoginMaxPerIP,
-		LoginWindow: cfg.Users.LoginWindow,
+		LoginMaxPerAccountAnywhere: cfg.Users.LoginMaxPerAccountAnywhere,
+		LoginWindow:                cfg.Users.LoginWindow,
 	}, log.With("service", "users"))
 }
 

@@ -75,6 +75,7 @@ type Users struct {
 	// Login throttling: failures allowed per account and per client
 	// address within LoginWindow before further attempts get 429.
 	LoginMaxPerAccount, LoginMaxPerIP int
+	LoginMaxPerAccountAnywhere        int
 	LoginWindow                       time.Duration
 }
 
@@ -184,7 +185,8 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*dur)(&c.Users.AccessTTL), "access-token-ttl", "REEL_ACCESS_TOKEN_TTL", "15m", "lifetime of access tokens", public)
 	b.bind((*dur)(&c.Users.RefreshTTL), "refresh-token-ttl", "REEL_REFRESH_TOKEN_TTL", "30d", "lifetime of refresh tokens", public)
 	b.bind((*intv)(&c.Users.HashConcurrency), "hash-concurrency", "REEL_HASH_CONCURRENCY", strconv.Itoa(runtime.NumCPU()), "password hashes computed at once (each takes 19 MiB)", public)
-	b.bind((*intv)(&c.Users.LoginMaxPerAccount), "login-max-per-account", "REEL_LOGIN_MAX_PER_ACCOUNT", "5", "failed logins per account per window before 429", public)
+	b.bind((*intv)(&c.Users.LoginMaxPerAccount), "login-max-per-account", "REEL_LOGIN_MAX_PER_ACCOUNT", "5", "failed logins per account from one client address per window before 429", public)
+	b.bind((*intv)(&c.Users.LoginMaxPerAccountAnywhere), "login-max-per-account-anywhere", "REEL_LOGIN_MAX_PER_ACCOUNT_ANYWHERE", "50", "failed logins per account from all addresses together per window before 429", public)
 	b.bind((*intv)(&c.Users.LoginMaxPerIP), "login-max-per-ip", "REEL_LOGIN_MAX_PER_IP", "20", "failed logins per client address per window before 429", public)
 	b.bind((*dur)(&c.Users.LoginWindow), "login-window", "REEL_LOGIN_WINDOW", "15m", "login throttling window", public)
 
@@ -294,7 +296,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("REEL_DEBUG_ADDR=%q: must be host:port", c.HTTP.DebugAddr))
 		}
 	}
-	if c.Users.LoginMaxPerAccount < 1 || c.Users.LoginMaxPerIP < 1 || c.Users.LoginWindow <= 0 {
+	if c.Users.LoginMaxPerAccount < 1 || c.Users.LoginMaxPerIP < 1 || c.Users.LoginMaxPerAccountAnywhere < 1 || c.Users.LoginWindow <= 0 {
 		errs = append(errs, errors.New("login throttling limits and window must be positive"))
 	}
 	if c.Logs.Retention < time.Hour {

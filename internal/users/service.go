@@ -83,7 +83,10 @@ type LimitSetter interface {
 type Config struct {
 	AccessTTL, RefreshTTL             time.Duration
 	LoginMaxPerAccount, LoginMaxPerIP int
-	LoginWindow                       time.Duration
+	// LoginMaxPerAccountAnywhere bounds failures on one account from all
+	// addresses together; zero means ten times LoginMaxPerAccount.
+	LoginMaxPerAccountAnywhere int
+	LoginWindow                time.Duration
 }
 
 // Service implements the users service's logic.
@@ -102,6 +105,9 @@ type Service struct {
 // New builds the service and loads (or on first start creates) its signing
 // key.
 func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, hasher *Hasher, cfg Config, log *slog.Logger) (*Service, error) {
+	if cfg.LoginMaxPerAccountAnywhere == 0 {
+		cfg.LoginMaxPerAccountAnywhere = 10 * cfg.LoginMaxPerAccount
+	}
 	s := &Service{store: NewStore(db), db: db, events: events, hasher: hasher, cfg: cfg, log: log, now: time.Now}
 	s.keys = &keyring{store: s.store}
 	if err := s.keys.load(ctx, s.now()); err != nil {
@@ -213,9 +219,11 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 		return Tokens{}, ErrInvalidCredentials
 	}
 	ip := obs.RequestFrom(ctx).IP
-	failures, err := s.throttle(ctx, email, ip)
+	attempt, err := s.throttle(ctx, email, ip)
 	if err != nil {
-		s.events.RecordOrLog(ctx, s.event(ctx, "LOGIN", outbox.Denied, "login throttled after repeated failures").With("email", email))
+		if errs.KindOf(err) == errs.RateLimited {
+			s.events.RecordOrLog(ctx, s.event(ctx, "LOGIN", outbox.Denied, "login throttled after repeated failures").With("email", email))
+		}
 		return Tokens{}, err
 	}
 	u, err := s.store.userByEmail(ctx, email)
@@ -229,21 +237,19 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 		return Tokens{}, fmt.Errorf("login: %w", err)
 	}
 	if !ok || u.ID == "" {
-		s.recordFailure(ctx, email, ip)
+		// The attempt's records stay: they are the failure.
 		// The attempted email goes only into metadata, never the password.
 		s.events.RecordOrLog(ctx, s.event(ctx, "LOGIN", outbox.Failure, "login failed: wrong email or password").With("email", email))
 		return Tokens{}, ErrInvalidCredentials
 	}
+	// The right password: this attempt was no failure, and the account's
+	// earlier failures from this address are forgiven.
+	if err := s.store.forgetAttempt(ctx, attempt, pairSubject(email, ip)); err != nil {
+		s.log.Warn("clear login failures", "err", err)
+	}
 	if u.Disabled {
 		s.events.RecordOrLog(ctx, s.event(ctx, "LOGIN", outbox.Denied, "login refused: account disabled").ForUser(u.ID).On(u.ID))
 		return Tokens{}, ErrAccountDisabled
-	}
-	// Most logins follow no failure: a DELETE of nothing would still be a
-	// write transaction (on SQLite, through the one writer) per login.
-	if failures > 0 {
-		if err := s.store.clearFailures(ctx, "email:"+email); err != nil {
-			s.log.Warn("clear login failures", "err", err)
-		}
 	}
 	var t Tokens
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -258,46 +264,38 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 	return t, nil
 }
 
-// throttle refuses a login from an account or address with too many
-// recent failures; it returns the account's recent failures.
-func (s *Service) throttle(ctx context.Context, email, ip string) (int, error) {
-	now := s.now()
-	since := micros(now.Add(-s.cfg.LoginWindow))
-	check := func(subject string, max int) (int, error) {
-		n, oldest, err := s.store.failures(ctx, subject, since)
-		if err != nil {
-			return 0, fmt.Errorf("login: %w", err)
-		}
-		if n >= max {
-			wait := fromMicros(oldest).Add(s.cfg.LoginWindow).Sub(now)
-			if wait < time.Second {
-				wait = time.Second
-			}
-			return n, ErrTooManyAttempts.WithRetryAfter(wait)
-		}
-		return n, nil
-	}
-	n, err := check("email:"+email, s.cfg.LoginMaxPerAccount)
-	if err != nil {
-		return n, err
-	}
-	if ip != "" {
-		_, err = check("ip:"+ip, s.cfg.LoginMaxPerIP)
-	}
-	return n, err
-}
+// Login throttling counts an attempt before its password is checked, in
+// one transaction with the check, so a burst of concurrent guesses cannot
+// all pass a count taken before any of them failed. An attempt that turns
+// out right is taken back. Three limits apply (docs/operations.md):
+//   - per account and address (LoginMaxPerAccount): guessing one account
+//     from one place; the owner elsewhere is not locked out by it;
+//   - per address (LoginMaxPerIP): one place guessing many accounts;
+//   - per account from anywhere (LoginMaxPerAccountAnywhere), slower: a
+//     distributed guess at one account.
 
-func (s *Service) recordFailure(ctx context.Context, email, ip string) {
-	at := micros(s.now())
-	subjects := []string{"email:" + email}
+func pairSubject(email, ip string) string { return "pair:" + email + "|" + ip }
+
+// throttle records a login attempt, or refuses it with ErrTooManyAttempts
+// when a limit is reached. It returns the attempt's record ids.
+func (s *Service) throttle(ctx context.Context, email, ip string) ([]string, error) {
+	now := s.now()
+	limits := []attemptLimit{
+		{subject: pairSubject(email, ip), max: s.cfg.LoginMaxPerAccount},
+		{subject: "email:" + email, max: s.cfg.LoginMaxPerAccountAnywhere},
+	}
 	if ip != "" {
-		subjects = append(subjects, "ip:"+ip)
+		limits = append(limits, attemptLimit{subject: "ip:" + ip, max: s.cfg.LoginMaxPerIP})
 	}
-	for _, sub := range subjects {
-		if err := s.store.addFailure(ctx, uuid.NewString(), sub, at); err != nil {
-			s.log.Warn("record login failure", "err", err)
-		}
+	ids, oldest, err := s.store.addAttempt(ctx, limits, micros(now), micros(now.Add(-s.cfg.LoginWindow)))
+	if errors.Is(err, errThrottled) {
+		wait := max(fromMicros(oldest).Add(s.cfg.LoginWindow).Sub(now), time.Second)
+		return nil, ErrTooManyAttempts.WithRetryAfter(wait)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	return ids, nil
 }
 
 // issue makes an access token and a refresh token in family.

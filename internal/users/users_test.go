@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -510,6 +511,52 @@ func TestLoginThrottling(t *testing.T) {
 		}
 		expect(t, e.login("ian@example.com", "correct horse", "X-Forwarded-For", "203.0.113.7"), 429, "too_many_attempts")
 		expect(t, e.login("ian@example.com", "correct horse", "X-Forwarded-For", "203.0.113.8"), 200, "")
+	})
+}
+
+// A burst of concurrent wrong passwords is throttled as if they came one
+// by one: each attempt is counted before its password is checked.
+func TestLoginThrottlingHoldsUnderABurst(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		e.account("burst@example.com")
+		const n = 30
+		codes := make(chan int, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() { codes <- e.login("burst@example.com", "wrong password").status })
+		}
+		wg.Wait()
+		close(codes)
+		count := map[int]int{}
+		for c := range codes {
+			count[c]++
+		}
+		// The test env allows 3 failures per account and address.
+		if count[401] != 3 || count[429] != n-3 {
+			t.Fatalf("answers to %d concurrent wrong passwords: %v, want 3×401 and %d×429", n, count, n-3)
+		}
+	})
+}
+
+// Failures from one address do not lock the owner out from another; many
+// addresses together meet the slower per-account limit.
+func TestLoginLockoutCannotBeAimedAtTheOwner(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		e.account("own@example.com")
+		for range 3 {
+			expect(t, e.login("own@example.com", "guess", "X-Forwarded-For", "203.0.113.50"), 401, "invalid_credentials")
+		}
+		expect(t, e.login("own@example.com", "correct horse", "X-Forwarded-For", "203.0.113.50"), 429, "too_many_attempts")
+		expect(t, e.login("own@example.com", "correct horse", "X-Forwarded-For", "198.51.100.1"), 200, "")
+		// With the 3 above, 30 failures (ten times the per-address limit)
+		// from ten addresses.
+		for i := range 9 {
+			addr := fmt.Sprintf("203.0.113.%d", 60+i)
+			for range 3 {
+				expect(t, e.login("own@example.com", "guess", "X-Forwarded-For", addr), 401, "invalid_credentials")
+			}
+		}
+		expect(t, e.login("own@example.com", "correct horse", "X-Forwarded-For", "198.51.100.2"), 429, "too_many_attempts")
 	})
 }
 
