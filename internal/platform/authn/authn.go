@@ -236,7 +236,7 @@ func (v *Verifier) Authenticate(r *http.Request) (Caller, error) {
 // and puts the caller in the context.
 func (v *Verifier) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := v.Authenticate(r)
+		c, err := v.authenticate(r)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="reel"`)
 			httpx.Error(w, r, err)
