@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/page"
 	"github.com/reel-video/reel/internal/users"
@@ -58,6 +61,12 @@ func TestSessions(t *testing.T) {
 			t.Fatalf("after refresh: %+v", list)
 		}
 		bFamily := list[0].ID
+		// An access token names its session (sid), so a page can tell
+		// which one it is.
+		var claims authn.Claims
+		if _, _, err := jwt.NewParser().ParseUnverified(rb.str("access_token"), &claims); err != nil || claims.SessionID != bFamily {
+			t.Fatalf("sid %q, want %q (%v)", claims.SessionID, bFamily, err)
+		}
 
 		// Someone else's session cannot be revoked, nor a made-up one.
 		otherID := other.body["user"].(map[string]any)["id"].(string)

@@ -37,6 +37,9 @@ type Claims struct {
 	Role  string `json:"role"`
 	ID    string `json:"id,omitempty"`
 	Email string `json:"email,omitempty"`
+	// SessionID is the refresh-token family the token was issued with
+	// (OpenID's sid), so a page can tell which of the sessions it is.
+	SessionID string `json:"sid,omitempty"`
 }
 
 // Caller is the authenticated principal of a request.
