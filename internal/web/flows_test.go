@@ -180,7 +180,7 @@ func TestBrowserUploadResumePlayTrash(t *testing.T) {
 	tb.shot("usage")
 	tb.open("/account")
 	tb.at("/account")
-	if s := tb.text("main"); !strings.Contains(s, "(this browser)") {
+	if s := tb.text("main"); !strings.Contains(s, "This browser") {
 		t.Fatalf("account: %s", s)
 	}
 	tb.shot("account")

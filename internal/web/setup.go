@@ -49,7 +49,12 @@ func (a *App) FirstRun(ctx context.Context) (string, error) {
 func (a *App) validSetup(token string) bool {
 	a.setup.mu.Lock()
 	defer a.setup.mu.Unlock()
-	return a.setup.token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(a.setup.token)) == 1
+	return a.setup.valid(token)
+}
+
+// valid is validSetup with the lock held.
+func (s *setup) valid(token string) bool {
+	return s.token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.token)) == 1
 }
 
 func (a *App) setupPage(w http.ResponseWriter, r *http.Request) {
@@ -74,7 +79,7 @@ func (a *App) setupAdmin(w http.ResponseWriter, r *http.Request) {
 	a.setup.mu.Lock()
 	defer a.setup.mu.Unlock()
 	token := r.PathValue("token")
-	if a.setup.token == "" || subtleCompare(token, a.setup.token) != 1 {
+	if !a.setup.valid(token) {
 		a.fail(w, r, nil, errSetupLink)
 		return
 	}
@@ -100,8 +105,6 @@ func (a *App) setupAdmin(w http.ResponseWriter, r *http.Request) {
 	a.log.Info("first admin created through the setup link", "email", f.Email)
 	http.Redirect(w, r, "/admin/users?done=welcome", http.StatusSeeOther)
 }
-
-func subtleCompare(a, b string) int { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) }
 
 func orErr(err, otherwise error) error {
 	if err != nil {

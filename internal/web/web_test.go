@@ -506,16 +506,26 @@ func TestAccount(t *testing.T) {
 	phone.login("ann@example.com", "correct horse")
 	laptop.login("ann@example.com", "correct horse")
 	p := laptop.get("/account")
-	if n := strings.Count(p.body, "<tr"); n != 4 { // the head, the API's login and two browsers
-		t.Fatalf("sessions: %d rows\n%s", n-1, p.body)
+	if n := strings.Count(p.body, "Signed in <time"); n != 3 { // the API's login and two browsers
+		t.Fatalf("sessions: %d\n%s", n, p.body)
 	}
-	if strings.Count(p.body, "(this browser)") != 1 {
+	if strings.Count(p.body, "This browser") != 1 {
 		t.Fatalf("this session not marked once:\n%s", p.body)
+	}
+	ids := regexp.MustCompile(`action="/account/sessions/([^/]+)/revoke"`).FindAllStringSubmatch(p.body, -1)
+	if len(ids) != 2 {
+		t.Fatalf("revocable sessions: %v", ids)
+	}
+	if p := laptop.post("/account/sessions/"+ids[0][1]+"/revoke", nil); !strings.Contains(p.body, "That session is signed out.") || strings.Count(p.body, "Signed in <time") != 2 {
+		t.Fatalf("revoke one: %d %s", p.status, p.body)
+	}
+	if p := laptop.post("/account/sessions/"+ids[0][1]+"/revoke", nil); p.status != 404 || !strings.Contains(p.body, "No such session.") {
+		t.Fatalf("revoke it again: %d", p.status)
 	}
 	if p := laptop.post("/account/profile", url.Values{"username": {""}}); p.status != 422 || !strings.Contains(p.body, "The name must have 1 to 64 characters.") {
 		t.Fatalf("empty name: %d", p.status)
 	}
-	if p := laptop.post("/auth/sessions/revoke-others", nil); !strings.Contains(p.body, "Your other sessions are signed out.") || strings.Count(p.body, "<tr") != 2 {
+	if p := laptop.post("/auth/sessions/revoke-others", nil); !strings.Contains(p.body, "Your other sessions are signed out.") || strings.Count(p.body, "Signed in <time") != 1 {
 		t.Fatalf("revoke others: %d %s", p.status, p.body)
 	}
 	u, _ := url.Parse(r.base + "/")
