@@ -18,6 +18,7 @@ func initWeb(_ context.Context, a *App) error {
 	}
 	w, err := web.New(web.Deps{
 		Users: s.users, Videos: s.videos, Storage: s.storage, Usage: s.usage, Logs: s.logs, Verifier: a.verifier,
+		API: a.mux,
 	}, web.Config{
 		MaxUploadSize: a.cfg.Videos.MaxUploadSize, RefreshTTL: a.cfg.Users.RefreshTTL, TrustedProxies: a.cfg.HTTP.TrustedProxies,
 	}, a.log.With("module", "web"))

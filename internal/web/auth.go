@@ -33,6 +33,7 @@ var notices = map[string]string{
 	"others":   "Your other sessions are signed out.",
 	"saved":    "The account is saved.",
 	"welcome":  "Welcome to reel.",
+	"uploaded": "The video is uploaded. It plays as soon as it is ready.",
 }
 
 func notice(r *http.Request) string { return notices[r.URL.Query().Get("done")] }

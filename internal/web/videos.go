@@ -152,6 +152,7 @@ type uploadData struct {
 	MaxSize int64
 	Storage storage.Usage
 	Today   usage.Status
+	Form    bool // the plain form, for browsers without JavaScript
 }
 
 // uploadPage is the upload form; its script uploads over tus and checks
@@ -163,7 +164,7 @@ func (a *App) uploadPage(w http.ResponseWriter, r *http.Request, s *session) err
 	}
 	v := a.view(s, "Upload", "upload")
 	v.Script = "js/upload.js"
-	v.Data = uploadData{MaxSize: a.cfg.MaxUploadSize, Storage: st, Today: today}
+	v.Data = uploadData{MaxSize: a.cfg.MaxUploadSize, Storage: st, Today: today, Form: a.d.API != nil}
 	a.render(w, r, http.StatusOK, "upload.html", v)
 	return nil
 }

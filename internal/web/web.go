@@ -82,6 +82,9 @@ type Deps struct {
 	Usage    Usage
 	Logs     Logs
 	Verifier *authn.Verifier
+	// API is the process's API routes, to which the upload page's plain
+	// form (no JavaScript) is handed in process; nil: no such form.
+	API http.Handler
 }
 
 // Config configures the web app.
@@ -152,6 +155,9 @@ func (a *App) Routes(r httpx.Router) {
 	h("GET /{$}", a.page(a.home))
 	h("GET /watch/{id}", a.page(a.watch))
 	h("GET /upload", a.page(a.uploadPage))
+	if a.d.API != nil {
+		h("POST /upload", a.uploadForm)
+	}
 	h("GET /mine", a.page(a.mine))
 	h("GET /trash", a.page(a.trash))
 	h("POST /videos/{id}/rename", a.form(a.page(a.rename)))

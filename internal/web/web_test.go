@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"bytes"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -541,5 +543,46 @@ func TestAccount(t *testing.T) {
 	}
 	if st, _ := r.api("POST", "/api/v1/auth/login", "", map[string]string{"email": "ann@example.com", "password": "new horse!"}); st != 200 {
 		t.Fatalf("login with the new password: %d", st)
+	}
+}
+
+// Without JavaScript, the upload page's plain form uploads one video: the
+// API's multipart upload, answered with a page.
+func TestPlainFormUpload(t *testing.T) {
+	r := startReel(t, nil)
+	r.account("ann@example.com", "ann")
+	b := r.browser()
+	b.login("ann@example.com", "correct horse")
+	if p := b.get("/upload"); !strings.Contains(p.body, `action="/upload" enctype="multipart/form-data"`) {
+		t.Fatalf("no plain form: %s", p.body)
+	}
+	form := func(title, name string, file []byte, hdr ...string) page {
+		t.Helper()
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		_ = mw.WriteField("title", title)
+		fw, _ := mw.CreateFormFile("video", name)
+		_, _ = fw.Write(file)
+		_ = mw.Close()
+		req, _ := http.NewRequest("POST", r.base+"/upload", &buf)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("Origin", r.base)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		return b.do(req)
+	}
+	if p := form("stolen", "x.mp4", clip(t), "Origin", "http://evil.example"); p.status != 403 {
+		t.Fatalf("cross-site upload: %d", p.status)
+	}
+	if p := form("notes", "notes.txt", []byte("not a video at all, just some text")); p.status != 415 || !strings.Contains(p.body, "The file is not a video reel accepts") {
+		t.Fatalf("not a video: %d %s", p.status, p.body)
+	}
+	if p := form("", "x.mp4", clip(t)); p.status != 422 || !strings.Contains(p.body, "The title is required.") {
+		t.Fatalf("no title: %d %s", p.status, p.body)
+	}
+	p := form("Plain upload", "x.mp4", clip(t))
+	if p.status != 200 || !strings.HasSuffix(p.url, "/mine?done=uploaded") || !strings.Contains(p.body, "Plain upload") || !strings.Contains(p.body, "The video is uploaded.") {
+		t.Fatalf("plain upload: %d %s\n%s", p.status, p.url, p.body)
 	}
 }

@@ -4,6 +4,8 @@
 // A timer also rotates it a minute before the access token expires, so
 // that a page left open keeps working, forms included.
 
+document.documentElement.classList.add('js');
+
 let refreshing = null;
 let timer = 0;
 

@@ -13,6 +13,8 @@ const drop = document.getElementById('drop');
 const queue = document.getElementById('queue');
 const startButton = document.getElementById('start');
 const template = document.getElementById('item');
+// Changes of state (not every progress step) are read out by screen readers.
+const announce = document.getElementById('announce');
 const items = [];
 let running = false;
 
@@ -97,6 +99,7 @@ class Item {
 
   say(text, state) {
     this.status.textContent = text;
+    if (state && state !== this.state) announce.textContent = `${this.file.name}: ${text || state}`;
     if (state) {
       this.state = state;
       this.el.classList.toggle('refused', state === 'refused');
@@ -178,7 +181,7 @@ class Item {
 
   finished(id) {
     this.bar.value = 1000;
-    this.say('', 'done');
+    this.say('Uploaded.', 'done');
     this.status.textContent = 'Uploaded. ';
     const a = document.createElement('a');
     a.href = id ? `/watch/${encodeURIComponent(id)}` : '/mine';
