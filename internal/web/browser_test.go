@@ -244,6 +244,34 @@ func (tb *tab) dark(on bool) {
 	}
 }
 
+// expire drops the access cookie, as the browser does when it expires,
+// and returns the refresh token the browser holds.
+func (tb *tab) expire() string {
+	tb.t.Helper()
+	if _, err := chromedp.Call(tb.ctx, network.DeleteCookies, network.DeleteCookiesParams{Name: "reel_access", URL: tb.r.base + "/"}); err != nil {
+		tb.t.Fatal(err)
+	}
+	return tb.cookie("/auth/refresh", "reel_refresh")
+}
+
+// cookie returns the value of a cookie the browser would send to path.
+func (tb *tab) cookie(path, name string) string {
+	tb.t.Helper()
+	res, err := chromedp.Call(tb.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{tb.r.base + path}})
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	for _, c := range res.Cookies {
+		if c.Name == name {
+			if !c.HTTPOnly {
+				tb.t.Errorf("cookie %s is readable by scripts", name)
+			}
+			return c.Value
+		}
+	}
+	return ""
+}
+
 // throttle limits the tab's upload speed (bytes per second; -1: none).
 func (tb *tab) throttle(up float64) {
 	tb.t.Helper()

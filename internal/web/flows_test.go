@@ -69,10 +69,21 @@ func TestBrowserUploadResumePlayTrash(t *testing.T) {
 	}
 	tb := newBrowser(t, r)
 	tb.login("ann@example.com", "correct horse")
+	// An expired access cookie: the page is refreshed on the server...
+	before := tb.expire()
 	tb.open("/upload")
 	tb.at("/upload")
+	if after := tb.cookie("/auth/refresh", "reel_refresh"); after == "" || after == before || tb.cookie("/", "reel_access") == "" {
+		t.Fatal("the page did not rotate the session")
+	}
+	// ...and the scripts' API calls (the figures checked when a file is
+	// chosen) refresh it and try again.
+	before = tb.expire()
 	tb.do(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{file}))
 	tb.until(`document.querySelector(".item .state")?.textContent === "Ready to upload." && !document.getElementById("start").disabled`)
+	if after := tb.cookie("/auth/refresh", "reel_refresh"); after == "" || after == before || tb.cookie("/", "reel_access") == "" {
+		t.Fatal("the script did not rotate the session")
+	}
 	if v := eval[string](tb, `document.querySelector(".item .title").value`); v != "Holiday clip" {
 		t.Fatalf("title from the file name: %q", v)
 	}
