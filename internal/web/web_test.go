@@ -495,6 +495,17 @@ func TestPages(t *testing.T) {
 		if p := root.get("/admin/log?since=yesterday"); p.status != 400 {
 			t.Fatalf("bad since: %d", p.status)
 		}
+		// With no viewing left today, the watch page says so instead of
+		// playing (and grants nothing).
+		form.Set("quota", "2GiB")
+		form.Set("daily_egress", "0")
+		if p := root.post("/admin/users/"+annID, form); !strings.Contains(p.body, "The account is saved.") {
+			t.Fatalf("egress limit 0: %d %s", p.status, p.body)
+		}
+		used := ann.get("/watch/" + cats)
+		if used.status != 200 || !strings.Contains(used.body, "Today's viewing allowance is used up") || strings.Contains(used.body, "<video") {
+			t.Fatalf("used-up allowance: %d %s", used.status, used.body)
+		}
 	})
 }
 
