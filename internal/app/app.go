@@ -92,6 +92,12 @@ func (a *App) Handle(pattern string, h http.Handler) {
 	a.mux.Handle(pattern, h)
 }
 
+// HandlePage registers a route of the web app: served like any other, but
+// not part of the API, so not held to the OpenAPI document.
+func (a *App) HandlePage(pattern string, h http.Handler) {
+	a.mux.Handle(pattern, h)
+}
+
 // Routes returns the registered route patterns, sorted.
 func (a *App) Routes() []string {
 	out := append([]string(nil), a.routes...)

@@ -73,6 +73,7 @@ func initVideos(ctx context.Context, a *App) error {
 	if err != nil {
 		return err
 	}
+	a.svc.videos = svc
 	videos.NewHandler(svc, a.verifier, videos.HandlerConfig{
 		TrustedProxies: a.cfg.HTTP.TrustedProxies, MediaChunk: a.cfg.Videos.MediaChunk,
 	}).Routes(a)

@@ -27,6 +27,7 @@ type services struct {
 	logs    *logs.Service
 	storage *storage.Service
 	usage   *usage.Service
+	videos  *videos.Service
 	// egress is the egress meter of the streaming side (see egressMeter).
 	egress *usage.EgressMeter
 }
@@ -59,7 +60,9 @@ func Modules() *Registry {
 	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initUsage})
 	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}, init: initVideos})
 	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server"}, init: initGateway})
-	r.Register(&Module{Name: "all", Public: true, Deps: []string{"users", "logs", "storage", "usage", "videos"}})
+	// web serves the pages on the in-process services, so only in all.
+	r.Register(&Module{Name: "web", Deps: []string{"server", "auth"}, After: []string{"users", "logs", "storage", "usage", "videos"}, init: initWeb})
+	r.Register(&Module{Name: "all", Public: true, Deps: []string{"users", "logs", "storage", "usage", "videos", "web"}})
 	return r
 }
 

@@ -309,7 +309,7 @@ func (s *Service) issue(ctx context.Context, tx *sql.Tx, u User, family string) 
 			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.AccessTTL)),
 			ID:        uuid.NewString(),
 		},
-		Role: u.Role, ID: u.ID, Email: u.Email,
+		Role: u.Role, ID: u.ID, Email: u.Email, SessionID: family,
 	}
 	access, err := s.keys.sign(claims)
 	if err != nil {

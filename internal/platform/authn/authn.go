@@ -37,6 +37,9 @@ type Claims struct {
 	Role  string `json:"role"`
 	ID    string `json:"id,omitempty"`
 	Email string `json:"email,omitempty"`
+	// SessionID is the refresh-token family the token was issued with
+	// (OpenID's sid), so a page can tell which of the sessions it is.
+	SessionID string `json:"sid,omitempty"`
 }
 
 // Caller is the authenticated principal of a request.
@@ -202,7 +205,7 @@ func (v *Verifier) Authenticate(r *http.Request) (Caller, error) {
 // and puts the caller in the context.
 func (v *Verifier) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := v.Authenticate(r)
+		c, err := v.authenticate(r)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="reel"`)
 			httpx.Error(w, r, err)
