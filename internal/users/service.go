@@ -170,6 +170,18 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 	if len(fields) > 0 {
 		return User{}, ErrValidation.WithFields(fields)
 	}
+	// "Email taken" tells whether an account exists, so a client address
+	// gets no more of those answers than of failed logins: the attempt
+	// counts against the address's login limit unless it succeeds.
+	// Callers without an address (the command line, first-run setup) are
+	// not throttled.
+	var attempt []string
+	if ip := obs.RequestFrom(ctx).IP; ip != "" {
+		var err error
+		if attempt, err = s.throttleAddress(ctx, ip); err != nil {
+			return User{}, err
+		}
+	}
 	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
 		return User{}, fmt.Errorf("register: %w", err)
@@ -188,6 +200,11 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("register: %w", err)
+	}
+	if attempt != nil {
+		if err := s.store.forgetAttempt(ctx, attempt); err != nil {
+			s.log.Warn("clear registration attempt", "err", err)
+		}
 	}
 	return u.User, nil
 }
@@ -294,6 +311,21 @@ func (s *Service) throttle(ctx context.Context, email, ip string) ([]string, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
+	}
+	return ids, nil
+}
+
+// throttleAddress records an attempt that counts against a client
+// address's limit only.
+func (s *Service) throttleAddress(ctx context.Context, ip string) ([]string, error) {
+	now := s.now()
+	ids, oldest, err := s.store.addAttempt(ctx, []attemptLimit{{subject: "ip:" + ip, max: s.cfg.LoginMaxPerIP}},
+		micros(now), micros(now.Add(-s.cfg.LoginWindow)))
+	if errors.Is(err, errThrottled) {
+		return nil, ErrTooManyAttempts.WithRetryAfter(max(fromMicros(oldest).Add(s.cfg.LoginWindow).Sub(now), time.Second))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("register: %w", err)
 	}
 	return ids, nil
 }

@@ -560,6 +560,32 @@ func TestLoginLockoutCannotBeAimedAtTheOwner(t *testing.T) {
 	})
 }
 
+// Asking whether an email has an account by registering it costs as much
+// as asking by logging in: "email taken" counts against the address's
+// login limit. New accounts do not.
+func TestRegistrationProbesAreThrottled(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		from := func(addr string) []string { return []string{"X-Forwarded-For", addr} }
+		for i := range 8 {
+			r := e.do("POST", "/api/v1/auth/register", "", map[string]string{"email": fmt.Sprintf("new%d@example.com", i),
+				"password": "correct horse", "username": "n"}, from("203.0.113.20")...)
+			expect(t, r, 201, "")
+		}
+		// The test env allows 6 failures per address.
+		for range 6 {
+			r := e.do("POST", "/api/v1/auth/register", "", map[string]string{"email": "new0@example.com",
+				"password": "correct horse", "username": "n"}, from("203.0.113.20")...)
+			expect(t, r, 409, "email_taken")
+		}
+		r := e.do("POST", "/api/v1/auth/register", "", map[string]string{"email": "new1@example.com",
+			"password": "correct horse", "username": "n"}, from("203.0.113.20")...)
+		expect(t, r, 429, "too_many_attempts")
+		// The address's login failures share the budget; others are unaffected.
+		expect(t, e.login("new2@example.com", "correct horse", from("203.0.113.20")...), 429, "too_many_attempts")
+		expect(t, e.login("new2@example.com", "correct horse", from("203.0.113.21")...), 200, "")
+	})
+}
+
 func TestDisabledUser(t *testing.T) {
 	withEnv(t, func(t *testing.T, e *env) {
 		admin := e.account("root@example.com")
