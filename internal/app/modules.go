@@ -88,6 +88,8 @@ func initUsers(ctx context.Context, a *App) error {
 	a.svc.users = svc
 	svc.SetLimitSetter(limitSetter{a})
 	a.verifier = authn.NewVerifier(svc)
+	a.verifier.SetStanding(svc)
+	svc.SetStandingChanged(a.verifier.Forget)
 	h := users.NewHandler(svc, a.verifier)
 	h.Routes(a)
 	compat.NewUsers(svc, a.verifier).Routes(a)
@@ -122,6 +124,18 @@ func initAuth(_ context.Context, a *App) error {
 		return errNoURL("users")
 	}
 	a.verifier = authn.NewVerifier(authn.NewJWKSClient(base+"/.well-known/jwks.json", nil))
+	// Every service checks that a token's account is still enabled, and
+	// its current role, through the users service's internal route. The
+	// gateway checks no tokens and needs no key.
+	if a.cfg.ServiceKey != "" {
+		keys, err := authn.NewServiceKeys(a.cfg.ServiceKey, "verifier")
+		if err != nil {
+			return err
+		}
+		a.verifier.SetStanding(users.NewClient(base, keys, nil))
+	} else {
+		a.log.Warn("REEL_SERVICE_KEY is not set: disabled accounts' and demoted admins' access tokens keep working until they expire")
+	}
 	return nil
 }
 

@@ -91,15 +91,16 @@ type Config struct {
 
 // Service implements the users service's logic.
 type Service struct {
-	store  *Store
-	db     *sqldb.DB
-	hasher *Hasher
-	keys   *keyring
-	cfg    Config
-	limits LimitSetter
-	events *outbox.Outbox
-	log    *slog.Logger
-	now    func() time.Time
+	store           *Store
+	db              *sqldb.DB
+	hasher          *Hasher
+	keys            *keyring
+	cfg             Config
+	limits          LimitSetter
+	events          *outbox.Outbox
+	log             *slog.Logger
+	now             func() time.Time
+	standingChanged func(userID string)
 }
 
 // New builds the service and loads (or on first start creates) its signing
@@ -122,6 +123,10 @@ const serviceName = "users"
 func (s *Service) event(ctx context.Context, action, outcome, desc string) outbox.Event {
 	return outbox.NewEvent(ctx, serviceName, action, outcome, desc)
 }
+
+// SetStandingChanged wires what to tell when an account's standing changes
+// (this process's verifier forgets its cached standing at once).
+func (s *Service) SetStandingChanged(f func(userID string)) { s.standingChanged = f }
 
 // SetLimitSetter wires the service that applies quota and limit overrides.
 func (s *Service) SetLimitSetter(l LimitSetter) { s.limits = l }
@@ -621,6 +626,9 @@ func (s *Service) Update(ctx context.Context, id string, in AdminUpdate) (User, 
 			if err := s.store.revokeUserTokens(ctx, tx, u.ID, micros(s.now())); err != nil {
 				return err
 			}
+			if err := s.store.cutTokens(ctx, tx, u.ID, micros(s.now())); err != nil {
+				return err
+			}
 		}
 		u.UpdatedAt = s.now().UTC()
 		out = u.User
@@ -638,6 +646,9 @@ func (s *Service) Update(ctx context.Context, id string, in AdminUpdate) (User, 
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("update user: %w", err)
+	}
+	if s.standingChanged != nil {
+		s.standingChanged(out.ID)
 	}
 	return out, nil
 }

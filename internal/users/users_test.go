@@ -67,7 +67,10 @@ func newEnv(t *testing.T, db *sqldb.DB) *env {
 	e := &env{t: t, db: db, ob: ob, svc: svc, now: time.Now()}
 	svc.SetClock(e.clock)
 	mux := http.NewServeMux()
-	users.NewHandler(svc, authn.NewVerifier(svc)).Routes(mux)
+	v := authn.NewVerifier(svc)
+	v.SetStanding(svc) // as internal/app wires it
+	svc.SetStandingChanged(v.Forget)
+	users.NewHandler(svc, v).Routes(mux)
 	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	e.srv = httptest.NewServer(httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard(), TrustedProxies: trusted}))
 	t.Cleanup(e.srv.Close)
@@ -583,6 +586,39 @@ func TestRegistrationProbesAreThrottled(t *testing.T) {
 		// The address's login failures share the budget; others are unaffected.
 		expect(t, e.login("new2@example.com", "correct horse", from("203.0.113.20")...), 429, "too_many_attempts")
 		expect(t, e.login("new2@example.com", "correct horse", from("203.0.113.21")...), 200, "")
+	})
+}
+
+// Disabling an account revokes the access tokens it holds, and a demoted
+// admin's token acts as a user's, on the next request: tokens are not
+// believed past the account's standing.
+func TestDisableAndDemoteBite(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		e.account("boss@example.com")
+		boss := e.makeAdmin("boss@example.com")
+		e.account("deputy@example.com")
+		deputy := e.makeAdmin("deputy@example.com")
+		joe := e.account("joe@example.com")
+		joeTok := joe.str("access_token")
+		joeID := joe.body["user"].(map[string]any)["id"].(string)
+		expect(t, e.do("GET", "/api/v1/users/me", joeTok, nil), 200, "")
+		expect(t, e.do("GET", "/api/v1/users", deputy, nil), 200, "")
+
+		e.advance(time.Second) // the service's clock: iat has second precision
+		expect(t, e.do("PATCH", "/api/v1/users/"+joeID, boss, map[string]any{"disabled": true}), 200, "")
+		expect(t, e.do("GET", "/api/v1/users/me", joeTok, nil), 401, "token_revoked")
+		// Enabled again, the old token stays revoked; a new login works.
+		expect(t, e.do("PATCH", "/api/v1/users/"+joeID, boss, map[string]any{"disabled": false}), 200, "")
+		expect(t, e.do("GET", "/api/v1/users/me", joeTok, nil), 401, "token_revoked")
+		e.advance(time.Second)
+		fresh := e.login("joe@example.com", "correct horse")
+		expect(t, fresh, 200, "")
+		expect(t, e.do("GET", "/api/v1/users/me", fresh.str("access_token"), nil), 200, "")
+
+		deputyID := e.do("GET", "/api/v1/users/me", deputy, nil).body["user"].(map[string]any)["id"].(string)
+		expect(t, e.do("PATCH", "/api/v1/users/"+deputyID, boss, map[string]any{"role": "user"}), 200, "")
+		expect(t, e.do("GET", "/api/v1/users", deputy, nil), 403, "")
+		expect(t, e.do("GET", "/api/v1/users/me", deputy, nil), 200, "")
 	})
 }
 

@@ -77,8 +77,8 @@ func (a *App) admin(fn pageFunc) pageFunc {
 	}
 }
 
-// session reads the access cookie. A disabled account's tokens stay valid
-// until they expire; its pages do not.
+// session reads the access cookie, as the API's verifier does (a revoked
+// token is refused), and the account as it is now.
 func (a *App) session(r *http.Request) (*session, error) {
 	ck, err := r.Cookie(authn.AccessCookie)
 	if err != nil || ck.Value == "" {
@@ -86,6 +86,9 @@ func (a *App) session(r *http.Request) (*session, error) {
 	}
 	claims, err := a.d.Verifier.Verify(r.Context(), ck.Value)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := a.d.Verifier.CallerOf(r.Context(), claims); err != nil {
 		return nil, err
 	}
 	u, err := a.d.Users.Get(r.Context(), claims.Subject)
