@@ -25,6 +25,9 @@ type ladderCase struct {
 	rungs    []string // the ladder: name=WxH
 	display  [2]int   // the source as displayed
 	audio    bool
+	// interlaced: Analyze must find the source interlaced (and the
+	// ladder then runs it through bwdif).
+	interlaced bool
 }
 
 var ladderCases = []ladderCase{
@@ -37,6 +40,15 @@ var ladderCases = []ladderCase{
 		rungs: []string{"240p=428x240", "360p=640x360", "480p=854x480"}, display: [2]int{854, 480},
 	},
 	{
+		// ADTS audio, which MP4 cannot take as it is.
+		name: "h264 aac mpeg-ts", encoders: []string{"libx264"}, remux: true, audio: true,
+		make: func(t *testing.T, dir string) string {
+			return clip(t, dir, "a.ts", join(picture(3, 320, 240, "25"), tone(3),
+				[]string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts"})...)
+		},
+		rungs: []string{"240p=320x240"}, display: [2]int{320, 240},
+	},
+	{
 		name: "vp9 opus webm", encoders: []string{"libvpx-vp9", "libopus"}, audio: true,
 		make: func(t *testing.T, dir string) string {
 			return clip(t, dir, "a.webm", join(picture(3, 640, 360, "25"), tone(3),
@@ -45,14 +57,15 @@ var ladderCases = []ladderCase{
 		rungs: []string{"240p=426x240", "360p=640x360"}, display: [2]int{640, 360},
 	},
 	{
-		// Non-square pixels (a PAL DVD's 16:15) and an MPEG-TS clock that
-		// does not start at zero.
-		name: "mpeg2 mp2 ts anamorphic", audio: true,
+		// Interlaced, with non-square pixels (a PAL DVD's 16:15) and an
+		// MPEG-TS clock that does not start at zero.
+		name: "mpeg2 mp2 ts interlaced anamorphic", audio: true,
 		make: func(t *testing.T, dir string) string {
 			return clip(t, dir, "a.ts", join(picture(3, 720, 576, "25"), tone(3),
-				[]string{"-c:v", "mpeg2video", "-aspect", "4:3", "-c:a", "mp2", "-f", "mpegts"})...)
+				[]string{"-vf", "setfield=tff", "-c:v", "mpeg2video", "-flags", "+ildct+ilme", "-top", "1", "-aspect", "4:3", "-c:a", "mp2", "-f", "mpegts"})...)
 		},
-		rungs: []string{"240p=320x240", "360p=480x360", "480p=640x480"}, display: [2]int{768, 576},
+		interlaced: true,
+		rungs:      []string{"240p=320x240", "360p=480x360", "480p=640x480"}, display: [2]int{768, 576},
 	},
 	{
 		name: "no audio", encoders: []string{"libx264"}, remux: true,
@@ -133,8 +146,8 @@ func runLadder(t *testing.T, tools *Tools, tc ladderCase, path, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := [2]int{src.Width, src.Height}; got != tc.display {
-		t.Errorf("displayed %v, want %v", got, tc.display)
+	if got := [2]int{src.Width, src.Height}; got != tc.display || src.Interlaced != tc.interlaced {
+		t.Errorf("displayed %v, interlaced %v; want %v, %v", got, src.Interlaced, tc.display, tc.interlaced)
 	}
 	plan := PlanLadder(src)
 	if plan.First.Copy != tc.remux {
@@ -235,6 +248,9 @@ func checkRendition(t *testing.T, r Rung, file string, ix *Index, tc ladderCase,
 	}
 	if v.CodecName != "h264" || v.PixFmt != "yuv420p" || w != r.Width || h != r.Height {
 		t.Errorf("%s: %s %s %dx%d displayed, want h264 yuv420p %dx%d", r.Name, v.CodecName, v.PixFmt, w, h, r.Width, r.Height)
+	}
+	if !r.Copy && v.FieldOrder != "progressive" {
+		t.Errorf("%s: field order %q, want progressive", r.Name, v.FieldOrder)
 	}
 	if ix.Width != r.Width || ix.Height != r.Height {
 		t.Errorf("%s: index says %dx%d", r.Name, ix.Width, ix.Height)

@@ -79,6 +79,7 @@ type probed struct {
 		CodecName    string `json:"codec_name"`
 		Profile      string `json:"profile"`
 		PixFmt       string `json:"pix_fmt"`
+		FieldOrder   string `json:"field_order"`
 		Width        int    `json:"width"`
 		Height       int    `json:"height"`
 		Duration     string `json:"duration"`
