@@ -124,6 +124,7 @@ func TestLadder(t *testing.T) {
 	tools := realTools(t)
 	for _, tc := range ladderCases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			for _, e := range tc.encoders {
 				if !probetest.HasEncoder(t, e) {
 					t.Skipf("ffmpeg has no %s", e)
@@ -199,9 +200,9 @@ func runLadder(t *testing.T, tools *Tools, tc ladderCase, path, out string) {
 		if err != nil {
 			t.Fatalf("%s: %v", r.Name, err)
 		}
-		checkRendition(t, r, file, ix, tc, srcDuration, frame)
+		ks := checkRendition(t, r, file, ix, tc, srcDuration, frame)
 		if !r.Copy {
-			keys = append(keys, keyframeTimes(t, file))
+			keys = append(keys, ks)
 		}
 		pl, err := MediaPlaylist(r.File(), ix)
 		if err != nil {
@@ -231,10 +232,11 @@ func runLadder(t *testing.T, tools *Tools, tc ladderCase, path, out string) {
 	playHLS(t, filepath.Join(out, "master.m3u8"), len(variants), tc.audio, srcDuration)
 }
 
-// checkRendition checks one rendition file with ffprobe and its index.
-func checkRendition(t *testing.T, r Rung, file string, ix *Index, tc ladderCase, srcDuration, frame float64) {
+// checkRendition checks one rendition file with ffprobe and its index,
+// and returns the times of its keyframes.
+func checkRendition(t *testing.T, r Rung, file string, ix *Index, tc ladderCase, srcDuration, frame float64) []float64 {
 	t.Helper()
-	p := probeStreams(t, file)
+	p := probeWithPackets(t, file)
 	vi, ok := p.stream("video")
 	if !ok {
 		t.Fatalf("%s: no video", r.Name)
@@ -289,7 +291,16 @@ func checkRendition(t *testing.T, r Rung, file string, ix *Index, tc ladderCase,
 	checkCoverage(t, r.Name, ix)
 	// Each segment starts with a keyframe (an encoded rung has one a
 	// segment; a remux keeps the source's, perhaps several a segment).
-	ks := keyframeTimes(t, file)
+	pts, key := p.videoPackets(t)
+	var ks []float64
+	for i := range pts {
+		if key[i] {
+			ks = append(ks, pts[i])
+		}
+	}
+	if len(ks) == 0 {
+		t.Fatalf("%s: no keyframe", r.Name)
+	}
 	if !r.Copy && len(ks) != len(ix.Segments) {
 		t.Errorf("%s: %d keyframes, %d segments", r.Name, len(ks), len(ix.Segments))
 	}
@@ -301,9 +312,9 @@ func checkRendition(t *testing.T, r Rung, file string, ix *Index, tc ladderCase,
 		at += s.Duration
 	}
 	if !r.Copy {
-		pts, _ := packets(t, file)
 		checkConstantRate(t, r.Name, pts, frame)
 	}
+	return ks
 }
 
 // checkCoverage checks that the init segment and the segments cover the
