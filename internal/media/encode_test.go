@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -385,5 +386,65 @@ func writeFile(t testing.TB, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// runnerFunc is a Runner from a function.
+type runnerFunc func(ctx context.Context, name string, args []string, stdout io.Writer) error
+
+func (f runnerFunc) Run(ctx context.Context, name string, args []string, stdout io.Writer) error {
+	return f(ctx, name, args, stdout)
+}
+
+func TestEncodeRefuses(t *testing.T) {
+	tools, err := New(Config{FFmpeg: "ffmpeg", FFprobe: "ffprobe", Runner: runnerFunc(func(context.Context, string, []string, io.Writer) error {
+		t.Error("ffmpeg ran")
+		return nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := Source{Width: 640, Height: 360, Duration: 1, FrameRate: Rational{25, 1}, AudioStream: -1}
+	good := Ladder(src)[0]
+	odd, dup, bad, remux := good, good, good, good
+	odd.Name, odd.Width = "odd", 427
+	bad.Name = "../240p"
+	remux.Name, remux.Copy = "source", true
+	for _, rungs := range [][]Rung{{good, dup}, {odd}, {bad}, {remux, good}} {
+		if err := tools.Encode(context.Background(), src, rungs, t.TempDir(), nil); err == nil {
+			t.Errorf("%+v accepted", rungs)
+		}
+	}
+}
+
+// TestEncodeFailureLeavesNothing has ffmpeg write its files and fail.
+func TestEncodeFailureLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	fail := &RunError{Tool: "ffmpeg", Status: "exit status 1"}
+	written := 0
+	tools, err := New(Config{FFmpeg: "ffmpeg", FFprobe: "ffprobe", Runner: runnerFunc(func(_ context.Context, _ string, args []string, stdout io.Writer) error {
+		for _, a := range args {
+			if p, ok := strings.CutPrefix(a, "file:"+dir); ok {
+				writeFile(t, dir+p, []byte("partial"))
+				written++
+			}
+		}
+		stdout.Write([]byte("out_time_us=500000\nprogress=continue\n"))
+		return fail
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := Source{Path: "/in.mp4", Demuxer: "mov", Width: 640, Height: 360, Duration: 1, FrameRate: Rational{25, 1}, AudioStream: 1, AudioChannels: 6, AudioRate: 44100}
+	var got []Progress
+	err = tools.Encode(context.Background(), src, Ladder(src), dir, func(p Progress) { got = append(got, p) })
+	if !errors.Is(err, fail) {
+		t.Errorf("Encode: %v, want the runner's error", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) > 0 || written != 2 {
+		t.Errorf("left behind: %v of %d written", left, written)
+	}
+	if len(got) != 1 || got[0].Percent != 50 {
+		t.Errorf("progress %+v", got)
 	}
 }
