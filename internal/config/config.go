@@ -59,6 +59,9 @@ type HTTP struct {
 	// arrive before the request is cut off with 408.
 	BodyMinBytes int64
 	BodyWindow   time.Duration
+	// MaxConnsPerIP bounds one client address's open connections
+	// (loopback and trusted proxies are exempt; 0: no bound).
+	MaxConnsPerIP int
 	// MetricsAddr serves /metrics on a private listener of its own; the
 	// public address answers /metrics to this machine only.
 	MetricsAddr string
@@ -163,6 +166,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*dur)(&c.HTTP.ShutdownTimeout), "shutdown-timeout", "REEL_SHUTDOWN_TIMEOUT", "30s", "how long to drain in-flight requests on stop", public)
 	b.bind((*size)(&c.HTTP.BodyMinBytes), "body-min-bytes", "REEL_BODY_MIN_BYTES", "1KiB", "a request body must bring at least this many bytes in every -body-window, or it is cut off with 408 (0: no limit)", public)
 	b.bind((*dur)(&c.HTTP.BodyWindow), "body-window", "REEL_BODY_WINDOW", "10s", "the window of -body-min-bytes", public)
+	b.bind((*intv)(&c.HTTP.MaxConnsPerIP), "max-conns-per-ip", "REEL_MAX_CONNS_PER_IP", "256", "open connections one client address may hold (loopback and trusted proxies exempt; 0: no bound)", public)
 	b.bind((*str)(&c.HTTP.MetricsAddr), "metrics-addr", "REEL_METRICS_ADDR", "", "private address serving Prometheus metrics at /metrics (e.g. :9090 in a pod); the public address answers /metrics to this machine only", public)
 	b.bind((*str)(&c.HTTP.DebugAddr), "debug-addr", "REEL_DEBUG_ADDR", "", "address serving Go's pprof profiles at /debug/pprof/ (off when empty; keep it private, e.g. 127.0.0.1:6060: profiles show memory)", public)
 	b.bind((*intv)(&c.DBMaxConns), "db-max-conns", "REEL_DB_MAX_CONNS", "0", "reader connections per database (0: 4×cores within 8–14 on PostgreSQL, beside half as many writers, 2–6; max(4, 2×cores) on SQLite, beside its one writer)", public)
