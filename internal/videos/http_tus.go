@@ -68,6 +68,7 @@ type TUS struct {
 
 // NewTUS builds the tus endpoint; dir holds the partial uploads.
 func NewTUS(svc *Service, auth *authn.Verifier, dir string, log *slog.Logger) (*TUS, error) {
+	svc.mustServe()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tus upload directory: %w", err)
 	}
