@@ -96,7 +96,7 @@ func (s *Service) workPoster(ctx context.Context, id string, attempt, maxAttempt
 		return nil // purged meanwhile: nothing to do
 	}
 	if err != nil {
-		return s.posterFailed(ctx, r, attempt, maxAttempts, failed(msgReadVideo, err))
+		return s.posterFailed(ctx, record{Video: Video{ID: id}}, attempt, maxAttempts, failed(msgReadVideo, err))
 	}
 	if !r.wantsPoster() {
 		return nil // it has one, went without, or is in the trash
@@ -228,12 +228,10 @@ func (s *Service) posterFailed(ctx context.Context, r record, attempt, maxAttemp
 	s.log.Warn("no poster: giving up", "video", r.ID, "attempts", attempt, "err", causeOf(err))
 	cctx, cancel := detached(ctx)
 	defer cancel()
-	if r.ID != "" {
-		if _, aerr := s.store.attachPoster(cctx, s.db.W, r.ID, "", 0, true, micros(s.now())); aerr != nil {
-			s.log.Warn("mark a video without a poster", "video", r.ID, "err", aerr)
-		}
-		_ = os.Remove(s.posterSource(r.ID))
+	if _, aerr := s.store.attachPoster(cctx, s.db.W, r.ID, "", 0, true, micros(s.now())); aerr != nil {
+		s.log.Warn("mark a video without a poster", "video", r.ID, "err", aerr)
 	}
+	_ = os.Remove(s.posterSource(r.ID))
 	s.posterCounts.None.Add(1)
 	return err
 }
