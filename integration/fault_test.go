@@ -231,8 +231,8 @@ func posterCut(t *testing.T, cl *client, id string) {
 		if err := json.Unmarshal(pb.raw, &body); err != nil || body.PosterURL == "" {
 			return fmt.Sprintf("playback: %s", pb.raw)
 		}
-		if p := cl.do("GET", body.PosterURL, nil); p.status != 200 {
-			return fmt.Sprintf("poster: %d", p.status)
+		if p := cl.do("GET", body.PosterURL, nil); p.status != 200 || p.header.Get("Cache-Control") == "no-store" {
+			return fmt.Sprintf("poster: %d %v (the placeholder until it is cut)", p.status, p.header)
 		}
 		return ""
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/reel-video/reel/internal/logs"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/outbox"
+	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/storage"
 	"github.com/reel-video/reel/internal/usage"
@@ -59,6 +60,9 @@ func Modules() *Registry {
 	r.Register(&Module{Name: "storage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initStorage})
 	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initUsage})
 	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}, init: initVideos})
+	// transcode works the videos service's jobs without its API; where
+	// videos runs too, videos works them.
+	r.Register(&Module{Name: "transcode", Public: true, Deps: []string{"server"}, After: []string{"logs", "storage", "videos"}, init: initTranscode})
 	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server"}, init: initGateway})
 	// web serves the pages on the in-process services, so only in all.
 	r.Register(&Module{Name: "web", Deps: []string{"server", "auth"}, After: []string{"users", "logs", "storage", "usage", "videos"}, init: initWeb})
@@ -151,6 +155,10 @@ func Migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return fmt.Errorf("%s database: %w", name, err)
 		}
 		err = sqldb.Migrate(ctx, db, sc.migrations, sc.table)
+		if err == nil && name == "videos" {
+			// The job queue's tables, after the service's own.
+			err = queue.Migrate(ctx, db)
+		}
 		if err == nil && name != "logs" {
 			// Every service but logs keeps its activity events in an outbox.
 			ob := name + "_outbox"

@@ -46,6 +46,7 @@ func NewHandler(svc *Service, auth *authn.Verifier, cfg HandlerConfig) *Handler 
 	if cfg.MediaChunk <= 0 {
 		cfg.MediaChunk = DefaultMediaChunk
 	}
+	svc.mustServe()
 	return &Handler{svc: svc, auth: auth, cfg: cfg}
 }
 
@@ -62,6 +63,7 @@ func (h *Handler) Routes(r httpx.Router) {
 	r.Handle("POST /api/v1/videos/{id}/restore", req(h.restore))
 	r.Handle("POST /api/v1/videos/{id}/playback", req(h.playback))
 	r.Handle("GET /api/v1/trash", req(h.trash))
+	h.jobRoutes(r)
 	// Media URLs carry their own signature: no bearer token, so that they
 	// play in a plain <video src>. GET also answers HEAD.
 	r.Handle("GET /media/{token}/{id}/{file}", httpx.HandlerFunc(h.media))
@@ -174,7 +176,7 @@ func (h *Handler) restore(w http.ResponseWriter, r *http.Request) error {
 // PlaybackBody is the answer to a playback request.
 type PlaybackBody struct {
 	URL       string    `json:"url"`
-	PosterURL *string   `json:"poster_url"`
+	PosterURL string    `json:"poster_url"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
@@ -184,12 +186,7 @@ func (h *Handler) playback(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	base := BaseURL(r, h.cfg.TrustedProxies)
-	body := PlaybackBody{URL: base + g.VideoPath, ExpiresAt: g.ExpiresAt}
-	if g.PosterPath != "" {
-		p := base + g.PosterPath
-		body.PosterURL = &p
-	}
-	httpx.JSON(w, http.StatusOK, body)
+	httpx.JSON(w, http.StatusOK, PlaybackBody{URL: base + g.VideoPath, PosterURL: base + g.PosterPath, ExpiresAt: g.ExpiresAt})
 	return nil
 }
 

@@ -72,6 +72,7 @@ type TUS struct {
 // NewTUS builds the tus endpoint; dir holds the partial uploads.
 // Forwarded headers are believed only from trusted (proxy) peers.
 func NewTUS(svc *Service, auth *authn.Verifier, dir string, trusted []netip.Prefix, log *slog.Logger) (*TUS, error) {
+	svc.mustServe()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tus upload directory: %w", err)
 	}
