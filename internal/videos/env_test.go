@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/authn/authntest"
 	"github.com/reel-video/reel/internal/platform/blob"
@@ -247,6 +248,10 @@ type envConfig struct {
 	deps func(db *sqldb.DB) (videos.Quota, videos.UploadLimit, videos.Egress)
 	// prober wraps the real prober.
 	prober func(videos.Prober) videos.Prober
+	// wrapQuota wraps the quota the service uses (a fake or the real one).
+	wrapQuota func(videos.Quota) videos.Quota
+	// runner runs the media tools' ffmpeg and ffprobe (default: exec).
+	runner media.Runner
 }
 
 type env struct {
@@ -308,13 +313,22 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	if cfg.deps != nil {
 		quota, limit, egress = cfg.deps(db)
 	}
+	if cfg.wrapQuota != nil {
+		quota = cfg.wrapQuota(quota)
+	}
+	// The media tools, when ffmpeg is installed: the streaming tests need
+	// them (and skip without them, as the upload tests do).
+	tools, err := media.New(media.Config{Runner: cfg.runner})
+	if err != nil {
+		tools = nil
+	}
 	var prober videos.Prober = probe.New(0)
 	if cfg.prober != nil {
 		prober = cfg.prober(prober)
 	}
 	e.ob = outbox.New(db, "videos_outbox")
 	e.svc, err = videos.New(ctx, db, e.ob, videos.Deps{
-		Blobs: e.blobs, Prober: prober, Quota: quota, Limit: limit, Egress: egress,
+		Blobs: e.blobs, Prober: prober, Quota: quota, Limit: limit, Egress: egress, Media: tools,
 	}, videos.Config{
 		MaxUploadSize: cfg.maxUpload, TrashRetention: cfg.trashRetained, PlaybackTTL: time.Hour,
 		SpoolDir: e.dirs.spool, UploadExpiry: time.Hour,

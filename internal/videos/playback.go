@@ -25,6 +25,19 @@ type Grant struct {
 	// cut; while one is, the path answers 404 until it is there.
 	PosterPath string
 	ExpiresAt  time.Time
+	// HLSPath is the master playlist, empty until a rendition is done;
+	// StoryboardPath the storyboard's WebVTT file, empty until it is made.
+	HLSPath, StoryboardPath string
+	// Renditions are the done renditions, lowest first, each a file that
+	// plays in a plain <video src> with seeking.
+	Renditions []GrantRendition
+}
+
+// GrantRendition is a rendition in a playback grant.
+type GrantRendition struct {
+	Height, Width int
+	Bandwidth     int64
+	Path          string
 }
 
 // Playback grants the caller signed URLs (paths under /media) for a video
@@ -38,7 +51,11 @@ func (s *Service) Playback(ctx context.Context, c authn.Caller, id string) (Gran
 	if !r.visibleTo(c) {
 		return Grant{}, ErrVideoNotFound
 	}
-	g, err := s.Sign(c, r.public())
+	v, err := s.view(ctx, r)
+	if err != nil {
+		return Grant{}, err
+	}
+	g, err := s.Sign(c, v)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -61,6 +78,16 @@ func (s *Service) Sign(c authn.Caller, v Video) (Grant, error) {
 	g := Grant{VideoPath: MediaPath(token, v.ID, VideoFile(v.ContentType)), ExpiresAt: exp}
 	if v.HasPoster {
 		g.PosterPath = MediaPath(token, v.ID, PosterFile)
+	}
+	for _, r := range v.renditions {
+		g.Renditions = append(g.Renditions, GrantRendition{Height: r.Height, Width: r.Width, Bandwidth: r.Bandwidth,
+			Path: MediaPath(token, v.ID, renditionFile(r.Height, ".mp4"))})
+	}
+	if len(g.Renditions) > 0 {
+		g.HLSPath = MediaPath(token, v.ID, MasterFile)
+	}
+	if v.storyboard {
+		g.StoryboardPath = MediaPath(token, v.ID, StoryboardFile)
 	}
 	return g, nil
 }
@@ -90,7 +117,9 @@ func (m *Media) Delivered(n int64) {
 
 // OpenMedia checks a media token, opens the named file (the video under
 // any "video.*" name, the poster as "poster.jpg" or the ".jpg" sibling of
-// the video's name, as the original system's clients derive it) and tells
+// the video's name, as the original system's clients derive it, and the
+// files of adaptive streaming: master.m3u8, <height>.m3u8, <height>.mp4,
+// storyboard.vtt, storyboard.jpg) and tells
 // what its viewer may still receive today. A bad token is ErrBadSignature
 // or ErrURLExpired (403); a video that is no longer playable (trashed,
 // purged) is ErrVideoNotFound; a viewer whose daily allowance is spent
@@ -106,6 +135,7 @@ func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media
 		return nil, err
 	}
 	key, ctype := p.videoKey, p.contentType
+	var obj blob.Object
 	switch {
 	case file == PosterFile || (strings.HasPrefix(file, "video.") && strings.HasSuffix(file, ".jpg")):
 		if p.posterKey == "" {
@@ -114,14 +144,18 @@ func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media
 		key, ctype = p.posterKey, "image/jpeg"
 	case strings.HasPrefix(file, "video."):
 	default:
-		return nil, ErrVideoNotFound
+		// The files of adaptive streaming (media_files.go).
+		if obj, key, ctype, err = p.streamingFile(file); err != nil {
+			return nil, err
+		}
 	}
-	obj, err := s.blobs.Open(ctx, key)
-	if errors.Is(err, blob.ErrNotFound) {
-		return nil, ErrVideoNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open media: %w", err)
+	if obj == nil {
+		if obj, err = s.blobs.Open(ctx, key); errors.Is(err, blob.ErrNotFound) {
+			return nil, ErrVideoNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open media: %w", err)
+		}
 	}
 	allowance, err := s.egress.Allowance(ctx, viewer)
 	if err == nil && (allowance == 0 || allowance < -1) {
@@ -159,6 +193,9 @@ func (s *Service) playable(ctx context.Context, id string, now time.Time) (playa
 		return playable{}, ErrVideoNotFound
 	}
 	p = playable{videoKey: r.VideoKey, posterKey: r.PosterKey, contentType: r.ContentType}
+	if err := s.streamingFiles(ctx, r, &p); err != nil {
+		return playable{}, err
+	}
 	s.media.put(id, p, gen, now)
 	return p, nil
 }

@@ -1,0 +1,178 @@
+package videos
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/reel-video/reel/internal/platform/queue"
+)
+
+// The queue's side of adaptive streaming: the job kinds, their workers
+// and how they are enqueued. The work itself is Transcode and Storyboard.
+//
+// A ready video gets a transcode job of stage first (priority 1) and a
+// storyboard job (priority 3), inserted in the transaction that makes it
+// ready or restores it (enqueueStreaming). The first job, once done,
+// enqueues the rest (priority 2), so the ladder follows its first rung
+// instead of competing with it. Every job is unique by its arguments
+// while it waits or runs, and carries its video's id in its metadata and
+// a video_<id> tag, by which a trash finds and cancels the video's jobs.
+
+// Job kinds of adaptive streaming.
+const (
+	KindTranscode  = "transcode"
+	KindStoryboard = "storyboard"
+)
+
+// Priorities of the jobs (1 runs first).
+const (
+	priorityFirst      = 1
+	priorityRest       = 2
+	priorityStoryboard = 3
+)
+
+const (
+	// transcodeAttempts and storyboardAttempts bound the attempts of a
+	// job whose failures may pass (storage down, a killed process).
+	transcodeAttempts  = 5
+	storyboardAttempts = 5
+	// transcodeTimeout bounds a transcode job: a full ladder of a long
+	// video takes about its duration on two cores. The queue's rescue of
+	// stuck jobs must wait longer than this.
+	transcodeTimeout = 6 * time.Hour
+	// storyboardTimeout bounds a storyboard job, which decodes the
+	// smallest rendition.
+	storyboardTimeout = time.Hour
+)
+
+// TranscodeArgs are a transcode job's arguments: a video and the stage of
+// its ladder to make.
+type TranscodeArgs struct {
+	VideoID string `json:"video_id"`
+	Stage   Stage  `json:"stage"`
+}
+
+// Kind implements river.JobArgs.
+func (TranscodeArgs) Kind() string { return KindTranscode }
+
+// StoryboardArgs are a storyboard job's arguments.
+type StoryboardArgs struct {
+	VideoID string `json:"video_id"`
+}
+
+// Kind implements river.JobArgs.
+func (StoryboardArgs) Kind() string { return KindStoryboard }
+
+// uniqueStates are the states in which a job blocks another with the same
+// arguments: waiting or running. A completed or cancelled one does not,
+// so that a restore can enqueue a video's jobs again.
+var uniqueStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled,
+}
+
+// VideoTag is the tag of a video's jobs.
+func VideoTag(videoID string) string { return "video_" + videoID }
+
+// jobOpts are the insert options of a job of a video.
+func jobOpts(videoID string, priority, attempts int) *river.InsertOpts {
+	meta, _ := json.Marshal(map[string]string{"video_id": videoID}) // cannot fail
+	return &river.InsertOpts{
+		Priority: priority, MaxAttempts: attempts, Metadata: meta, Tags: []string{VideoTag(videoID)},
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
+	}
+}
+
+// streamingJobs are the jobs that start a video's streaming: its first
+// rung and its storyboard.
+func streamingJobs(videoID string) []river.InsertManyParams {
+	return []river.InsertManyParams{
+		{Args: TranscodeArgs{VideoID: videoID, Stage: StageFirst}, InsertOpts: jobOpts(videoID, priorityFirst, transcodeAttempts)},
+		{Args: StoryboardArgs{VideoID: videoID}, InsertOpts: jobOpts(videoID, priorityStoryboard, storyboardAttempts)},
+	}
+}
+
+// enqueueStreaming inserts, in tx, the jobs that make a video's streaming
+// files: call it in the transaction that makes the video ready, and in
+// the one that restores it from the trash (a job already waiting or
+// running is not inserted twice; one that finished finds its work done).
+func enqueueStreaming(ctx context.Context, tx *sql.Tx, client *queue.Client, videoID string) error {
+	if _, err := client.InsertManyTx(ctx, tx, streamingJobs(videoID)); err != nil {
+		return fmt.Errorf("enqueue streaming jobs: %w", err)
+	}
+	return nil
+}
+
+// TranscodeWorker works transcode jobs.
+type TranscodeWorker struct {
+	river.WorkerDefaults[TranscodeArgs]
+	svc *Service
+}
+
+// NewTranscodeWorker returns the worker of transcode jobs, to register
+// with river.AddWorker.
+func NewTranscodeWorker(svc *Service) *TranscodeWorker { return &TranscodeWorker{svc: svc} }
+
+// Timeout implements river.Worker.
+func (w *TranscodeWorker) Timeout(*river.Job[TranscodeArgs]) time.Duration { return transcodeTimeout }
+
+// Work implements river.Worker. Once the first rung is done it enqueues
+// the rest; a job that cannot succeed is cancelled rather than retried.
+func (w *TranscodeWorker) Work(ctx context.Context, job *river.Job[TranscodeArgs]) error {
+	id := job.Args.VideoID
+	err := w.svc.Transcode(ctx, id, job.Args.Stage)
+	if err == nil && job.Args.Stage == StageFirst {
+		client, cerr := river.ClientFromContextSafely[*sql.Tx](ctx)
+		if cerr != nil {
+			return cerr
+		}
+		// Inserted after the first rung is recorded: if this fails, the
+		// job is retried, finds its rung done and inserts again.
+		_, err = client.Insert(ctx, TranscodeArgs{VideoID: id, Stage: StageRest}, jobOpts(id, priorityRest, transcodeAttempts))
+	}
+	return w.svc.jobOutcome(ctx, job.Attempt, job.MaxAttempts, id, err, true)
+}
+
+// StoryboardWorker works storyboard jobs.
+type StoryboardWorker struct {
+	river.WorkerDefaults[StoryboardArgs]
+	svc *Service
+}
+
+// NewStoryboardWorker returns the worker of storyboard jobs, to register
+// with river.AddWorker.
+func NewStoryboardWorker(svc *Service) *StoryboardWorker { return &StoryboardWorker{svc: svc} }
+
+// Timeout implements river.Worker.
+func (w *StoryboardWorker) Timeout(*river.Job[StoryboardArgs]) time.Duration {
+	return storyboardTimeout
+}
+
+// Work implements river.Worker.
+func (w *StoryboardWorker) Work(ctx context.Context, job *river.Job[StoryboardArgs]) error {
+	err := w.svc.Storyboard(ctx, job.Args.VideoID)
+	return w.svc.jobOutcome(ctx, job.Attempt, job.MaxAttempts, job.Args.VideoID, err, false)
+}
+
+// jobOutcome maps a job's error to what the queue should do: a video gone
+// or trashed, or a source that cannot be streamed, cancels the job (a
+// restore enqueues a trashed video's jobs again); any other error is
+// retried, and a ladder whose last attempt fails is recorded failed.
+func (s *Service) jobOutcome(ctx context.Context, attempt, maxAttempts int, id string, err error, ladder bool) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrVideoNotFound), errors.Is(err, errGone), errors.Is(err, errUnstreamable):
+		return river.JobCancel(err)
+	case ladder && attempt >= maxAttempts:
+		s.streamingFailed(ctx, id, err)
+	}
+	return err
+}

@@ -1,0 +1,143 @@
+package videos_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/platform/queue"
+	"github.com/reel-video/reel/internal/videos"
+)
+
+// startQueue migrates River into the env's database and starts a client
+// that works the streaming jobs.
+func (e *env) startQueue(t *testing.T) *queue.Client {
+	t.Helper()
+	ctx := context.Background()
+	if err := queue.Migrate(ctx, e.db); err != nil {
+		t.Fatal(err)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, videos.NewTranscodeWorker(e.svc))
+	river.AddWorker(workers, videos.NewStoryboardWorker(e.svc))
+	c, err := queue.New(e.db, queue.Config{Workers: workers, Queues: map[string]int{river.QueueDefault: 2}, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+func (e *env) enqueue(t *testing.T, c *queue.Client, id string) {
+	t.Helper()
+	err := e.db.Tx(context.Background(), func(tx *sql.Tx) error { return videos.EnqueueStreaming(context.Background(), tx, c, id) })
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// jobs lists a video's jobs as kind/stage: state.
+func jobs(t *testing.T, c *queue.Client, id string) map[string]rivertype.JobState {
+	t.Helper()
+	res, err := c.JobList(context.Background(), river.NewJobListParams().TagsAll(videos.VideoTag(id)).First(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]rivertype.JobState{}
+	for _, j := range res.Jobs {
+		name := j.Kind
+		if j.Kind == videos.KindTranscode {
+			name += "/" + string(stageOf(t, j.EncodedArgs))
+		}
+		if _, dup := out[name]; dup {
+			t.Fatalf("two %s jobs for one video", name)
+		}
+		if !strings.Contains(string(j.Metadata), `"video_id":"`+id+`"`) {
+			t.Fatalf("job %s has metadata %s", name, j.Metadata)
+		}
+		out[name] = j.State
+	}
+	return out
+}
+
+// stageOf reads the stage of a transcode job's arguments.
+func stageOf(t *testing.T, args []byte) videos.Stage {
+	t.Helper()
+	var a videos.TranscodeArgs
+	if err := json.Unmarshal(args, &a); err != nil {
+		t.Fatal(err)
+	}
+	return a.Stage
+}
+
+func TestStreamingJobs(t *testing.T) {
+	probetest.Tools(t)
+	withEnv(t, func(t *testing.T, e *env) {
+		c := e.startQueue(t)
+		ann := e.user("user")
+		id := e.mustUpload(ann, "queued", testVideo(t, 2, 320, 240))
+		// Enqueued twice (a retried transaction, a restore): one job each.
+		e.enqueue(t, c, id)
+		e.enqueue(t, c, id)
+		eventually(t, 2*time.Minute, func() string {
+			js := jobs(t, c, id)
+			want := map[string]rivertype.JobState{"transcode/first": "completed", "transcode/rest": "completed", "storyboard": "completed"}
+			if fmt.Sprint(js) != fmt.Sprint(want) {
+				return fmt.Sprintf("jobs %v", js)
+			}
+			return ""
+		})
+		st := e.streaming(ann, id)
+		g := e.grant(ann, id)
+		if st.State != "done" || !slices.Equal(st.RenditionsDone, []int{240}) || g.HLSURL == nil || g.StoryboardURL == nil {
+			t.Fatalf("after the jobs: %+v %+v", st, g)
+		}
+
+		// A video in the trash: its jobs are cancelled, not retried.
+		id2 := e.mustUpload(ann, "trashed", testVideo(t, 2, 320, 240))
+		if r := e.do("DELETE", "/api/v1/videos/"+id2, ann.token, nil); r.status != 204 {
+			t.Fatalf("delete: %d", r.status)
+		}
+		e.enqueue(t, c, id2)
+		eventually(t, time.Minute, func() string {
+			js := jobs(t, c, id2)
+			if js["transcode/first"] != rivertype.JobStateCancelled || js["storyboard"] != rivertype.JobStateCancelled || len(js) != 2 {
+				return fmt.Sprintf("jobs of a trashed video %v", js)
+			}
+			return ""
+		})
+		if st := e.streaming(ann, id2); st.State != "pending" {
+			t.Fatalf("trashed video: %+v", st)
+		}
+		// Restored, its jobs are enqueued again and run (a cancelled job
+		// does not block a new one).
+		if r := e.do("POST", "/api/v1/videos/"+id2+"/restore", ann.token, nil); r.status != 200 {
+			t.Fatalf("restore: %d", r.status)
+		}
+		e.enqueue(t, c, id2)
+		eventually(t, 2*time.Minute, func() string {
+			if st := e.streaming(ann, id2); st.State != "done" {
+				return fmt.Sprintf("restored video: %+v", st)
+			}
+			return ""
+		})
+	})
+}
