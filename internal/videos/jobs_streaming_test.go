@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -70,7 +69,10 @@ func jobs(t *testing.T, c *queue.Client, id string) map[string]rivertype.JobStat
 		if _, dup := out[name]; dup {
 			t.Fatalf("two %s jobs for one video", name)
 		}
-		if !strings.Contains(string(j.Metadata), `"video_id":"`+id+`"`) {
+		var meta struct {
+			VideoID string `json:"video_id"`
+		}
+		if err := json.Unmarshal(j.Metadata, &meta); err != nil || meta.VideoID != id {
 			t.Fatalf("job %s has metadata %s", name, j.Metadata)
 		}
 		out[name] = j.State
