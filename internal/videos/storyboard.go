@@ -33,8 +33,8 @@ func (s *Service) Storyboard(ctx context.Context, id string) error {
 
 func (s *Service) storyboard(ctx context.Context, r record) error {
 	// The smallest rendition, when there is one, is the cheapest file to
-	// decode. posterInput reads it from the blob store, unless the
-	// upload's spooled copy is still here, which costs no download.
+	// decode. jobInput reads it from the blob store, unless the upload's
+	// spooled copy is still here, which costs no download.
 	files, err := s.store.filesOf(ctx, s.db.W, []string{r.ID})
 	if err != nil {
 		return err
@@ -43,7 +43,7 @@ func (s *Service) storyboard(ctx context.Context, r record) error {
 	if key := lowestRendition(files[r.ID]); key != "" {
 		in.VideoKey = key
 	}
-	path, done, err := s.posterInput(ctx, in)
+	path, done, err := s.jobInput(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func (s *Service) storyboard(ctx context.Context, r record) error {
 	if err != nil {
 		return err
 	}
-	return s.record(ctx, r, out, func(ctx context.Context, tx *sql.Tx) error {
+	return s.recordFiles(ctx, r, out, func(ctx context.Context, tx *sql.Tx) error {
 		return s.store.setStoryboard(ctx, tx, r.ID, true)
 	})
 }

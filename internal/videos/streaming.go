@@ -157,7 +157,7 @@ func (s *Service) transcode(ctx context.Context, r record, stage Stage) error {
 	if complete {
 		return nil // a restore's jobs, or a retry: nothing to make, not even the source to read
 	}
-	in, done, err := s.posterInput(ctx, r)
+	in, done, err := s.jobInput(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -280,15 +280,15 @@ func (s *Service) storeRung(ctx context.Context, r record, p planned, path strin
 		v := ix.Variant(m3u8)
 		row.Bandwidth, row.AverageBandwidth, row.Codecs, row.FrameRate = v.Bandwidth, v.AverageBandwidth, v.Codecs, v.FrameRate
 	}
-	return row.State, s.record(ctx, r, files, func(ctx context.Context, q *sql.Tx) error {
+	return row.State, s.recordFiles(ctx, r, files, func(ctx context.Context, q *sql.Tx) error {
 		return s.store.putRendition(ctx, q, r.ID, row)
 	})
 }
 
-// record records stored files of a video and what else and does, in one
-// transaction, if the video is still live; otherwise (or on failure) it
-// gives the files back.
-func (s *Service) record(ctx context.Context, r record, files []*derivedFile, and func(context.Context, *sql.Tx) error) error {
+// recordFiles records stored files of a video, and whatever and records,
+// in one transaction, if the video is still live; otherwise (or on
+// failure) it gives the files back.
+func (s *Service) recordFiles(ctx context.Context, r record, files []*derivedFile, and func(context.Context, *sql.Tx) error) error {
 	var live bool
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -309,6 +309,25 @@ func (s *Service) record(ctx context.Context, r record, files []*derivedFile, an
 		return err
 	}
 	return errGone
+}
+
+// jobInput is posterInput for a job that reads the file more than once
+// (ffprobe, then ffmpeg): the poster worker removes the upload's spooled
+// copy once the poster is cut, so the job reads it under a name of its
+// own. Should the copy go before it is linked, the attempt fails and the
+// next one reads the stored video.
+func (s *Service) jobInput(ctx context.Context, r record) (string, func(), error) {
+	path, done, err := s.posterInput(ctx, r)
+	if err != nil || path != s.posterSource(r.ID) {
+		return path, done, err
+	}
+	var salt [4]byte
+	_, _ = rand.Read(salt[:])
+	own := filepath.Join(s.cfg.SpoolDir, "upload-"+r.ID+"-"+hex.EncodeToString(salt[:])+".source")
+	if err := os.Link(path, own); err != nil {
+		return "", nil, fmt.Errorf("read the spooled upload: %w", err)
+	}
+	return own, func() { _ = os.Remove(own) }, nil
 }
 
 // workable reads a video for a job: ErrVideoNotFound when it is gone,

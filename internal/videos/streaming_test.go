@@ -435,9 +435,19 @@ func TestStreamingEncodesFirstWhenNoRemux(t *testing.T) {
 	clip := webmClip(t, 3, 640, 360)
 	withEnv(t, func(t *testing.T, e *env) {
 		ann := e.user("user")
-		id := e.mustUpload(ann, "webm", clip)
+		// The poster is not cut yet: the first rung reads the upload's
+		// spooled copy, which the poster worker then removes.
+		r := e.upload(ann, "webm", clip)
+		if r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		id := r.video(t)["id"].(string)
+		if len(files(t, e.dirs.spool)) != 1 {
+			t.Fatalf("spool: %v", files(t, e.dirs.spool))
+		}
 		// VP9 cannot be remuxed: the lowest rung goes first.
 		e.transcode(id, videos.StageFirst)
+		e.cutPosters()
 		if st := e.streaming(ann, id); st.State != "running" || !slices.Equal(st.RenditionsDone, []int{240}) {
 			t.Fatalf("after the first rung: %+v", st)
 		}
@@ -454,5 +464,6 @@ func TestStreamingEncodesFirstWhenNoRemux(t *testing.T) {
 		if n := decodeFrames(t, *g.HLSURL); n < 73 || n > 77 {
 			t.Fatalf("ffmpeg decoded %d frames of the HLS stream, want 75", n)
 		}
+		e.noLeaks(t, 1)
 	})
 }
