@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -14,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/reel-video/reel/internal/config"
 	"github.com/reel-video/reel/internal/platform/authn"
@@ -90,6 +91,12 @@ func (a *App) ModuleNames() []string {
 // Handle registers a route on the process's mux and remembers its pattern.
 func (a *App) Handle(pattern string, h http.Handler) {
 	a.routes = append(a.routes, pattern)
+	a.mux.Handle(pattern, h)
+}
+
+// HandlePage registers a route of the web app: served like any other, but
+// not part of the API, so not held to the OpenAPI document.
+func (a *App) HandlePage(pattern string, h http.Handler) {
 	a.mux.Handle(pattern, h)
 }
 
@@ -193,6 +200,14 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 		}
 		defer stopDebug()
 	}
+	if a.cfg.HTTP.MetricsAddr != "" {
+		stopMetrics, err := a.serveMetrics(a.cfg.HTTP.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	a.addr = ln.Addr()
 	close(a.ready)
 
@@ -215,9 +230,14 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 	}
 
 	quiet := map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
-	h := httpx.Wrap(httpx.CORS(a.cfg.HTTP.CORSOrigins, httpx.Routed(a.mux)), httpx.MiddlewareConfig{Logger: a.log, Metrics: a.httpm, TrustedProxies: a.cfg.HTTP.TrustedProxies, Quiet: quiet})
+	h := httpx.Wrap(httpx.CORS(a.cfg.HTTP.CORSOrigins, httpx.Routed(a.mux)), httpx.MiddlewareConfig{Logger: a.log, Metrics: a.httpm, TrustedProxies: a.cfg.HTTP.TrustedProxies, Quiet: quiet,
+		BodyRate: httpx.BodyRate{MinBytes: a.cfg.HTTP.BodyMinBytes, Window: a.cfg.HTTP.BodyWindow}})
 	a.log.Info("reel is serving", "url", OpenURL(ln.Addr().String(), a.cfg.HTTP.TLSCert != ""), "addr", ln.Addr().String(), "modules", strings.Join(a.ModuleNames(), ","))
-	serveErr := httpx.Serve(ctx, ln, h, httpx.ServerConfig{
+	trusted := a.cfg.HTTP.TrustedProxies
+	limited := httpx.LimitPerAddress(ln, a.cfg.HTTP.MaxConnsPerIP, func(ip netip.Addr) bool {
+		return ip.IsLoopback() || slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(ip) })
+	}, a.log)
+	serveErr := httpx.Serve(ctx, limited, h, httpx.ServerConfig{
 		TLSCert: a.cfg.HTTP.TLSCert, TLSKey: a.cfg.HTTP.TLSKey, ShutdownTimeout: a.cfg.HTTP.ShutdownTimeout,
 	}, a.log)
 
@@ -249,7 +269,7 @@ func (a *App) operationalRoutes() {
 		httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
 	a.Handle("GET /readyz", http.HandlerFunc(a.readyz))
-	a.Handle("GET /metrics", promhttp.HandlerFor(a.prom, promhttp.HandlerOpts{}))
+	a.Handle("GET /metrics", a.publicMetrics())
 	a.Handle("GET /api/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(a.spec.bytes())

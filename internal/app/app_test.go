@@ -363,3 +363,23 @@ func TestDebugAddrServesPprof(t *testing.T) {
 		t.Fatalf("pprof on the public address: %d", res.StatusCode)
 	}
 }
+
+// REEL_METRICS_ADDR serves /metrics on a listener of its own.
+func TestMetricsOnPrivateAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	start(t, map[string]string{"REEL_METRICS_ADDR": addr}, nil)
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "go_goroutines") {
+		t.Fatalf("private metrics: %d %.200s", res.StatusCode, body)
+	}
+}

@@ -73,12 +73,13 @@ func initVideos(ctx context.Context, a *App) error {
 	if err != nil {
 		return err
 	}
+	a.svc.videos = svc
 	videos.NewHandler(svc, a.verifier, videos.HandlerConfig{
 		TrustedProxies: a.cfg.HTTP.TrustedProxies, MediaChunk: a.cfg.Videos.MediaChunk,
 	}).Routes(a)
 	// Resumable uploads wait on this process's disk: see
 	// docs/decisions/0003-tus-uploads-single-writer.md.
-	tus, err := videos.NewTUS(svc, a.verifier, filepath.Join(a.cfg.DataDir, "uploads", "tus"), log)
+	tus, err := videos.NewTUS(svc, a.verifier, filepath.Join(a.cfg.DataDir, "uploads", "tus"), a.cfg.HTTP.TrustedProxies, log)
 	if err != nil {
 		return err
 	}

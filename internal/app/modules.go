@@ -27,6 +27,7 @@ type services struct {
 	logs    *logs.Service
 	storage *storage.Service
 	usage   *usage.Service
+	videos  *videos.Service
 	// egress is the egress meter of the streaming side (see egressMeter).
 	egress *usage.EgressMeter
 }
@@ -59,7 +60,9 @@ func Modules() *Registry {
 	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initUsage})
 	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}, init: initVideos})
 	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server"}, init: initGateway})
-	r.Register(&Module{Name: "all", Public: true, Deps: []string{"users", "logs", "storage", "usage", "videos"}})
+	// web serves the pages on the in-process services, so only in all.
+	r.Register(&Module{Name: "web", Deps: []string{"server", "auth"}, After: []string{"users", "logs", "storage", "usage", "videos"}, init: initWeb})
+	r.Register(&Module{Name: "all", Public: true, Deps: []string{"users", "logs", "storage", "usage", "videos", "web"}})
 	return r
 }
 
@@ -85,6 +88,8 @@ func initUsers(ctx context.Context, a *App) error {
 	a.svc.users = svc
 	svc.SetLimitSetter(limitSetter{a})
 	a.verifier = authn.NewVerifier(svc)
+	a.verifier.SetStanding(svc)
+	svc.SetStandingChanged(a.verifier.Forget)
 	h := users.NewHandler(svc, a.verifier)
 	h.Routes(a)
 	compat.NewUsers(svc, a.verifier).Routes(a)
@@ -105,7 +110,8 @@ func newUsers(ctx context.Context, cfg *config.Config, db *sqldb.DB, events *out
 	return users.New(ctx, db, events, users.NewHasher(cfg.Users.HashConcurrency), users.Config{
 		AccessTTL: cfg.Users.AccessTTL, RefreshTTL: cfg.Users.RefreshTTL,
 		LoginMaxPerAccount: cfg.Users.LoginMaxPerAccount, LoginMaxPerIP: cfg.Users.LoginMaxPerIP,
-		LoginWindow: cfg.Users.LoginWindow,
+		LoginMaxPerAccountAnywhere: cfg.Users.LoginMaxPerAccountAnywhere,
+		LoginWindow:                cfg.Users.LoginWindow,
 	}, log.With("service", "users"))
 }
 
@@ -118,6 +124,18 @@ func initAuth(_ context.Context, a *App) error {
 		return errNoURL("users")
 	}
 	a.verifier = authn.NewVerifier(authn.NewJWKSClient(base+"/.well-known/jwks.json", nil))
+	// Every service checks that a token's account is still enabled, and
+	// its current role, through the users service's internal route. The
+	// gateway checks no tokens and needs no key.
+	if a.cfg.ServiceKey != "" {
+		keys, err := authn.NewServiceKeys(a.cfg.ServiceKey, "verifier")
+		if err != nil {
+			return err
+		}
+		a.verifier.SetStanding(users.NewClient(base, keys, nil))
+	} else {
+		a.log.Warn("REEL_SERVICE_KEY is not set: disabled accounts' and demoted admins' access tokens keep working until they expire")
+	}
 	return nil
 }
 

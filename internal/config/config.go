@@ -55,6 +55,16 @@ type HTTP struct {
 	TrustedProxies  []netip.Prefix
 	CORSOrigins     []string
 	ShutdownTimeout time.Duration
+	// BodyMinBytes in every BodyWindow is the slowest a request body may
+	// arrive before the request is cut off with 408.
+	BodyMinBytes int64
+	BodyWindow   time.Duration
+	// MaxConnsPerIP bounds one client address's open connections
+	// (loopback and trusted proxies are exempt; 0: no bound).
+	MaxConnsPerIP int
+	// MetricsAddr serves /metrics on a private listener of its own; the
+	// public address answers /metrics to this machine only.
+	MetricsAddr string
 	// DebugAddr serves Go's pprof profiles on a listener of its own; empty
 	// turns it off.
 	DebugAddr string
@@ -68,6 +78,7 @@ type Users struct {
 	// Login throttling: failures allowed per account and per client
 	// address within LoginWindow before further attempts get 429.
 	LoginMaxPerAccount, LoginMaxPerIP int
+	LoginMaxPerAccountAnywhere        int
 	LoginWindow                       time.Duration
 }
 
@@ -153,6 +164,10 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind(&proxies, "trusted-proxies", "REEL_TRUSTED_PROXIES", "", "comma list of CIDRs whose X-Forwarded-For is believed", public)
 	b.bind(&origins, "cors-origins", "REEL_CORS_ORIGINS", "", "comma list of browser origins allowed by CORS", public)
 	b.bind((*dur)(&c.HTTP.ShutdownTimeout), "shutdown-timeout", "REEL_SHUTDOWN_TIMEOUT", "30s", "how long to drain in-flight requests on stop", public)
+	b.bind((*size)(&c.HTTP.BodyMinBytes), "body-min-bytes", "REEL_BODY_MIN_BYTES", "1KiB", "a request body must bring at least this many bytes in every -body-window, or it is cut off with 408 (0: no limit)", public)
+	b.bind((*dur)(&c.HTTP.BodyWindow), "body-window", "REEL_BODY_WINDOW", "10s", "the window of -body-min-bytes", public)
+	b.bind((*intv)(&c.HTTP.MaxConnsPerIP), "max-conns-per-ip", "REEL_MAX_CONNS_PER_IP", "256", "open connections one client address may hold (loopback and trusted proxies exempt; 0: no bound)", public)
+	b.bind((*str)(&c.HTTP.MetricsAddr), "metrics-addr", "REEL_METRICS_ADDR", "", "private address serving Prometheus metrics at /metrics (e.g. :9090 in a pod); the public address answers /metrics to this machine only", public)
 	b.bind((*str)(&c.HTTP.DebugAddr), "debug-addr", "REEL_DEBUG_ADDR", "", "address serving Go's pprof profiles at /debug/pprof/ (off when empty; keep it private, e.g. 127.0.0.1:6060: profiles show memory)", public)
 	b.bind((*intv)(&c.DBMaxConns), "db-max-conns", "REEL_DB_MAX_CONNS", "0", "reader connections per database (0: 4×cores within 8–14 on PostgreSQL, beside half as many writers, 2–6; max(4, 2×cores) on SQLite, beside its one writer)", public)
 
@@ -174,7 +189,8 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*dur)(&c.Users.AccessTTL), "access-token-ttl", "REEL_ACCESS_TOKEN_TTL", "15m", "lifetime of access tokens", public)
 	b.bind((*dur)(&c.Users.RefreshTTL), "refresh-token-ttl", "REEL_REFRESH_TOKEN_TTL", "30d", "lifetime of refresh tokens", public)
 	b.bind((*intv)(&c.Users.HashConcurrency), "hash-concurrency", "REEL_HASH_CONCURRENCY", strconv.Itoa(runtime.NumCPU()), "password hashes computed at once (each takes 19 MiB)", public)
-	b.bind((*intv)(&c.Users.LoginMaxPerAccount), "login-max-per-account", "REEL_LOGIN_MAX_PER_ACCOUNT", "5", "failed logins per account per window before 429", public)
+	b.bind((*intv)(&c.Users.LoginMaxPerAccount), "login-max-per-account", "REEL_LOGIN_MAX_PER_ACCOUNT", "5", "failed logins per account from one client address per window before 429", public)
+	b.bind((*intv)(&c.Users.LoginMaxPerAccountAnywhere), "login-max-per-account-anywhere", "REEL_LOGIN_MAX_PER_ACCOUNT_ANYWHERE", "50", "failed logins per account from all addresses together per window before 429", public)
 	b.bind((*intv)(&c.Users.LoginMaxPerIP), "login-max-per-ip", "REEL_LOGIN_MAX_PER_IP", "20", "failed logins per client address per window before 429", public)
 	b.bind((*dur)(&c.Users.LoginWindow), "login-window", "REEL_LOGIN_WINDOW", "15m", "login throttling window", public)
 
@@ -258,6 +274,9 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("REEL_LOG_LEVEL=%q: must be debug, info, warn or error", c.Log.Level))
 	}
+	if c.HTTP.BodyMinBytes < 0 || c.HTTP.BodyMinBytes > 0 && c.HTTP.BodyWindow < time.Second {
+		errs = append(errs, fmt.Errorf("REEL_BODY_MIN_BYTES=%d, REEL_BODY_WINDOW=%s: the bytes must be ≥ 0 and the window at least 1s", c.HTTP.BodyMinBytes, c.HTTP.BodyWindow))
+	}
 	if (c.Users.AdminEmail == "") != (c.Users.AdminPassword == "") {
 		errs = append(errs, errors.New("REEL_ADMIN_EMAIL and REEL_ADMIN_PASSWORD must be set together"))
 	}
@@ -281,7 +300,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("REEL_DEBUG_ADDR=%q: must be host:port", c.HTTP.DebugAddr))
 		}
 	}
-	if c.Users.LoginMaxPerAccount < 1 || c.Users.LoginMaxPerIP < 1 || c.Users.LoginWindow <= 0 {
+	if c.Users.LoginMaxPerAccount < 1 || c.Users.LoginMaxPerIP < 1 || c.Users.LoginMaxPerAccountAnywhere < 1 || c.Users.LoginWindow <= 0 {
 		errs = append(errs, errors.New("login throttling limits and window must be positive"))
 	}
 	if c.Logs.Retention < time.Hour {

@@ -5,6 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
 
 	"github.com/reel-video/reel/internal/platform/page"
 	"github.com/reel-video/reel/internal/platform/sqldb"
@@ -178,29 +183,83 @@ func (s *Store) deleteExpiredRefresh(ctx context.Context, before int64) (int64, 
 
 // Login throttling.
 
-func (s *Store) addFailure(ctx context.Context, id, subject string, at int64) error {
-	_, err := s.db.W.ExecContext(ctx, `INSERT INTO login_failures (id, subject, at) VALUES ($1, $2, $3)`, id, subject, at)
-	if err != nil {
-		return fmt.Errorf("record login failure: %w", err)
-	}
-	return nil
+// attemptLimit is how many recent attempts a subject may have.
+type attemptLimit struct {
+	subject string
+	max     int
 }
 
-// failures returns how many failures subject had since, and the oldest.
-func (s *Store) failures(ctx context.Context, subject string, since int64) (int, int64, error) {
-	var n int
-	var oldest sql.NullInt64
-	err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*), MIN(at) FROM login_failures WHERE subject = $1 AND at > $2`, subject, since).Scan(&n, &oldest)
-	if err != nil {
-		return 0, 0, fmt.Errorf("count login failures: %w", err)
+// errThrottled is addAttempt's refusal: a limit is reached.
+var errThrottled = errors.New("login throttled")
+
+// addAttempt records an attempt under every subject, unless one of them
+// already has its max of attempts after since: then it records nothing and
+// returns errThrottled with the oldest of that subject's attempts. Counting
+// and recording are one transaction, and concurrent attempts on a subject
+// are serialised (SQLite's one writer; on PostgreSQL a transaction lock per
+// subject, taken in sorted order so that two attempts cannot deadlock).
+func (s *Store) addAttempt(ctx context.Context, limits []attemptLimit, at, since int64) (ids []string, oldest int64, err error) {
+	limits = slices.Clone(limits)
+	slices.SortFunc(limits, func(a, b attemptLimit) int { return strings.Compare(a.subject, b.subject) })
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		ids, oldest = nil, 0
+		for _, l := range limits {
+			if s.db.Dialect == sqldb.Postgres {
+				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, subjectLock(l.subject)); err != nil {
+					return err
+				}
+			}
+			var n int
+			var first sql.NullInt64
+			err := tx.QueryRowContext(ctx, `SELECT COUNT(*), MIN(at) FROM login_failures WHERE subject = $1 AND at > $2`, l.subject, since).Scan(&n, &first)
+			if err != nil {
+				return err
+			}
+			if n >= l.max {
+				oldest = first.Int64
+				return errThrottled
+			}
+		}
+		for _, l := range limits {
+			id := uuid.NewString()
+			if _, err := tx.ExecContext(ctx, `INSERT INTO login_failures (id, subject, at) VALUES ($1, $2, $3)`, id, l.subject, at); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errThrottled) {
+		return nil, 0, fmt.Errorf("record login attempt: %w", err)
 	}
-	return n, oldest.Int64, nil
+	return ids, oldest, err
 }
 
-func (s *Store) clearFailures(ctx context.Context, subject string) error {
-	_, err := s.db.W.ExecContext(ctx, `DELETE FROM login_failures WHERE subject = $1`, subject)
+// subjectLock is a PostgreSQL advisory lock key for a throttling subject.
+func subjectLock(subject string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("reel/users/login:" + subject))
+	return int64(h.Sum64())
+}
+
+// forgetAttempt removes a successful attempt's records and every record
+// of the subjects in clear (a login's earlier failures from its address).
+func (s *Store) forgetAttempt(ctx context.Context, ids []string, clear ...string) error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE id = $1`, id); err != nil {
+				return err
+			}
+		}
+		for _, subject := range clear {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE subject = $1`, subject); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("clear login failures: %w", err)
+		return fmt.Errorf("forget login attempt: %w", err)
 	}
 	return nil
 }

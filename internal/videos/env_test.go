@@ -344,7 +344,7 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	videos.NewHandler(e.svc, e.iss.Verifier(), videos.HandlerConfig{
 		MediaChunk: cfg.chunk, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 	}).Routes(mux)
-	e.tus, err = videos.NewTUS(e.svc, e.iss.Verifier(), e.dirs.tus, obs.Discard())
+	e.tus, err = videos.NewTUS(e.svc, e.iss.Verifier(), e.dirs.tus, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, obs.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/outbox"
+	"github.com/reel-video/reel/internal/platform/text"
 )
 
 // Meta is what an uploader says about a video.
@@ -56,6 +57,9 @@ func checkText(s string, minLen, maxLen int) string {
 	for _, r := range s {
 		if unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' {
 			return "must not contain control characters"
+		}
+		if text.Deceptive(r) {
+			return "must not contain invisible formatting characters (zero-width or direction marks)"
 		}
 	}
 	return ""

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
@@ -37,6 +38,9 @@ type Claims struct {
 	Role  string `json:"role"`
 	ID    string `json:"id,omitempty"`
 	Email string `json:"email,omitempty"`
+	// SessionID is the refresh-token family the token was issued with
+	// (OpenID's sid), so a page can tell which of the sessions it is.
+	SessionID string `json:"sid,omitempty"`
 }
 
 // Caller is the authenticated principal of a request.
@@ -83,6 +87,8 @@ type Verifier struct {
 	now       func() time.Time
 	validator *jwt.Validator                    // the claims checks of Verify, for a remembered token
 	verified  *lru.Cache[string, verifiedToken] // least recently used out first
+	standing  StandingSource                    // nil: tokens are believed as they are
+	standings *expirable.LRU[string, Standing]
 }
 
 // NewVerifier returns a verifier that trusts the keys of src.
@@ -195,14 +201,14 @@ func (v *Verifier) Authenticate(r *http.Request) (Caller, error) {
 	if err != nil {
 		return Caller{}, err
 	}
-	return Caller{UserID: c.Subject, Role: c.Role}, nil
+	return v.caller(r.Context(), c)
 }
 
 // Require is middleware that admits only requests with a valid access token
 // and puts the caller in the context.
 func (v *Verifier) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := v.Authenticate(r)
+		c, err := v.authenticate(r)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="reel"`)
 			httpx.Error(w, r, err)

@@ -26,6 +26,7 @@ const (
 	Validation                  // well-formed but invalid values (422)
 	RateLimited                 // throttled or a daily limit reached (429)
 	Unavailable                 // a dependency is down (503)
+	Timeout                     // the client sent its request too slowly (408)
 )
 
 // Error is a classified error whose Msg is safe to show to a client.

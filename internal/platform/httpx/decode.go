@@ -60,6 +60,8 @@ func decodeError(err error) error {
 		maxErr  *http.MaxBytesError
 	)
 	switch {
+	case errors.Is(err, ErrSlowBody):
+		return ErrSlowBody
 	case errors.As(err, &maxErr):
 		return ErrBodyTooLarge.WithMsg(fmt.Sprintf("the request body must not exceed %d bytes", maxErr.Limit))
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):

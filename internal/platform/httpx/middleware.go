@@ -54,10 +54,13 @@ type MiddlewareConfig struct {
 	TrustedProxies []netip.Prefix // X-Forwarded-For is honoured only from these peers
 	// Quiet lists paths that are not access-logged (probes, metrics scrapes).
 	Quiet map[string]bool
+	// BodyRate is the slowest a request body may arrive (zero: no limit).
+	BodyRate BodyRate
 }
 
-// maxRequestIDLen bounds a client-supplied request id so it cannot bloat logs.
-const maxRequestIDLen = 128
+// maxRequestIDLen bounds a client-supplied request id, which ends up in
+// logs and in the activity log.
+const maxRequestIDLen = 64
 
 // Wrap is the middleware chain around a process's mux: request id, client
 // address, a request-scoped logger, panic recovery, access log and metrics.
@@ -81,6 +84,7 @@ func Wrap(next http.Handler, cfg MiddlewareConfig) http.Handler {
 		meta := obs.Request{ID: id, IP: ClientIP(r, cfg.TrustedProxies), UserAgent: truncate(r.UserAgent(), 512)}
 		ctx := obs.WithLogger(obs.WithRequest(r.Context(), meta), log)
 		r2 := r.WithContext(ctx)
+		limitBody(w, r2, cfg.BodyRate, log)
 
 		rec := &recorder{ResponseWriter: w, status: 0}
 		if cfg.Metrics != nil {
@@ -126,8 +130,13 @@ func validRequestID(id string) bool {
 	if id == "" || len(id) > maxRequestIDLen {
 		return false
 	}
+	// A client's id is kept only when it is plainly an id: anything else
+	// (spaces, quotes, control or format characters) could forge or break
+	// log lines, so it is replaced.
 	for _, c := range id {
-		if c < 0x21 || c > 0x7e {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
 			return false
 		}
 	}

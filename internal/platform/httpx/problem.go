@@ -48,6 +48,8 @@ func StatusOf(k errs.Kind) int {
 		return http.StatusTooManyRequests
 	case errs.Unavailable:
 		return http.StatusServiceUnavailable
+	case errs.Timeout:
+		return http.StatusRequestTimeout
 	default:
 		return http.StatusInternalServerError
 	}
@@ -84,6 +86,10 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	} else if p.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
+	}
+	if p.Status == http.StatusRequestTimeout {
+		// The rest of a body too slow to read is not worth draining.
+		w.Header().Set("Connection", "close")
 	}
 	WriteProblem(w, p)
 }

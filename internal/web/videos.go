@@ -1,0 +1,288 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/page"
+	"github.com/reel-video/reel/internal/storage"
+	"github.com/reel-video/reel/internal/usage"
+	"github.com/reel-video/reel/internal/videos"
+)
+
+// pageSize is how many videos a page lists (the API's default).
+const pageSize = 16
+
+// card is a video in a list.
+type card struct {
+	ID, Title, Owner, Status string
+	Poster                   string // signed poster path, "" when there is none yet
+	Duration                 float64
+	Size                     int64
+	Created                  time.Time
+}
+
+type listData struct {
+	Q     string
+	Cards []card
+	Next  string // the next page's URL, "" on the last page
+}
+
+// listRequest reads a page's cursor.
+func listRequest(r *http.Request) (page.Request, error) {
+	return page.Parse(r.URL.Query().Get("cursor"), "", pageSize, pageSize)
+}
+
+// nextURL is the URL of the page after p, keeping the other parameters.
+func nextURL(r *http.Request, next *string) string {
+	if next == nil {
+		return ""
+	}
+	q := r.URL.Query()
+	q.Set("cursor", *next)
+	return r.URL.Path + "?" + q.Encode()
+}
+
+// cards makes the list's cards, with poster URLs signed for the viewer
+// and, when owners is set, the owners' names.
+func (a *App) cards(ctx context.Context, c authn.Caller, vs []videos.Video, owners bool) []card {
+	names := map[string]string{}
+	out := make([]card, len(vs))
+	for i, v := range vs {
+		out[i] = card{ID: v.ID, Title: v.Title, Status: v.Status, Duration: v.DurationSeconds, Size: v.SizeBytes, Created: v.CreatedAt}
+		if g, err := a.d.Videos.Sign(c, v); err == nil {
+			out[i].Poster = g.PosterPath
+		}
+		if owners {
+			name, ok := names[v.OwnerID]
+			if !ok {
+				name = "someone"
+				if u, err := a.d.Users.Get(ctx, v.OwnerID); err == nil {
+					name = u.Username
+				}
+				names[v.OwnerID] = name
+			}
+			out[i].Owner = name
+		}
+	}
+	return out
+}
+
+// home is the feed: everyone's ready videos, newest first, or those whose
+// title contains the search text.
+func (a *App) home(w http.ResponseWriter, r *http.Request, s *session) error {
+	req, err := listRequest(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query().Get("q")
+	p, err := a.d.Videos.Search(r.Context(), q, req)
+	if err != nil {
+		return err
+	}
+	title := "Videos"
+	if q != "" {
+		title = "Search: " + q
+	}
+	v := a.view(s, title, "home")
+	v.Notice = notice(r)
+	v.Data = listData{Q: q, Cards: a.cards(r.Context(), s.caller, p.Items, true), Next: nextURL(r, p.NextCursor)}
+	a.render(w, r, http.StatusOK, "home.html", v)
+	return nil
+}
+
+// source is one playable file of a video. Today the original only; the
+// adaptive-streaming work adds its renditions (and a quality picker) here.
+type source struct {
+	URL    string
+	Type   string
+	Height int
+}
+
+type watchData struct {
+	Video   videos.Video
+	Owner   string
+	Poster  string
+	Sources []source
+	Egress  usage.EgressCounter
+	Left    int64 // viewing bytes left today, -1 unlimited
+	UsedUp  bool
+	Resets  time.Time
+}
+
+// watch plays a video: its signed URL in a plain <video>, and today's
+// viewing allowance. A used-up allowance is said plainly instead of a
+// player that would fail.
+func (a *App) watch(w http.ResponseWriter, r *http.Request, s *session) error {
+	ctx := r.Context()
+	vid, err := a.d.Videos.Get(ctx, s.caller, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	today, err := a.d.Usage.Today(ctx, s.user.ID)
+	if err != nil {
+		return err
+	}
+	d := watchData{Video: vid, Owner: "someone", Egress: today.Egress, Left: -1, Resets: today.ResetsAt}
+	if u, err := a.d.Users.Get(ctx, vid.OwnerID); err == nil {
+		d.Owner = u.Username
+	}
+	if lim := today.Egress.LimitBytes; lim >= 0 {
+		d.Left = max(0, lim-today.Egress.UsedBytes)
+		d.UsedUp = d.Left == 0
+	}
+	if vid.Status == videos.StatusReady && vid.DeletedAt == nil && !d.UsedUp {
+		g, err := a.d.Videos.Playback(ctx, s.caller, vid.ID)
+		if err != nil {
+			return err
+		}
+		d.Poster = g.PosterPath
+		d.Sources = []source{{URL: g.VideoPath, Type: vid.ContentType, Height: vid.Height}}
+	}
+	v := a.view(s, vid.Title, "")
+	v.Script = "js/watch.js"
+	v.Data = d
+	a.render(w, r, http.StatusOK, "watch.html", v)
+	return nil
+}
+
+type uploadData struct {
+	MaxSize int64
+	Storage storage.Usage
+	Today   usage.Status
+	Form    bool // the plain form, for browsers without JavaScript
+}
+
+// uploadPage is the upload form; its script uploads over tus and checks
+// each file against these figures (fetched afresh) before sending it.
+func (a *App) uploadPage(w http.ResponseWriter, r *http.Request, s *session) error {
+	st, today, err := a.figures(r.Context(), s.user.ID)
+	if err != nil {
+		return err
+	}
+	v := a.view(s, "Upload", "upload")
+	v.Script = "js/upload.js"
+	v.Data = uploadData{MaxSize: a.cfg.MaxUploadSize, Storage: st, Today: today, Form: a.d.API != nil}
+	a.render(w, r, http.StatusOK, "upload.html", v)
+	return nil
+}
+
+func (a *App) figures(ctx context.Context, userID string) (storage.Usage, usage.Status, error) {
+	st, err := a.d.Storage.Usage(ctx, userID)
+	if err != nil {
+		return storage.Usage{}, usage.Status{}, err
+	}
+	today, err := a.d.Usage.Today(ctx, userID)
+	return st, today, err
+}
+
+// mine lists the user's videos in every state but the trash.
+func (a *App) mine(w http.ResponseWriter, r *http.Request, s *session) error {
+	return a.renderMine(w, r, s, http.StatusOK, "")
+}
+
+func (a *App) renderMine(w http.ResponseWriter, r *http.Request, s *session, status int, errMsg string) error {
+	req, err := listRequest(r)
+	if err != nil {
+		return err
+	}
+	p, err := a.d.Videos.Mine(r.Context(), s.caller, req)
+	if err != nil {
+		return err
+	}
+	v := a.view(s, "My videos", "mine")
+	v.Script = "js/mine.js"
+	v.Notice, v.Error = notice(r), errMsg
+	v.Data = listData{Cards: a.cards(r.Context(), s.caller, p.Items, false), Next: nextURL(r, p.NextCursor)}
+	a.render(w, r, status, "mine.html", v)
+	return nil
+}
+
+type trashItem struct {
+	ID, Title        string
+	Size             int64
+	Deleted, PurgeAt time.Time
+}
+
+type trashData struct {
+	Items []trashItem
+	Next  string
+}
+
+// trash lists the user's deleted videos with the day each is purged.
+func (a *App) trash(w http.ResponseWriter, r *http.Request, s *session) error {
+	return a.renderTrash(w, r, s, http.StatusOK, "")
+}
+
+func (a *App) renderTrash(w http.ResponseWriter, r *http.Request, s *session, status int, errMsg string) error {
+	req, err := listRequest(r)
+	if err != nil {
+		return err
+	}
+	p, err := a.d.Videos.Trash(r.Context(), s.caller, req)
+	if err != nil {
+		return err
+	}
+	d := trashData{Next: nextURL(r, p.NextCursor)}
+	for _, t := range p.Items {
+		it := trashItem{ID: t.ID, Title: t.Title, Size: t.SizeBytes, PurgeAt: t.PurgeAt}
+		if t.DeletedAt != nil {
+			it.Deleted = *t.DeletedAt
+		}
+		d.Items = append(d.Items, it)
+	}
+	v := a.view(s, "Trash", "trash")
+	v.Notice, v.Error = notice(r), errMsg
+	v.Data = d
+	a.render(w, r, status, "trash.html", v)
+	return nil
+}
+
+// The forms below answer a refusal on the page they came from, with the
+// service's own message, and a success with a redirect (so a reload does
+// not post again).
+
+func (a *App) rename(w http.ResponseWriter, r *http.Request, s *session) error {
+	title := r.PostFormValue("title")
+	if _, err := a.d.Videos.Update(r.Context(), s.caller, r.PathValue("id"), videos.Patch{Title: &title}); err != nil {
+		status, msg := a.message(r, err)
+		return a.renderMine(w, r, s, status, msg)
+	}
+	http.Redirect(w, r, "/mine?done=renamed", http.StatusSeeOther)
+	return nil
+}
+
+func (a *App) delete(w http.ResponseWriter, r *http.Request, s *session) error {
+	if err := a.d.Videos.Delete(r.Context(), s.caller, r.PathValue("id")); err != nil {
+		status, msg := a.message(r, err)
+		return a.renderMine(w, r, s, status, msg)
+	}
+	http.Redirect(w, r, "/mine?done=deleted", http.StatusSeeOther)
+	return nil
+}
+
+func (a *App) restore(w http.ResponseWriter, r *http.Request, s *session) error {
+	if _, err := a.d.Videos.Restore(r.Context(), s.caller, r.PathValue("id")); err != nil {
+		status, msg := a.message(r, err)
+		if status == http.StatusRequestEntityTooLarge {
+			msg = "There is not enough room in your storage to restore this video. Move other videos to the trash first."
+		}
+		return a.renderTrash(w, r, s, status, msg)
+	}
+	http.Redirect(w, r, "/mine?done=restored", http.StatusSeeOther)
+	return nil
+}
+
+// meters shows storage and today's volumes against their limits.
+func (a *App) meters(w http.ResponseWriter, r *http.Request, s *session) error {
+	st, today, err := a.figures(r.Context(), s.user.ID)
+	if err != nil {
+		return err
+	}
+	v := a.view(s, "Usage", "usage")
+	v.Data = uploadData{MaxSize: a.cfg.MaxUploadSize, Storage: st, Today: today}
+	a.render(w, r, http.StatusOK, "usage.html", v)
+	return nil
+}
