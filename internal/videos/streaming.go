@@ -87,9 +87,12 @@ type planned struct {
 }
 
 // ladderOf plans the ladder of src: its first rung, then the others,
-// without a second rung of a height already planned (the remux of a
-// 640×360 source is its 360 rendition: the 360 rung of the ladder would
-// be a worse copy of it).
+// without a second rung of a height already planned. The remux of a
+// 640×360 source is its 360 rendition: the ladder's 360 rung would be a
+// worse copy of it, and storing that under the same name would change
+// 360.mp4 under the feet of a viewer already playing the remux. The cost
+// is a top variant whose segments start at the source's keyframes rather
+// than the ladder's; players switch to and from it by timestamps.
 func ladderOf(src media.Source) []planned {
 	plan := media.PlanLadder(src)
 	weight := func(r media.Rung) float64 {
