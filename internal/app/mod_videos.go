@@ -114,10 +114,12 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 	deps := videos.Deps{Blobs: blobs, Prober: prober, Quota: quota}
 	// Transcodes and storyboards run ffmpeg at the lowest priority, as
 	// posters do: on the cores the requests leave.
-	if tools, err := media.New(media.Config{Runner: media.ExecRunner{Lower: probe.Background}}); err == nil {
-		deps.Media = tools
-	} else {
-		a.log.Warn("no adaptive streaming: ffmpeg/ffprobe not found on PATH (install ffmpeg)")
+	if a.cfg.Videos.Streaming {
+		if tools, err := media.New(media.Config{Runner: media.ExecRunner{Lower: probe.Background}}); err == nil {
+			deps.Media = tools
+		} else {
+			a.log.Warn("no adaptive streaming: ffmpeg/ffprobe not found on PATH (install ffmpeg)")
+		}
 	}
 	if serve {
 		if deps.Limit, err = a.usageMeter("videos"); err != nil {
