@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reel-video/reel/internal/compat"
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/platform/queue"
@@ -111,6 +112,15 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 		return nil, err
 	}
 	deps := videos.Deps{Blobs: blobs, Prober: prober, Quota: quota}
+	// Transcodes and storyboards run ffmpeg at the lowest priority, as
+	// posters do: on the cores the requests leave.
+	if a.cfg.Videos.Streaming {
+		if tools, err := media.New(media.Config{Runner: media.ExecRunner{Lower: probe.Background}}); err == nil {
+			deps.Media = tools
+		} else {
+			a.log.Warn("no adaptive streaming: ffmpeg/ffprobe not found on PATH (install ffmpeg)")
+		}
+	}
 	if serve {
 		if deps.Limit, err = a.usageMeter("videos"); err != nil {
 			return nil, err

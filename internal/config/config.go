@@ -109,6 +109,9 @@ type Videos struct {
 	// the videos service's jobs runs at once; 0 on the videos target makes
 	// it work none (another process, the transcode target, does).
 	TranscodeWorkers int
+	// Streaming makes HLS renditions and storyboards of every upload
+	// (when ffmpeg is installed).
+	Streaming bool
 }
 
 // option is one setting reachable as a flag and as an environment variable.
@@ -209,6 +212,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*str)(&c.Videos.SigningKey), "url-signing-key", "REEL_URL_SIGNING_KEY", "", "key for signed media URLs (default: generated once and kept in the videos database)", secret)
 	b.bind((*dur)(&c.Videos.PlaybackTTL), "playback-ttl", "REEL_PLAYBACK_TTL", "4h", "lifetime of signed playback URLs", public)
 	b.bind((*size)(&c.Videos.MediaChunk), "media-chunk", "REEL_MEDIA_CHUNK", "8MiB", "largest answer to an open-ended range request", public)
+	b.bind((*boolv)(&c.Videos.Streaming), "streaming", "REEL_STREAMING", "on", "make adaptive-streaming renditions and storyboards of every upload (on/off; needs ffmpeg)", public)
 	b.bind((*intv)(&c.Videos.TranscodeWorkers), "transcode-workers", "REEL_TRANSCODE_WORKERS", strconv.Itoa(max(1, runtime.NumCPU()/2)), "transcode jobs run at once by a process working the videos jobs (0: the videos target works no jobs, a transcode target does)", public)
 
 	for _, f := range extra {

@@ -14,6 +14,27 @@ type str string
 func (s *str) String() string     { return string(*s) }
 func (s *str) Set(v string) error { *s = str(v); return nil }
 
+// boolv is a switch: true/false, on/off, 1/0.
+type boolv bool
+
+func (b *boolv) String() string { return strconv.FormatBool(bool(*b)) }
+func (b *boolv) Set(v string) error {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "on", "yes":
+		*b = true
+		return nil
+	case "off", "no":
+		*b = false
+		return nil
+	}
+	x, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("not a switch (true/false, on/off)")
+	}
+	*b = boolv(x)
+	return nil
+}
+
 type intv int
 
 func (i *intv) String() string { return strconv.Itoa(int(*i)) }

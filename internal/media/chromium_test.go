@@ -101,7 +101,7 @@ func TestPlainVideoSeeksInChromium(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
 		"--no-first-run", "--user-data-dir="+filepath.Join(dir, "profile"), "--autoplay-policy=no-user-gesture-required", srv.URL+"/")
-	killGroupOnCancel(cmd)
+	killGroupOnCancel(cmd, false)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,11 @@ import (
 	"syscall"
 )
 
-// killGroupOnCancel starts the tool in a process group of its own and
+// killGroupOnCancel starts the tool in a process group of its own (in a
+// session of its own when session is set, which also makes a group) and
 // makes cancellation kill the whole group.
-func killGroupOnCancel(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+func killGroupOnCancel(cmd *exec.Cmd, session bool) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !session, Setsid: session}
 	cmd.Cancel = func() error {
 		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		if errors.Is(err, syscall.ESRCH) {

@@ -56,16 +56,27 @@ const (
 // ExecRunner runs a tool with os/exec in a process group of its own, and
 // kills the whole group when ctx ends: killing only the process exec
 // started would leave anything it forked running and holding its pipes.
-type ExecRunner struct{}
+type ExecRunner struct {
+	// Lower, when set, is called with the tool's process id as soon as it
+	// has started, the leader of a session of its own (to lower its
+	// priority: probe.Background).
+	Lower func(pid int)
+}
 
 // Run implements Runner.
-func (ExecRunner) Run(ctx context.Context, name string, args []string, stdout io.Writer) error {
+func (r ExecRunner) Run(ctx context.Context, name string, args []string, stdout io.Writer) error {
 	stderr := &capWriter{limit: maxStderr}
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr // stdin stays /dev/null
 	cmd.WaitDelay = waitDelay
-	killGroupOnCancel(cmd)
-	err := cmd.Run()
+	killGroupOnCancel(cmd, r.Lower != nil)
+	err := cmd.Start()
+	if err == nil {
+		if r.Lower != nil {
+			r.Lower(cmd.Process.Pid)
+		}
+		err = cmd.Wait()
+	}
 	if err == nil {
 		return nil
 	}

@@ -24,9 +24,9 @@ type realServices struct {
 
 // withRealServices runs fn with the storage and usage services on the
 // test's database (each in its own tables, as in the all-in-one process).
-func withRealServices(t *testing.T, quota, dailyUpload int64, fn func(t *testing.T, e *env, rs *realServices)) {
+func withRealServices(t *testing.T, quota, dailyUpload int64, fn func(t *testing.T, e *env, rs *realServices), opts ...func(*envConfig)) {
 	var rs *realServices
-	withEnv(t, func(t *testing.T, e *env) { fn(t, e, rs) }, func(c *envConfig) {
+	withEnv(t, func(t *testing.T, e *env) { fn(t, e, rs) }, append(opts, func(c *envConfig) {
 		c.chunk = testChunk
 		c.deps = func(db *sqldb.DB) (videos.Quota, videos.UploadLimit, videos.Egress) {
 			ctx := context.Background()
@@ -52,7 +52,7 @@ func withRealServices(t *testing.T, quota, dailyUpload int64, fn func(t *testing
 			rs.meter = usage.NewEgressMeter(rs.usage, usage.MeterConfig{})
 			return rs.storage, rs.usage, rs.meter
 		}
-	})
+	})...)
 }
 
 func TestEndToEndWithStorageAndUsage(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/authn/authntest"
 	"github.com/reel-video/reel/internal/platform/blob"
@@ -255,6 +256,13 @@ type envConfig struct {
 	fairStep time.Duration
 	// stopGrace is the workers' WorkerConfig.StopGrace.
 	stopGrace time.Duration
+	// wrapQuota wraps the quota the service uses (a fake or the real one).
+	wrapQuota func(videos.Quota) videos.Quota
+	// runner runs the media tools' ffmpeg and ffprobe (default: exec).
+	runner media.Runner
+	// streamingJobs enqueues streaming jobs on upload and restore, as the
+	// app does (off by default: most tests check a video's own charges).
+	streamingJobs bool
 }
 
 type env struct {
@@ -322,6 +330,15 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	if cfg.deps != nil {
 		quota, limit, egress = cfg.deps(db)
 	}
+	if cfg.wrapQuota != nil {
+		quota = cfg.wrapQuota(quota)
+	}
+	// The media tools, when ffmpeg is installed: the streaming tests need
+	// them (and skip without them, as the upload tests do).
+	tools, err := media.New(media.Config{Runner: cfg.runner})
+	if err != nil {
+		tools = nil
+	}
 	var prober videos.Prober = probe.New(0)
 	if cfg.prober != nil {
 		prober = cfg.prober(prober)
@@ -333,8 +350,11 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 		Workers: &videos.WorkerConfig{PollInterval: 50 * time.Millisecond}, FairStep: cfg.fairStep,
 	}
 	videos.WithoutPeriodicJobs(&vcfg)
+	if !cfg.streamingJobs {
+		videos.WithoutStreamingJobs(&vcfg)
+	}
 	e.svc, err = videos.New(ctx, db, e.ob, videos.Deps{
-		Blobs: e.blobs, Prober: prober, Quota: quota, Limit: limit, Egress: egress,
+		Blobs: e.blobs, Prober: prober, Quota: quota, Limit: limit, Egress: egress, Media: tools,
 	}, vcfg, obs.Discard())
 	if err != nil {
 		t.Fatal(err)

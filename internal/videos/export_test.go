@@ -1,6 +1,11 @@
 package videos
 
-import "github.com/reel-video/reel/internal/platform/queue"
+import (
+	"context"
+	"database/sql"
+
+	"github.com/reel-video/reel/internal/platform/queue"
+)
 
 // SetSpoolSpace replaces how the service reads the spool's free and total
 // bytes.
@@ -12,3 +17,26 @@ func (s *Service) Queue() *queue.Client { return s.jobs }
 // WithoutPeriodicJobs leaves the periodic maintenance jobs out: tests run
 // Maintain and Purge themselves, with their own clock.
 func WithoutPeriodicJobs(c *Config) { c.noPeriodic = true }
+
+// EnqueueStreaming enqueues a video's streaming jobs in tx, as finalise
+// and restore do (also where the test env leaves them out of uploads).
+func (s *Service) EnqueueStreaming(ctx context.Context, tx *sql.Tx, id string) error {
+	r, err := s.store.video(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	cfg := s.cfg
+	s.cfg.noStreamingJobs = false
+	defer func() { s.cfg = cfg }()
+	return s.enqueueStreamingTx(ctx, tx, r)
+}
+
+// VideoTag is the tag of a video's jobs.
+var VideoTag = videoTag
+
+// WithoutStreamingJobs enqueues no streaming jobs on upload and restore.
+func WithoutStreamingJobs(c *Config) { c.noStreamingJobs = true }
+
+// ErrGone is what Transcode and Storyboard return for a video that went
+// to the trash while they worked.
+var ErrGone = errVideoGone

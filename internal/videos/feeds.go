@@ -19,7 +19,11 @@ func (r record) visibleTo(c authn.Caller) bool {
 	return r.Status == StatusReady && r.DeletedAt == nil
 }
 
-func (r record) public() Video { return r.Video }
+func (r record) public() Video {
+	v := r.Video
+	r.streaming(&v)
+	return v
+}
 
 // Get returns a video: anyone authenticated sees a ready video that is not
 // in the trash; its owner and admins see it in every state.
@@ -31,7 +35,7 @@ func (s *Service) Get(ctx context.Context, c authn.Caller, id string) (Video, er
 	if !r.visibleTo(c) {
 		return Video{}, ErrVideoNotFound
 	}
-	return r.public(), nil
+	return s.view(ctx, r)
 }
 
 func (s *Service) load(ctx context.Context, id string) (record, error) {
@@ -63,14 +67,6 @@ func (s *Service) owned(ctx context.Context, c authn.Caller, id string) (record,
 
 func videoKey(v Video) page.Cursor { return page.Cursor{T: micros(v.CreatedAt), ID: v.ID} }
 
-func publicAll(rs []record) []Video {
-	out := make([]Video, len(rs))
-	for i, r := range rs {
-		out[i] = r.public()
-	}
-	return out
-}
-
 // Feed lists everyone's ready videos that are not in the trash, newest
 // first.
 func (s *Service) Feed(ctx context.Context, req page.Request) (page.Page[Video], error) {
@@ -78,7 +74,11 @@ func (s *Service) Feed(ctx context.Context, req page.Request) (page.Page[Video],
 	if err != nil {
 		return page.Page[Video]{}, err
 	}
-	p := page.Make(publicAll(rs), req.Limit, videoKey)
+	vs, err := s.views(ctx, rs)
+	if err != nil {
+		return page.Page[Video]{}, err
+	}
+	p := page.Make(vs, req.Limit, videoKey)
 	s.events.RecordOrLog(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, "listed the feed").With("count", len(p.Items)))
 	return p, nil
 }
@@ -89,7 +89,11 @@ func (s *Service) Mine(ctx context.Context, c authn.Caller, req page.Request) (p
 	if err != nil {
 		return page.Page[Video]{}, err
 	}
-	p := page.Make(publicAll(rs), req.Limit, videoKey)
+	vs, err := s.views(ctx, rs)
+	if err != nil {
+		return page.Page[Video]{}, err
+	}
+	p := page.Make(vs, req.Limit, videoKey)
 	s.events.RecordOrLog(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, "listed own videos").With("count", len(p.Items)))
 	return p, nil
 }
@@ -132,6 +136,10 @@ func (s *Service) readyAt(ctx context.Context, owner string, offset, limit int, 
 	if err != nil {
 		return Numbered{}, err
 	}
+	vs, err := s.views(ctx, rs)
+	if err != nil {
+		return Numbered{}, err
+	}
 	s.events.RecordOrLog(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, what).With("count", len(rs)))
-	return Numbered{Items: publicAll(rs), Total: total}, nil
+	return Numbered{Items: vs, Total: total}, nil
 }

@@ -158,6 +158,9 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 		if err := s.enqueueTx(ctx, tx, KindPoster, rec); err != nil {
 			return err
 		}
+		if err := s.enqueueStreamingTx(ctx, tx, rec); err != nil {
+			return err
+		}
 		e := s.event(ctx, "UPLOAD_VIDEO", outbox.Success, "uploaded video "+quote(rec.Title)).
 			ForUser(rec.OwnerID).On(rec.ID).With("size_bytes", rec.SizeBytes).With("content_type", rec.ContentType).
 			With("duration_seconds", rec.DurationSeconds).With("via", in.Via)

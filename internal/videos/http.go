@@ -178,6 +178,19 @@ type PlaybackBody struct {
 	URL       string    `json:"url"`
 	PosterURL string    `json:"poster_url"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// HLSURL is the master playlist, null until a rendition is done;
+	// StoryboardURL the storyboard's WebVTT file, null until it is made.
+	HLSURL        *string         `json:"hls_url"`
+	StoryboardURL *string         `json:"storyboard_url"`
+	Renditions    []RenditionBody `json:"renditions"`
+}
+
+// RenditionBody is a rendition in a playback answer.
+type RenditionBody struct {
+	Height    int    `json:"height"`
+	Width     int    `json:"width"`
+	Bandwidth int64  `json:"bandwidth"`
+	URL       string `json:"url"`
 }
 
 func (h *Handler) playback(w http.ResponseWriter, r *http.Request) error {
@@ -186,7 +199,19 @@ func (h *Handler) playback(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	base := BaseURL(r, h.cfg.TrustedProxies)
-	httpx.JSON(w, http.StatusOK, PlaybackBody{URL: base + g.VideoPath, PosterURL: base + g.PosterPath, ExpiresAt: g.ExpiresAt})
+	body := PlaybackBody{URL: base + g.VideoPath, PosterURL: base + g.PosterPath, ExpiresAt: g.ExpiresAt, Renditions: []RenditionBody{}}
+	opt := func(path string) *string {
+		if path == "" {
+			return nil
+		}
+		u := base + path
+		return &u
+	}
+	body.HLSURL, body.StoryboardURL = opt(g.HLSPath), opt(g.StoryboardPath)
+	for _, r := range g.Renditions {
+		body.Renditions = append(body.Renditions, RenditionBody{Height: r.Height, Width: r.Width, Bandwidth: r.Bandwidth, URL: base + r.Path})
+	}
+	httpx.JSON(w, http.StatusOK, body)
 	return nil
 }
 

@@ -51,7 +51,21 @@ var videoKinds = map[string]kindSpec{
 		args:  func(id string) river.JobArgs { return posterArgs{VideoID: id} },
 		queue: queuePoster, priority: 1, attempts: 3, fairStep: 2 * time.Second,
 	},
+	// The first rendition; the job enqueues the rest of the ladder
+	// (jobs_streaming.go) once it is done.
+	KindTranscode: {
+		args:  func(id string) river.JobArgs { return TranscodeArgs{VideoID: id, Stage: StageFirst} },
+		queue: queueTranscode, priority: priorityFirst, attempts: transcodeAttempts, fairStep: 2 * time.Second,
+	},
+	KindStoryboard: {
+		args:  func(id string) river.JobArgs { return StoryboardArgs{VideoID: id} },
+		queue: queueTranscode, priority: priorityStoryboard, attempts: storyboardAttempts, fairStep: 10 * time.Second,
+	},
 }
+
+// jobsPerVideo bounds the unfinished jobs one video can have: one of each
+// kind, and the transcode kind twice (its first stage and the rest).
+var jobsPerVideo = len(videoKinds) + 1
 
 // unfinished are the states of a job still to run or running. A video has
 // at most one job of a kind in them (uniqueStates), so a finished job
@@ -77,7 +91,8 @@ func videoTag(id string) string { return "video-" + id }
 
 // jobMeta is the metadata reel stores with a job about a video.
 type jobMeta struct {
-	OwnerID string `json:"owner_id"`
+	VideoID string `json:"video_id"`
+	OwnerID string `json:"owner_id,omitempty"`
 }
 
 // enqueueTx inserts a job of kind about video v in tx, unless the video
@@ -91,7 +106,7 @@ func (s *Service) enqueueTx(ctx context.Context, tx *sql.Tx, kind string, v reco
 	if err != nil {
 		return err
 	}
-	meta, err := json.Marshal(jobMeta{OwnerID: v.OwnerID})
+	meta, err := json.Marshal(jobMeta{VideoID: v.ID, OwnerID: v.OwnerID})
 	if err != nil {
 		return err
 	}
@@ -153,7 +168,7 @@ func (s *Service) cancelVideoJobs(ctx context.Context, ids ...string) {
 			tags[i] = videoTag(id)
 		}
 		ids = ids[n:]
-		res, err := s.jobs.JobList(ctx, river.NewJobListParams().States(unfinished...).TagsAny(tags...).First(n*len(videoKinds)+1))
+		res, err := s.jobs.JobList(ctx, river.NewJobListParams().States(unfinished...).TagsAny(tags...).First(n*jobsPerVideo+1))
 		if err != nil {
 			s.log.Warn("cancel the jobs of trashed videos", "err", err)
 			return
@@ -167,12 +182,15 @@ func (s *Service) cancelVideoJobs(ctx context.Context, ids ...string) {
 }
 
 // requeueTx enqueues in tx what a restored video is missing: its poster,
-// unless it went without one.
+// unless it went without one, and its streaming files (a job that finds
+// its work done returns at once).
 func (s *Service) requeueTx(ctx context.Context, tx *sql.Tx, r record) error {
 	if r.PosterKey == "" && !r.PosterNone {
-		return s.enqueueTx(ctx, tx, KindPoster, r)
+		if err := s.enqueueTx(ctx, tx, KindPoster, r); err != nil {
+			return err
+		}
 	}
-	return nil
+	return s.enqueueStreamingTx(ctx, tx, r)
 }
 
 // sweepBatch bounds the videos one maintenance pass gives a missing job.

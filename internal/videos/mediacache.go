@@ -24,9 +24,14 @@ const (
 )
 
 // playable is what serving the files of a playable (ready, not trashed)
-// video needs.
+// video needs: with its derived files by name and its master playlist
+// (media_files.go), so that a player's range requests for the segments
+// of a rendition cost no query either.
 type playable struct {
 	videoKey, posterKey, contentType string
+	files                            map[string]derivedFile
+	master                           *memFile // nil until a rendition is done
+	ladder                           map[int]string
 }
 
 type mediaEntry struct {

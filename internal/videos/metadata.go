@@ -123,5 +123,5 @@ func (s *Service) Update(ctx context.Context, c authn.Caller, id string, p Patch
 		return Video{}, fmt.Errorf("update video: %w", err)
 	}
 	r.Title, r.Description = m.Title, m.Description
-	return r.public(), nil
+	return s.view(ctx, r)
 }

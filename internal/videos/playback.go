@@ -25,6 +25,19 @@ type Grant struct {
 	// until the poster is there (or for good, if the video went without).
 	PosterPath string
 	ExpiresAt  time.Time
+	// HLSPath is the master playlist, empty until a rendition is done;
+	// StoryboardPath the storyboard's WebVTT file, empty until it is made.
+	HLSPath, StoryboardPath string
+	// Renditions are the done renditions, lowest first, each a file that
+	// plays in a plain <video src> with seeking.
+	Renditions []GrantRendition
+}
+
+// GrantRendition is a rendition in a playback grant.
+type GrantRendition struct {
+	Height, Width int
+	Bandwidth     int64
+	Path          string
 }
 
 // Playback grants the caller signed URLs (paths under /media) for a video
@@ -38,7 +51,11 @@ func (s *Service) Playback(ctx context.Context, c authn.Caller, id string) (Gran
 	if !r.visibleTo(c) {
 		return Grant{}, ErrVideoNotFound
 	}
-	g, err := s.Sign(c, r.public())
+	v, err := s.view(ctx, r)
+	if err != nil {
+		return Grant{}, err
+	}
+	g, err := s.Sign(c, v)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -58,11 +75,22 @@ func (s *Service) Sign(c authn.Caller, v Video) (Grant, error) {
 	}
 	exp := s.now().Add(s.cfg.PlaybackTTL).Truncate(time.Second).UTC()
 	token := s.signer.token(v.ID, c.UserID, exp)
-	return Grant{
+	g := Grant{
 		VideoPath:  MediaPath(token, v.ID, VideoFile(v.ContentType)),
 		PosterPath: MediaPath(token, v.ID, PosterFile),
 		ExpiresAt:  exp,
-	}, nil
+	}
+	for _, r := range v.renditions {
+		g.Renditions = append(g.Renditions, GrantRendition{Height: r.Height, Width: r.Width, Bandwidth: r.Bandwidth,
+			Path: MediaPath(token, v.ID, renditionFile(r.Height, ".mp4"))})
+	}
+	if len(g.Renditions) > 0 {
+		g.HLSPath = MediaPath(token, v.ID, MasterFile)
+	}
+	if v.storyboard {
+		g.StoryboardPath = MediaPath(token, v.ID, StoryboardFile)
+	}
+	return g, nil
 }
 
 // MediaPath is the path of a file of a video under a playback token.
@@ -94,13 +122,15 @@ func (m *Media) Delivered(n int64) {
 
 // OpenMedia checks a media token, opens the named file (the video under
 // any "video.*" name, the poster as "poster.jpg" or the ".jpg" sibling of
-// the video's name, as the original system's clients derive it) and tells
-// what its viewer may still receive today. A poster that is not there yet
-// (or never will be) is the placeholder image. A bad token is
-// ErrBadSignature or ErrURLExpired (403); a video that is no longer
-// playable (trashed, purged) is ErrVideoNotFound, a file it does not have
-// ErrFileNotFound (404 both); a viewer whose daily allowance is spent gets
-// ErrEgressLimit (429, until the next UTC day).
+// the video's name, as the original system's clients derive it, and the
+// files of adaptive streaming: master.m3u8, <height>.m3u8, <height>.mp4,
+// storyboard.vtt, storyboard.jpg) and tells what its viewer may still
+// receive today. A poster that is not there yet (or never will be) is the
+// placeholder image. A bad token is ErrBadSignature or ErrURLExpired
+// (403); a video that is no longer playable (trashed, purged) is
+// ErrVideoNotFound, a file it does not have ErrFileNotFound (404 both); a
+// viewer whose daily allowance is spent gets ErrEgressLimit (429, until
+// the next UTC day).
 func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media, error) {
 	now := s.now()
 	viewer, err := s.signer.verify(token, id, now)
@@ -112,23 +142,27 @@ func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media
 		return nil, err
 	}
 	key, ctype, poster := p.videoKey, p.contentType, false
+	var obj blob.Object
 	switch {
 	case file == PosterFile || (strings.HasPrefix(file, "video.") && strings.HasSuffix(file, ".jpg")):
 		key, ctype, poster = p.posterKey, "image/jpeg", true
 	case strings.HasPrefix(file, "video."):
 	default:
-		return nil, ErrFileNotFound
+		// The files of adaptive streaming (media_files.go).
+		if obj, key, ctype, err = p.streamingFile(file); err != nil {
+			return nil, err
+		}
 	}
-	var obj blob.Object
-	if key != "" {
+	if obj == nil && key != "" {
 		obj, err = s.blobs.Open(ctx, key)
 	}
 	switch {
+	case obj != nil && err == nil:
 	case poster && (key == "" || errors.Is(err, blob.ErrNotFound)):
 		// Not cut yet, or the video went without (a poster key whose
 		// blob is gone is a purge racing this request).
 		obj, err = newPlaceholder(), nil
-	case errors.Is(err, blob.ErrNotFound):
+	case key == "", errors.Is(err, blob.ErrNotFound):
 		return nil, ErrFileNotFound
 	case err != nil:
 		return nil, fmt.Errorf("open media: %w", err)
@@ -173,6 +207,9 @@ func (s *Service) playable(ctx context.Context, id string, now time.Time) (playa
 		return playable{}, ErrVideoNotFound
 	}
 	p = playable{videoKey: r.VideoKey, posterKey: r.PosterKey, contentType: r.ContentType}
+	if err := s.streamingFiles(ctx, r, &p); err != nil {
+		return playable{}, err
+	}
 	s.media.put(id, p, gen, now)
 	return p, nil
 }

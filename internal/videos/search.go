@@ -43,7 +43,11 @@ func (s *Service) Search(ctx context.Context, text string, req page.Request) (pa
 	if err != nil {
 		return page.Page[Video]{}, err
 	}
-	p := page.Make(publicAll(rs), req.Limit, videoKey)
+	vs, err := s.views(ctx, rs)
+	if err != nil {
+		return page.Page[Video]{}, err
+	}
+	p := page.Make(vs, req.Limit, videoKey)
 	s.events.RecordOrLog(ctx, s.event(ctx, "FETCH_VIDEOS", outbox.Success, "searched the feed").With("count", len(p.Items)).With("q", text))
 	return p, nil
 }

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/outbox"
@@ -70,6 +71,12 @@ type Video struct {
 	// Filename is the name the file was uploaded under, for the original
 	// system's clients; it is not part of the v1 video document.
 	Filename string `json:"-"`
+	// Streaming is where the video's adaptive streaming stands.
+	Streaming Streaming `json:"streaming"`
+	// renditions (done, lowest first) and storyboard are what Sign grants
+	// besides the video and its poster.
+	renditions []rendition
+	storyboard bool
 }
 
 // TrashedVideo is a video in the trash, with the time it will be purged.
@@ -128,6 +135,9 @@ type Deps struct {
 	Quota  Quota
 	Limit  UploadLimit
 	Egress Egress
+	// Media makes the renditions and storyboards of adaptive streaming
+	// (Transcode, Storyboard); nil in a process that runs no such jobs.
+	Media *media.Tools
 }
 
 // Config configures the service.
@@ -162,6 +172,9 @@ type Config struct {
 	// noPeriodic leaves the periodic jobs out, for tests that run the
 	// maintenance themselves.
 	noPeriodic bool
+	// noStreamingJobs enqueues no streaming jobs on upload or restore,
+	// for tests that check a video's own bytes and charges.
+	noStreamingJobs bool
 }
 
 // serviceName is the service field of this service's activity events.
@@ -177,6 +190,7 @@ type Service struct {
 	quota  Quota
 	limit  UploadLimit
 	egress Egress
+	tools  *media.Tools
 	cfg    Config
 	signer *signer
 	media  *mediaCache
@@ -229,7 +243,7 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 	}
 	s := &Service{
 		db: db, store: st, events: events,
-		blobs: deps.Blobs, prober: deps.Prober, quota: deps.Quota, limit: deps.Limit, egress: deps.Egress,
+		blobs: deps.Blobs, prober: deps.Prober, quota: deps.Quota, limit: deps.Limit, egress: deps.Egress, tools: deps.Media,
 		cfg: cfg, log: log, now: time.Now,
 		media:      newMediaCache(mediaCacheSize, mediaCacheTTL),
 		spoolSpace: diskSpace,

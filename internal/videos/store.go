@@ -1,6 +1,7 @@
 package videos
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -56,31 +57,51 @@ type record struct {
 	// PosterDue is the previous release's mark of a poster still to cut
 	// (00002_posters.sql), read only to take such a video over.
 	PosterDue int64
+	// StreamingState and StreamingPercent are where the video's ladder
+	// stands; Storyboard is whether its storyboard is stored.
+	StreamingState   string
+	StreamingPercent int
+	Storyboard       bool
+	// Renditions (from video_renditions) and Files (from video_files) are
+	// loaded only where needed: nil means not loaded.
+	Renditions []rendition
+	Files      []derivedFile
 }
 
 // storedBytes is what the video counts toward its owner's quota.
-func (r record) storedBytes() int64 { return r.SizeBytes + r.PosterBytes }
+// Its derived files must be loaded (loadFiles).
+func (r record) storedBytes() int64 {
+	var n int64
+	for _, c := range r.charges() {
+		n += c.bytes
+	}
+	return n
+}
 
 const videoCols = `id, owner_id, title, description, filename, status, size_bytes, content_type,
 duration_seconds, width, height, video_codec, audio_codec, video_key, poster_key, poster_bytes,
-quota_state, quota_at, created_at, updated_at, deleted_at, purging_at, poster_none, poster_due`
+quota_state, quota_at, created_at, updated_at, deleted_at, purging_at, poster_none, poster_due,
+streaming_state, streaming_percent, storyboard`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanVideo(s scanner) (record, error) {
 	var (
-		r       record
-		created int64
-		deleted sql.NullInt64
-		none    int
+		r          record
+		created    int64
+		deleted    sql.NullInt64
+		none       int
+		storyboard int
 	)
 	err := s.Scan(&r.ID, &r.OwnerID, &r.Title, &r.Description, &r.Filename, &r.Status, &r.SizeBytes, &r.ContentType,
 		&r.DurationSeconds, &r.Width, &r.Height, &r.VideoCodec, &r.AudioCodec, &r.VideoKey, &r.PosterKey, &r.PosterBytes,
-		&r.QuotaState, &r.QuotaAt, &created, &r.UpdatedAt, &deleted, &r.PurgingAt, &none, &r.PosterDue)
+		&r.QuotaState, &r.QuotaAt, &created, &r.UpdatedAt, &deleted, &r.PurgingAt, &none, &r.PosterDue,
+		&r.StreamingState, &r.StreamingPercent, &storyboard)
 	if err != nil {
 		return record{}, err
 	}
 	r.PosterNone = none != 0
+	r.Storyboard = storyboard != 0
 	r.CreatedAt = fromMicros(created)
 	if deleted.Valid {
 		t := fromMicros(deleted.Int64)
@@ -91,10 +112,11 @@ func scanVideo(s scanner) (record, error) {
 
 func (s *store) insertVideo(ctx context.Context, q sqldb.Querier, r record) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO videos (`+videoCols+`) VALUES
-($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, NULL, NULL, $21, $22)`,
+($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, NULL, NULL, $21, $22,
+ $23, 0, 0)`,
 		r.ID, r.OwnerID, r.Title, r.Description, r.Filename, r.Status, r.SizeBytes, r.ContentType,
 		r.DurationSeconds, r.Width, r.Height, r.VideoCodec, r.AudioCodec, r.VideoKey, r.PosterKey, r.PosterBytes,
-		r.QuotaState, r.QuotaAt, micros(r.CreatedAt), r.UpdatedAt, boolInt(r.PosterNone), r.PosterDue)
+		r.QuotaState, r.QuotaAt, micros(r.CreatedAt), r.UpdatedAt, boolInt(r.PosterNone), r.PosterDue, cmp.Or(r.StreamingState, streamingPending))
 	if err != nil {
 		return fmt.Errorf("insert video: %w", err)
 	}
@@ -309,9 +331,14 @@ func (s *store) trash(ctx context.Context, owner string, req page.Request) ([]re
 
 // quotaPending lists videos stuck in a quota state since before, for the
 // maintenance job.
+// Their derived files are loaded: the job frees them with the video.
 func (s *store) quotaPending(ctx context.Context, state string, before int64, limit int) ([]record, error) {
-	return s.list(ctx, "pending quota steps", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
+	rs, err := s.list(ctx, "pending quota steps", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
 WHERE quota_state IN ('charging', 'freeing') AND quota_at < $1 AND quota_state = $2 ORDER BY quota_at LIMIT %d`, limit), before, state)
+	if err != nil {
+		return nil, err
+	}
+	return rs, s.withFiles(ctx, s.db.W, rs)
 }
 
 // staleProcessing lists videos whose finalisation began before before and

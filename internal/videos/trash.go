@@ -23,9 +23,13 @@ func (s *Service) Trash(ctx context.Context, c authn.Caller, req page.Request) (
 	if err != nil {
 		return page.Page[TrashedVideo]{}, err
 	}
+	vs, err := s.views(ctx, rs)
+	if err != nil {
+		return page.Page[TrashedVideo]{}, err
+	}
 	items := make([]TrashedVideo, len(rs))
 	for i, r := range rs {
-		items[i] = TrashedVideo{Video: r.public(), PurgeAt: r.DeletedAt.Add(s.cfg.TrashRetention)}
+		items[i] = TrashedVideo{Video: vs[i], PurgeAt: r.DeletedAt.Add(s.cfg.TrashRetention)}
 	}
 	p := page.Make(items, req.Limit, func(t TrashedVideo) page.Cursor {
 		return page.Cursor{T: micros(*t.DeletedAt), ID: t.ID}
@@ -111,6 +115,9 @@ func (s *Service) DeleteAll(ctx context.Context, c authn.Caller) (int, error) {
 // it free. Free is idempotent per object, so a retry after a failure in
 // between frees nothing twice.
 func (s *Service) free(ctx context.Context, r record) error {
+	if err := s.loadFiles(ctx, &r); err != nil {
+		return fmt.Errorf("free video bytes: %w", err)
+	}
 	for _, key := range r.objects() {
 		if _, err := s.quota.Free(ctx, r.OwnerID, key); err != nil {
 			return fmt.Errorf("free video bytes: %w", err)
@@ -122,11 +129,47 @@ func (s *Service) free(ctx context.Context, r record) error {
 	return nil
 }
 
-func (r record) objects() []string {
-	if r.PosterKey == "" {
-		return []string{r.VideoKey}
+// charge is a stored object of a video and its bytes.
+type charge struct {
+	key   string
+	bytes int64
+}
+
+// charges are the objects a video counts toward its owner's quota: its
+// bytes, its poster and the files derived from it (renditions, playlists,
+// storyboard), which must be loaded (loadFiles).
+func (r record) charges() []charge {
+	out := []charge{{r.VideoKey, r.SizeBytes}}
+	if r.PosterKey != "" {
+		out = append(out, charge{r.PosterKey, r.PosterBytes})
 	}
-	return []string{r.VideoKey, r.PosterKey}
+	for _, f := range r.Files {
+		out = append(out, charge{f.Key, f.Bytes})
+	}
+	return out
+}
+
+func (r record) objects() []string {
+	cs := r.charges()
+	keys := make([]string, len(cs))
+	for i, c := range cs {
+		keys[i] = c.key
+	}
+	return keys
+}
+
+// loadFiles reads the derived files of r unless they are loaded; it reads
+// the writer's view, so that files recorded just before a trash are seen.
+func (s *Service) loadFiles(ctx context.Context, r *record) error {
+	if r.Files != nil {
+		return nil
+	}
+	rs := []record{*r}
+	if err := s.store.withFiles(ctx, s.db.W, rs); err != nil {
+		return err
+	}
+	r.Files = rs[0].Files
+	return nil
 }
 
 // Restore takes a video out of the trash (owner or admin), charging its
@@ -139,10 +182,13 @@ func (s *Service) Restore(ctx context.Context, c authn.Caller, id string) (Video
 		return Video{}, err
 	}
 	if r.DeletedAt == nil {
-		return r.public(), nil
+		return s.view(ctx, r)
 	}
 	if r.PurgingAt.Valid {
 		return Video{}, ErrVideoNotFound
+	}
+	if err := s.loadFiles(ctx, &r); err != nil {
+		return Video{}, fmt.Errorf("restore video: %w", err)
 	}
 	if r.QuotaState == quotaFreeing {
 		// An earlier delete could not give the bytes back yet: do it now,
@@ -216,7 +262,7 @@ func (s *Service) restored(ctx context.Context, id string) (Video, error) {
 	if err != nil {
 		return Video{}, fmt.Errorf("restore video: %w", err)
 	}
-	return r.public(), nil
+	return s.view(ctx, r)
 }
 
 // recharge reserves and commits a video's objects against its owner's
@@ -224,13 +270,12 @@ func (s *Service) restored(ctx context.Context, id string) (Video, error) {
 // On failure it releases what it reserved and frees what it committed.
 func (s *Service) recharge(ctx context.Context, r record) error {
 	type part struct {
-		key   string
-		bytes int64
-		res   string
+		charge
+		res string
 	}
-	parts := []part{{key: r.VideoKey, bytes: r.SizeBytes}}
-	if r.PosterKey != "" {
-		parts = append(parts, part{key: r.PosterKey, bytes: r.PosterBytes})
+	var parts []part
+	for _, c := range r.charges() {
+		parts = append(parts, part{charge: c})
 	}
 	undo := func(upTo int, committed bool) {
 		cctx, cancel := detached(ctx)
@@ -300,7 +345,10 @@ func (s *Service) purgeOne(ctx context.Context, r record, cutoff int64) (bool, e
 	if err != nil || !marked {
 		return false, err // restored meanwhile, or an error
 	}
-	for _, key := range []string{r.VideoKey, blobKey(r.ID, PosterFile)} {
+	if err := s.loadFiles(ctx, &r); err != nil {
+		return false, err
+	}
+	for _, key := range append(r.objects(), blobKey(r.ID, PosterFile)) {
 		if err := s.blobs.Delete(ctx, key); err != nil {
 			return false, fmt.Errorf("delete blob: %w", err)
 		}

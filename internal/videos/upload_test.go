@@ -45,8 +45,11 @@ func TestMultipartUpload(t *testing.T) {
 		if d, _ := v["duration_seconds"].(float64); d < 1.9 || d > 2.2 {
 			t.Errorf("duration %v", v["duration_seconds"])
 		}
-		if len(v) != 12 {
-			t.Errorf("video has %d fields, want exactly the 12 of API.md: %v", len(v), v)
+		if len(v) != 13 {
+			t.Errorf("video has %d fields, want exactly the 13 of API.md (streaming included): %v", len(v), v)
+		}
+		if st, _ := v["streaming"].(map[string]any); st["state"] != "pending" || st["percent"] != float64(0) {
+			t.Errorf("streaming of a new video: %v", v["streaming"])
 		}
 		if r.header.Get("Location") != "/api/v1/videos/"+v["id"].(string) {
 			t.Errorf("location %q", r.header.Get("Location"))

@@ -56,6 +56,8 @@ func (s *Service) newQueue(wc *WorkerConfig) error {
 		river.AddWorker(ws, &posterWorker{svc: s})
 		river.AddWorker(ws, &maintenanceWorker{svc: s})
 		river.AddWorker(ws, &purgeWorker{svc: s})
+		river.AddWorker(ws, NewTranscodeWorker(s))
+		river.AddWorker(ws, NewStoryboardWorker(s))
 		qc = queue.Config{
 			Workers: ws,
 			Queues: map[string]int{

@@ -14,6 +14,16 @@ import (
 // uses rather than by the clock (see runHeld).
 const cpuBounded = true
 
+// Background gives a process just started, the leader of a session of its
+// own, only the cores nothing else wants: nice 19 for its group and its
+// session's autogroup, then SCHED_IDLE, which its threads and children
+// inherit. Transcodes run so (internal/media), with no CPU-time bound.
+func Background(pid int) {
+	lowerPriority(pid, backgroundNice)
+	setAutogroupNice(pid, backgroundNice)
+	_ = unix.SchedSetAttr(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0)
+}
+
 // toBackground puts a tool run just started in the background, so that it
 // never takes a core a request wants (decision 0010): the process group
 // and the session's autogroup go to nice 19 (each run is a session of its
@@ -22,9 +32,7 @@ const cpuBounded = true
 // take any time on the clock, so it is bounded in CPU time instead
 // (RLIMIT_CPU: SIGXCPU at cpu, SIGKILL a second later).
 func toBackground(pid int, cpu time.Duration) {
-	lowerPriority(pid, backgroundNice)
-	setAutogroupNice(pid, backgroundNice)
-	_ = unix.SchedSetAttr(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0)
+	Background(pid)
 	secs := uint64(cpu / time.Second)
 	_ = unix.Prlimit(pid, unix.RLIMIT_CPU, &unix.Rlimit{Cur: secs, Max: secs + 1}, nil)
 }

@@ -12,7 +12,10 @@ import (
 const cpuBounded = false
 
 // toBackground runs the tool just started at the lowest priority.
-func toBackground(pid int, _ time.Duration) { lowerPriority(pid, backgroundNice) }
+func toBackground(pid int, _ time.Duration) { Background(pid) }
+
+// Background runs a process just started at the lowest priority.
+func Background(pid int) { lowerPriority(pid, backgroundNice) }
 
 // ranOutOfCPU is false: runs here are not bounded by CPU time.
 func ranOutOfCPU(*os.ProcessState, time.Duration) bool { return false }

@@ -1,0 +1,161 @@
+package videos
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// The queue's side of adaptive streaming: the job kinds, their workers
+// and how they are enqueued. The work itself is Transcode and Storyboard.
+//
+// A ready video gets a transcode job of stage first (priority 1) and a
+// storyboard job (priority 3), inserted in the transaction that makes it
+// ready or restores it (enqueueStreaming). The first job, once done,
+// enqueues the rest (priority 2), so the ladder follows its first rung
+// instead of competing with it. Every job is unique by its arguments
+// while it waits or runs, and carries its video's id in its metadata and
+// a video_<id> tag, by which a trash finds and cancels the video's jobs.
+
+// Job kinds of adaptive streaming.
+const (
+	KindTranscode  = "transcode"
+	KindStoryboard = "storyboard"
+)
+
+// Priorities of the jobs (1 runs first).
+const (
+	priorityFirst      = 1
+	priorityRest       = 2
+	priorityStoryboard = 3
+)
+
+const (
+	// transcodeAttempts and storyboardAttempts bound the attempts of a
+	// job whose failures may pass (storage down, a killed process).
+	transcodeAttempts  = 5
+	storyboardAttempts = 5
+	// transcodeTimeout bounds a transcode job: a full ladder of a long
+	// video takes about its duration on two cores. The queue's rescue of
+	// stuck jobs must wait longer than this.
+	transcodeTimeout = 6 * time.Hour
+	// storyboardTimeout bounds a storyboard job, which decodes the
+	// smallest rendition.
+	storyboardTimeout = time.Hour
+)
+
+// TranscodeArgs are a transcode job's arguments: a video and the stage of
+// its ladder to make.
+type TranscodeArgs struct {
+	VideoID string `json:"video_id"`
+	Stage   Stage  `json:"stage"`
+}
+
+// Kind implements river.JobArgs.
+func (TranscodeArgs) Kind() string { return KindTranscode }
+
+// StoryboardArgs are a storyboard job's arguments.
+type StoryboardArgs struct {
+	VideoID string `json:"video_id"`
+}
+
+// Kind implements river.JobArgs.
+func (StoryboardArgs) Kind() string { return KindStoryboard }
+
+// restOpts are the insert options of the rest of a video's ladder: after
+// its first rendition, at the ladder's priority.
+func restOpts(videoID string) *river.InsertOpts {
+	meta, _ := json.Marshal(jobMeta{VideoID: videoID}) // cannot fail
+	return &river.InsertOpts{
+		Metadata: meta,
+		Queue:    queueTranscode, Priority: priorityRest, MaxAttempts: transcodeAttempts, Tags: []string{videoTag(videoID)},
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
+	}
+}
+
+// enqueueStreamingTx inserts, in tx, the jobs that make a video's
+// streaming files (its first rendition, then its storyboard): in the
+// transaction that makes the video ready, and in the one that restores
+// it. A process without the media tools (no ffmpeg) enqueues none.
+func (s *Service) enqueueStreamingTx(ctx context.Context, tx *sql.Tx, r record) error {
+	if s.tools == nil || s.cfg.noStreamingJobs {
+		return nil
+	}
+	for _, kind := range []string{KindTranscode, KindStoryboard} {
+		if err := s.enqueueTx(ctx, tx, kind, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TranscodeWorker works transcode jobs.
+type TranscodeWorker struct {
+	river.WorkerDefaults[TranscodeArgs]
+	svc *Service
+}
+
+// NewTranscodeWorker returns the worker of transcode jobs, to register
+// with river.AddWorker.
+func NewTranscodeWorker(svc *Service) *TranscodeWorker { return &TranscodeWorker{svc: svc} }
+
+// Timeout implements river.Worker.
+func (w *TranscodeWorker) Timeout(*river.Job[TranscodeArgs]) time.Duration { return transcodeTimeout }
+
+// Work implements river.Worker. Once the first rung is done it enqueues
+// the rest; a job that cannot succeed is cancelled rather than retried.
+func (w *TranscodeWorker) Work(ctx context.Context, job *river.Job[TranscodeArgs]) error {
+	id := job.Args.VideoID
+	err := w.svc.Transcode(ctx, id, job.Args.Stage)
+	if err == nil && job.Args.Stage == StageFirst {
+		client, cerr := river.ClientFromContextSafely[*sql.Tx](ctx)
+		if cerr != nil {
+			return cerr
+		}
+		// Inserted after the first rung is recorded: if this fails, the
+		// job is retried, finds its rung done and inserts again.
+		_, err = client.Insert(ctx, TranscodeArgs{VideoID: id, Stage: StageRest}, restOpts(id))
+	}
+	return w.svc.jobOutcome(ctx, job.Attempt, job.MaxAttempts, id, err, true)
+}
+
+// StoryboardWorker works storyboard jobs.
+type StoryboardWorker struct {
+	river.WorkerDefaults[StoryboardArgs]
+	svc *Service
+}
+
+// NewStoryboardWorker returns the worker of storyboard jobs, to register
+// with river.AddWorker.
+func NewStoryboardWorker(svc *Service) *StoryboardWorker { return &StoryboardWorker{svc: svc} }
+
+// Timeout implements river.Worker.
+func (w *StoryboardWorker) Timeout(*river.Job[StoryboardArgs]) time.Duration {
+	return storyboardTimeout
+}
+
+// Work implements river.Worker.
+func (w *StoryboardWorker) Work(ctx context.Context, job *river.Job[StoryboardArgs]) error {
+	err := w.svc.Storyboard(ctx, job.Args.VideoID)
+	return w.svc.jobOutcome(ctx, job.Attempt, job.MaxAttempts, job.Args.VideoID, err, false)
+}
+
+// jobOutcome maps a job's error to what the queue should do: a video gone
+// or trashed, or a source that cannot be streamed, cancels the job (a
+// restore enqueues a trashed video's jobs again); any other error is
+// retried, and a ladder whose last attempt fails is recorded failed.
+func (s *Service) jobOutcome(ctx context.Context, attempt, maxAttempts int, id string, err error, ladder bool) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrVideoNotFound), errors.Is(err, errVideoGone), errors.Is(err, errUnstreamable):
+		return river.JobCancel(err)
+	case ladder && attempt >= maxAttempts:
+		s.streamingFailed(ctx, id, err)
+	}
+	return err
+}
