@@ -59,7 +59,9 @@ func Modules() *Registry {
 	r.Register(&Module{Name: "storage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initStorage})
 	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initUsage})
 	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}, init: initVideos})
-	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server"}, init: initGateway})
+	// The gateway serves the web app too, on the services over HTTP; auth
+	// verifies the pages' access cookies with the users service's JWKS.
+	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server", "auth"}, init: initGateway})
 	// web serves the pages on the in-process services, so only in all.
 	r.Register(&Module{Name: "web", Deps: []string{"server", "auth"}, After: []string{"users", "logs", "storage", "usage", "videos"}, init: initWeb})
 	r.Register(&Module{Name: "all", Public: true, Deps: []string{"users", "logs", "storage", "usage", "videos", "web"}})
