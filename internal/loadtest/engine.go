@@ -2,9 +2,11 @@
 // system's JMeter test did: many concurrent virtual users, each registering
 // once, logging in, then reading the feed, their storage, their daily usage
 // and their activity log, uploading a small real video, playing a video by
-// byte ranges and deleting one, with an admin reading every log. It records
-// per-route latency and errors over time and writes JSON results and an
-// HTML report with SVG charts.
+// byte ranges and deleting one, with an admin reading every log; the same
+// users sign in on the web app's login form and open its server-rendered
+// pages with that cookie session (pages.go). It records per-route latency
+// and errors over time and writes JSON results and an HTML report with SVG
+// charts.
 //
 // A run is always bounded (users, duration, request count and per-request
 // timeout all have hard caps), stops by itself, and sends requests only to
@@ -13,7 +15,6 @@
 package loadtest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -21,12 +22,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
-	"mime/multipart"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"runtime"
 	"slices"
@@ -99,6 +97,9 @@ type run struct {
 	adminMu    sync.Mutex
 	adminToken string
 
+	pages      bool // page actions are in the mix: users log in on the web too
+	webRefused sync.Once
+
 	notesMu sync.Mutex
 	notes   []string
 }
@@ -141,6 +142,9 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 	}
 	if w.total() == 0 {
 		return nil, errors.New("no action left to run (upload needs a video, admin_logs needs admin credentials)")
+	}
+	for _, a := range pageActions {
+		r.pages = r.pages || w[a] > 0
 	}
 	total := 0
 	for _, a := range Actions {
@@ -385,6 +389,7 @@ type vuser struct {
 	mine     []string // ids of own uploads not yet deleted, oldest first
 	uploads  int
 	loggedIn time.Time
+	web      webSession
 }
 
 // user is one virtual user's life: set up, wait for the load phase, then
@@ -459,7 +464,18 @@ func (r *run) signUp(u *vuser) bool {
 	if err != nil || (!res.ok() && res.status != http.StatusConflict) {
 		return false
 	}
-	return r.login(u) == nil
+	if r.login(u) != nil {
+		return false
+	}
+	// The same person on the web app signs in through its own login
+	// form. Without a web session the user still acts on the API; its
+	// page actions are skipped.
+	if r.pages {
+		if err := r.webLogin(u); err != nil && !errors.Is(err, errStop) {
+			r.webRefused.Do(func() { r.note("the web app's login failed (%v): page actions are skipped for such users", err) })
+		}
+	}
+	return true
 }
 
 func (r *run) login(u *vuser) error {
@@ -547,6 +563,8 @@ func (r *run) act(u *vuser, a Action) error {
 		res, err = r.send(request{shard: u.n, route: RouteDelete, method: "DELETE", path: "/api/v1/videos/" + url.PathEscape(id), token: u.token})
 	case ActLogin:
 		return r.login(u)
+	case ActPageFeed, ActPageWatch, ActPageMine:
+		return r.pageAction(u, a)
 	}
 	// An expired access token: log in again, as a client would, but at
 	// most once a minute, so that a server answering 401 to everything
@@ -574,13 +592,8 @@ func (r *run) upload(u *vuser) (result, error) {
 // and fetches two ranges of it: the start, as a player does first, then a
 // random later range, as a seek does.
 func (r *run) play(u *vuser) (result, error) {
-	var id string
-	switch {
-	case len(u.feed) > 0:
-		id = u.feed[u.rng.IntN(len(u.feed))]
-	case len(u.mine) > 0:
-		id = u.mine[u.rng.IntN(len(u.mine))]
-	default:
+	id := u.pick()
+	if id == "" {
 		r.skip(ActPlay)
 		return result{}, nil
 	}
@@ -614,6 +627,18 @@ func (r *run) play(u *vuser) (result, error) {
 	return res, err
 }
 
+// pick chooses a video to watch: one from the last feed read, or else one
+// of the user's own; "" when there is none.
+func (u *vuser) pick() string {
+	switch {
+	case len(u.feed) > 0:
+		return u.feed[u.rng.IntN(len(u.feed))]
+	case len(u.mine) > 0:
+		return u.mine[u.rng.IntN(len(u.mine))]
+	}
+	return ""
+}
+
 type rangeResult struct{ total int64 }
 
 func (r *run) fetchRange(shard int, target *url.URL, from, to int64, mayBeGone bool) (rangeResult, error) {
@@ -644,184 +669,4 @@ func (r *run) resolve(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: %s", errForeignURL, u.Redacted())
 	}
 	return u, nil
-}
-
-// result is what the tool keeps of an answer.
-type result struct {
-	status int
-	header http.Header
-	body   []byte // only when asked for
-}
-
-func (res result) ok() bool { return res.status >= 200 && res.status < 300 }
-
-// payload is a request body that can be sent again: a fixed-size body the
-// transport streams, or nil.
-type payload struct {
-	open  func() io.Reader
-	size  int64
-	ctype string
-}
-
-func jsonBody(v any) *payload {
-	b, _ := json.Marshal(v)
-	return &payload{open: func() io.Reader { return bytes.NewReader(b) }, size: int64(len(b)), ctype: "application/json"}
-}
-
-// request is one request to send.
-type request struct {
-	shard         int
-	route, method string
-	path          string   // on the target, or
-	url           *url.URL // an absolute URL already checked to be on the target
-	token         string
-	body          *payload
-	header        http.Header
-	keep          bool // keep the answer's body
-	// mayBeGone: a problem+json 404 means the video was deleted by its
-	// owner meanwhile, which counts as gone, not as an error. A route the
-	// server does not serve answers a plain-text 404 and stays an error.
-	mayBeGone bool
-}
-
-// send sends one request, reads the whole answer (keeping it when asked),
-// and records the sample. It returns errStop, unsent, once the run is over
-// or the request count is spent.
-func (r *run) send(q request) (result, error) {
-	if r.stopped() {
-		return result{}, errStop
-	}
-	if r.cfg.Requests > 0 {
-		if n := r.issued.Add(1); n > r.cfg.Requests {
-			r.halt("requests")
-			return result{}, errStop
-		} else if n == r.cfg.Requests {
-			// The last request still goes; nothing after it.
-			defer r.halt("requests")
-		}
-	}
-	target := q.url
-	if target == nil {
-		u := *r.base
-		u.Path, u.RawPath = r.base.Path+q.path, ""
-		target = &u
-	}
-	ctx, cancel := context.WithTimeout(r.reqCtx, r.cfg.Timeout)
-	defer cancel()
-	var rd io.Reader
-	if q.body != nil {
-		rd = q.body.open()
-	}
-	req, err := http.NewRequestWithContext(ctx, q.method, target.String(), rd)
-	if err != nil {
-		return result{}, err
-	}
-	for k, v := range q.header {
-		req.Header[textproto.CanonicalMIMEHeaderKey(k)] = v
-	}
-	if q.body != nil {
-		req.ContentLength = q.body.size
-		req.Header.Set("Content-Type", q.body.ctype)
-	}
-	req.Header.Set("User-Agent", userAgent)
-	if q.token != "" {
-		req.Header.Set("Authorization", "Bearer "+q.token)
-	}
-
-	start := time.Now()
-	resp, err := r.client.Do(req)
-	var res result
-	var n int64
-	if err == nil {
-		res.status, res.header = resp.StatusCode, resp.Header
-		if q.keep {
-			var b []byte
-			b, err = io.ReadAll(io.LimitReader(resp.Body, maxJSON))
-			res.body, n = b, int64(len(b))
-		}
-		// Drain what is left so the connection is reused.
-		m, err2 := io.Copy(io.Discard, resp.Body)
-		n += m
-		if err == nil {
-			err = err2
-		}
-		resp.Body.Close()
-	}
-	lat := time.Since(start)
-	s := Sample{Route: q.route, Start: start, Latency: lat, Status: res.status, Bytes: n}
-	s.Gone = q.mayBeGone && res.status == http.StatusNotFound && strings.HasPrefix(res.header.Get("Content-Type"), "application/problem+json")
-	if err != nil {
-		// A body cut short is an error even though the status came.
-		s.Status, s.Err = 0, err
-		s.Canceled = r.reqCtx.Err() != nil
-	}
-	r.rec.Record(q.shard, s)
-	if !s.Canceled {
-		r.answered.Add(1)
-		if s.failed() {
-			r.failed.Add(1)
-		}
-	}
-	if err != nil {
-		return result{}, err
-	}
-	return res, nil
-}
-
-// multipartBody builds the upload form: the title first (a streaming
-// server needs it before the file), then the video part, without copying
-// the video.
-func multipartBody(title string, video []byte) *payload {
-	var head bytes.Buffer
-	mw := multipart.NewWriter(&head)
-	_ = mw.WriteField("title", title)
-	ph := textproto.MIMEHeader{}
-	ph.Set("Content-Disposition", `form-data; name="video"; filename="loadtest.mp4"`)
-	ph.Set("Content-Type", "video/mp4")
-	_, _ = mw.CreatePart(ph)
-	n := head.Len()
-	_ = mw.Close()
-	all := head.Bytes()
-	prefix, suffix := all[:n:n], all[n:]
-	return &payload{
-		open: func() io.Reader {
-			return io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(video), bytes.NewReader(suffix))
-		},
-		size:  int64(len(prefix) + len(video) + len(suffix)),
-		ctype: mw.FormDataContentType(),
-	}
-}
-
-type videoInfo struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-}
-
-// videoFrom reads a video from `{"video":{…}}` or a bare video object.
-func videoFrom(b []byte) videoInfo {
-	var wrapped struct {
-		Video videoInfo `json:"video"`
-	}
-	if json.Unmarshal(b, &wrapped) == nil && wrapped.Video.ID != "" {
-		return wrapped.Video
-	}
-	var v videoInfo
-	_ = json.Unmarshal(b, &v)
-	return v
-}
-
-// readyIDs appends the ids of the ready videos of a feed page to dst.
-func readyIDs(b []byte, dst []string) []string {
-	var page struct {
-		Items []videoInfo `json:"items"`
-	}
-	if json.Unmarshal(b, &page) != nil {
-		return dst
-	}
-	for _, v := range page.Items {
-		if v.ID != "" && (v.Status == "ready" || v.Status == "") {
-			dst = append(dst, v.ID)
-		}
-	}
-	return dst
 }
