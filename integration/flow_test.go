@@ -84,11 +84,12 @@ func flow(t *testing.T, c *cluster) {
 	if last.status != 206 || !bytes.Equal(last.raw, content[len(content)-10:]) {
 		t.Fatalf("suffix range: %d", last.status)
 	}
-	// The poster is cut after the upload was answered: 404 until then.
+	// The poster is cut after the upload was answered: a placeholder,
+	// not to be cached (nor counted as egress), until then.
 	var poster answer
 	eventually(t, 20*time.Second, func() string {
 		poster = viewer.do("GET", pb["poster_url"].(string), nil)
-		if poster.status != 200 || poster.header.Get("Content-Type") != "image/jpeg" || len(poster.raw) < 100 {
+		if poster.status != 200 || poster.header.Get("Content-Type") != "image/jpeg" || len(poster.raw) < 100 || poster.header.Get("Cache-Control") == "no-store" {
 			return fmt.Sprintf("poster: %d %v", poster.status, poster.header)
 		}
 		return ""

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -231,7 +233,11 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 	h := httpx.Wrap(httpx.CORS(a.cfg.HTTP.CORSOrigins, httpx.Routed(a.mux)), httpx.MiddlewareConfig{Logger: a.log, Metrics: a.httpm, TrustedProxies: a.cfg.HTTP.TrustedProxies, Quiet: quiet,
 		BodyRate: httpx.BodyRate{MinBytes: a.cfg.HTTP.BodyMinBytes, Window: a.cfg.HTTP.BodyWindow}})
 	a.log.Info("reel is serving", "url", OpenURL(ln.Addr().String(), a.cfg.HTTP.TLSCert != ""), "addr", ln.Addr().String(), "modules", strings.Join(a.ModuleNames(), ","))
-	serveErr := httpx.Serve(ctx, ln, h, httpx.ServerConfig{
+	trusted := a.cfg.HTTP.TrustedProxies
+	limited := httpx.LimitPerAddress(ln, a.cfg.HTTP.MaxConnsPerIP, func(ip netip.Addr) bool {
+		return ip.IsLoopback() || slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(ip) })
+	}, a.log)
+	serveErr := httpx.Serve(ctx, limited, h, httpx.ServerConfig{
 		TLSCert: a.cfg.HTTP.TLSCert, TLSKey: a.cfg.HTTP.TLSKey, ShutdownTimeout: a.cfg.HTTP.ShutdownTimeout,
 	}, a.log)
 

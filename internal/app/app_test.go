@@ -383,3 +383,68 @@ func TestMetricsOnPrivateAddress(t *testing.T) {
 		t.Fatalf("private metrics: %d %.200s", res.StatusCode, body)
 	}
 }
+
+// The transcode target works the videos service's jobs on its database
+// without serving its API: health and metrics (with the job queue's
+// figures) answer, the videos routes do not, and the periodic maintenance
+// has run. It needs the storage and logs services' URLs in split mode,
+// and refuses to start with no workers.
+func TestTranscodeTarget(t *testing.T) {
+	env := map[string]string{
+		"REEL_TARGET": "transcode", "REEL_STORAGE_URL": "http://127.0.0.1:9", "REEL_LOGS_URL": "http://127.0.0.1:9",
+		"REEL_SERVICE_KEY": strings.Repeat("k", 32),
+	}
+	base, _ := start(t, env, nil)
+	res, err := http.Get(base + "/api/v1/videos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("the videos API on the transcode target: %d", res.StatusCode)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(body), `reel_jobs{kind="videos_maintenance",state="completed"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no maintenance job completed: %s", grepLines(string(body), "reel_jobs"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	vars := map[string]string{"REEL_DATA_DIR": t.TempDir(), "REEL_TRANSCODE_WORKERS": "0"}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, _, err := config.Load("serve", nil, func(k string) string { return vars[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, obs.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	if err := a.Run(context.Background(), ln); err == nil || !strings.Contains(err.Error(), "REEL_TRANSCODE_WORKERS=0") {
+		t.Fatalf("transcode target without workers: %v", err)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

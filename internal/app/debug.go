@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -27,16 +28,22 @@ func (a *App) serveDebug(addr string) (func(), error) {
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	// A CPU profile or trace runs for its ?seconds=, so no write timeout.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	a.log.Warn("serving pprof profiles; keep this address private", "addr", ln.Addr().String())
+	return a.serveAside(srv, ln, "debug"), nil
+}
+
+// serveAside serves srv on ln beside the public server, for a private
+// listener (profiles, metrics); the returned function stops it.
+func (a *App) serveAside(srv *http.Server, ln net.Listener, name string) func() {
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("debug server stopped", "err", err)
+			a.log.Error(name+" server stopped", "err", err)
 		}
 	}()
-	a.log.Warn("serving pprof profiles; keep this address private", "addr", ln.Addr().String())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		_ = srv.Close()
-	}, nil
+	}
 }

@@ -1,8 +1,6 @@
 package app
 
 import (
-	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -60,16 +58,6 @@ func (a *App) serveMetrics(addr string) (func(), error) {
 	mux.Handle("GET /metrics", a.metricsHandler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("metrics server stopped", "err", err)
-		}
-	}()
 	a.log.Info("serving metrics", "addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		_ = srv.Close()
-	}, nil
+	return a.serveAside(srv, ln, "metrics"), nil
 }

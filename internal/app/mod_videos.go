@@ -2,8 +2,8 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -14,30 +14,90 @@ import (
 	"github.com/reel-video/reel/internal/compat"
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/probe"
+	"github.com/reel-video/reel/internal/platform/queue"
+	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/videos"
 )
 
-// How often the videos module's periodic jobs run. Maintenance (finishing
-// interrupted quota steps, failing abandoned finalisations, purging the
-// trash) is cheap when there is nothing to do; tus expiry works in hours.
+// Tasks of the videos service that every process runs on its own, rather
+// than as jobs that one replica runs for all (the maintenance and the
+// purge, videos/workers.go): each concerns files on this process's disk.
 const (
-	videosMaintainEvery = time.Minute
-	videosExpireEvery   = 10 * time.Minute
+	// videosExpireEvery: tus uploads live in this replica's directory,
+	// and a transfer in progress is known only to the replica serving it.
+	videosExpireEvery = 10 * time.Minute
+	// videosSpoolEvery: the spool (uploads arriving, poster sources,
+	// posters) is this process's scratch directory.
+	videosSpoolEvery = time.Hour
 )
 
 func initVideos(ctx context.Context, a *App) error {
+	svc, err := a.videosService(ctx, true)
+	if err != nil {
+		return err
+	}
+	a.svc.videos = svc
+	videos.NewHandler(svc, a.verifier, videos.HandlerConfig{
+		TrustedProxies: a.cfg.HTTP.TrustedProxies, MediaChunk: a.cfg.Videos.MediaChunk,
+	}).Routes(a)
+	// Resumable uploads wait on this process's disk: see
+	// docs/decisions/0003-tus-uploads-single-writer.md.
+	tus, err := videos.NewTUS(svc, a.verifier, filepath.Join(a.cfg.DataDir, "uploads", "tus"), a.cfg.HTTP.TrustedProxies, a.log.With("service", "videos"))
+	if err != nil {
+		return err
+	}
+	tus.Routes(a)
+	quota, err := a.storageQuota("videos")
+	if err != nil {
+		return err
+	}
+	meter, err := a.usageMeter("videos")
+	if err != nil {
+		return err
+	}
+	compat.NewVideos(svc, a.verifier, compat.VideosConfig{
+		Limits:         compat.ServiceLimits{Storage: quota, Usage: meter},
+		TrustedProxies: a.cfg.HTTP.TrustedProxies,
+	}).Routes(a)
+	a.Every("videos-uploads-expiry", videosExpireEvery, tus.Expire)
+	return a.document("videos")
+}
+
+// initTranscode runs the videos service's workers without its API: a
+// process of the transcode target. Where the videos module runs, it works
+// the jobs itself.
+func initTranscode(ctx context.Context, a *App) error {
+	if a.cfg.Videos.TranscodeWorkers == 0 {
+		return errors.New("REEL_TRANSCODE_WORKERS=0 on the transcode target: it would work no jobs")
+	}
+	if a.present["videos"] {
+		return nil
+	}
+	_, err := a.videosService(ctx, false)
+	return err
+}
+
+// videosService builds the videos service of this process, on its
+// database (with River's tables) and blob store. serve says that it
+// serves the API, uploads and media, which need the usage service; a
+// transcode process only works jobs. It works them unless it serves and
+// REEL_TRANSCODE_WORKERS=0.
+func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, error) {
 	sc := schemas["videos"]
 	db, err := a.Database(ctx, "videos", sc.migrations, sc.table)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if err := queue.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("videos database: %w", err)
 	}
 	events, err := a.Outbox(ctx, "videos", db)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	blobs, err := blob.Open(ctx, a.cfg.Videos.BlobURL, filepath.Join(a.cfg.DataDir, "blobs"), blob.WithEnv(os.Getenv))
 	if err != nil {
-		return fmt.Errorf("videos blob store: %w", err)
+		return nil, fmt.Errorf("videos blob store: %w", err)
 	}
 	a.Ready("blobs:videos", blobs.Ping)
 	spool := filepath.Join(a.cfg.DataDir, "uploads", "spool")
@@ -48,79 +108,82 @@ func initVideos(ctx context.Context, a *App) error {
 	}
 	quota, err := a.storageQuota("videos")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	meter, err := a.usageMeter("videos")
-	if err != nil {
-		return err
+	deps := videos.Deps{Blobs: blobs, Prober: prober, Quota: quota}
+	if serve {
+		if deps.Limit, err = a.usageMeter("videos"); err != nil {
+			return nil, err
+		}
+		// Before this module's own background tasks, so the meter stops
+		// (and makes its last flush) after them.
+		if deps.Egress, err = a.egressMeter("videos"); err != nil {
+			return nil, err
+		}
 	}
-	// Before this module's own background tasks, so the meter stops (and
-	// makes its last flush) after them.
-	egress, err := a.egressMeter("videos")
-	if err != nil {
-		return err
+	var workers *videos.WorkerConfig
+	if n := a.cfg.Videos.TranscodeWorkers; n > 0 {
+		workers = &videos.WorkerConfig{Transcode: n}
 	}
-	log := a.log.With("service", "videos")
-	svc, err := videos.New(ctx, db, events, videos.Deps{
-		Blobs: blobs, Prober: prober, Quota: quota, Limit: meter, Egress: egress,
-	}, videos.Config{
+	svc, err := videos.New(ctx, db, events, deps, videos.Config{
 		MaxUploadSize:  a.cfg.Videos.MaxUploadSize,
 		TrashRetention: a.cfg.Videos.TrashRetention,
 		PlaybackTTL:    a.cfg.Videos.PlaybackTTL,
 		SigningKey:     a.cfg.Videos.SigningKey,
 		SpoolDir:       spool,
-	}, log)
+		Workers:        workers,
+	}, a.log.With("service", "videos"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a.svc.videos = svc
-	videos.NewHandler(svc, a.verifier, videos.HandlerConfig{
-		TrustedProxies: a.cfg.HTTP.TrustedProxies, MediaChunk: a.cfg.Videos.MediaChunk,
-	}).Routes(a)
-	// Resumable uploads wait on this process's disk: see
-	// docs/decisions/0003-tus-uploads-single-writer.md.
-	tus, err := videos.NewTUS(svc, a.verifier, filepath.Join(a.cfg.DataDir, "uploads", "tus"), log)
-	if err != nil {
-		return err
+	if err := registerJobMetrics(a.prom, svc, db); err != nil {
+		return nil, err
 	}
-	tus.Routes(a)
-	compat.NewVideos(svc, a.verifier, compat.VideosConfig{
-		Limits:         compat.ServiceLimits{Storage: quota, Usage: meter},
-		TrustedProxies: a.cfg.HTTP.TrustedProxies,
-	}).Routes(a)
-	if err := registerPosterMetrics(a.prom, svc); err != nil {
-		return err
+	if workers != nil {
+		a.Background("videos-jobs", svc.RunJobs)
 	}
-	a.Background("videos-posters", svc.RunPosters)
-	a.Every("videos-maintenance", videosMaintainEvery, svc.Maintain)
-	a.Every("videos-uploads-expiry", videosExpireEvery, tus.Expire)
-	return a.document("videos")
+	a.Every("videos-spool-sweep", videosSpoolEvery, svc.SweepSpool)
+	return svc, nil
 }
 
-// registerPosterMetrics exposes the poster worker: the videos waiting for
-// a poster (a COUNT per scrape, over every replica's videos) and what this
-// process's worker did with the ones it took.
-func registerPosterMetrics(reg prometheus.Registerer, svc *videos.Service) error {
-	due := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "reel_video_posters_due",
-		Help: "Videos, ready and not in the trash, whose poster is still to be cut (all replicas).",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		n, err := svc.PostersDue(ctx)
-		if err != nil {
-			return math.NaN()
-		}
-		return float64(n)
-	})
-	if err := reg.Register(due); err != nil {
-		return fmt.Errorf("register poster metrics: %w", err)
+// jobsCollector counts the videos database's jobs by kind and state at
+// each scrape (one GROUP BY over River's table, every replica's jobs).
+type jobsCollector struct {
+	db   *sqldb.DB
+	desc *prometheus.Desc
+}
+
+func (c jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := queue.Counts(ctx, c.db)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for _, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n.N), n.Kind, string(n.State))
+	}
+}
+
+// registerJobMetrics exposes the job queue (reel_jobs) and what this
+// process's poster jobs did.
+func registerJobMetrics(reg prometheus.Registerer, svc *videos.Service, db *sqldb.DB) error {
+	jobs := jobsCollector{
+		db: db,
+		desc: prometheus.NewDesc("reel_jobs", "Jobs of the videos service in the queue (all replicas), by kind and state; finished ones until River deletes them a day later.",
+			[]string{"kind", "state"}, nil),
+	}
+	if err := reg.Register(jobs); err != nil {
+		return fmt.Errorf("register job metrics: %w", err)
 	}
 	c := svc.PosterCounts()
 	for outcome, v := range map[string]*atomic.Int64{"cut": &c.Cut, "none": &c.None, "failed": &c.Failed, "dropped": &c.Dropped} {
 		f := prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "reel_video_posters_total",
-			Help:        "Posters this process's worker handled, by outcome: cut; none (nothing to cut, no room, given up); failed (tried again later); dropped (the video went to the trash meanwhile).",
+			Help:        "Poster jobs this process ran, by outcome: cut; none (nothing to cut, no room, every attempt failed); failed (an attempt that is tried again); dropped (the video went to the trash meanwhile).",
 			ConstLabels: prometheus.Labels{"outcome": outcome},
 		}, func() float64 { return float64(v.Load()) })
 		if err := reg.Register(f); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/reel-video/reel/internal/logs"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/outbox"
+	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/storage"
 	"github.com/reel-video/reel/internal/usage"
@@ -59,6 +60,9 @@ func Modules() *Registry {
 	r.Register(&Module{Name: "storage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initStorage})
 	r.Register(&Module{Name: "usage", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs"}, init: initUsage})
 	r.Register(&Module{Name: "videos", Public: true, Deps: []string{"server", "auth"}, After: []string{"logs", "storage", "usage"}, init: initVideos})
+	// transcode works the videos service's jobs without its API; where
+	// videos runs too, videos works them.
+	r.Register(&Module{Name: "transcode", Public: true, Deps: []string{"server"}, After: []string{"logs", "storage", "videos"}, init: initTranscode})
 	// The gateway serves the web app too, on the services over HTTP; auth
 	// verifies the pages' access cookies with the users service's JWKS.
 	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server", "auth"}, init: initGateway})
@@ -90,6 +94,8 @@ func initUsers(ctx context.Context, a *App) error {
 	a.svc.users = svc
 	svc.SetLimitSetter(limitSetter{a})
 	a.verifier = authn.NewVerifier(svc)
+	a.verifier.SetStanding(svc)
+	svc.SetStandingChanged(a.verifier.Forget)
 	h := users.NewHandler(svc, a.verifier)
 	h.Routes(a)
 	compat.NewUsers(svc, a.verifier).Routes(a)
@@ -124,6 +130,19 @@ func initAuth(_ context.Context, a *App) error {
 		return errNoURL("users")
 	}
 	a.verifier = authn.NewVerifier(authn.NewJWKSClient(base+"/.well-known/jwks.json", nil))
+	// Every service checks that a token's account is still enabled, and
+	// its current role, through the users service's internal route; so
+	// does the gateway's web app for its session cookies (its proxy
+	// checks no tokens).
+	if a.cfg.ServiceKey != "" {
+		keys, err := authn.NewServiceKeys(a.cfg.ServiceKey, "verifier")
+		if err != nil {
+			return err
+		}
+		a.verifier.SetStanding(users.NewClient(base, keys, nil))
+	} else {
+		a.log.Warn("REEL_SERVICE_KEY is not set: disabled accounts' and demoted admins' access tokens keep working until they expire")
+	}
 	return nil
 }
 
@@ -139,6 +158,10 @@ func Migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return fmt.Errorf("%s database: %w", name, err)
 		}
 		err = sqldb.Migrate(ctx, db, sc.migrations, sc.table)
+		if err == nil && name == "videos" {
+			// The job queue's tables, after the service's own.
+			err = queue.Migrate(ctx, db)
+		}
 		if err == nil && name != "logs" {
 			// Every service but logs keeps its activity events in an outbox.
 			ob := name + "_outbox"

@@ -23,7 +23,7 @@ func (a *App) Summary() []any {
 	var svcs []string
 	urls := map[string]bool{}
 	for _, s := range config.Services {
-		if a.present[s] {
+		if a.present[s] || (s == "videos" && a.present["transcode"]) {
 			svcs = append(svcs, s)
 			urls[a.cfg.Databases[s]] = true
 		}
@@ -35,7 +35,7 @@ func (a *App) Summary() []any {
 			out = append(out, s+"_database", describeDB(a.cfg.Databases[s]))
 		}
 	}
-	if a.present["videos"] {
+	if a.present["videos"] || a.present["transcode"] {
 		out = append(out, "blobs", describeBlobs(a.cfg.Videos.BlobURL))
 	}
 	return out

@@ -343,11 +343,19 @@ func TestAllInOneVideoWalk(t *testing.T) {
 				t.Fatalf("poster %s: %d %s", poster(fp), status, ctype)
 			}
 		}
-		// The poster worker's metrics: one cut, none left to cut.
-		_, _, metrics := get(t, base+"/metrics")
-		for _, want := range []string{"reel_video_posters_due 0\n", `reel_video_posters_total{outcome="cut"} 1` + "\n", `reel_video_posters_total{outcome="failed"} 0` + "\n", "reel_video_poster_sources_skipped_total 0\n"} {
-			if !strings.Contains(string(metrics), want) {
-				t.Fatalf("/metrics has no %q", want)
+		// The poster job's metrics: one cut, its job completed (River
+		// records that just after the job returns).
+		deadline := time.Now().Add(10 * time.Second)
+		for _, want := range []string{`reel_jobs{kind="poster",state="completed"} 1` + "\n", `reel_video_posters_total{outcome="cut"} 1` + "\n", `reel_video_posters_total{outcome="failed"} 0` + "\n", "reel_video_poster_sources_skipped_total 0\n"} {
+			for {
+				_, _, metrics := get(t, base+"/metrics")
+				if strings.Contains(string(metrics), want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/metrics has no %q", want)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 		}
 		// The same video through the v1 API, with the compat token.

@@ -26,6 +26,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 	"github.com/reel-video/reel/internal/storage"
@@ -128,14 +129,18 @@ func withVideos(t *testing.T, fn func(t *testing.T, e *venv), fast ...bool) {
 		if len(fast) > 0 && fast[0] {
 			prober = &onceProber{real: probe.New(0), dir: t.TempDir()}
 		}
+		must(t, queue.Migrate(ctx, db))
 		svc, err := videos.New(ctx, db, outbox.New(db, "videos_outbox"), videos.Deps{
 			Blobs: disk, Prober: prober, Quota: st, Limit: us, Egress: d,
-		}, videos.Config{MaxUploadSize: 64 << 20, PlaybackTTL: time.Hour, SpoolDir: t.TempDir()}, obs.Discard())
+		}, videos.Config{
+			MaxUploadSize: 64 << 20, PlaybackTTL: time.Hour, SpoolDir: t.TempDir(),
+			Workers: &videos.WorkerConfig{PollInterval: 50 * time.Millisecond}, FairStep: -1,
+		}, obs.Discard())
 		must(t, err)
-		// The poster worker, as the app runs it.
+		// The job workers, as the app runs them.
 		wctx, stop := context.WithCancel(ctx)
 		var worker sync.WaitGroup
-		worker.Go(func() { _ = svc.RunPosters(wctx) })
+		worker.Go(func() { _ = svc.RunJobs(wctx) })
 		t.Cleanup(func() { stop(); worker.Wait() })
 		iss := authntest.New(t)
 		mux := http.NewServeMux()
@@ -199,15 +204,27 @@ func get(t testing.TB, url string) (int, string, []byte) {
 }
 
 // getPoster is get for a poster, which is cut after the upload has been
-// answered, on idle cores only (which a busy test machine may keep
-// from it for a while): a 404 is asked again for up to a minute.
+// answered, on idle cores only (which a busy test machine may keep from
+// it for a while). Until then the URL answers a placeholder image that
+// must not be cached: that is asked again for up to a minute, and a
+// placeholder still there then fails the test.
 func getPoster(t testing.TB, url string) (int, string, []byte) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		status, ct, b := get(t, url)
-		if status != http.StatusNotFound || time.Now().After(deadline) {
-			return status, ct, b
+		res, err := http.Get(url)
+		must(t, err)
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		must(t, err)
+		if res.Header.Get("Cache-Control") != "no-store" {
+			return res.StatusCode, res.Header.Get("Content-Type"), b
+		}
+		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "image/jpeg" {
+			t.Fatalf("poster placeholder: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the poster of %s was never cut", url)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -59,6 +59,9 @@ type HTTP struct {
 	// arrive before the request is cut off with 408.
 	BodyMinBytes int64
 	BodyWindow   time.Duration
+	// MaxConnsPerIP bounds one client address's open connections
+	// (loopback and trusted proxies are exempt; 0: no bound).
+	MaxConnsPerIP int
 	// MetricsAddr serves /metrics on a private listener of its own; the
 	// public address answers /metrics to this machine only.
 	MetricsAddr string
@@ -102,6 +105,10 @@ type Videos struct {
 	SigningKey     string
 	PlaybackTTL    time.Duration
 	MediaChunk     int64
+	// TranscodeWorkers is how many transcode jobs a process that works
+	// the videos service's jobs runs at once; 0 on the videos target makes
+	// it work none (another process, the transcode target, does).
+	TranscodeWorkers int
 }
 
 // option is one setting reachable as a flag and as an environment variable.
@@ -151,7 +158,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b := &binder{fs: fs, getenv: getenv}
 
 	var targets, proxies, origins stringList
-	b.bind(&targets, "target", "REEL_TARGET", "all", "modules to run: all, users, videos, storage, usage, logs, gateway, or a comma list", public)
+	b.bind(&targets, "target", "REEL_TARGET", "all", "modules to run: all, users, videos, transcode, storage, usage, logs, gateway, or a comma list", public)
 	b.bind((*str)(&c.HTTP.Addr), "http-addr", "REEL_HTTP_ADDR", ":8080", "HTTP listen address", public)
 	b.bind((*str)(&c.DataDir), "data-dir", "REEL_DATA_DIR", "./data", "directory for the embedded database and video files", public)
 	b.bind((*str)(&c.Log.Level), "log-level", "REEL_LOG_LEVEL", "info", "debug, info, warn or error", public)
@@ -163,6 +170,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*dur)(&c.HTTP.ShutdownTimeout), "shutdown-timeout", "REEL_SHUTDOWN_TIMEOUT", "30s", "how long to drain in-flight requests on stop", public)
 	b.bind((*size)(&c.HTTP.BodyMinBytes), "body-min-bytes", "REEL_BODY_MIN_BYTES", "1KiB", "a request body must bring at least this many bytes in every -body-window, or it is cut off with 408 (0: no limit)", public)
 	b.bind((*dur)(&c.HTTP.BodyWindow), "body-window", "REEL_BODY_WINDOW", "10s", "the window of -body-min-bytes", public)
+	b.bind((*intv)(&c.HTTP.MaxConnsPerIP), "max-conns-per-ip", "REEL_MAX_CONNS_PER_IP", "256", "open connections one client address may hold (loopback and trusted proxies exempt; 0: no bound)", public)
 	b.bind((*str)(&c.HTTP.MetricsAddr), "metrics-addr", "REEL_METRICS_ADDR", "", "private address serving Prometheus metrics at /metrics (e.g. :9090 in a pod); the public address answers /metrics to this machine only", public)
 	b.bind((*str)(&c.HTTP.DebugAddr), "debug-addr", "REEL_DEBUG_ADDR", "", "address serving Go's pprof profiles at /debug/pprof/ (off when empty; keep it private, e.g. 127.0.0.1:6060: profiles show memory)", public)
 	b.bind((*intv)(&c.DBMaxConns), "db-max-conns", "REEL_DB_MAX_CONNS", "0", "reader connections per database (0: 4×cores within 8–14 on PostgreSQL, beside half as many writers, 2–6; max(4, 2×cores) on SQLite, beside its one writer)", public)
@@ -201,6 +209,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*str)(&c.Videos.SigningKey), "url-signing-key", "REEL_URL_SIGNING_KEY", "", "key for signed media URLs (default: generated once and kept in the videos database)", secret)
 	b.bind((*dur)(&c.Videos.PlaybackTTL), "playback-ttl", "REEL_PLAYBACK_TTL", "4h", "lifetime of signed playback URLs", public)
 	b.bind((*size)(&c.Videos.MediaChunk), "media-chunk", "REEL_MEDIA_CHUNK", "8MiB", "largest answer to an open-ended range request", public)
+	b.bind((*intv)(&c.Videos.TranscodeWorkers), "transcode-workers", "REEL_TRANSCODE_WORKERS", strconv.Itoa(max(1, runtime.NumCPU()/2)), "transcode jobs run at once by a process working the videos jobs (0: the videos target works no jobs, a transcode target does)", public)
 
 	for _, f := range extra {
 		f(fs)
@@ -310,6 +319,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Videos.PlaybackTTL < time.Minute {
 		errs = append(errs, errors.New("REEL_PLAYBACK_TTL must be at least 1m"))
+	}
+	if c.Videos.TranscodeWorkers < 0 {
+		errs = append(errs, errors.New("REEL_TRANSCODE_WORKERS must not be negative"))
 	}
 	if c.Videos.SigningKey != "" && len(c.Videos.SigningKey) < 32 {
 		errs = append(errs, errors.New("REEL_URL_SIGNING_KEY must have at least 32 characters"))

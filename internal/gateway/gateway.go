@@ -42,6 +42,8 @@ var Routes = []Route{
 	{"/api/v1/uploads", "videos"},
 	{"/api/v1/uploads/", "videos"},
 	{"/api/v1/trash", "videos"},
+	{"/api/v1/jobs", "videos"},
+	{"/api/v1/jobs/", "videos"},
 	{"/media/", "videos"},
 	{"/api/v1/storage/", "storage"},
 	{"/api/v1/usage/", "usage"},

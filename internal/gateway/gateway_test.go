@@ -89,6 +89,7 @@ func TestRoutesToOwningService(t *testing.T) {
 		"GET /api/v1/videos/mine":                   "videos",
 		"PATCH /api/v1/uploads/abc":                 "videos",
 		"GET /api/v1/trash":                         "videos",
+		"POST /api/v1/jobs/7/retry":                 "videos",
 		"GET /media/tok/id/video.mp4":               "videos",
 		"GET /api/v1/storage/me":                    "storage",
 		"GET /api/v1/usage/users/x?from=2026-01-01": "usage",

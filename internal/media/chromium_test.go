@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -17,12 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reel-video/reel/internal/platform/browsertest"
 	"github.com/reel-video/reel/internal/platform/probe/probetest"
 )
-
-// chromiumNotInstalled is the skip message: shouted, because the plain
-// <video> seek is then unproven.
-const chromiumNotInstalled = "CHROMIUM NOT INSTALLED: the plain <video> seek test is SKIPPED (apt-get install chromium)"
 
 // seekPage plays the rendition in a plain <video>, seeks near its end
 // once its metadata is in, and posts what it saw.
@@ -165,19 +161,10 @@ func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(struct{ io.Writer }{w}, r)
 }
 
-// findChromium returns the path of Chromium or Chrome, skipping the test
-// loudly without one.
+// findChromium returns the path of Chromium or Chrome (browsertest's rule:
+// skipped loudly without one, failed in CI).
 func findChromium(t *testing.T) string {
 	t.Helper()
 	probetest.Tools(t)
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("REEL_TEST_CHROMIUM") != "" {
-		t.Fatal("REEL_TEST_CHROMIUM is set but no Chromium was found on PATH")
-	}
-	t.Skip(chromiumNotInstalled)
-	return ""
+	return browsertest.Path(t)
 }

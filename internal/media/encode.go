@@ -126,7 +126,10 @@ func validName(name string) bool {
 func remuxArgs(src Source, out string) []string {
 	args := []string{"-map", "0:" + strconv.Itoa(src.VideoStream)}
 	if src.AudioStream >= 0 {
-		args = append(args, "-map", "0:"+strconv.Itoa(src.AudioStream))
+		// MPEG-TS carries AAC in ADTS frames, which MP4 wants as raw
+		// frames with the config in the header; the filter passes
+		// anything else through.
+		args = append(args, "-map", "0:"+strconv.Itoa(src.AudioStream), "-bsf:a", "aac_adtstoasc")
 	}
 	return append(args, "-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1",
 		"-movflags", fragmentFlags, "-min_frag_duration", strconv.Itoa(remuxMinFragment),
@@ -134,7 +137,8 @@ func remuxArgs(src Source, out string) []string {
 }
 
 // ladderArgs decode the source once and encode every rung from it: the
-// frames go to the source's constant output rate (a variable-rate source
+// frames are deinterlaced if need be, go to the source's constant output
+// rate (a variable-rate source
 // becomes constant; the fps filter does it once for all rungs, where an
 // output's -fps_mode would do it per rung), are split, and each copy is
 // scaled to its rung (upright: ffmpeg turns a rotated source when it
@@ -145,7 +149,13 @@ func (t *Tools) ladderArgs(src Source, rungs []Rung, outs []string) []string {
 		rate = Rational{25, 1}
 	}
 	var g strings.Builder
-	fmt.Fprintf(&g, "[0:%d]fps=%s", src.VideoStream, rate)
+	fmt.Fprintf(&g, "[0:%d]", src.VideoStream)
+	if src.Interlaced {
+		// Each field pair to one frame, only where a frame is flagged
+		// interlaced: the renditions are progressive, as players expect.
+		g.WriteString("bwdif=mode=send_frame:parity=auto:deint=interlaced,")
+	}
+	fmt.Fprintf(&g, "fps=%s", rate)
 	if len(rungs) > 1 {
 		fmt.Fprintf(&g, ",split=%d", len(rungs))
 		for i := range rungs {

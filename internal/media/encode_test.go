@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -25,6 +26,9 @@ type ladderCase struct {
 	rungs    []string // the ladder: name=WxH
 	display  [2]int   // the source as displayed
 	audio    bool
+	// interlaced: Analyze must find the source interlaced (and the
+	// ladder then runs it through bwdif).
+	interlaced bool
 }
 
 var ladderCases = []ladderCase{
@@ -37,6 +41,15 @@ var ladderCases = []ladderCase{
 		rungs: []string{"240p=428x240", "360p=640x360", "480p=854x480"}, display: [2]int{854, 480},
 	},
 	{
+		// ADTS audio, which MP4 cannot take as it is.
+		name: "h264 aac mpeg-ts", encoders: []string{"libx264"}, remux: true, audio: true,
+		make: func(t *testing.T, dir string) string {
+			return clip(t, dir, "a.ts", join(picture(3, 320, 240, "25"), tone(3),
+				[]string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts"})...)
+		},
+		rungs: []string{"240p=320x240"}, display: [2]int{320, 240},
+	},
+	{
 		name: "vp9 opus webm", encoders: []string{"libvpx-vp9", "libopus"}, audio: true,
 		make: func(t *testing.T, dir string) string {
 			return clip(t, dir, "a.webm", join(picture(3, 640, 360, "25"), tone(3),
@@ -45,14 +58,15 @@ var ladderCases = []ladderCase{
 		rungs: []string{"240p=426x240", "360p=640x360"}, display: [2]int{640, 360},
 	},
 	{
-		// Non-square pixels (a PAL DVD's 16:15) and an MPEG-TS clock that
-		// does not start at zero.
-		name: "mpeg2 mp2 ts anamorphic", audio: true,
+		// Interlaced, with non-square pixels (a PAL DVD's 16:15) and an
+		// MPEG-TS clock that does not start at zero.
+		name: "mpeg2 mp2 ts interlaced anamorphic", audio: true,
 		make: func(t *testing.T, dir string) string {
 			return clip(t, dir, "a.ts", join(picture(3, 720, 576, "25"), tone(3),
-				[]string{"-c:v", "mpeg2video", "-aspect", "4:3", "-c:a", "mp2", "-f", "mpegts"})...)
+				[]string{"-vf", "setfield=tff", "-c:v", "mpeg2video", "-flags", "+ildct+ilme", "-top", "1", "-aspect", "4:3", "-c:a", "mp2", "-f", "mpegts"})...)
 		},
-		rungs: []string{"240p=320x240", "360p=480x360", "480p=640x480"}, display: [2]int{768, 576},
+		interlaced: true,
+		rungs:      []string{"240p=320x240", "360p=480x360", "480p=640x480"}, display: [2]int{768, 576},
 	},
 	{
 		name: "no audio", encoders: []string{"libx264"}, remux: true,
@@ -111,6 +125,7 @@ func TestLadder(t *testing.T) {
 	tools := realTools(t)
 	for _, tc := range ladderCases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			for _, e := range tc.encoders {
 				if !probetest.HasEncoder(t, e) {
 					t.Skipf("ffmpeg has no %s", e)
@@ -133,8 +148,8 @@ func runLadder(t *testing.T, tools *Tools, tc ladderCase, path, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := [2]int{src.Width, src.Height}; got != tc.display {
-		t.Errorf("displayed %v, want %v", got, tc.display)
+	if got := [2]int{src.Width, src.Height}; got != tc.display || src.Interlaced != tc.interlaced {
+		t.Errorf("displayed %v, interlaced %v; want %v, %v", got, src.Interlaced, tc.display, tc.interlaced)
 	}
 	plan := PlanLadder(src)
 	if plan.First.Copy != tc.remux {
@@ -186,9 +201,9 @@ func runLadder(t *testing.T, tools *Tools, tc ladderCase, path, out string) {
 		if err != nil {
 			t.Fatalf("%s: %v", r.Name, err)
 		}
-		checkRendition(t, r, file, ix, tc, srcDuration, frame)
+		ks := checkRendition(t, r, file, ix, tc, srcDuration, frame)
 		if !r.Copy {
-			keys = append(keys, keyframeTimes(t, file))
+			keys = append(keys, ks)
 		}
 		pl, err := MediaPlaylist(r.File(), ix)
 		if err != nil {
@@ -218,10 +233,11 @@ func runLadder(t *testing.T, tools *Tools, tc ladderCase, path, out string) {
 	playHLS(t, filepath.Join(out, "master.m3u8"), len(variants), tc.audio, srcDuration)
 }
 
-// checkRendition checks one rendition file with ffprobe and its index.
-func checkRendition(t *testing.T, r Rung, file string, ix *Index, tc ladderCase, srcDuration, frame float64) {
+// checkRendition checks one rendition file with ffprobe and its index,
+// and returns the times of its keyframes.
+func checkRendition(t *testing.T, r Rung, file string, ix *Index, tc ladderCase, srcDuration, frame float64) []float64 {
 	t.Helper()
-	p := probeStreams(t, file)
+	p := probeWithPackets(t, file)
 	vi, ok := p.stream("video")
 	if !ok {
 		t.Fatalf("%s: no video", r.Name)
@@ -235,6 +251,9 @@ func checkRendition(t *testing.T, r Rung, file string, ix *Index, tc ladderCase,
 	}
 	if v.CodecName != "h264" || v.PixFmt != "yuv420p" || w != r.Width || h != r.Height {
 		t.Errorf("%s: %s %s %dx%d displayed, want h264 yuv420p %dx%d", r.Name, v.CodecName, v.PixFmt, w, h, r.Width, r.Height)
+	}
+	if !r.Copy && v.FieldOrder != "progressive" {
+		t.Errorf("%s: field order %q, want progressive", r.Name, v.FieldOrder)
 	}
 	if ix.Width != r.Width || ix.Height != r.Height {
 		t.Errorf("%s: index says %dx%d", r.Name, ix.Width, ix.Height)
@@ -273,7 +292,16 @@ func checkRendition(t *testing.T, r Rung, file string, ix *Index, tc ladderCase,
 	checkCoverage(t, r.Name, ix)
 	// Each segment starts with a keyframe (an encoded rung has one a
 	// segment; a remux keeps the source's, perhaps several a segment).
-	ks := keyframeTimes(t, file)
+	pts, key := p.videoPackets(t)
+	var ks []float64
+	for i := range pts {
+		if key[i] {
+			ks = append(ks, pts[i])
+		}
+	}
+	if len(ks) == 0 {
+		t.Fatalf("%s: no keyframe", r.Name)
+	}
 	if !r.Copy && len(ks) != len(ix.Segments) {
 		t.Errorf("%s: %d keyframes, %d segments", r.Name, len(ks), len(ix.Segments))
 	}
@@ -285,9 +313,9 @@ func checkRendition(t *testing.T, r Rung, file string, ix *Index, tc ladderCase,
 		at += s.Duration
 	}
 	if !r.Copy {
-		pts, _ := packets(t, file)
 		checkConstantRate(t, r.Name, pts, frame)
 	}
+	return ks
 }
 
 // checkCoverage checks that the init segment and the segments cover the
@@ -358,5 +386,65 @@ func writeFile(t testing.TB, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// runnerFunc is a Runner from a function.
+type runnerFunc func(ctx context.Context, name string, args []string, stdout io.Writer) error
+
+func (f runnerFunc) Run(ctx context.Context, name string, args []string, stdout io.Writer) error {
+	return f(ctx, name, args, stdout)
+}
+
+func TestEncodeRefuses(t *testing.T) {
+	tools, err := New(Config{FFmpeg: "ffmpeg", FFprobe: "ffprobe", Runner: runnerFunc(func(context.Context, string, []string, io.Writer) error {
+		t.Error("ffmpeg ran")
+		return nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := Source{Width: 640, Height: 360, Duration: 1, FrameRate: Rational{25, 1}, AudioStream: -1}
+	good := Ladder(src)[0]
+	odd, dup, bad, remux := good, good, good, good
+	odd.Name, odd.Width = "odd", 427
+	bad.Name = "../240p"
+	remux.Name, remux.Copy = "source", true
+	for _, rungs := range [][]Rung{{good, dup}, {odd}, {bad}, {remux, good}} {
+		if err := tools.Encode(context.Background(), src, rungs, t.TempDir(), nil); err == nil {
+			t.Errorf("%+v accepted", rungs)
+		}
+	}
+}
+
+// TestEncodeFailureLeavesNothing has ffmpeg write its files and fail.
+func TestEncodeFailureLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	fail := &RunError{Tool: "ffmpeg", Status: "exit status 1"}
+	written := 0
+	tools, err := New(Config{FFmpeg: "ffmpeg", FFprobe: "ffprobe", Runner: runnerFunc(func(_ context.Context, _ string, args []string, stdout io.Writer) error {
+		for _, a := range args {
+			if p, ok := strings.CutPrefix(a, "file:"+dir); ok {
+				writeFile(t, dir+p, []byte("partial"))
+				written++
+			}
+		}
+		stdout.Write([]byte("out_time_us=500000\nprogress=continue\n"))
+		return fail
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := Source{Path: "/in.mp4", Demuxer: "mov", Width: 640, Height: 360, Duration: 1, FrameRate: Rational{25, 1}, AudioStream: 1, AudioChannels: 6, AudioRate: 44100}
+	var got []Progress
+	err = tools.Encode(context.Background(), src, Ladder(src), dir, func(p Progress) { got = append(got, p) })
+	if !errors.Is(err, fail) {
+		t.Errorf("Encode: %v, want the runner's error", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) > 0 || written != 2 {
+		t.Errorf("left behind: %v of %d written", left, written)
+	}
+	if len(got) != 1 || got[0].Percent != 50 {
+		t.Errorf("progress %+v", got)
 	}
 }

@@ -79,6 +79,7 @@ type probed struct {
 		CodecName    string `json:"codec_name"`
 		Profile      string `json:"profile"`
 		PixFmt       string `json:"pix_fmt"`
+		FieldOrder   string `json:"field_order"`
 		Width        int    `json:"width"`
 		Height       int    `json:"height"`
 		Duration     string `json:"duration"`
@@ -93,6 +94,11 @@ type probed struct {
 		Duration string `json:"duration"`
 		Tags     map[string]string
 	} `json:"format"`
+	Packets []struct {
+		StreamIndex int    `json:"stream_index"`
+		PtsTime     string `json:"pts_time"`
+		Flags       string `json:"flags"`
+	} `json:"packets"`
 }
 
 func probeStreams(t testing.TB, path string) probed {
@@ -102,6 +108,40 @@ func probeStreams(t testing.TB, path string) probed {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// probeWithPackets is probeStreams with the packets' times and flags, in
+// one ffprobe run (each costs a quarter second of loading libraries).
+func probeWithPackets(t testing.TB, path string) probed {
+	t.Helper()
+	var p probed
+	out := ffprobe(t, path, "-print_format", "json", "-show_streams", "-show_format", "-show_entries", "packet=stream_index,pts_time,flags")
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// videoPackets returns the first video stream's packet times and
+// keyframe flags, in file order.
+func (p probed) videoPackets(t testing.TB) (pts []float64, key []bool) {
+	t.Helper()
+	vi, ok := p.stream("video")
+	if !ok {
+		t.Fatal("no video stream")
+	}
+	for _, pk := range p.Packets {
+		if pk.StreamIndex != vi {
+			continue
+		}
+		f, err := strconv.ParseFloat(pk.PtsTime, 64)
+		if err != nil {
+			t.Fatalf("packet time %q", pk.PtsTime)
+		}
+		pts = append(pts, f)
+		key = append(key, strings.HasPrefix(pk.Flags, "K"))
+	}
+	return pts, key
 }
 
 // stream returns the first stream of the type, and whether there is one.
@@ -122,39 +162,6 @@ func (p probed) videoDuration() float64 {
 		}
 	}
 	return seconds(p.Format.Duration)
-}
-
-// packets returns the video packets' presentation times and keyframe
-// flags, in file order.
-func packets(t testing.TB, path string) (pts []float64, key []bool) {
-	t.Helper()
-	out := ffprobe(t, path, "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags", "-print_format", "csv=p=0")
-	for line := range strings.Lines(string(out)) {
-		a, flags, ok := strings.Cut(strings.TrimSpace(line), ",")
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(a, 64)
-		if err != nil {
-			t.Fatalf("packet time %q", a)
-		}
-		pts = append(pts, f)
-		key = append(key, strings.HasPrefix(flags, "K"))
-	}
-	return pts, key
-}
-
-// keyframeTimes returns the times of the video keyframes.
-func keyframeTimes(t testing.TB, path string) []float64 {
-	t.Helper()
-	pts, key := packets(t, path)
-	var ks []float64
-	for i := range pts {
-		if key[i] {
-			ks = append(ks, pts[i])
-		}
-	}
-	return ks
 }
 
 func near(a, b, tolerance float64) bool { return math.Abs(a-b) <= tolerance }

@@ -72,9 +72,10 @@ type Plan struct {
 	// (FastStart), else the lowest rung.
 	First Rung
 	// Rest is every other rung, made together by one ffmpeg run after
-	// First: the full ladder when First is a remux (which may then be
-	// dropped, or kept as the top rendition), else the ladder above the
-	// lowest rung. It may be empty.
+	// First: the full ladder when First is a remux, else the ladder above
+	// the lowest rung. It may be empty. A remux's segments start at the
+	// source's keyframes, not at the ladder's, so once the ladder is done
+	// the master playlist should list the ladder alone.
 	Rest []Rung
 	// NoRemux says why First is not a remux, for logs.
 	NoRemux string

@@ -58,9 +58,10 @@ type Config struct {
 	Preset string
 }
 
-// DefaultPreset is libx264's preset for the ladder: the slowest that
-// still encodes a full 1080p ladder in about real time on two cores
-// (docs/benchmarks.md has the figures).
+// DefaultPreset is libx264's preset for the ladder: it encodes a full
+// 1080p ladder in real time on two cores with room to spare. veryfast
+// makes files about a third smaller but needs nearly all of both cores;
+// ultrafast saves CPU but not bytes (docs/benchmarks.md).
 const DefaultPreset = "superfast"
 
 // New returns Tools for cfg, or ErrNoTools when a tool is missing.

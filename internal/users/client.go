@@ -36,6 +36,32 @@ func (c *Client) UserExists(ctx context.Context, id string) (bool, error) {
 	return err == nil, err
 }
 
+// standingBody is the internal user route's answer.
+type standingBody struct {
+	ID               string `json:"id"`
+	Role             string `json:"role"`
+	Disabled         bool   `json:"disabled"`
+	TokensValidAfter int64  `json:"tokens_valid_after"` // Unix microseconds, 0 for none
+}
+
+// Standing is the account's standing, for another service's verifier. An
+// unknown account is disabled.
+func (c *Client) Standing(ctx context.Context, id string) (authn.Standing, error) {
+	var b standingBody
+	err := c.rpc.Call(ctx, "user", http.MethodGet, "/internal/v1/users/"+url.PathEscape(id), nil, &b, true)
+	if errors.Is(err, ErrUserNotFound) {
+		return authn.Standing{Disabled: true}, nil
+	}
+	if err != nil {
+		return authn.Standing{}, err
+	}
+	st := authn.Standing{Role: b.Role, Disabled: b.Disabled}
+	if b.TokensValidAfter > 0 {
+		st.ValidAfter = fromMicros(b.TokensValidAfter)
+	}
+	return st, nil
+}
+
 // Names returns the usernames of the accounts among ids (at most
 // MaxNames), by id.
 func (c *Client) Names(ctx context.Context, ids []string) (map[string]string, error) {

@@ -57,9 +57,15 @@ func (h *Handler) exists(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpx.JSON(w, http.StatusOK, struct {
-		ID string `json:"id"`
-	}{u.ID})
+	st, err := h.svc.Standing(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	b := standingBody{ID: u.ID, Role: st.Role, Disabled: st.Disabled}
+	if !st.ValidAfter.IsZero() {
+		b.TokensValidAfter = micros(st.ValidAfter)
+	}
+	httpx.JSON(w, http.StatusOK, b)
 	return nil
 }
 

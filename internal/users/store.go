@@ -242,17 +242,21 @@ func subjectLock(subject string) int64 {
 	return int64(h.Sum64())
 }
 
-// forgetAttempt removes a successful attempt's records and the earlier
-// failures of its account from its address.
-func (s *Store) forgetAttempt(ctx context.Context, ids []string, pair string) error {
+// forgetAttempt removes a successful attempt's records and every record
+// of the subjects in clear (a login's earlier failures from its address).
+func (s *Store) forgetAttempt(ctx context.Context, ids []string, clear ...string) error {
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE id = $1`, id); err != nil {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE subject = $1`, pair)
-		return err
+		for _, subject := range clear {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE subject = $1`, subject); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("forget login attempt: %w", err)

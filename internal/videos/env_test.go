@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/authn/authntest"
@@ -28,6 +30,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
@@ -247,6 +250,11 @@ type envConfig struct {
 	deps func(db *sqldb.DB) (videos.Quota, videos.UploadLimit, videos.Egress)
 	// prober wraps the real prober.
 	prober func(videos.Prober) videos.Prober
+	// fairStep is the service's FairStep (default: fair queueing off, so
+	// that tests need not wait for River's scheduler).
+	fairStep time.Duration
+	// stopGrace is the workers' WorkerConfig.StopGrace.
+	stopGrace time.Duration
 }
 
 type env struct {
@@ -264,6 +272,9 @@ type env struct {
 	dirs   struct{ blobs, spool, tus string }
 	mu     sync.Mutex
 	now    time.Time
+	// workers is started by the first cutPosters: until then jobs wait,
+	// so tests see a video before its poster.
+	workers sync.Once
 }
 
 func (e *env) clock() time.Time {
@@ -280,12 +291,15 @@ func (e *env) advance(d time.Duration) {
 
 func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	t.Helper()
-	cfg := envConfig{quota: -1, daily: -1, maxUpload: 64 << 20, chunk: 64 << 10, trashRetained: 30 * 24 * time.Hour}
+	cfg := envConfig{quota: -1, daily: -1, maxUpload: 64 << 20, chunk: 64 << 10, trashRetained: 30 * 24 * time.Hour, fairStep: -1}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	ctx := context.Background()
 	if err := sqldb.Migrate(ctx, db, outbox.Migrations("videos_outbox", db.Dialect), outbox.VersionTable("videos_outbox")); err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, db: db, quota: newFakeQuota(cfg.quota), limit: newFakeLimit(cfg.daily), egress: newFakeEgress(),
@@ -313,12 +327,15 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 		prober = cfg.prober(prober)
 	}
 	e.ob = outbox.New(db, "videos_outbox")
-	e.svc, err = videos.New(ctx, db, e.ob, videos.Deps{
-		Blobs: e.blobs, Prober: prober, Quota: quota, Limit: limit, Egress: egress,
-	}, videos.Config{
+	vcfg := videos.Config{
 		MaxUploadSize: cfg.maxUpload, TrashRetention: cfg.trashRetained, PlaybackTTL: time.Hour,
 		SpoolDir: e.dirs.spool, UploadExpiry: time.Hour,
-	}, obs.Discard())
+		Workers: &videos.WorkerConfig{PollInterval: 50 * time.Millisecond}, FairStep: cfg.fairStep,
+	}
+	videos.WithoutPeriodicJobs(&vcfg)
+	e.svc, err = videos.New(ctx, db, e.ob, videos.Deps{
+		Blobs: e.blobs, Prober: prober, Quota: quota, Limit: limit, Egress: egress,
+	}, vcfg, obs.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +347,7 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	videos.NewHandler(e.svc, e.iss.Verifier(), videos.HandlerConfig{
 		MediaChunk: cfg.chunk, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 	}).Routes(mux)
-	e.tus, err = videos.NewTUS(e.svc, e.iss.Verifier(), e.dirs.tus, obs.Discard())
+	e.tus, err = videos.NewTUS(e.svc, e.iss.Verifier(), e.dirs.tus, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, obs.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,15 +483,68 @@ func (e *env) mustUpload(u user, title string, file []byte) string {
 	return r.video(e.t)["id"].(string)
 }
 
-// cutPosters does the poster worker's job for the posters due now (the
-// env runs no worker, so tests choose when posters appear).
-func (e *env) cutPosters() int {
+// startWorkers starts the service's job workers, as the app runs them,
+// until the test ends.
+func (e *env) startWorkers() {
+	e.workers.Do(func() {
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.svc.RunJobs(ctx) }()
+		e.t.Cleanup(func() {
+			stop()
+			// A poster run at SCHED_IDLE on a loaded machine may outlast
+			// the stop's grace: that is no failure of the test's.
+			if err := <-done; err != nil {
+				e.t.Logf("stop the job workers: %v", err)
+			}
+		})
+	})
+}
+
+// cutPosters has the workers run every poster job to its end, a job
+// waiting for a retry or its turn (retryable, scheduled) being made
+// available at once, as if its time had come: River's scheduler would
+// take seconds. Posters are cut on idle cores only, which a busy test
+// machine may keep from them for minutes: the wait is as long as probe's
+// bound on a run.
+func (e *env) cutPosters() {
 	e.t.Helper()
-	n, err := e.svc.CutPosters(context.Background())
-	if err != nil {
-		e.t.Fatalf("cut posters: %v", err)
+	e.startWorkers()
+	ctx := context.Background()
+	q := e.svc.Queue()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		res, err := q.JobList(ctx, river.NewJobListParams().Kinds(videos.KindPoster).
+			States(rivertype.JobStateAvailable, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStatePending).First(1000))
+		if err != nil {
+			e.t.Fatalf("list poster jobs: %v", err)
+		}
+		if len(res.Jobs) == 0 {
+			return
+		}
+		for _, j := range res.Jobs {
+			if j.State == rivertype.JobStateRetryable || j.State == rivertype.JobStateScheduled {
+				if _, err := q.JobRetry(ctx, j.ID); err != nil {
+					e.t.Fatalf("make job %d available: %v", j.ID, err)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("poster jobs still unfinished: %d", len(res.Jobs))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return n
+}
+
+// posterJobs lists the poster jobs of a video (all of them, newest first).
+func (e *env) posterJobs(id string) []*rivertype.JobRow {
+	e.t.Helper()
+	res, err := e.svc.Queue().JobList(context.Background(), river.NewJobListParams().Kinds(videos.KindPoster).
+		TagsAll("video-"+id).OrderBy(river.JobListOrderByID, river.SortOrderDesc))
+	if err != nil {
+		e.t.Fatalf("list poster jobs: %v", err)
+	}
+	return res.Jobs
 }
 
 var (

@@ -19,11 +19,7 @@ func (r record) visibleTo(c authn.Caller) bool {
 	return r.Status == StatusReady && r.DeletedAt == nil
 }
 
-func (r record) public() Video {
-	v := r.Video
-	v.HasPoster = r.PosterKey != "" || r.PosterDue > 0
-	return v
-}
+func (r record) public() Video { return r.Video }
 
 // Get returns a video: anyone authenticated sees a ready video that is not
 // in the trash; its owner and admins see it in every state.

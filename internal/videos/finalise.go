@@ -49,9 +49,9 @@ func blobKey(id, file string) string { return "videos/" + id + "/" + file }
 // finalise turns an admitted upload whose bytes are in in.Path into a
 // ready video: it probes the file (ErrNotVideo when it is not a video),
 // stores it in the blob store, commits the real size to the quota and the
-// daily upload volume, and records the video, with its poster due and its
-// UPLOAD_VIDEO event, in one transaction. The poster worker cuts the
-// poster afterwards (posters.go). On any failure it gives back
+// daily upload volume, and records the video, with its UPLOAD_VIDEO event
+// and its poster job, in one transaction. The job cuts the poster
+// afterwards (posters.go). On any failure it gives back
 // everything (reservations, blobs, charged bytes) and returns the error.
 // The file at in.Path may be moved into the blob store (a disk store on
 // the same filesystem takes it by a rename); the caller removes whatever
@@ -124,8 +124,8 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 
 	// The poster is cut after the answer (posters.go), from a second name
 	// of the spooled file: putFile may move the file into the blob store
-	// or the caller remove it. Without that name the poster worker reads
-	// the stored video instead.
+	// or the caller remove it. Without that name the poster job reads the
+	// stored video instead.
 	link := s.posterSource(id)
 	s.keepPosterSource(in.Path, in.Size, link)
 	defer func() {
@@ -145,7 +145,6 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 	adm.quotaCommitted = true
 	rec.Status = StatusReady
 	rec.QuotaState = quotaCharged
-	rec.PosterDue = 1
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		done, err := s.store.markReady(ctx, tx, rec, micros(s.now()))
 		if err != nil {
@@ -153,6 +152,11 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 		}
 		if !done {
 			return errors.New("the processing row vanished")
+		}
+		// In the same transaction: a video is never ready without its
+		// poster job, and a rolled-back one never has one.
+		if err := s.enqueueTx(ctx, tx, KindPoster, rec); err != nil {
+			return err
 		}
 		e := s.event(ctx, "UPLOAD_VIDEO", outbox.Success, "uploaded video "+quote(rec.Title)).
 			ForUser(rec.OwnerID).On(rec.ID).With("size_bytes", rec.SizeBytes).With("content_type", rec.ContentType).
@@ -163,7 +167,6 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 		return Video{}, fmt.Errorf("finalise upload: %w", err)
 	}
 	ok = true
-	s.announcePoster()
 	// The day's volume is committed last, once the video stands: usage
 	// cannot give volume back, so a failure before this point must leave
 	// it uncounted (finalise releases the reservation). A commit that

@@ -46,6 +46,7 @@ func NewHandler(svc *Service, auth *authn.Verifier, cfg HandlerConfig) *Handler 
 	if cfg.MediaChunk <= 0 {
 		cfg.MediaChunk = DefaultMediaChunk
 	}
+	svc.mustServe()
 	return &Handler{svc: svc, auth: auth, cfg: cfg}
 }
 
@@ -62,6 +63,7 @@ func (h *Handler) Routes(r httpx.Router) {
 	r.Handle("POST /api/v1/videos/{id}/restore", req(h.restore))
 	r.Handle("POST /api/v1/videos/{id}/playback", req(h.playback))
 	r.Handle("GET /api/v1/trash", req(h.trash))
+	h.jobRoutes(r)
 	// Media URLs carry their own signature: no bearer token, so that they
 	// play in a plain <video src>. GET also answers HEAD.
 	r.Handle("GET /media/{token}/{id}/{file}", httpx.HandlerFunc(h.media))
@@ -111,8 +113,8 @@ func (h *Handler) mine(w http.ResponseWriter, r *http.Request) error {
 // poster signed for the caller, as a page of posters shows them.
 type ListedVideo struct {
 	Video
-	// PosterURL is null when the video has no poster or cannot be played
-	// (still processing, failed).
+	// PosterURL is null when the video cannot be played (still
+	// processing, failed); until its poster is cut it is a placeholder.
 	PosterURL *string `json:"poster_url"`
 }
 
@@ -131,7 +133,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, p page.Page[Video
 	base, c := BaseURL(r, h.cfg.TrustedProxies), caller(r)
 	for i, v := range p.Items {
 		out.Items[i].Video = v
-		if g, err := h.svc.Sign(c, v); err == nil && g.PosterPath != "" {
+		if g, err := h.svc.Sign(c, v); err == nil {
 			u := base + g.PosterPath
 			out.Items[i].PosterURL = &u
 		}
@@ -207,7 +209,7 @@ func (h *Handler) restore(w http.ResponseWriter, r *http.Request) error {
 // PlaybackBody is the answer to a playback request.
 type PlaybackBody struct {
 	URL       string    `json:"url"`
-	PosterURL *string   `json:"poster_url"`
+	PosterURL string    `json:"poster_url"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
@@ -217,12 +219,7 @@ func (h *Handler) playback(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	base := BaseURL(r, h.cfg.TrustedProxies)
-	body := PlaybackBody{URL: base + g.VideoPath, ExpiresAt: g.ExpiresAt}
-	if g.PosterPath != "" {
-		p := base + g.PosterPath
-		body.PosterURL = &p
-	}
-	httpx.JSON(w, http.StatusOK, body)
+	httpx.JSON(w, http.StatusOK, PlaybackBody{URL: base + g.VideoPath, PosterURL: base + g.PosterPath, ExpiresAt: g.ExpiresAt})
 	return nil
 }
 

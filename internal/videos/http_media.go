@@ -38,8 +38,14 @@ func (h *Handler) media(w http.ResponseWriter, r *http.Request) error {
 	hdr.Set("Content-Type", m.ContentType)
 	hdr.Set("ETag", `"`+info.ETag+`"`)
 	// The URL is private to a viewer; revalidation is cheap (ETag) and
-	// makes a trashed video stop playing from caches too.
-	hdr.Set("Cache-Control", "private, no-cache")
+	// makes a trashed video stop playing from caches too. The placeholder
+	// of a poster not cut yet is not kept at all: the next load shows the
+	// poster.
+	if m.Placeholder {
+		hdr.Set("Cache-Control", "no-store")
+	} else {
+		hdr.Set("Cache-Control", "private, no-cache")
+	}
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	mw := &meteredWriter{ResponseWriter: w, r: r, budget: budget, size: info.Size}
 	if rh := r.Header.Get("Range"); rh != "" {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,6 +60,8 @@ type TUS struct {
 	locker *memorylocker.MemoryLocker
 	h      *tusd.UnroutedHandler
 	log    *slog.Logger
+	// trusted are the proxies whose forwarding headers are believed.
+	trusted []netip.Prefix
 
 	// active counts requests in flight per upload id, so that expiry
 	// never takes the lock from (and so interrupts) a live transfer.
@@ -67,11 +70,13 @@ type TUS struct {
 }
 
 // NewTUS builds the tus endpoint; dir holds the partial uploads.
-func NewTUS(svc *Service, auth *authn.Verifier, dir string, log *slog.Logger) (*TUS, error) {
+// Forwarded headers are believed only from trusted (proxy) peers.
+func NewTUS(svc *Service, auth *authn.Verifier, dir string, trusted []netip.Prefix, log *slog.Logger) (*TUS, error) {
+	svc.mustServe()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tus upload directory: %w", err)
 	}
-	t := &TUS{svc: svc, auth: auth, dir: dir, log: log, locker: memorylocker.New(), active: map[string]int{}}
+	t := &TUS{svc: svc, auth: auth, dir: dir, trusted: trusted, log: log, locker: memorylocker.New(), active: map[string]int{}}
 	t.store = filestore.New(dir)
 	t.store.DirModePerm, t.store.FileModePerm = 0o700, 0o600
 	composer := tusd.NewStoreComposer()
@@ -87,7 +92,7 @@ func NewTUS(svc *Service, auth *authn.Verifier, dir string, log *slog.Logger) (*
 		DisableDownload:            true,
 		DisableConcatenation:       true,
 		Cors:                       &tusd.CorsConfig{Disable: true}, // the app's CORS middleware answers
-		RespectForwardedHeaders:    true,                            // Location as the client reached us, through the gateway too
+		RespectForwardedHeaders:    true,                            // Location as the client reached us, through the gateway too (untrusted peers' headers are dropped first)
 		Logger:                     xslog.New(tusLog{h: log.Handler()}),
 		PreUploadCreateCallback:    t.preCreate,
 		PreFinishResponseCallback:  t.preFinish,
@@ -106,7 +111,7 @@ func (t *TUS) Routes(r httpx.Router) {
 		// tusd expects the path without its base (the upload id alone).
 		// problems wraps tusd's middleware, which binds the writer it is
 		// given into the request's context for the handlers to answer on.
-		return http.StripPrefix(UploadsPath, problems(t.h.Middleware(f)))
+		return http.StripPrefix(UploadsPath, t.forwarded(problems(t.h.Middleware(f))))
 	}
 	// OPTIONS is protocol discovery (Tus-Version, Tus-Extension,
 	// Tus-Max-Size) and needs no credentials.
@@ -115,6 +120,20 @@ func (t *TUS) Routes(r httpx.Router) {
 	r.Handle("HEAD "+UploadsPath+"/{id}", t.auth.Require(t.owned(strip(t.h.HeadFile), http.MethodHead)))
 	r.Handle("PATCH "+UploadsPath+"/{id}", t.auth.Require(t.owned(strip(t.h.PatchFile), http.MethodPatch)))
 	r.Handle("DELETE "+UploadsPath+"/{id}", t.auth.Require(t.owned(strip(t.h.DelFile), http.MethodDelete)))
+}
+
+// forwarded drops the forwarding headers of a peer that is no trusted
+// proxy: tusd builds an upload's Location from them, and a client could
+// otherwise point it at a host of its choosing.
+func (t *TUS) forwarded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !peerTrusted(r, t.trusted) {
+			for _, h := range []string{"Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+				r.Header.Del(h)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // create checks what tusd would otherwise accept or answer in its own

@@ -24,6 +24,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/page"
 	"github.com/reel-video/reel/internal/platform/probe"
+	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
@@ -73,6 +74,9 @@ func testService(t *testing.T, db *sqldb.DB) (*Service, *stubQuota, blob.Store) 
 	t.Helper()
 	ctx := context.Background()
 	if err := sqldb.Migrate(ctx, db, outbox.Migrations("videos_outbox", db.Dialect), outbox.VersionTable("videos_outbox")); err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	blobs, err := blob.NewDisk(t.TempDir())

@@ -20,10 +20,16 @@ const staleAfter = 2 * time.Hour
 // maintenanceBatch bounds the rows one maintenance pass handles.
 const maintenanceBatch = 100
 
-// removeStaleSpool deletes spool files, posters and poster sources
-// (upload-*) left behind a day ago or more: by a crashed process, or a
-// poster source whose video went to the trash before its poster was cut
-// (the poster worker reads the stored video when its source is gone).
+// SweepSpool deletes this process's spool files, posters and poster
+// sources (upload-*) left behind a day ago or more: by a crashed process,
+// or a poster source whose video went to the trash before its poster was
+// cut (a poster job reads the stored video when its source is gone). The
+// spool is local, so every process runs it, not one replica's job.
+func (s *Service) SweepSpool(context.Context) error {
+	s.removeStaleSpool()
+	return nil
+}
+
 func (s *Service) removeStaleSpool() {
 	entries, err := os.ReadDir(s.cfg.SpoolDir)
 	if err != nil {
@@ -43,8 +49,9 @@ func (s *Service) removeStaleSpool() {
 // Maintain finishes what dead processes left half-done: frees the bytes of
 // trashed videos whose free did not complete, undoes restores that never
 // finished, fails uploads whose finalisation died (deleting their blobs and
-// charges), and then purges. Run it periodically; it is safe in several
-// replicas at once.
+// charges), gives a poster job to live videos waiting for a poster without
+// one, and forgets closed uploads. The maintenance job runs it every
+// minute (workers.go); it is safe in several replicas at once.
 func (s *Service) Maintain(ctx context.Context) error {
 	now := s.now()
 	var errsOut []error
@@ -93,13 +100,12 @@ func (s *Service) Maintain(ctx context.Context) error {
 		s.events.RecordOrLog(ctx, s.event(ctx, "UPLOAD_VIDEO", outbox.Failure, "upload abandoned while being processed").
 			ForUser(r.OwnerID).On(r.ID))
 	}
-	if _, err := s.Purge(ctx); err != nil {
+	if err := s.enqueueMissing(ctx); err != nil {
 		errsOut = append(errsOut, err)
 	}
 	if err := s.store.forgetUploads(ctx, micros(now.Add(-7*24*time.Hour))); err != nil {
 		errsOut = append(errsOut, err)
 	}
-	s.removeStaleSpool()
 	return errors.Join(errsOut...)
 }
 

@@ -141,8 +141,10 @@ func TestMediaRanges(t *testing.T) {
 		if d := e.do("DELETE", "/api/v1/videos/"+id, ann.token, nil); d.status != 204 {
 			t.Fatalf("delete: %d", d.status)
 		}
-		if r := e.do("GET", url, "", nil, "Range", "bytes=0-9"); r.status != 404 {
-			t.Fatalf("trashed video plays: %d", r.status)
+		for _, u := range []string{url, strings.Replace(url, "video.mp4", "poster.jpg", 1)} {
+			if r := e.do("GET", u, "", nil, "Range", "bytes=0-9"); r.status != 404 || r.code() != "video_not_found" {
+				t.Fatalf("trashed video plays: %d %s", r.status, r.raw)
+			}
 		}
 	}, func(c *envConfig) { c.chunk = testChunk })
 }
@@ -187,9 +189,9 @@ func TestMediaSignatures(t *testing.T) {
 		if r := e.do("GET", strings.Replace(url, id, other, 1), "", nil); r.status != 403 {
 			t.Fatalf("token on another video: %d", r.status)
 		}
-		// Unknown file names under a good token are 404.
-		if r := e.do("GET", strings.Replace(url, "video.mp4", "secret.txt", 1), "", nil); r.status != 404 {
-			t.Fatalf("unknown file: %d", r.status)
+		// Unknown file names under a good token are 404, saying so.
+		if r := e.do("GET", strings.Replace(url, "video.mp4", "secret.txt", 1), "", nil); r.status != 404 || r.code() != "file_not_found" {
+			t.Fatalf("unknown file: %d %s", r.status, r.raw)
 		}
 		e.advance(61 * time.Minute)
 		if r := e.do("GET", url, "", nil); r.status != 403 || r.code() != "url_expired" {

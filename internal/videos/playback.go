@@ -21,8 +21,8 @@ import (
 // Grant is a playback grant: signed media paths for one viewer and video.
 type Grant struct {
 	VideoPath string
-	// PosterPath is empty when the video has no poster and none is being
-	// cut; while one is, the path answers 404 until it is there.
+	// PosterPath always answers an image: the poster, or a placeholder
+	// until the poster is there (or for good, if the video went without).
 	PosterPath string
 	ExpiresAt  time.Time
 }
@@ -58,11 +58,11 @@ func (s *Service) Sign(c authn.Caller, v Video) (Grant, error) {
 	}
 	exp := s.now().Add(s.cfg.PlaybackTTL).Truncate(time.Second).UTC()
 	token := s.signer.token(v.ID, c.UserID, exp)
-	g := Grant{VideoPath: MediaPath(token, v.ID, VideoFile(v.ContentType)), ExpiresAt: exp}
-	if v.HasPoster {
-		g.PosterPath = MediaPath(token, v.ID, PosterFile)
-	}
-	return g, nil
+	return Grant{
+		VideoPath:  MediaPath(token, v.ID, VideoFile(v.ContentType)),
+		PosterPath: MediaPath(token, v.ID, PosterFile),
+		ExpiresAt:  exp,
+	}, nil
 }
 
 // MediaPath is the path of a file of a video under a playback token.
@@ -78,12 +78,16 @@ type Media struct {
 	// Allowance is what the viewer may still receive today, -1 for no
 	// limit; never 0 (a spent allowance is ErrEgressLimit).
 	Allowance int64
-	egress    Egress
+	// Placeholder marks the placeholder image, answered for a poster that
+	// is not there: it must not be cached, or the real one would not show.
+	// It is not the video's: its bytes are not counted as egress.
+	Placeholder bool
+	egress      Egress
 }
 
 // Delivered counts n bytes sent to the viewer as their egress.
 func (m *Media) Delivered(n int64) {
-	if n > 0 {
+	if n > 0 && m.egress != nil {
 		m.egress.Add(m.Viewer, n)
 	}
 }
@@ -91,10 +95,12 @@ func (m *Media) Delivered(n int64) {
 // OpenMedia checks a media token, opens the named file (the video under
 // any "video.*" name, the poster as "poster.jpg" or the ".jpg" sibling of
 // the video's name, as the original system's clients derive it) and tells
-// what its viewer may still receive today. A bad token is ErrBadSignature
-// or ErrURLExpired (403); a video that is no longer playable (trashed,
-// purged) is ErrVideoNotFound; a viewer whose daily allowance is spent
-// gets ErrEgressLimit (429, until the next UTC day).
+// what its viewer may still receive today. A poster that is not there yet
+// (or never will be) is the placeholder image. A bad token is
+// ErrBadSignature or ErrURLExpired (403); a video that is no longer
+// playable (trashed, purged) is ErrVideoNotFound, a file it does not have
+// ErrFileNotFound (404 both); a viewer whose daily allowance is spent gets
+// ErrEgressLimit (429, until the next UTC day).
 func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media, error) {
 	now := s.now()
 	viewer, err := s.signer.verify(token, id, now)
@@ -105,23 +111,31 @@ func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media
 	if err != nil {
 		return nil, err
 	}
-	key, ctype := p.videoKey, p.contentType
+	key, ctype, poster := p.videoKey, p.contentType, false
 	switch {
 	case file == PosterFile || (strings.HasPrefix(file, "video.") && strings.HasSuffix(file, ".jpg")):
-		if p.posterKey == "" {
-			return nil, ErrVideoNotFound
-		}
-		key, ctype = p.posterKey, "image/jpeg"
+		key, ctype, poster = p.posterKey, "image/jpeg", true
 	case strings.HasPrefix(file, "video."):
 	default:
-		return nil, ErrVideoNotFound
+		return nil, ErrFileNotFound
 	}
-	obj, err := s.blobs.Open(ctx, key)
-	if errors.Is(err, blob.ErrNotFound) {
-		return nil, ErrVideoNotFound
+	var obj blob.Object
+	if key != "" {
+		obj, err = s.blobs.Open(ctx, key)
 	}
-	if err != nil {
+	switch {
+	case poster && (key == "" || errors.Is(err, blob.ErrNotFound)):
+		// Not cut yet, or the video went without (a poster key whose
+		// blob is gone is a purge racing this request).
+		obj, err = newPlaceholder(), nil
+	case errors.Is(err, blob.ErrNotFound):
+		return nil, ErrFileNotFound
+	case err != nil:
 		return nil, fmt.Errorf("open media: %w", err)
+	}
+	if _, ok := obj.(placeholder); ok {
+		// Not the video's bytes: neither metered nor refused.
+		return &Media{Object: obj, ContentType: ctype, Viewer: viewer, Allowance: -1, Placeholder: true}, nil
 	}
 	allowance, err := s.egress.Allowance(ctx, viewer)
 	if err == nil && (allowance == 0 || allowance < -1) {

@@ -7,9 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/riverqueue/river"
 
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/errs"
@@ -18,41 +19,27 @@ import (
 
 // Posters are cut after the upload has been answered (decision 0004):
 // cutting one means starting ffmpeg, and an upload whose bytes are stored
-// and playable should not wait for that. finalise marks the video ready
-// with its poster due (videos.poster_due) and wakes the worker; the worker
-// (RunPosters, one per process) takes due videos in batches, cuts their
-// posters in one ffmpeg run (probe's batching), stores and charges each
-// like any stored byte, and attaches it to its video.
+// and playable should not wait for that. finalise enqueues a poster job in
+// the transaction that marks the video ready (jobs.go); a worker of any
+// replica runs it (workPoster): it cuts the frame, stores and charges it
+// like any stored byte, and attaches it to its video. Poster jobs of one
+// process run up to posterWorkers at once, and probe cuts concurrent
+// requests in one ffmpeg run, so a backlog is cut in batches.
 //
-// The due mark is in the database, so a poster survives a stop or a
-// crash: a worker takes a batch by leasing it (claimPosters); one that
-// dies leaves the lease to run out and any replica's worker takes the
-// batch again. The video's bytes come from a second name of the spooled
-// upload that finalise leaves in the spool directory, or, when that is
-// gone (another replica's upload, a restart, a day in the trash), from
-// the blob store.
+// The video's bytes come from a second name of the spooled upload that
+// finalise leaves in the spool directory, or, when that is gone (another
+// replica's upload, a restart, a day in the trash), from the blob store.
 
-const (
-	// posterBatch is how many videos a worker takes at once: what one
-	// ffmpeg run cuts (probe's maxFrameBatch). One run at a time leaves
-	// the other cores to the requests: a run per core drains a backlog
-	// faster but slows reads under load (see docs/benchmarks.md).
-	posterBatch = 8
-	// posterLease is how long a worker holds the videos it took before
-	// another may take them: far longer than a batch takes.
-	posterLease = 10 * time.Minute
-	// posterRetry is the pause after an attempt that failed for a reason
-	// that may pass (storage unavailable, a timeout).
-	posterRetry = time.Minute
-	// posterTries is how many attempts a video gets before it goes
-	// without a poster.
-	posterTries = 3
-	// posterPoll is how often a worker looks for due posters nobody
-	// announced to it: another replica's, or those a crash left.
-	posterPoll = 30 * time.Second
-)
+// posterWorkers is how many poster jobs a process runs at once: what one
+// ffmpeg run cuts (probe's maxFrameBatch), so that a backlog is cut in
+// batches while the other cores serve requests.
+const posterWorkers = 8
 
-// PosterCounts are running totals of what this process's poster worker
+// posterTimeout bounds a poster job: probe bounds the ffmpeg run itself
+// (300 s on the clock), and the rest is copying a file and a few calls.
+const posterTimeout = 6 * time.Minute
+
+// PosterCounts are running totals of what this process's poster jobs
 // did, for metrics.
 type PosterCounts struct {
 	Cut     atomic.Int64 // posters stored and attached
@@ -64,14 +51,8 @@ type PosterCounts struct {
 	SourcesSkipped atomic.Int64
 }
 
-// PosterCounts returns the worker's running totals.
+// PosterCounts returns the poster jobs' running totals.
 func (s *Service) PosterCounts() *PosterCounts { return &s.posterCounts }
-
-// PostersDue counts the videos, ready and not in the trash, whose poster
-// is still to be cut, by any replica.
-func (s *Service) PostersDue(ctx context.Context) (int64, error) {
-	return s.store.postersDue(ctx)
-}
 
 // posterSource is where finalise leaves a second name of an upload's file
 // for its poster. The upload- prefix puts it under removeStaleSpool.
@@ -106,125 +87,107 @@ func (s *Service) keepPosterSource(path string, size int64, link string) {
 // arriving meanwhile.
 func spoolReserve(total uint64) uint64 { return max(total/10, 1<<30) }
 
-// announcePoster wakes the worker: a poster is due.
-func (s *Service) announcePoster() {
-	select {
-	case s.posterKick <- struct{}{}:
-	default: // already woken
+// workPoster is the work of a poster job: it cuts, stores and attaches
+// the poster of video id if it still wants one. attempt counts from 1; the
+// last one that fails records that the video goes without.
+func (s *Service) workPoster(ctx context.Context, id string, attempt, maxAttempts int) error {
+	r, err := s.store.video(ctx, s.db.R, id)
+	if errors.Is(err, ErrVideoNotFound) {
+		return nil // purged meanwhile: nothing to do
 	}
-}
-
-// RunPosters cuts due posters until ctx ends: as soon as an upload in this
-// process announces one, and every posterPoll for the others. Run it as a
-// background task in every process that serves uploads.
-func (s *Service) RunPosters(ctx context.Context) error {
-	t := time.NewTicker(posterPoll)
-	defer t.Stop()
-	for {
-		if _, err := s.CutPosters(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("cut posters", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.posterKick:
-		case <-t.C:
-		}
+	if err != nil {
+		return s.posterFailed(ctx, record{Video: Video{ID: id}}, attempt, maxAttempts, failed(msgReadVideo, err))
 	}
-}
-
-// CutPosters takes due posters, a batch at a time, until none is left to
-// take, and returns how many videos it took. A video whose attempt fails
-// is paused (posterRetry) rather than taken again in the same call.
-func (s *Service) CutPosters(ctx context.Context) (int, error) {
-	n := 0
-	for ctx.Err() == nil {
-		now := s.now()
-		rs, err := s.store.claimPosters(ctx, s.db.W, micros(now), micros(now.Add(posterLease)), posterBatch)
+	if !r.wantsPoster() {
+		return nil // it has one, went without, or is in the trash
+	}
+	if r.PosterDue > 0 {
+		// Marked due by the previous release during a rolling upgrade:
+		// come back once none of its workers holds the video.
+		until, err := s.store.takeLegacyPoster(ctx, s.db.W, id, micros(s.now()))
 		if err != nil {
-			return n, err
+			return s.posterFailed(ctx, r, attempt, maxAttempts, failed(msgReadVideo, err))
 		}
-		if len(rs) == 0 {
-			return n, nil
+		if until > 0 {
+			return river.JobSnooze(max(time.Second, fromMicros(until).Sub(s.now())))
 		}
-		// The batch must end well within its lease, or another worker
-		// would take the same videos.
-		bctx, cancel := context.WithTimeout(ctx, posterLease/2)
-		var wg sync.WaitGroup
-		for _, r := range rs {
-			// Cut together: probe batches concurrent requests into one
-			// ffmpeg run.
-			wg.Go(func() { s.cutPoster(bctx, r) })
-		}
-		wg.Wait()
-		cancel()
-		n += len(rs)
 	}
-	return n, ctx.Err()
+	ctx, stop := s.watch(ctx, id)
+	defer stop()
+	err = s.cutPoster(ctx, r, attempt)
+	if err == nil {
+		return nil
+	}
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errVideoGone):
+		// Trashed, maybe on another replica: a restore enqueues the
+		// poster again.
+		return river.JobCancel(&jobError{msg: msgVideoGone, err: err})
+	case errors.Is(cause, river.ErrJobCancelledRemotely):
+		return &jobError{msg: msgCancelled, err: err} // River records it cancelled
+	case ctx.Err() != nil && s.stopping.Load():
+		// The process is stopping: the next one takes the job again at
+		// once, without counting this attempt.
+		return river.JobSnooze(0)
+	}
+	return s.posterFailed(ctx, r, attempt, maxAttempts, err)
 }
 
-// cutPoster cuts, stores and attaches the poster of one video the worker
-// has taken.
-func (s *Service) cutPoster(ctx context.Context, r record) {
+// wantsPoster reports whether a video still waits for its poster: live,
+// its bytes counted, with no poster and not gone without.
+func (r record) wantsPoster() bool {
+	return r.Status == StatusReady && r.DeletedAt == nil && r.QuotaState == quotaCharged && r.PosterKey == "" && !r.PosterNone
+}
+
+// cutPoster cuts, stores and attaches the poster of video r.
+func (s *Service) cutPoster(ctx context.Context, r record, attempt int) error {
 	src, done, err := s.posterInput(ctx, r)
 	if err != nil {
-		s.posterFailed(ctx, r, err)
-		return
+		return failed(msgSource, err)
 	}
 	defer done()
 	path, err := s.prober.Poster(ctx, src, probe.Info{DurationSeconds: r.DurationSeconds})
-	if errors.Is(err, probe.ErrNoPoster) && !errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, probe.ErrNoPoster) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		// Nothing to cut (no ffmpeg, no frame ffmpeg can decode): the
 		// video goes without. A run that ran out of time is tried again
 		// instead: it runs on idle cores only, and on a busy machine may
-		// not have had its share (posterTries bounds a file that always
-		// takes too long).
+		// not have had its share (the job's attempts bound a file that
+		// always takes too long).
 		s.log.Info("no poster", "video", r.ID, "err", err)
-		s.attach(ctx, r, record{})
-		return
+		return s.attach(ctx, r, record{})
 	}
 	if err != nil {
-		s.posterFailed(ctx, r, err)
-		return
+		return failed(msgCut, err)
 	}
 	defer func() { _ = os.Remove(path) }()
 	// An attempt that died after charging the poster left that charge:
 	// free it first, so that the one below is the only one (Free is
-	// idempotent). A first attempt (claimPosters counts them) has nothing
-	// to free, so it spares the storage service the call.
-	if r.PosterTries > 1 {
+	// idempotent). A first attempt has nothing to free, so it spares the
+	// storage service the call.
+	if attempt > 1 {
 		if _, err := s.quota.Free(ctx, r.OwnerID, blobKey(r.ID, PosterFile)); err != nil {
-			s.posterFailed(ctx, r, fmt.Errorf("free an earlier poster charge: %w", err))
-			return
+			return failed(msgCharge, err)
 		}
 	}
 	got := r
 	if err := s.storePoster(ctx, &got, path); err != nil {
-		s.posterFailed(ctx, r, err)
-		return
+		return err
 	}
-	s.attach(ctx, r, got)
+	return s.attach(ctx, r, got)
 }
 
 // attach records got's poster (none if its key is empty) on video r and
 // removes the poster's source. A video that went to the trash or away
 // meanwhile gets nothing: the stored poster and its charge are given
-// back, and a video in the trash keeps its poster due for a restore.
-func (s *Service) attach(ctx context.Context, r, got record) {
-	ok, err := s.store.attachPoster(ctx, s.db.W, r.ID, got.PosterKey, got.PosterBytes, micros(s.now()))
-	if err != nil {
+// back, and a restore enqueues its poster again.
+func (s *Service) attach(ctx context.Context, r, got record) error {
+	ok, err := s.store.attachPoster(ctx, s.db.W, r.ID, got.PosterKey, got.PosterBytes, got.PosterKey == "", micros(s.now()))
+	if err != nil || !ok {
 		s.dropPoster(ctx, r, got)
-		s.posterFailed(ctx, r, err)
-		return
-	}
-	if !ok {
-		s.dropPoster(ctx, r, got)
-		cctx, cancel := detached(ctx)
-		defer cancel()
-		if err := s.store.posterDueAt(cctx, s.db.W, r.ID, 1); err != nil {
-			s.log.Warn("poster of a trashed video", "video", r.ID, "err", err)
+		if err != nil {
+			return failed(msgAttach, err)
 		}
-		return
+		return nil
 	}
 	if got.PosterKey != "" {
 		s.posterCounts.Cut.Add(1)
@@ -233,6 +196,7 @@ func (s *Service) attach(ctx context.Context, r, got record) {
 	}
 	s.media.forget(r.ID)
 	_ = os.Remove(s.posterSource(r.ID))
+	return nil
 }
 
 // dropPoster gives back a poster that could not be attached: its blob and
@@ -252,29 +216,24 @@ func (s *Service) dropPoster(ctx context.Context, r, got record) {
 	})
 }
 
-// posterFailed pauses a video's poster after a failed attempt, or gives
-// it up after posterTries. A worker stopping (ctx cancelled, not timed
-// out) gives its lease back at once, so that the next worker need not
-// wait for it to run out.
-func (s *Service) posterFailed(ctx context.Context, r record, err error) {
-	at := micros(s.now().Add(posterRetry))
-	switch {
-	case errors.Is(ctx.Err(), context.Canceled):
-		at = 1
-	case r.PosterTries >= posterTries:
-		s.log.Warn("no poster: giving up", "video", r.ID, "tries", r.PosterTries, "err", err)
-		s.posterCounts.None.Add(1)
-		at = 0
-		_ = os.Remove(s.posterSource(r.ID))
-	default:
-		s.log.Warn("poster failed; will try again", "video", r.ID, "tries", r.PosterTries, "err", err)
+// posterFailed logs a failed attempt and returns its error for River,
+// which tries the job again after a backoff; after the last attempt the
+// video goes without a poster.
+func (s *Service) posterFailed(ctx context.Context, r record, attempt, maxAttempts int, err error) error {
+	if attempt < maxAttempts {
+		s.log.Warn("poster failed; will try again", "video", r.ID, "attempt", attempt, "err", causeOf(err))
 		s.posterCounts.Failed.Add(1)
+		return err
 	}
+	s.log.Warn("no poster: giving up", "video", r.ID, "attempts", attempt, "err", causeOf(err))
 	cctx, cancel := detached(ctx)
 	defer cancel()
-	if err := s.store.posterDueAt(cctx, s.db.W, r.ID, at); err != nil {
-		s.log.Warn("poster failed", "video", r.ID, "err", err)
+	if _, aerr := s.store.attachPoster(cctx, s.db.W, r.ID, "", 0, true, micros(s.now())); aerr != nil {
+		s.log.Warn("mark a video without a poster", "video", r.ID, "err", aerr)
 	}
+	_ = os.Remove(s.posterSource(r.ID))
+	s.posterCounts.None.Add(1)
+	return err
 }
 
 // posterInput returns a local file holding video r's bytes: its poster
@@ -309,11 +268,11 @@ func (s *Service) posterInput(ctx context.Context, r record) (path string, done 
 // storePoster stores a poster and charges it to the owner's quota like
 // any stored byte: reserved, then committed, so that a tight quota is
 // never overshot. When there is no room left for it, the video simply
-// goes without a poster.
+// goes without a poster (rec keeps an empty key).
 func (s *Service) storePoster(ctx context.Context, rec *record, path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return err
+		return failed(msgCut, err)
 	}
 	size, key := fi.Size(), blobKey(rec.ID, PosterFile)
 	res, err := s.quota.Reserve(ctx, rec.OwnerID, size, s.cfg.ReserveTTL)
@@ -322,7 +281,7 @@ func (s *Service) storePoster(ctx context.Context, rec *record, path string) err
 		return nil
 	}
 	if err != nil {
-		return err
+		return failed(msgCharge, err)
 	}
 	release := func() {
 		cctx, cancel := detached(ctx)
@@ -333,11 +292,11 @@ func (s *Service) storePoster(ctx context.Context, rec *record, path string) err
 	}
 	if err := s.putFile(ctx, key, path, size, "image/jpeg"); err != nil {
 		release()
-		return err
+		return failed(msgStore, err)
 	}
 	if err := s.quota.Commit(ctx, res.ID, size, key); err != nil {
 		release()
-		return err
+		return failed(msgCharge, err)
 	}
 	rec.PosterKey, rec.PosterBytes = key, size
 	return nil

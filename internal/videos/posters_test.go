@@ -2,7 +2,6 @@ package videos_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/probe"
@@ -48,8 +49,8 @@ func posterBlobs(e *env) []string {
 }
 
 // A video that goes to the trash while its poster is being cut gets no
-// poster: the worker gives back what it stored and charged. Restored, the
-// video is taken again and gets its poster.
+// poster: the trash cancels the job, which gives back what it stored and
+// charged. Restored, the video gets a new poster job, and its poster.
 func TestPosterOfVideoTrashedMeanwhile(t *testing.T) {
 	var (
 		mu     sync.Mutex
@@ -69,12 +70,13 @@ func TestPosterOfVideoTrashedMeanwhile(t *testing.T) {
 			}
 		}
 		mu.Unlock()
-		if n := e.cutPosters(); n != 1 {
-			t.Fatalf("the worker took %d videos", n)
-		}
+		e.cutPosters()
 		mu.Lock()
 		before = nil
 		mu.Unlock()
+		if jobs := e.posterJobs(id); len(jobs) != 1 || (jobs[0].State != rivertype.JobStateCancelled && jobs[0].State != rivertype.JobStateCompleted) {
+			t.Fatalf("the poster job of a video trashed meanwhile: %v", jobStates(jobs))
+		}
 		eventually(t, 5*time.Second, func() string {
 			if used, _, objects := e.quota.state(ann.id); used != 0 || objects != 0 {
 				return fmt.Sprintf("a trashed video charges %d bytes in %d objects", used, objects)
@@ -84,16 +86,14 @@ func TestPosterOfVideoTrashedMeanwhile(t *testing.T) {
 			}
 			return ""
 		})
-		// In the trash, the video is not taken.
-		if n := e.cutPosters(); n != 0 {
-			t.Fatalf("the worker took %d trashed videos", n)
-		}
+		// Restored, the video gets a poster job again.
 		if rs := e.do("POST", "/api/v1/videos/"+id+"/restore", ann.token, nil); rs.status != 200 {
 			t.Fatalf("restore: %d %s", rs.status, rs.raw)
 		}
-		if n := e.cutPosters(); n != 1 {
-			t.Fatalf("the worker took %d restored videos", n)
+		if jobs := e.posterJobs(id); len(jobs) != 2 || jobs[0].State == rivertype.JobStateCancelled {
+			t.Fatalf("poster jobs after the restore: %v", jobStates(jobs))
 		}
+		e.cutPosters()
 		if _, _, objects := e.quota.state(ann.id); objects != 2 || len(posterBlobs(e)) != 1 {
 			t.Fatalf("%d objects charged, poster blobs %v", objects, posterBlobs(e))
 		}
@@ -106,7 +106,7 @@ func TestPosterOfVideoTrashedMeanwhile(t *testing.T) {
 }
 
 // Without the file finalise kept for it (the upload was finalised by
-// another replica, or this process restarted), the worker cuts the poster
+// another replica, or this process restarted), the job cuts the poster
 // from the stored video.
 func TestPosterFromStoredVideo(t *testing.T) {
 	withEnv(t, func(t *testing.T, e *env) {
@@ -122,9 +122,7 @@ func TestPosterFromStoredVideo(t *testing.T) {
 		if err := os.Remove(sources[0]); err != nil {
 			t.Fatal(err)
 		}
-		if n := e.cutPosters(); n != 1 {
-			t.Fatalf("the worker took %d videos", n)
-		}
+		e.cutPosters()
 		if _, _, objects := e.quota.state(ann.id); objects != 2 || len(posterBlobs(e)) != 1 {
 			t.Fatalf("%d objects charged, poster blobs %v", objects, posterBlobs(e))
 		}
@@ -139,7 +137,7 @@ type copyingStore struct{ blob.Store }
 
 // With a store that copies uploads away, an upload stays in the spool for
 // its poster only while the disk keeps its reserve free after it (a tenth
-// of the disk); otherwise the worker cuts the poster from the stored video.
+// of the disk); otherwise the job cuts the poster from the stored video.
 func TestPosterSourceNeedsRoom(t *testing.T) {
 	const total = 100 << 30 // a reserve of 10 GiB
 	var free atomic.Uint64
@@ -170,9 +168,7 @@ func TestPosterSourceNeedsRoom(t *testing.T) {
 			t.Fatalf("SourcesSkipped = %d, want 1", n)
 		}
 
-		if n := e.cutPosters(); n != 2 {
-			t.Fatalf("the worker took %d videos, want 2", n)
-		}
+		e.cutPosters()
 		if got := len(posterBlobs(e)); got != 2 {
 			t.Fatalf("%d posters stored, want 2", got)
 		}
@@ -195,32 +191,60 @@ func (p stallingPoster) Poster(ctx context.Context, path string, info probe.Info
 	return "", ctx.Err()
 }
 
-// A worker that stops in the middle of a cut hands the video back at
-// once: the next worker takes it without waiting for the lease to end.
+// A process that stops in the middle of a cut hands the job back at once,
+// without counting the attempt: the next process takes it as new.
 func TestPosterWorkerStoppingHandsBack(t *testing.T) {
 	started := make(chan struct{}, 1)
 	withEnv(t, func(t *testing.T, e *env) {
 		ann := e.user("user")
-		if r := e.upload(ann, "stopped", testVideo(t, 1, 64, 48)); r.status != 201 {
+		r := e.upload(ann, "stopped", testVideo(t, 1, 64, 48))
+		if r.status != 201 {
 			t.Fatalf("upload: %d %s", r.status, r.raw)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
+		id := r.video(t)["id"].(string)
+		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() {
-			_, err := e.svc.CutPosters(ctx)
-			done <- err
-		}()
+		go func() { done <- e.svc.RunJobs(ctx) }()
 		<-started
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Fatalf("stopped worker: %v", err)
+		stop()
+		if err := <-done; err != nil {
+			t.Fatalf("stopping: %v", err)
 		}
-		// The same clock: no lease has run out, yet the video is taken.
-		go func() { <-started }()
-		cctx, ccancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer ccancel()
-		if n, _ := e.svc.CutPosters(cctx); n != 1 {
-			t.Fatalf("the next worker took %d videos, want the one handed back", n)
+		jobs := e.posterJobs(id)
+		if len(jobs) != 1 || jobs[0].State != rivertype.JobStateAvailable || jobs[0].Attempt != 0 {
+			t.Fatalf("the job of a stopped process: %v, attempt %d", jobStates(jobs), jobs[0].Attempt)
+		}
+	}, func(c *envConfig) {
+		c.prober = func(p videos.Prober) videos.Prober { return stallingPoster{Prober: p, started: started} }
+		c.stopGrace = 100 * time.Millisecond
+	})
+}
+
+// A poster job whose video goes to the trash behind River's back (another
+// replica's trash, whose cancellation River here has not seen yet) stops
+// within a second: its watchdog sees the video gone and cancels the work.
+func TestPosterWatchdogStopsWork(t *testing.T) {
+	started := make(chan struct{}, 1)
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		r := e.upload(ann, "watched", testVideo(t, 1, 64, 48))
+		if r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		id := r.video(t)["id"].(string)
+		e.startWorkers()
+		<-started
+		if _, err := e.db.W.Exec(`UPDATE videos SET deleted_at = $1 WHERE id = $2`, time.Now().UnixMicro(), id); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, func() string {
+			if jobs := e.posterJobs(id); len(jobs) != 1 || jobs[0].State != rivertype.JobStateCancelled {
+				return fmt.Sprintf("the job of a video trashed elsewhere: %v", jobStates(jobs))
+			}
+			return ""
+		})
+		if errs := e.posterJobs(id)[0].Errors; len(errs) != 1 || !strings.Contains(errs[0].Error, "the video went to the trash") {
+			t.Fatalf("the job's error: %+v", errs)
 		}
 	}, func(c *envConfig) {
 		c.prober = func(p videos.Prober) videos.Prober { return stallingPoster{Prober: p, started: started} }
@@ -253,15 +277,13 @@ func TestPosterTimeoutIsRetried(t *testing.T) {
 			t.Fatalf("upload: %d %s", r.status, r.raw)
 		}
 		id := r.video(t)["id"].(string)
-		if n := e.cutPosters(); n != 1 {
-			t.Fatalf("the worker took %d videos", n)
+		e.cutPosters()
+		jobs := e.posterJobs(id)
+		if len(jobs) != 1 || jobs[0].State != rivertype.JobStateCompleted || jobs[0].Attempt != 2 || len(jobs[0].Errors) != 1 {
+			t.Fatalf("the job: %v, attempt %d, errors %+v", jobStates(jobs), jobs[0].Attempt, jobs[0].Errors)
 		}
-		if n := e.cutPosters(); n != 0 {
-			t.Fatalf("taken again without a pause: %d", n)
-		}
-		e.advance(2 * time.Minute)
-		if n := e.cutPosters(); n != 1 {
-			t.Fatalf("the retry took %d videos", n)
+		if msg := jobs[0].Errors[0].Error; msg != "ffmpeg could not cut the poster" {
+			t.Fatalf("the recorded error is not reel's own message: %q", msg)
 		}
 		pb := e.do("POST", "/api/v1/videos/"+id+"/playback", ann.token, nil)
 		poster, _ := pb.body["poster_url"].(string)
@@ -272,4 +294,12 @@ func TestPosterTimeoutIsRetried(t *testing.T) {
 	}, func(c *envConfig) {
 		c.prober = func(p videos.Prober) videos.Prober { return slowPoster{Prober: p, fails: fails} }
 	})
+}
+
+func jobStates(jobs []*rivertype.JobRow) []string {
+	out := make([]string, len(jobs))
+	for i, j := range jobs {
+		out[i] = string(j.State)
+	}
+	return out
 }

@@ -1,8 +1,9 @@
 // Package videos is the videos service: streaming and resumable uploads
 // admitted against the storage quota and the daily upload limit, probing
 // and posters, feeds, trash with restore and a purge that survives crashes,
-// and signed playback URLs whose bytes are served with range support and
-// counted as the viewer's egress.
+// signed playback URLs whose bytes are served with range support and
+// counted as the viewer's egress, and the jobs that do the work nobody
+// waits for (posters, maintenance) on a River queue in its database.
 //
 // The service calls the storage and usage services through the small
 // interfaces it defines here (Quota, UploadLimit, Egress); the app passes
@@ -23,6 +24,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/probe"
+	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
@@ -41,6 +43,7 @@ var (
 	ErrBadSignature    = errs.New(errs.Forbidden, "invalid_signature", "the media URL is not valid")
 	ErrURLExpired      = errs.New(errs.Forbidden, "url_expired", "the media URL has expired; ask for a new playback URL")
 	ErrEgressLimit     = errs.New(errs.RateLimited, "daily_limit_reached", "your daily viewing volume is used up; it resets at 00:00 UTC")
+	ErrFileNotFound    = errs.New(errs.NotFound, "file_not_found", "the video has no such file")
 )
 
 // Video statuses.
@@ -67,9 +70,6 @@ type Video struct {
 	// Filename is the name the file was uploaded under, for the original
 	// system's clients; it is not part of the v1 video document.
 	Filename string `json:"-"`
-	// HasPoster tells whether a poster image exists or is being cut (it
-	// is cut after the upload has been answered).
-	HasPoster bool `json:"-"`
 }
 
 // TrashedVideo is a video in the trash, with the time it will be purged.
@@ -119,7 +119,9 @@ type Prober interface {
 	Poster(ctx context.Context, path string, info probe.Info) (jpegPath string, err error)
 }
 
-// Deps are the service's collaborators.
+// Deps are the service's collaborators. Limit and Egress may be nil in a
+// process that only works jobs (the transcode target): it serves neither
+// uploads nor media.
 type Deps struct {
 	Blobs  blob.Store
 	Prober Prober
@@ -151,6 +153,15 @@ type Config struct {
 	// FinaliseTimeout bounds probing and storing the bytes once they have
 	// all arrived (default 30 min).
 	FinaliseTimeout time.Duration
+	// Workers makes this process work the service's jobs (RunJobs); nil
+	// makes it only insert and manage them.
+	Workers *WorkerConfig
+	// FairStep replaces each job kind's fair queueing step (jobs.go:
+	// fairAt); negative turns fair queueing off.
+	FairStep time.Duration
+	// noPeriodic leaves the periodic jobs out, for tests that run the
+	// maintenance themselves.
+	noPeriodic bool
 }
 
 // serviceName is the service field of this service's activity events.
@@ -171,11 +182,15 @@ type Service struct {
 	media  *mediaCache
 	log    *slog.Logger
 	now    func() time.Time
-	// retrying counts the clean-ups retrying in the background (cleanup.go).
+	// retrying counts the clean-ups retrying in the background
+	// (maintenance.go).
 	retrying atomic.Int64
-	// posterKick wakes the poster worker when an upload here has made a
-	// poster due (posters.go).
-	posterKick   chan struct{}
+	// jobs is the River client (jobs.go); working says it works jobs
+	// here, and stopping that RunJobs is cancelling the running ones.
+	jobs         *queue.Client
+	working      bool
+	stopping     atomic.Bool
+	stopGrace    time.Duration
 	posterCounts PosterCounts
 	// spoolSpace reports the free and total bytes of the spool's file
 	// system (diskSpace; tests replace it).
@@ -184,8 +199,8 @@ type Service struct {
 
 // New builds the service on db (migrated with Migrations).
 func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cfg Config, log *slog.Logger) (*Service, error) {
-	if deps.Blobs == nil || deps.Prober == nil || deps.Quota == nil || deps.Limit == nil || deps.Egress == nil {
-		return nil, errors.New("videos: every dependency must be set")
+	if deps.Blobs == nil || deps.Prober == nil || deps.Quota == nil {
+		return nil, errors.New("videos: the blob store, the prober and the quota must be set")
 	}
 	if cfg.MaxUploadSize <= 0 {
 		return nil, errors.New("videos: MaxUploadSize must be positive")
@@ -217,8 +232,11 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 		blobs: deps.Blobs, prober: deps.Prober, quota: deps.Quota, limit: deps.Limit, egress: deps.Egress,
 		cfg: cfg, log: log, now: time.Now,
 		media:      newMediaCache(mediaCacheSize, mediaCacheTTL),
-		posterKick: make(chan struct{}, 1),
 		spoolSpace: diskSpace,
+		stopGrace:  stopGrace,
+	}
+	if err := s.newQueue(cfg.Workers); err != nil {
+		return nil, fmt.Errorf("videos: %w", err)
 	}
 	key := []byte(cfg.SigningKey)
 	if len(key) == 0 {
@@ -230,6 +248,15 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 	s.signer = &signer{key: key}
 	s.removeStaleSpool()
 	return s, nil
+}
+
+// mustServe panics unless the service can serve uploads and media: a
+// process built to work jobs only (no Limit, no Egress) must not register
+// the routes.
+func (s *Service) mustServe() {
+	if s.limit == nil || s.egress == nil {
+		panic("videos: serving uploads and media needs Deps.Limit and Deps.Egress") // a programming error
+	}
 }
 
 // SetClock replaces the clock, for tests.

@@ -50,10 +50,12 @@ type record struct {
 	QuotaAt                int64
 	UpdatedAt              int64
 	PurgingAt              sql.NullInt64
-	// PosterDue is 0 when no poster is due, else when a worker may take
-	// it on (see the posters migration); PosterTries counts attempts.
-	PosterDue   int64
-	PosterTries int
+	// PosterNone marks a video that went without a poster (see the
+	// poster_jobs migration).
+	PosterNone bool
+	// PosterDue is the previous release's mark of a poster still to cut
+	// (00002_posters.sql), read only to take such a video over.
+	PosterDue int64
 }
 
 // storedBytes is what the video counts toward its owner's quota.
@@ -61,7 +63,7 @@ func (r record) storedBytes() int64 { return r.SizeBytes + r.PosterBytes }
 
 const videoCols = `id, owner_id, title, description, filename, status, size_bytes, content_type,
 duration_seconds, width, height, video_codec, audio_codec, video_key, poster_key, poster_bytes,
-quota_state, quota_at, created_at, updated_at, deleted_at, purging_at, poster_due, poster_tries`
+quota_state, quota_at, created_at, updated_at, deleted_at, purging_at, poster_none, poster_due`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -70,13 +72,15 @@ func scanVideo(s scanner) (record, error) {
 		r       record
 		created int64
 		deleted sql.NullInt64
+		none    int
 	)
 	err := s.Scan(&r.ID, &r.OwnerID, &r.Title, &r.Description, &r.Filename, &r.Status, &r.SizeBytes, &r.ContentType,
 		&r.DurationSeconds, &r.Width, &r.Height, &r.VideoCodec, &r.AudioCodec, &r.VideoKey, &r.PosterKey, &r.PosterBytes,
-		&r.QuotaState, &r.QuotaAt, &created, &r.UpdatedAt, &deleted, &r.PurgingAt, &r.PosterDue, &r.PosterTries)
+		&r.QuotaState, &r.QuotaAt, &created, &r.UpdatedAt, &deleted, &r.PurgingAt, &none, &r.PosterDue)
 	if err != nil {
 		return record{}, err
 	}
+	r.PosterNone = none != 0
 	r.CreatedAt = fromMicros(created)
 	if deleted.Valid {
 		t := fromMicros(deleted.Int64)
@@ -90,7 +94,7 @@ func (s *store) insertVideo(ctx context.Context, q sqldb.Querier, r record) erro
 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, NULL, NULL, $21, $22)`,
 		r.ID, r.OwnerID, r.Title, r.Description, r.Filename, r.Status, r.SizeBytes, r.ContentType,
 		r.DurationSeconds, r.Width, r.Height, r.VideoCodec, r.AudioCodec, r.VideoKey, r.PosterKey, r.PosterBytes,
-		r.QuotaState, r.QuotaAt, micros(r.CreatedAt), r.UpdatedAt, r.PosterDue, r.PosterTries)
+		r.QuotaState, r.QuotaAt, micros(r.CreatedAt), r.UpdatedAt, boolInt(r.PosterNone), r.PosterDue)
 	if err != nil {
 		return fmt.Errorf("insert video: %w", err)
 	}
@@ -114,63 +118,71 @@ func (s *store) video(ctx context.Context, q sqldb.Querier, id string) (record, 
 	return r, nil
 }
 
-// markReady finishes a processing video: its metadata, poster and charged
-// quota, in the transaction that records UPLOAD_VIDEO.
+// markReady finishes a processing video: its metadata and charged quota,
+// in the transaction that records UPLOAD_VIDEO and enqueues its poster.
 func (s *store) markReady(ctx context.Context, q sqldb.Querier, r record, now int64) (bool, error) {
 	res, err := q.ExecContext(ctx, `UPDATE videos SET status = 'ready', size_bytes = $1, content_type = $2,
 duration_seconds = $3, width = $4, height = $5, video_codec = $6, audio_codec = $7, poster_key = $8,
-poster_bytes = $9, quota_state = 'charged', quota_at = $10, updated_at = $10, poster_due = $12
+poster_bytes = $9, quota_state = 'charged', quota_at = $10, updated_at = $10
 WHERE id = $11 AND status = 'processing'`,
 		r.SizeBytes, r.ContentType, r.DurationSeconds, r.Width, r.Height, r.VideoCodec, r.AudioCodec,
-		r.PosterKey, r.PosterBytes, now, r.ID, r.PosterDue)
+		r.PosterKey, r.PosterBytes, now, r.ID)
 	return affected(res, err, "mark video ready")
 }
 
-// claimPosters takes up to limit videos whose poster is due from now on,
-// leasing each until lease and counting the attempt. A row another worker
-// took first no longer matches the outer condition (PostgreSQL checks it
-// again on the row it locks), so no video is taken twice.
-func (s *store) claimPosters(ctx context.Context, q sqldb.Querier, now, lease int64, limit int) ([]record, error) {
-	rows, err := q.QueryContext(ctx, `UPDATE videos SET poster_due = $1, poster_tries = poster_tries + 1
-WHERE id IN (SELECT id FROM videos WHERE poster_due > 0 AND poster_due <= $2 AND status = 'ready'
-             AND deleted_at IS NULL ORDER BY poster_due LIMIT $3)
-  AND poster_due > 0 AND poster_due <= $2
-RETURNING `+videoCols, lease, now, limit)
-	if err != nil {
-		return nil, fmt.Errorf("claim posters: %w", err)
-	}
-	return collect(rows, "claim posters")
-}
-
-// attachPoster records a video's poster (key "" for none) and that none is
-// due any more, if the video is still a live one whose bytes count: one
-// that went to the trash (or away) meanwhile is left alone, and the
-// caller gives the poster back.
-func (s *store) attachPoster(ctx context.Context, q sqldb.Querier, id, key string, bytes, now int64) (bool, error) {
-	res, err := q.ExecContext(ctx, `UPDATE videos SET poster_key = $1, poster_bytes = $2, poster_due = 0, updated_at = $3
-WHERE id = $4 AND poster_due > 0 AND status = 'ready' AND deleted_at IS NULL AND quota_state = 'charged'`,
-		key, bytes, now, id)
+// attachPoster records a video's poster (key "" and none for a video
+// that goes without), if the video is still a live one whose bytes count
+// and has none yet: one that went to the trash (or away) meanwhile is
+// left alone, and the caller gives the poster back.
+func (s *store) attachPoster(ctx context.Context, q sqldb.Querier, id, key string, bytes int64, none bool, now int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET poster_key = $1, poster_bytes = $2, poster_none = $3, updated_at = $4
+WHERE id = $5 AND poster_key = '' AND status = 'ready' AND deleted_at IS NULL AND quota_state = 'charged'`,
+		key, bytes, boolInt(none), now, id)
 	return affected(res, err, "attach poster")
 }
 
-// postersDue counts live videos whose poster is due.
-func (s *store) postersDue(ctx context.Context) (int64, error) {
-	var n int64
-	err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM videos
-WHERE poster_due > 0 AND status = 'ready' AND deleted_at IS NULL`).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count posters due: %w", err)
-	}
-	return n, nil
-}
-
-// posterDueAt sets when a due poster may be taken on again (at, or 0 to
-// give it up), if it is still due.
-func (s *store) posterDueAt(ctx context.Context, q sqldb.Querier, id string, at int64) error {
-	if _, err := q.ExecContext(ctx, `UPDATE videos SET poster_due = $1 WHERE id = $2 AND poster_due > 0`, at, id); err != nil {
-		return fmt.Errorf("set poster due: %w", err)
+// setPosterNone marks (or clears) that a video goes without a poster, if
+// it has none: an admin cancelled or retried its poster job.
+func (s *store) setPosterNone(ctx context.Context, q sqldb.Querier, id string, none bool) error {
+	if _, err := q.ExecContext(ctx, `UPDATE videos SET poster_none = $1 WHERE id = $2 AND poster_key = ''`, boolInt(none), id); err != nil {
+		return fmt.Errorf("mark poster: %w", err)
 	}
 	return nil
+}
+
+// postersMissing lists up to limit live videos that have no poster and
+// did not go without one, oldest first.
+func (s *store) postersMissing(ctx context.Context, limit int) ([]record, error) {
+	return s.list(ctx, "videos without a poster", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
+WHERE poster_key = '' AND poster_none = 0 AND status = 'ready' AND deleted_at IS NULL ORDER BY created_at LIMIT %d`, limit))
+}
+
+// takeLegacyPoster takes over a video the previous release marked with a
+// poster due, unless one of its workers holds it (a lease, or a pause
+// after a failed attempt, running until after now): it reports the time
+// to come back then, or zero once the video is this release's.
+func (s *store) takeLegacyPoster(ctx context.Context, q sqldb.Querier, id string, now int64) (int64, error) {
+	var due int64
+	err := q.QueryRowContext(ctx, `UPDATE videos SET poster_due = 0 WHERE id = $1 AND poster_due > 0 AND poster_due <= $2
+RETURNING 0`, id, now).Scan(&due)
+	if err == nil || !errors.Is(err, sql.ErrNoRows) {
+		return 0, wrapErr(err, "take over a poster")
+	}
+	err = q.QueryRowContext(ctx, `SELECT poster_due FROM videos WHERE id = $1`, id).Scan(&due)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return due, wrapErr(err, "take over a poster")
+}
+
+// live reports whether a video is ready and not in the trash.
+func (s *store) live(ctx context.Context, id string) (bool, error) {
+	var n int
+	err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM videos WHERE id = $1 AND status = 'ready' AND deleted_at IS NULL`, id).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("is the video live: %w", err)
+	}
+	return n > 0, nil
 }
 
 // markFailed turns a processing video whose finalisation died into a
@@ -352,6 +364,20 @@ func collect(rows *sql.Rows, what string) ([]record, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
+}
+
+func wrapErr(err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func affected(res sql.Result, err error, what string) (bool, error) {

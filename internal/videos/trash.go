@@ -35,8 +35,9 @@ func (s *Service) Trash(ctx context.Context, c authn.Caller, req page.Request) (
 }
 
 // Delete moves a video to the trash (owner or admin); its bytes stop
-// counting toward the quota. Deleting a video already in the trash
-// succeeds and finishes freeing its bytes if an earlier attempt could not.
+// counting toward the quota and its jobs are cancelled. Deleting a video
+// already in the trash succeeds and finishes freeing its bytes if an
+// earlier attempt could not.
 func (s *Service) Delete(ctx context.Context, c authn.Caller, id string) error {
 	r, err := s.owned(ctx, c, id)
 	if err != nil {
@@ -60,6 +61,7 @@ func (s *Service) Delete(ctx context.Context, c authn.Caller, id string) error {
 		if err != nil {
 			return fmt.Errorf("delete video: %w", err)
 		}
+		s.cancelVideoJobs(ctx, id)
 		if r, err = s.store.video(ctx, s.db.W, id); err != nil {
 			return fmt.Errorf("delete video: %w", err)
 		}
@@ -88,6 +90,11 @@ func (s *Service) DeleteAll(ctx context.Context, c authn.Caller) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("delete all videos: %w", err)
 	}
+	ids := make([]string, len(trashed))
+	for i, r := range trashed {
+		ids[i] = r.ID
+	}
+	s.cancelVideoJobs(ctx, ids...)
 	var firstErr error
 	for _, r := range trashed {
 		if r.QuotaState != quotaFreeing {
@@ -124,7 +131,8 @@ func (r record) objects() []string {
 
 // Restore takes a video out of the trash (owner or admin), charging its
 // bytes to the owner's quota again: quota_exceeded (413) when they no
-// longer fit. Restoring a video that is not in the trash returns it.
+// longer fit. The jobs its trash cancelled are enqueued again. Restoring
+// a video that is not in the trash returns it.
 func (s *Service) Restore(ctx context.Context, c authn.Caller, id string) (Video, error) {
 	r, err := s.owned(ctx, c, id)
 	if err != nil {
@@ -182,7 +190,10 @@ func (s *Service) Restore(ctx context.Context, c authn.Caller, id string) (Video
 		}
 		e := s.event(ctx, "RESTORE_VIDEO", outbox.Success, "restored video "+quote(r.Title)+" from the trash").On(id).
 			With("owner_id", r.OwnerID).With("size_bytes", r.SizeBytes)
-		return s.events.Add(ctx, tx, e)
+		if err := s.events.Add(ctx, tx, e); err != nil {
+			return err
+		}
+		return s.requeueTx(ctx, tx, r)
 	})
 	if err != nil {
 		cctx, cancel := detached(ctx)
@@ -204,9 +215,6 @@ func (s *Service) restored(ctx context.Context, id string) (Video, error) {
 	r, err := s.store.video(ctx, s.db.W, id)
 	if err != nil {
 		return Video{}, fmt.Errorf("restore video: %w", err)
-	}
-	if r.PosterDue > 0 {
-		s.announcePoster() // it went to the trash before its poster was cut
 	}
 	return r.public(), nil
 }
@@ -297,7 +305,7 @@ func (s *Service) purgeOne(ctx context.Context, r record, cutoff int64) (bool, e
 			return false, fmt.Errorf("delete blob: %w", err)
 		}
 	}
-	_ = os.Remove(s.posterSource(r.ID)) // a poster still due when trashed
+	_ = os.Remove(s.posterSource(r.ID)) // a poster still to cut when trashed
 	var deleted bool
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error

@@ -4,15 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reel-video/reel/internal/platform/blob"
 )
@@ -47,29 +51,50 @@ func TestMultipartUpload(t *testing.T) {
 		if r.header.Get("Location") != "/api/v1/videos/"+v["id"].(string) {
 			t.Errorf("location %q", r.header.Get("Location"))
 		}
-		// The poster is cut after the answer: until the worker has run,
-		// only the video is charged, and the poster's URL (given already)
-		// answers 404.
+		// The poster is cut after the answer, by a job enqueued with the
+		// video: until it has run, only the video is charged, and the
+		// poster's URL (given already) answers the placeholder, never to
+		// be cached.
 		id := v["id"].(string)
 		if _, _, objects := e.quota.state(ann.id); objects != 1 {
 			t.Errorf("%d objects charged before the poster is cut, want the video", objects)
+		}
+		jobs := e.posterJobs(id)
+		if len(jobs) != 1 {
+			t.Fatalf("%d poster jobs", len(jobs))
+		}
+		var args map[string]any
+		if err := json.Unmarshal(jobs[0].EncodedArgs, &args); err != nil || len(args) != 1 || args["video_id"] != id {
+			t.Fatalf("the poster job's args: %s", jobs[0].EncodedArgs)
+		}
+		if j := jobs[0]; j.State != rivertype.JobStateAvailable || j.Priority != 1 || j.MaxAttempts != 3 || j.Queue != "poster" {
+			t.Fatalf("the poster job: %+v", j)
 		}
 		pb := e.do("POST", "/api/v1/videos/"+id+"/playback", ann.token, nil)
 		poster, _ := pb.body["poster_url"].(string)
 		if pb.status != 200 || poster == "" {
 			t.Fatalf("playback while the poster is due: %d %s", pb.status, pb.raw)
 		}
-		if p := e.do("GET", poster, "", nil); p.status != 404 {
-			t.Fatalf("poster before it is cut: %d", p.status)
+		placeholder, err := os.ReadFile("placeholder.jpg")
+		if err != nil {
+			t.Fatal(err)
 		}
-		if n := e.cutPosters(); n != 1 {
-			t.Fatalf("the worker took %d videos, want 1", n)
+		for _, u := range []string{poster, strings.Replace(poster, "poster.jpg", "video.mp4.jpg", 1)} {
+			p := e.do("GET", u, "", nil)
+			if p.status != 200 || p.header.Get("Content-Type") != "image/jpeg" || p.header.Get("Cache-Control") != "no-store" || !bytes.Equal(p.raw, placeholder) {
+				t.Fatalf("poster before it is cut: %d %v, %d bytes", p.status, p.header, len(p.raw))
+			}
 		}
-		if p := e.do("GET", poster, "", nil); p.status != 200 || p.header.Get("Content-Type") != "image/jpeg" {
+		if got := e.egress.total(ann.id); got != 0 {
+			t.Fatalf("the placeholder was counted as %d bytes of egress", got)
+		}
+		e.cutPosters()
+		p := e.do("GET", poster, "", nil)
+		if p.status != 200 || p.header.Get("Content-Type") != "image/jpeg" || p.header.Get("Cache-Control") != "private, no-cache" || bytes.Equal(p.raw, placeholder) {
 			t.Fatalf("poster once cut: %d %v", p.status, p.header)
 		}
-		if n := e.cutPosters(); n != 0 {
-			t.Fatalf("the worker took %d videos again", n)
+		if jobs := e.posterJobs(id); len(jobs) != 1 || jobs[0].State != rivertype.JobStateCompleted {
+			t.Fatalf("the poster job once run: %v", jobStates(jobs))
 		}
 		// Charged: the video and its poster; the day's upload volume: the
 		// video. Nothing held, nothing spooled.
@@ -327,9 +352,10 @@ func TestUploadFailingHalfWayUndoesEverything(t *testing.T) {
 }
 
 // A poster that cannot be stored does not touch its upload, which stood
-// the moment it was answered: the worker tries again after a pause, gives
-// up after posterTries attempts, and leaves no poster blob, charge or
-// source file behind.
+// the moment it was answered: River tries the job again after a backoff,
+// gives up after three attempts, and leaves no poster blob, charge or
+// source file behind; the poster URL answers the placeholder, and the
+// jobs API shows reel's own message, not the storage's error.
 func TestPosterFailingIsRetriedThenGivenUp(t *testing.T) {
 	withEnv(t, func(t *testing.T, e *env) {
 		ann := e.user("user")
@@ -338,21 +364,30 @@ func TestPosterFailingIsRetriedThenGivenUp(t *testing.T) {
 			t.Fatalf("upload: %d %s", r.status, r.raw)
 		}
 		id := r.video(t)["id"].(string)
-		for try := 1; try <= 3; try++ {
-			if n := e.cutPosters(); n != 1 {
-				t.Fatalf("try %d: the worker took %d videos", try, n)
-			}
-			if n := e.cutPosters(); n != 0 {
-				t.Fatalf("try %d: taken again without a pause", try)
-			}
-			e.advance(2 * time.Minute)
+		e.cutPosters()
+		jobs := e.posterJobs(id)
+		if len(jobs) != 1 || jobs[0].State != rivertype.JobStateDiscarded || jobs[0].Attempt != 3 || len(jobs[0].Errors) != 3 {
+			t.Fatalf("the poster job: %v", jobStates(jobs))
 		}
-		if n := e.cutPosters(); n != 0 {
-			t.Fatalf("taken after the last try: %d", n)
+		admin := e.user("admin")
+		list := e.do("GET", "/api/v1/jobs?video_id="+id, admin.token, nil)
+		if list.status != 200 || strings.Contains(string(list.raw), "disk full") || !strings.Contains(string(list.raw), `"error":"could not store the poster"`) {
+			t.Fatalf("jobs API: %d %s", list.status, list.raw)
 		}
 		pb := e.do("POST", "/api/v1/videos/"+id+"/playback", ann.token, nil)
-		if pb.status != 200 || pb.body["poster_url"] != nil {
-			t.Fatalf("playback of a video without a poster: %d %s", pb.status, pb.raw)
+		poster, _ := pb.body["poster_url"].(string)
+		if p := e.do("GET", poster, "", nil); pb.status != 200 || p.status != 200 || p.header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("the poster of a video without one: %d, %d %v", pb.status, p.status, p.header)
+		}
+		// It went without a poster: a restore does not try again.
+		if d := e.do("DELETE", "/api/v1/videos/"+id, ann.token, nil); d.status != 204 {
+			t.Fatalf("delete: %d", d.status)
+		}
+		if rs := e.do("POST", "/api/v1/videos/"+id+"/restore", ann.token, nil); rs.status != 200 {
+			t.Fatalf("restore: %d", rs.status)
+		}
+		if jobs := e.posterJobs(id); len(jobs) != 1 {
+			t.Fatalf("poster jobs after a restore: %v", jobStates(jobs))
 		}
 		if _, _, objects := e.quota.state(ann.id); objects != 1 {
 			t.Fatalf("%d objects charged, want the video alone", objects)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/reel-video/reel/internal/platform/browsertest"
 	"github.com/reel-video/reel/internal/platform/probe/probetest"
 )
 
@@ -25,21 +24,7 @@ import (
 // screenshots at phone and desktop widths under $REEL_TEST_OUTPUT, else
 // os.TempDir()/reel-web-shots.
 
-const chromiumMissing = "CHROMIUM NOT INSTALLED: the browser tests are SKIPPED (apt-get install chromium)"
-
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatal("chromium is not installed and CI is set: install it (.ci/run does)")
-	}
-	t.Skip(chromiumMissing)
-	return ""
-}
+func chromiumPath(t *testing.T) string { return browsertest.Path(t) }
 
 // shotsDir is where screenshots go.
 func shotsDir(t *testing.T) string {

@@ -103,8 +103,8 @@ func (a *App) admin(fn pageFunc) pageFunc {
 	}
 }
 
-// session reads the access cookie. A disabled account's tokens stay valid
-// until they expire; its pages do not.
+// session reads the access cookie, as the API's verifier does (a revoked
+// token is refused), and the account as it is now.
 func (a *App) session(r *http.Request) (*session, error) {
 	ck, err := r.Cookie(authn.AccessCookie)
 	if err != nil || ck.Value == "" {
@@ -114,7 +114,11 @@ func (a *App) session(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx := signedIn(r.Context(), authn.Caller{UserID: claims.Subject, Role: claims.Role}, ck.Value)
+	c, err := a.d.Verifier.CallerOf(r.Context(), claims)
+	if err != nil {
+		return nil, err
+	}
+	ctx := signedIn(r.Context(), c, ck.Value)
 	u, err := a.d.Users.Get(ctx, claims.Subject)
 	if err != nil {
 		if errs.KindOf(err) == errs.NotFound {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
@@ -86,6 +87,8 @@ type Verifier struct {
 	now       func() time.Time
 	validator *jwt.Validator                    // the claims checks of Verify, for a remembered token
 	verified  *lru.Cache[string, verifiedToken] // least recently used out first
+	standing  StandingSource                    // nil: tokens are believed as they are
+	standings *expirable.LRU[string, Standing]
 }
 
 // NewVerifier returns a verifier that trusts the keys of src.
@@ -198,7 +201,7 @@ func (v *Verifier) Authenticate(r *http.Request) (Caller, error) {
 	if err != nil {
 		return Caller{}, err
 	}
-	return Caller{UserID: c.Subject, Role: c.Role}, nil
+	return v.caller(r.Context(), c)
 }
 
 // Require is middleware that admits only requests with a valid access token

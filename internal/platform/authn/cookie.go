@@ -39,7 +39,7 @@ func (v *Verifier) authenticate(r *http.Request) (Caller, error) {
 	if err != nil {
 		return Caller{}, err
 	}
-	return Caller{UserID: c.Subject, Role: c.Role}, nil
+	return v.caller(r.Context(), c)
 }
 
 // SafeMethod reports whether a method only reads (RFC 9110 9.2.1).

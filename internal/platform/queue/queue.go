@@ -41,10 +41,16 @@ type Config struct {
 	Queues map[string]int
 	// Periodic jobs are enqueued by the elected leader among the clients.
 	Periodic []*river.PeriodicJob
-	// PollInterval is how often idle workers look for jobs inserted by
-	// other processes; a job inserted by this one wakes them at once.
-	// Zero means one second.
+	// PollInterval is how often idle workers look for new jobs: those of
+	// other processes, and this one's inserted in a transaction (River
+	// wakes its workers at once only after an insert outside one). Zero
+	// means one second.
 	PollInterval time.Duration
+	// RescueAfter is how long a job may run before River takes it for one
+	// whose worker died (a killed process) and makes it available again;
+	// a kind whose worker sets a longer Timeout waits that long instead.
+	// Zero keeps River's default (an hour).
+	RescueAfter time.Duration
 	// Logger receives River's own log lines (warnings and up).
 	Logger *slog.Logger
 }
@@ -117,10 +123,11 @@ func New(db *sqldb.DB, cfg Config) (*Client, error) {
 		Logger: slog.New(levelAtLeast{logger.Handler(), slog.LevelWarn}),
 		// River's own poll-only mode: reel's database/sql drivers have no
 		// LISTEN/NOTIFY, and one query a second per idle process is cheap.
-		PollOnly:          true,
-		FetchPollInterval: cfg.PollInterval,
-		ErrorHandler:      errorLogger{logger},
-		PeriodicJobs:      cfg.Periodic,
+		PollOnly:             true,
+		FetchPollInterval:    cfg.PollInterval,
+		ErrorHandler:         errorLogger{logger},
+		PeriodicJobs:         cfg.Periodic,
+		RescueStuckJobsAfter: cfg.RescueAfter,
 	}
 	if rc.FetchPollInterval == 0 {
 		rc.FetchPollInterval = time.Second
@@ -138,6 +145,36 @@ func New(db *sqldb.DB, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	return c, nil
+}
+
+// Count is how many jobs of a kind are in a state.
+type Count struct {
+	Kind  string
+	State rivertype.JobState
+	N     int64
+}
+
+// Counts counts the jobs in db by kind and state, in one query, for
+// metrics. Finished jobs count until River's cleaner deletes them (a day
+// after they finished, by default).
+func Counts(ctx context.Context, db *sqldb.DB) ([]Count, error) {
+	rows, err := db.R.QueryContext(ctx, `SELECT kind, state, COUNT(*) FROM river_job GROUP BY kind, state ORDER BY kind, state`)
+	if err != nil {
+		return nil, fmt.Errorf("queue: count jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []Count
+	for rows.Next() {
+		var c Count
+		if err := rows.Scan(&c.Kind, &c.State, &c.N); err != nil {
+			return nil, fmt.Errorf("queue: count jobs: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("queue: count jobs: %w", err)
+	}
+	return out, nil
 }
 
 // errorLogger logs a failed or panicking job; River retries it by its

@@ -142,3 +142,33 @@ func TestUniqueByArgs(t *testing.T) {
 		}
 	}, nil, "")
 }
+
+// Counts counts jobs by kind and state.
+func TestCounts(t *testing.T) {
+	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := t.Context()
+		if err := queue.Migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		c, err := queue.New(db, queue.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{"a", "b", "c"} {
+			if _, err := c.Insert(ctx, echoArgs{Video: v}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.Insert(ctx, echoArgs{Video: "later"}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		counts, err := queue.Counts(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []queue.Count{{Kind: "echo", State: rivertype.JobStateAvailable, N: 3}, {Kind: "echo", State: rivertype.JobStateScheduled, N: 1}}
+		if len(counts) != len(want) || counts[0] != want[0] || counts[1] != want[1] {
+			t.Fatalf("counts %+v, want %+v", counts, want)
+		}
+	}, nil, "")
+}

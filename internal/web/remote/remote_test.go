@@ -186,9 +186,9 @@ func TestListsAndPlaybackGivePaths(t *testing.T) {
 	if q.Get("posters") != "true" || q.Get("q") != "cats & dogs" || q.Get("limit") != "16" || q.Get("cursor") != (page.Cursor{T: 5, ID: "v0"}).Encode() {
 		t.Fatalf("query: %v", q)
 	}
-	f.answer(200, `{"url":"http://gw.example/media/tok.en/v1/video.mp4","poster_url":null,"expires_at":"2030-01-01T00:00:00Z"}`)
+	f.answer(200, `{"url":"http://gw.example/media/tok.en/v1/video.mp4","poster_url":"http://gw.example/media/tok.en/v1/poster.jpg","expires_at":"2030-01-01T00:00:00Z"}`)
 	g, err := svc.Videos.Playback(ctx, authn.Caller{}, "v1")
-	if err != nil || g.VideoPath != "/media/tok.en/v1/video.mp4" || g.PosterPath != "" || f.last(t).URL.Path != "/api/v1/videos/v1/playback" {
+	if err != nil || g.VideoPath != "/media/tok.en/v1/video.mp4" || g.PosterPath != "/media/tok.en/v1/poster.jpg" || f.last(t).URL.Path != "/api/v1/videos/v1/playback" {
 		t.Fatalf("playback: %+v %v", g, err)
 	}
 }

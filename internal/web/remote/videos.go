@@ -96,9 +96,5 @@ func (v *Videos) Playback(ctx context.Context, _ authn.Caller, id string) (video
 	if err := v.api.call(ctx, http.MethodPost, videoPath(id)+"/playback", nil, nil, &out); err != nil {
 		return videos.Grant{}, err
 	}
-	g := videos.Grant{VideoPath: localPath(out.URL), ExpiresAt: out.ExpiresAt}
-	if out.PosterURL != nil {
-		g.PosterPath = localPath(*out.PosterURL)
-	}
-	return g, nil
+	return videos.Grant{VideoPath: localPath(out.URL), PosterPath: localPath(out.PosterURL), ExpiresAt: out.ExpiresAt}, nil
 }

@@ -1,14 +1,49 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"io"
+	"mime/multipart"
+	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"strings"
 	"time"
 )
+
+// userAgent names the tool in the server's logs.
+const userAgent = "reel-loadtest/1"
+
+// maxJSON bounds the answers the tool decodes.
+const maxJSON = 4 << 20
+
+// newClient returns an HTTP/1.1 client with a keep-alive connection per
+// user, like as many browsers, that never follows redirects and never uses
+// a proxy: the only address it talks to is the target.
+func newClient(cfg Config) *http.Client {
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          cfg.Users + 16,
+		MaxIdleConnsPerHost:   cfg.Users + 16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		DisableCompression:    true,
+		TLSClientConfig:       &tls.Config{InsecureSkipVerify: cfg.Insecure},          //nolint:gosec // asked for with -insecure
+		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1, a connection per user
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        8 << 10,
+		ExpectContinueTimeout: 0,
+	}
+	return &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
 
 // result is what the tool keeps of an answer.
 type result struct {
@@ -18,6 +53,25 @@ type result struct {
 }
 
 func (res result) ok() bool { return res.status >= 200 && res.status < 300 }
+
+// payload is a request body that can be sent again: a fixed-size body the
+// transport streams, or nil.
+type payload struct {
+	open  func() io.Reader
+	size  int64
+	ctype string
+}
+
+func jsonBody(v any) *payload {
+	b, _ := json.Marshal(v)
+	return &payload{open: func() io.Reader { return bytes.NewReader(b) }, size: int64(len(b)), ctype: "application/json"}
+}
+
+// formBody is a form as a browser posts it.
+func formBody(v url.Values) *payload {
+	b := []byte(v.Encode())
+	return &payload{open: func() io.Reader { return bytes.NewReader(b) }, size: int64(len(b)), ctype: "application/x-www-form-urlencoded"}
+}
 
 // request is one request to send.
 type request struct {
@@ -125,4 +179,28 @@ func (r *run) send(q request) (result, error) {
 		return result{}, err
 	}
 	return res, nil
+}
+
+// multipartBody builds the upload form: the title first (a streaming
+// server needs it before the file), then the video part, without copying
+// the video.
+func multipartBody(title string, video []byte) *payload {
+	var head bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	_ = mw.WriteField("title", title)
+	ph := textproto.MIMEHeader{}
+	ph.Set("Content-Disposition", `form-data; name="video"; filename="loadtest.mp4"`)
+	ph.Set("Content-Type", "video/mp4")
+	_, _ = mw.CreatePart(ph)
+	n := head.Len()
+	_ = mw.Close()
+	all := head.Bytes()
+	prefix, suffix := all[:n:n], all[n:]
+	return &payload{
+		open: func() io.Reader {
+			return io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(video), bytes.NewReader(suffix))
+		},
+		size:  int64(len(prefix) + len(video) + len(suffix)),
+		ctype: mw.FormDataContentType(),
+	}
 }

@@ -1,0 +1,296 @@
+package videos
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// The videos service's work that nobody waits for runs as jobs on River
+// (internal/platform/queue, docs/decisions/0007-job-queue-river.md), in the
+// videos database: posters, the periodic maintenance and, later,
+// transcodes. A job about a video is inserted in the transaction that
+// calls for it (finalise marking the video ready, a restore), so a
+// rolled-back change leaves no job and a committed one cannot lose it.
+
+// Queues. Each process that works jobs runs each queue with its own
+// number of workers (WorkerConfig).
+const (
+	queuePoster      = "poster"
+	queueTranscode   = "transcode"
+	queueMaintenance = "maintenance"
+)
+
+// Job kinds.
+const (
+	KindPoster      = "poster"
+	KindMaintenance = "videos_maintenance"
+	KindPurge       = "videos_purge"
+)
+
+// kindSpec is how jobs of a kind about one video are inserted. A new kind
+// of job about a video is an entry here and a worker in newQueue.
+type kindSpec struct {
+	args     func(videoID string) river.JobArgs
+	queue    string
+	priority int // 1 runs first
+	attempts int
+	// fairStep spaces one owner's waiting jobs of the kind (fairAt).
+	fairStep time.Duration
+}
+
+var videoKinds = map[string]kindSpec{
+	KindPoster: {
+		args:  func(id string) river.JobArgs { return posterArgs{VideoID: id} },
+		queue: queuePoster, priority: 1, attempts: 3, fairStep: 2 * time.Second,
+	},
+}
+
+// unfinished are the states of a job still to run or running. A video has
+// at most one job of a kind in them (uniqueStates), so a finished job
+// (completed, cancelled, discarded) does not stop a new one: a restored
+// video gets its poster job again.
+var (
+	unfinished   = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled}
+	uniqueStates = unfinished
+)
+
+// videoArgs are the arguments of a job about one video.
+type videoArgs struct {
+	VideoID string `json:"video_id"`
+}
+
+type posterArgs videoArgs
+
+func (posterArgs) Kind() string { return KindPoster }
+
+// videoTag tags a video's jobs, so that they can be listed and cancelled.
+// River allows only word characters and hyphens in a tag, hence no colon.
+func videoTag(id string) string { return "video-" + id }
+
+// jobMeta is the metadata reel stores with a job about a video.
+type jobMeta struct {
+	OwnerID string `json:"owner_id"`
+}
+
+// enqueueTx inserts a job of kind about video v in tx, unless the video
+// has one of that kind already waiting or running.
+func (s *Service) enqueueTx(ctx context.Context, tx *sql.Tx, kind string, v record) error {
+	spec, ok := videoKinds[kind]
+	if !ok {
+		return fmt.Errorf("enqueue: unknown job kind %q", kind)
+	}
+	at, err := s.fairAt(ctx, tx, kind, v.OwnerID, spec.fairStep)
+	if err != nil {
+		return err
+	}
+	meta, err := json.Marshal(jobMeta{OwnerID: v.OwnerID})
+	if err != nil {
+		return err
+	}
+	_, err = s.jobs.InsertTx(ctx, tx, spec.args(v.ID), &river.InsertOpts{
+		Queue: spec.queue, Priority: spec.priority, MaxAttempts: spec.attempts, ScheduledAt: at,
+		Tags: []string{videoTag(v.ID)}, Metadata: meta,
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
+	})
+	if err != nil {
+		return fmt.Errorf("enqueue %s job: %w", kind, err)
+	}
+	return nil
+}
+
+// enqueue inserts a job in a transaction of its own.
+func (s *Service) enqueue(ctx context.Context, kind string, v record) error {
+	return s.db.Tx(ctx, func(tx *sql.Tx) error { return s.enqueueTx(ctx, tx, kind, v) })
+}
+
+// fairAt is when a job of kind for owner may run: at once if the owner
+// has no job of that kind waiting, else after step for each one waiting.
+// So one user's hundred uploads are spaced out while another user's first
+// job runs at once, ahead of all but the first of them. The time is
+// River's (the wall clock), not the service's.
+func (s *Service) fairAt(ctx context.Context, tx *sql.Tx, kind, owner string, step time.Duration) (time.Time, error) {
+	if s.cfg.FairStep < 0 || step <= 0 {
+		return time.Time{}, nil
+	}
+	if s.cfg.FairStep > 0 {
+		step = s.cfg.FairStep
+	}
+	// River's own table; ->> reads the JSON metadata alike on both engines.
+	var waiting int64
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM river_job WHERE kind = $1
+AND state IN ('available', 'pending', 'retryable', 'scheduled') AND metadata ->> 'owner_id' = $2`, kind, owner).Scan(&waiting)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("count waiting jobs: %w", err)
+	}
+	if waiting == 0 {
+		return time.Time{}, nil
+	}
+	return time.Now().Add(time.Duration(waiting) * step), nil
+}
+
+// cancelBatch is how many videos' jobs are listed in one query.
+const cancelBatch = 100
+
+// cancelVideoJobs cancels the unfinished jobs of videos that went to the
+// trash: a waiting one never runs; a running one here has its context
+// cancelled at once, one on another replica when River there next polls,
+// and its watchdog (watch) stops it within watchInterval in any case. It
+// runs after the trash has committed; should it fail or the process stop
+// first, each job finds its video in the trash and does nothing.
+func (s *Service) cancelVideoJobs(ctx context.Context, ids ...string) {
+	for len(ids) > 0 {
+		n := min(len(ids), cancelBatch)
+		tags := make([]string, n)
+		for i, id := range ids[:n] {
+			tags[i] = videoTag(id)
+		}
+		ids = ids[n:]
+		res, err := s.jobs.JobList(ctx, river.NewJobListParams().States(unfinished...).TagsAny(tags...).First(n*len(videoKinds)+1))
+		if err != nil {
+			s.log.Warn("cancel the jobs of trashed videos", "err", err)
+			return
+		}
+		for _, j := range res.Jobs {
+			if _, err := s.jobs.JobCancel(ctx, j.ID); err != nil && !errors.Is(err, river.ErrNotFound) {
+				s.log.Warn("cancel a job of a trashed video", "job_id", j.ID, "err", err)
+			}
+		}
+	}
+}
+
+// requeueTx enqueues in tx what a restored video is missing: its poster,
+// unless it went without one.
+func (s *Service) requeueTx(ctx context.Context, tx *sql.Tx, r record) error {
+	if r.PosterKey == "" && !r.PosterNone {
+		return s.enqueueTx(ctx, tx, KindPoster, r)
+	}
+	return nil
+}
+
+// sweepBatch bounds the videos one maintenance pass gives a missing job.
+const sweepBatch = 100
+
+// enqueueMissing gives a poster job to live videos that wait for a poster
+// but have none waiting or running: videos the previous release marked
+// due during a rolling upgrade, and a video restored while the job its
+// trash cancelled was still running (the restore's insert was then a
+// duplicate of that job).
+func (s *Service) enqueueMissing(ctx context.Context) error {
+	rs, err := s.store.postersMissing(ctx, sweepBatch)
+	if err != nil {
+		return err
+	}
+	var errsOut []error
+	for _, r := range rs {
+		res, err := s.jobs.JobList(ctx, river.NewJobListParams().Kinds(KindPoster).States(unfinished...).TagsAll(videoTag(r.ID)).First(1))
+		if err != nil {
+			return fmt.Errorf("list a video's poster jobs: %w", err)
+		}
+		if len(res.Jobs) > 0 {
+			continue
+		}
+		if err := s.enqueue(ctx, KindPoster, r); err != nil {
+			errsOut = append(errsOut, err)
+		}
+	}
+	return errors.Join(errsOut...)
+}
+
+// watchInterval is how often a running job checks that its video is still
+// live.
+const watchInterval = 500 * time.Millisecond
+
+// errVideoGone is the cause of a job's context cancelled by its watchdog.
+var errVideoGone = errors.New("the video went to the trash")
+
+// watch returns ctx, cancelled with cause errVideoGone as soon as video id
+// is no longer live (trashed or purged, by any replica): checked every
+// watchInterval while the job runs, so ffmpeg is stopped within about
+// that long, whichever replica runs it and whatever River's own
+// cancellation takes to arrive.
+func (s *Service) watch(ctx context.Context, id string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(watchInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if live, err := s.store.live(ctx, id); err == nil && !live {
+					cancel(errVideoGone)
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		cancel(nil)
+	}
+}
+
+// A job's error is what River records and admins read in the jobs API, so
+// its text is one of reel's own short messages; the cause stays in the
+// log. jobMessages lists them: the API shows any other text (a panic's,
+// one of River's) as msgFailed.
+const (
+	msgFailed    = "the job failed; the server log has the details"
+	msgReadVideo = "could not read the video's record"
+	msgSource    = "could not read the video's bytes"
+	msgCut       = "ffmpeg could not cut the poster"
+	msgStore     = "could not store the poster"
+	msgCharge    = "could not charge the poster to the storage quota"
+	msgAttach    = "could not attach the poster to its video"
+	msgVideoGone = "the video went to the trash"
+	msgCancelled = "cancelled"
+	msgMaintain  = "the maintenance pass failed"
+	msgPurge     = "the purge failed"
+)
+
+var jobMessages = map[string]string{
+	msgReadVideo: msgReadVideo, msgSource: msgSource, msgCut: msgCut, msgStore: msgStore, msgCharge: msgCharge,
+	msgAttach: msgAttach, msgVideoGone: msgVideoGone, msgCancelled: msgCancelled, msgMaintain: msgMaintain,
+	msgPurge: msgPurge,
+	// River's own, when a job is cancelled while it runs.
+	strings.TrimPrefix(river.ErrJobCancelledRemotely.Error(), "JobCancelError: "): msgCancelled,
+}
+
+// jobError is a job's failure: msg for River and admins, err for the log.
+type jobError struct {
+	msg string
+	err error
+}
+
+func (e *jobError) Error() string { return e.msg }
+func (e *jobError) Unwrap() error { return e.err }
+
+// failed wraps err with a safe message, keeping the first one given.
+func failed(msg string, err error) error {
+	var je *jobError
+	if errors.As(err, &je) {
+		return err
+	}
+	return &jobError{msg: msg, err: err}
+}
+
+// causeOf is the cause of a job's error, for the log.
+func causeOf(err error) error {
+	var je *jobError
+	if errors.As(err, &je) && je.err != nil {
+		return je.err
+	}
+	return err
+}

@@ -1,0 +1,187 @@
+package videos
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/reel-video/reel/internal/platform/queue"
+)
+
+// WorkerConfig says that a process works the videos service's jobs, and
+// how many at once.
+type WorkerConfig struct {
+	// Transcode is how many jobs of the transcode queue run at once
+	// (default DefaultTranscodeWorkers).
+	Transcode int
+	// Posters is how many poster jobs run at once (default 8: probe cuts
+	// concurrent posters in one ffmpeg run).
+	Posters int
+	// PollInterval is how often idle workers look for jobs other
+	// processes inserted (default one second).
+	PollInterval time.Duration
+	// StopGrace is how long a stopping process lets running jobs finish
+	// before it cancels them (default 10 s).
+	StopGrace time.Duration
+}
+
+// DefaultTranscodeWorkers is one transcode at a time per two cores, at
+// least one.
+func DefaultTranscodeWorkers() int { return max(1, runtime.NumCPU()/2) }
+
+// How often the periodic jobs run. Maintenance is cheap when there is
+// nothing to do; the purge works in days.
+const (
+	maintainEvery = time.Minute
+	purgeEvery    = 10 * time.Minute
+	// maintenanceTimeout bounds one pass of either.
+	maintenanceTimeout = 10 * time.Minute
+	// rescueAfter is how long a job may run before River takes it for one
+	// whose process died and runs it again (a kind with a longer timeout
+	// waits that long instead).
+	rescueAfter = posterTimeout + time.Minute
+	// stopGrace is the default WorkerConfig.StopGrace.
+	stopGrace = 10 * time.Second
+)
+
+// newQueue makes the service's River client: one that works the jobs
+// when wc is set, else one that only inserts and manages them.
+func (s *Service) newQueue(wc *WorkerConfig) error {
+	qc := queue.Config{Logger: s.log}
+	if wc != nil {
+		ws := river.NewWorkers()
+		river.AddWorker(ws, &posterWorker{svc: s})
+		river.AddWorker(ws, &maintenanceWorker{svc: s})
+		river.AddWorker(ws, &purgeWorker{svc: s})
+		qc = queue.Config{
+			Workers: ws,
+			Queues: map[string]int{
+				queuePoster:      cmpOr(wc.Posters, posterWorkers),
+				queueTranscode:   cmpOr(wc.Transcode, DefaultTranscodeWorkers()),
+				queueMaintenance: 1,
+			},
+			Periodic:     s.periodicJobs(),
+			PollInterval: wc.PollInterval,
+			RescueAfter:  rescueAfter,
+			Logger:       s.log,
+		}
+	}
+	c, err := queue.New(s.db, qc)
+	if err != nil {
+		return err
+	}
+	s.jobs, s.working = c, wc != nil
+	if wc != nil && wc.StopGrace > 0 {
+		s.stopGrace = wc.StopGrace
+	}
+	return nil
+}
+
+func cmpOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// periodicJobs are the service's maintenance, as River periodic jobs.
+// Only River's elected leader enqueues them, at start and then every
+// period, and a job already waiting or running makes the next insert a
+// duplicate: each runs once at a time across every replica. One attempt
+// each: the next period is the retry.
+func (s *Service) periodicJobs() []*river.PeriodicJob {
+	if s.cfg.noPeriodic {
+		return nil
+	}
+	opts := &river.InsertOpts{Queue: queueMaintenance, Priority: 4, MaxAttempts: 1,
+		UniqueOpts: river.UniqueOpts{ByState: uniqueStates}}
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(maintainEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return maintenanceArgs{}, opts },
+			&river.PeriodicJobOpts{ID: KindMaintenance, RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(purgeEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return purgeArgs{}, opts },
+			&river.PeriodicJobOpts{ID: KindPurge, RunOnStart: true}),
+	}
+}
+
+// RunJobs works the service's jobs until ctx ends, in a process that
+// works them (Config.Workers); elsewhere it returns at once. Stopping, it
+// lets running jobs finish for WorkerConfig.StopGrace, then cancels them:
+// a poster cut off so is taken again at once by the next process, its
+// attempt not counted.
+func (s *Service) RunJobs(ctx context.Context) error {
+	if !s.working {
+		return nil
+	}
+	if err := s.jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start the job queue: %w", err)
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), s.stopGrace)
+	defer cancel()
+	if err := s.jobs.Stop(sctx); err == nil {
+		return nil
+	}
+	s.stopping.Store(true)
+	hctx, hcancel := context.WithTimeout(context.Background(), s.stopGrace)
+	defer hcancel()
+	if err := s.jobs.StopAndCancel(hctx); err != nil {
+		return fmt.Errorf("stop the job queue: %w", err)
+	}
+	return nil
+}
+
+type posterWorker struct {
+	river.WorkerDefaults[posterArgs]
+	svc *Service
+}
+
+func (w *posterWorker) Work(ctx context.Context, j *river.Job[posterArgs]) error {
+	return w.svc.workPoster(ctx, j.Args.VideoID, j.Attempt, j.MaxAttempts)
+}
+
+func (w *posterWorker) Timeout(*river.Job[posterArgs]) time.Duration { return posterTimeout }
+
+type maintenanceArgs struct{}
+
+func (maintenanceArgs) Kind() string { return KindMaintenance }
+
+type maintenanceWorker struct {
+	river.WorkerDefaults[maintenanceArgs]
+	svc *Service
+}
+
+func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceArgs]) error {
+	if err := w.svc.Maintain(ctx); err != nil {
+		w.svc.log.Error("maintenance failed", "err", err)
+		return failed(msgMaintain, err)
+	}
+	return nil
+}
+
+func (w *maintenanceWorker) Timeout(*river.Job[maintenanceArgs]) time.Duration {
+	return maintenanceTimeout
+}
+
+type purgeArgs struct{}
+
+func (purgeArgs) Kind() string { return KindPurge }
+
+type purgeWorker struct {
+	river.WorkerDefaults[purgeArgs]
+	svc *Service
+}
+
+func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[purgeArgs]) error {
+	if _, err := w.svc.Purge(ctx); err != nil {
+		w.svc.log.Error("purge failed", "err", err)
+		return failed(msgPurge, err)
+	}
+	return nil
+}
+
+func (w *purgeWorker) Timeout(*river.Job[purgeArgs]) time.Duration { return maintenanceTimeout }
