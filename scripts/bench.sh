@@ -5,8 +5,9 @@
 #   scripts/bench.sh            # takes about ten minutes on 2 cores
 #
 # It builds reel, then on loopback:
-#   1. the 1000-user scenario (reel loadtest) against an all-in-one reel on
-#      SQLite, the same without uploads (the reads' own figures), a flat-out
+#   1. the 1000-user scenario (reel loadtest: the API's mix and the web
+#      app's pages) against an all-in-one reel on SQLite, the same without
+#      uploads (the reads' own figures), a flat-out
 #      read run, small uploads with no pause, and a login-only run beside
 #      the bare argon2id hash rate on the same cores (HASH_BENCH);
 #   2. a 1 GiB upload against a fresh reel, beside a raw sequential write of
@@ -209,7 +210,7 @@ if ((SAT_USERS > 0)); then
 	rm -rf "$sat_dir"
 	loadtest "$sat_dir" -users "$SAT_USERS" -duration 30s -think 0 -weights "$READ_WEIGHTS" \
 		-admin-email "$ADMIN_EMAIL" -admin-password "$ADMIN_PASSWORD"
-	sat_rps=$(jq -r '([.routes[] | select(.name | IN("register", "login", "admin_login") | not) | .requests] | add) / .load_s' "$sat_dir/results.json")
+	sat_rps=$(jq -r '([.routes[] | select(.name | IN("register", "login", "admin_login", "web_login") | not) | .requests] | add) / .load_s' "$sat_dir/results.json")
 fi
 stop_reel
 
@@ -435,31 +436,41 @@ failed() { printf '| %s | %s | %s | not measured: %s | **not measured** | %s |\n
 reads_ok() {
 	jq -r '[.routes[] | select(.read and .requests > 0) | .latency_ms.p99 < 100] | if length == 0 then 0 elif all then 1 else 0 end' "$1/results.json"
 }
+# pages_ok DIR: 1 when every page route that ran has p99 < 50 ms.
+pages_ok() {
+	jq -r '[.routes[] | select(.page and .requests > 0) | .latency_ms.p99 < 50] | if length == 0 then 0 elif all then 1 else 0 end' "$1/results.json"
+}
 errors_ok() { jq -r 'if .totals.errors == 0 and .users_ready == .users then 1 else 0 end' "$1/results.json"; }
 worst_read() { jq -r '[.routes[] | select(.read and .requests > 0)] | max_by(.latency_ms.p99) | "\(.name) \(.latency_ms.p99 * 10 | round / 10) ms"' "$1/results.json"; }
+worst_page() {
+	jq -r '[.routes[] | select(.page and .requests > 0)] | if length == 0 then "no page was requested" else (max_by(.latency_ms.p99) | "\(.name) \(.latency_ms.p99 * 10 | round / 10) ms") end' "$1/results.json"
+}
 unserved() { jq -r '[.routes[] | select(.requests > 0 and .status["404"] == .requests) | .name] | join(", ")' "$1/results.json"; }
 
-full_what="every user registers, logs in, then reads, uploads, plays and deletes with pauses (the original's test plan)"
+full_what="every user registers, logs in, then reads, uploads, plays and deletes with pauses (the original's test plan), and opens the web app's pages"
 full_goal="0 errors, every user through setup"
 p99_what="the worst p99 among the read routes (feed, storage, usage, own and admin logs) in that run"
 reads_what="the same users and pauses without uploads and deletes"
+page_what="the worst p99 among the web app's server-rendered pages (feed, watch, my videos; cookie session) in the full mix"
 reads_goal="< 100 ms, 0 errors"
-# engine_rows ENGINE DIR: the three rows of one engine's two scenarios.
+# engine_rows ENGINE DIR: the four rows of one engine's two scenarios.
 engine_rows() {
 	local e=$1 d=$2 ok=0
 	row "Errors, full mix ($e)" "$full_what" "$full_goal" \
 		"$(jq -r '"\(.totals.errors) errors in \(.totals.requests) requests, \(.users_ready)/\(.users) users, \(.load_s | round) s"' "$d/results.json")" \
 		"$(errors_ok "$d")"
 	row "Read p99, full mix ($e)" "$p99_what" "< 100 ms" "$(worst_read "$d")" "$(reads_ok "$d")"
+	row "Page p99, full mix ($e)" "$page_what" "< 50 ms" "$(worst_page "$d")" "$(pages_ok "$d")"
 	[[ $(reads_ok "$d-reads") == 1 && $(errors_ok "$d-reads") == 1 ]] && ok=1
 	row "Read p99, reads only ($e)" "$reads_what" "$reads_goal" \
 		"$(worst_read "$d-reads"), $(jq -r '"\(.totals.errors) errors"' "$d-reads/results.json")" "$ok"
 }
-# engine_missing HOW ENGINE WHY: its three rows when it was not measured
+# engine_missing HOW ENGINE WHY: its four rows when it was not measured
 # (HOW: kept or failed).
 engine_missing() {
 	"$1" "Errors, full mix ($2)" "$full_what" "$full_goal" "$3"
 	"$1" "Read p99, full mix ($2)" "$p99_what" "< 100 ms" "$3"
+	"$1" "Page p99, full mix ($2)" "$page_what" "< 50 ms" "$3"
 	"$1" "Read p99, reads only ($2)" "$reads_what" "$reads_goal" "$3"
 }
 
@@ -600,7 +611,10 @@ run=$work/run.md
 	think_s=$(echo "$THINK" | sed 's/ms$/e-3/; s/s$//')
 	echo "- Small uploads: $((4 * ncpu)) users uploading the ~300 KiB video with no pause: $(fixed "$upload_cap") uploads/s"
 	echo "  (p50 $(fixed "$upload_cap_p50" 0) ms); they left $drain_upload posters due, cut in $drain_upload_s s. The full mix offers"
-	echo "  at most $(fixed "$USERS / 29 / $think_s") uploads/s ($USERS users, weight 1 of 29, $THINK pauses)."
+	# The upload's share of the full mix, from the weights it ran with.
+	read -r w_upload w_total < <(jq -r '.weights | split(",") | map(split("=") | {(.[0]): (.[1] | tonumber)}) | add |
+		"\(.upload // 0) \([.[]] | add)"' "$OUT/sqlite/results.json")
+	echo "  at most $(fixed "$USERS * $w_upload / $w_total / $think_s") uploads/s ($USERS users, weight $w_upload of $w_total, $THINK pauses)."
 	echo "- Starting ffmpeg: $exec_ms ms of CPU (\`ffmpeg -version\`; the binary loads $ffmpeg_libs shared libraries)."
 	echo "- Logins: the bare hash (\`go test $HASH_PKG -bench $HASH_BENCH\`) computes $(fixed "$hash_rate") hashes/s on $ncpu cores"
 	echo "  (median of 10 runs, 5 right before the logins and 5 right after, from $(fixed "$hash_lo") to $(fixed "$hash_hi"));"

@@ -20,6 +20,8 @@ Drives a running reel with concurrent virtual users doing the original
 system's test plan: each registers, logs in, then reads the feed, its
 storage, its daily usage and its activity log, uploads a small video,
 plays a video by byte ranges and deletes one; an admin reads every log.
+The same users also sign in on the web app's login form and open its
+pages (the feed, a watch page, their videos) with that cookie session.
 It stops by itself at the end of -duration (after setup) or -requests.
 It writes results.json, report.html and SVG charts into -out and prints
 a summary. Requests only ever go to -url.
@@ -47,7 +49,7 @@ func loadtestCmd(ctx context.Context, args []string, getenv func(string) string,
 	fs.IntVar(&cfg.Users, "users", 100, fmt.Sprintf("concurrent virtual users (at most %d)", loadtest.MaxUsers))
 	fs.DurationVar(&cfg.Duration, "duration", time.Minute, fmt.Sprintf("length of the load phase after setup (at most %s; 0 with -requests: up to the cap)", loadtest.MaxDuration))
 	fs.Int64Var(&cfg.Requests, "requests", 0, "stop after this many requests in total, setup included (0: no count)")
-	fs.StringVar(&weights, "weights", loadtest.DefaultWeights, "action mix; actions left out never run (feed, storage, usage, logs, upload, play, delete, admin_logs, login)")
+	fs.StringVar(&weights, "weights", loadtest.DefaultWeights, "action mix; actions left out never run (feed, storage, usage, logs, upload, play, delete, admin_logs, login, page_feed, page_watch, page_mine)")
 	fs.DurationVar(&cfg.Think, "think", time.Second, "mean pause between two actions of a user (uniform 0.5–1.5×; 0: flat out)")
 	fs.DurationVar(&cfg.Ramp, "ramp", 0, "spread the users' arrival over this long (0: all at once)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "per-request timeout (a login queued behind many password hashes takes long)")

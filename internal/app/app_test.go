@@ -309,7 +309,7 @@ func TestSplitTargetNeedsPeerURL(t *testing.T) {
 func TestGatewayDocumentsAndRoutesEveryPublicPath(t *testing.T) {
 	all, _ := start(t, nil, nil)
 	want := openapiOps(t, all)
-	env := map[string]string{"REEL_TARGET": "gateway"}
+	env := map[string]string{"REEL_TARGET": "gateway", "REEL_SERVICE_KEY": "a service key of at least 32 characters"}
 	for _, svc := range gateway.Services() {
 		env["REEL_"+strings.ToUpper(svc)+"_URL"] = "http://127.0.0.1:9"
 	}

@@ -6,8 +6,9 @@ import (
 	"github.com/reel-video/reel/internal/gateway"
 )
 
-// initGateway mounts the reverse proxy to every service. The gateway owns
-// no data; its readiness is that of every service behind it.
+// initGateway mounts the reverse proxy to every service and the web app
+// on them. The gateway owns no data; its readiness is that of every
+// service behind it.
 func initGateway(_ context.Context, a *App) error {
 	g, err := gateway.New(a.cfg.URLs, a.cfg.HTTP.TrustedProxies, a.log.With("module", "gateway"))
 	if err != nil {
@@ -24,5 +25,5 @@ func initGateway(_ context.Context, a *App) error {
 	for name, check := range g.Checks() {
 		a.Ready(name, check)
 	}
-	return nil
+	return initGatewayWeb(a)
 }

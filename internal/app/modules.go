@@ -63,7 +63,9 @@ func Modules() *Registry {
 	// transcode works the videos service's jobs without its API; where
 	// videos runs too, videos works them.
 	r.Register(&Module{Name: "transcode", Public: true, Deps: []string{"server"}, After: []string{"logs", "storage", "videos"}, init: initTranscode})
-	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server"}, init: initGateway})
+	// The gateway serves the web app too, on the services over HTTP; auth
+	// verifies the pages' access cookies with the users service's JWKS.
+	r.Register(&Module{Name: "gateway", Public: true, Deps: []string{"server", "auth"}, init: initGateway})
 	// web serves the pages on the in-process services, so only in all.
 	r.Register(&Module{Name: "web", Deps: []string{"server", "auth"}, After: []string{"users", "logs", "storage", "usage", "videos"}, init: initWeb})
 	r.Register(&Module{Name: "all", Public: true, Deps: []string{"users", "logs", "storage", "usage", "videos", "web"}})
@@ -129,8 +131,9 @@ func initAuth(_ context.Context, a *App) error {
 	}
 	a.verifier = authn.NewVerifier(authn.NewJWKSClient(base+"/.well-known/jwks.json", nil))
 	// Every service checks that a token's account is still enabled, and
-	// its current role, through the users service's internal route. The
-	// gateway checks no tokens and needs no key.
+	// its current role, through the users service's internal route; so
+	// does the gateway's web app for its session cookies (its proxy
+	// checks no tokens).
 	if a.cfg.ServiceKey != "" {
 		keys, err := authn.NewServiceKeys(a.cfg.ServiceKey, "verifier")
 		if err != nil {

@@ -25,7 +25,18 @@ func (r *run) signUp(u *vuser) bool {
 	if err != nil || (!res.ok() && res.status != http.StatusConflict) {
 		return false
 	}
-	return r.login(u) == nil
+	if r.login(u) != nil {
+		return false
+	}
+	// The same person on the web app signs in through its own login
+	// form. Without a web session the user still acts on the API; its
+	// page actions are skipped.
+	if r.pages {
+		if err := r.webLogin(u); err != nil && !errors.Is(err, errStop) {
+			r.webRefused.Do(func() { r.note("the web app's login failed (%v): page actions are skipped for such users", err) })
+		}
+	}
+	return true
 }
 
 func (r *run) login(u *vuser) error {
@@ -113,6 +124,8 @@ func (r *run) act(u *vuser, a Action) error {
 		res, err = r.send(request{shard: u.n, route: RouteDelete, method: "DELETE", path: "/api/v1/videos/" + url.PathEscape(id), token: u.token})
 	case ActLogin:
 		return r.login(u)
+	case ActPageFeed, ActPageWatch, ActPageMine:
+		return r.pageAction(u, a)
 	}
 	// An expired access token: log in again, as a client would, but at
 	// most once a minute, so that a server answering 401 to everything
@@ -140,13 +153,8 @@ func (r *run) upload(u *vuser) (result, error) {
 // and fetches two ranges of it: the start, as a player does first, then a
 // random later range, as a seek does.
 func (r *run) play(u *vuser) (result, error) {
-	var id string
-	switch {
-	case len(u.feed) > 0:
-		id = u.feed[u.rng.IntN(len(u.feed))]
-	case len(u.mine) > 0:
-		id = u.mine[u.rng.IntN(len(u.mine))]
-	default:
+	id := u.pick()
+	if id == "" {
 		r.skip(ActPlay)
 		return result{}, nil
 	}
@@ -178,6 +186,18 @@ func (r *run) play(u *vuser) (result, error) {
 	off := u.rng.Int64N(first.total - mediaRange + 1)
 	_, err = r.fetchRange(u.n, media, off, off+mediaRange-1, gone)
 	return res, err
+}
+
+// pick chooses a video to watch: one from the last feed read, or else one
+// of the user's own; "" when there is none.
+func (u *vuser) pick() string {
+	switch {
+	case len(u.feed) > 0:
+		return u.feed[u.rng.IntN(len(u.feed))]
+	case len(u.mine) > 0:
+		return u.mine[u.rng.IntN(len(u.mine))]
+	}
+	return ""
 }
 
 type rangeResult struct{ total int64 }

@@ -67,6 +67,12 @@ func jsonBody(v any) *payload {
 	return &payload{open: func() io.Reader { return bytes.NewReader(b) }, size: int64(len(b)), ctype: "application/json"}
 }
 
+// formBody is a form as a browser posts it.
+func formBody(v url.Values) *payload {
+	b := []byte(v.Encode())
+	return &payload{open: func() io.Reader { return bytes.NewReader(b) }, size: int64(len(b)), ctype: "application/x-www-form-urlencoded"}
+}
+
 // request is one request to send.
 type request struct {
 	shard         int
@@ -77,10 +83,15 @@ type request struct {
 	body          *payload
 	header        http.Header
 	keep          bool // keep the answer's body
-	// mayBeGone: a problem+json 404 means the video was deleted by its
-	// owner meanwhile, which counts as gone, not as an error. A route the
-	// server does not serve answers a plain-text 404 and stays an error.
+	// mayBeGone: a problem+json 404 (or a page's HTML 404) means the
+	// video was deleted by its owner meanwhile, which counts as gone, not
+	// as an error. A route the server does not serve answers a plain-text
+	// 404 and stays an error.
 	mayBeGone bool
+	// redirectOK: a 303 See Other anywhere but the login page is this
+	// request's right answer (a web form's post, a page sending the
+	// browser through the session's refresh), not an error.
+	redirectOK bool
 }
 
 // send sends one request, reads the whole answer (keeping it when asked),
@@ -148,7 +159,10 @@ func (r *run) send(q request) (result, error) {
 	}
 	lat := time.Since(start)
 	s := Sample{Route: q.route, Start: start, Latency: lat, Status: res.status, Bytes: n}
-	s.Gone = q.mayBeGone && res.status == http.StatusNotFound && strings.HasPrefix(res.header.Get("Content-Type"), "application/problem+json")
+	ctype := res.header.Get("Content-Type")
+	s.Gone = q.mayBeGone && res.status == http.StatusNotFound &&
+		(strings.HasPrefix(ctype, "application/problem+json") || strings.HasPrefix(ctype, "text/html"))
+	s.Redirect = q.redirectOK && res.status == http.StatusSeeOther && !strings.HasPrefix(res.header.Get("Location"), "/login")
 	if err != nil {
 		// A body cut short is an error even though the status came.
 		s.Status, s.Err = 0, err

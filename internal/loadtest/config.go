@@ -23,8 +23,9 @@ const (
 // Action is one thing a virtual user does between two pauses.
 type Action string
 
-// The actions of the original test plan, plus a repeated login for
-// measuring login throughput on its own.
+// The actions of the original test plan, a repeated login for measuring
+// login throughput on its own, and the web app's pages, fetched with the
+// cookie session of its login form.
 const (
 	ActFeed      Action = "feed"       // GET /api/v1/videos
 	ActStorage   Action = "storage"    // GET /api/v1/storage/me
@@ -35,17 +36,25 @@ const (
 	ActDelete    Action = "delete"     // DELETE /api/v1/videos/{id}
 	ActAdminLogs Action = "admin_logs" // GET /api/v1/logs as the admin
 	ActLogin     Action = "login"      // POST /api/v1/auth/login again
+	ActPageFeed  Action = "page_feed"  // GET / (the feed page)
+	ActPageWatch Action = "page_watch" // GET /watch/{id}
+	ActPageMine  Action = "page_mine"  // GET /mine
 )
 
 // Actions lists every action in a stable order.
-var Actions = []Action{ActFeed, ActStorage, ActUsage, ActLogs, ActUpload, ActPlay, ActDelete, ActAdminLogs, ActLogin}
+var Actions = []Action{ActFeed, ActStorage, ActUsage, ActLogs, ActUpload, ActPlay, ActDelete, ActAdminLogs, ActLogin,
+	ActPageFeed, ActPageWatch, ActPageMine}
+
+// pageActions are the actions that need the web app's session.
+var pageActions = []Action{ActPageFeed, ActPageWatch, ActPageMine}
 
 // Weights gives each action's relative frequency; absent actions never run.
 type Weights map[Action]int
 
-// DefaultWeights is the original test plan's mix: mostly reading, now and
-// then an upload, a playback and a deletion.
-const DefaultWeights = "feed=10,storage=5,usage=5,logs=3,upload=1,play=3,delete=1,admin_logs=1"
+// DefaultWeights is the original test plan's mix (mostly reading, now and
+// then an upload, a playback and a deletion) with people on the web app's
+// pages beside the API's clients.
+const DefaultWeights = "feed=10,storage=5,usage=5,logs=3,upload=1,play=3,delete=1,admin_logs=1,page_feed=4,page_watch=2,page_mine=1"
 
 // ParseWeights reads "feed=10,storage=5,…". The list replaces the default
 // mix entirely: actions it does not name get weight 0.

@@ -2,9 +2,11 @@
 // system's JMeter test did: many concurrent virtual users, each registering
 // once, logging in, then reading the feed, their storage, their daily usage
 // and their activity log, uploading a small real video, playing a video by
-// byte ranges and deleting one, with an admin reading every log. It records
-// per-route latency and errors over time and writes JSON results and an
-// HTML report with SVG charts.
+// byte ranges and deleting one, with an admin reading every log; the same
+// users sign in on the web app's login form and open its server-rendered
+// pages with that cookie session (pages.go). It records per-route latency
+// and errors over time and writes JSON results and an HTML report with SVG
+// charts.
 //
 // A run is always bounded (users, duration, request count and per-request
 // timeout all have hard caps), stops by itself, and sends requests only to
@@ -79,6 +81,9 @@ type run struct {
 	adminMu    sync.Mutex
 	adminToken string
 
+	pages      bool // page actions are in the mix: users log in on the web too
+	webRefused sync.Once
+
 	notesMu sync.Mutex
 	notes   []string
 }
@@ -121,6 +126,9 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 	}
 	if w.total() == 0 {
 		return nil, errors.New("no action left to run (upload needs a video, admin_logs needs admin credentials)")
+	}
+	for _, a := range pageActions {
+		r.pages = r.pages || w[a] > 0
 	}
 	total := 0
 	for _, a := range Actions {
@@ -341,6 +349,7 @@ type vuser struct {
 	mine     []string // ids of own uploads not yet deleted, oldest first
 	uploads  int
 	loggedIn time.Time
+	web      webSession
 }
 
 // user is one virtual user's life: set up, wait for the load phase, then

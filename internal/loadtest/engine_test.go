@@ -25,6 +25,47 @@ type fakeReel struct {
 	n       int
 	ranges  atomic.Int64
 	mediaAt string // when set, playback URLs point there instead
+	// The web app's sessions: an access cookie is good for pageUses pages
+	// (then the page sends the browser through the refresh route); a
+	// refresh cookie works once.
+	pageUses  int
+	access    map[string]int
+	refreshes map[string]bool
+	rotations atomic.Int64
+}
+
+// session makes a fresh pair of session cookies.
+func (f *fakeReel) session(w http.ResponseWriter) {
+	f.mu.Lock()
+	f.n++
+	a, rt := fmt.Sprintf("a%d", f.n), fmt.Sprintf("r%d", f.n)
+	if f.access == nil {
+		f.access, f.refreshes = map[string]int{}, map[string]bool{}
+	}
+	f.access[a], f.refreshes[rt] = f.pageUses, true
+	f.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: "reel_access", Value: a, Path: "/", HttpOnly: true})
+	http.SetCookie(w, &http.Cookie{Name: "reel_refresh", Value: rt, Path: "/auth/", HttpOnly: true})
+}
+
+// page admits a request whose access cookie is still good, and otherwise
+// redirects it through the refresh route, as the web app does.
+func (f *fakeReel) page(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ck, err := r.Cookie("reel_access")
+		f.mu.Lock()
+		ok := err == nil && f.access[ck.Value] > 0
+		if ok {
+			f.access[ck.Value]--
+		}
+		f.mu.Unlock()
+		if !ok {
+			http.Redirect(w, r, "/auth/refresh?next="+r.URL.Path, http.StatusSeeOther)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		h(w, r)
+	}
 }
 
 func (f *fakeReel) handler(t *testing.T) http.Handler {
@@ -114,6 +155,47 @@ func (f *fakeReel) handler(t *testing.T) http.Handler {
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Sec-Fetch-Site") != "same-origin" || r.FormValue("email") == "" || r.FormValue("password") == "" {
+			http.Error(w, "refused", http.StatusForbidden)
+			return
+		}
+		f.session(w)
+		http.Redirect(w, r, r.FormValue("next"), http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /auth/refresh", func(w http.ResponseWriter, r *http.Request) {
+		ck, err := r.Cookie("reel_refresh")
+		f.mu.Lock()
+		ok := err == nil && f.refreshes[ck.Value]
+		if ok {
+			delete(f.refreshes, ck.Value)
+		}
+		f.mu.Unlock()
+		if !ok {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		f.rotations.Add(1)
+		f.session(w)
+		http.Redirect(w, r, r.URL.Query().Get("next"), http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /{$}", f.page(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, id := range f.order {
+			_, _ = fmt.Fprintf(w, `<a href="/watch/%s">video</a>`, id)
+		}
+	}))
+	mux.HandleFunc("GET /watch/{id}", f.page(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		_, ok := f.videos[r.PathValue("id")]
+		f.mu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+		}
+		_, _ = io.WriteString(w, "<video></video>")
+	}))
+	mux.HandleFunc("GET /mine", f.page(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "<main></main>") }))
 	return mux
 }
 
@@ -242,5 +324,70 @@ func TestInterrupt(t *testing.T) {
 	}
 	if feed := res.Route(RouteFeed); feed == nil || feed.Canceled != 3 || feed.Errors != 0 {
 		t.Fatalf("feed %+v", feed)
+	}
+}
+
+// The pages with the web app's cookie session: logged in through the form
+// at setup, the feed page's links watched, a session whose access cookie
+// expires followed through the refresh route, and none of it an error.
+func TestPagesAgainstFake(t *testing.T) {
+	f := &fakeReel{videos: map[string][]byte{}, pageUses: 3}
+	srv := httptest.NewServer(f.handler(t))
+	defer srv.Close()
+	video := bytes.Repeat([]byte("0123456789abcdef"), 2000)
+	res, err := Run(t.Context(), Config{
+		BaseURL: srv.URL, Users: 4, Duration: 1500 * time.Millisecond, Think: 5 * time.Millisecond,
+		Weights: Weights{ActUpload: 1, ActDelete: 1, ActPageFeed: 3, ActPageWatch: 3, ActPageMine: 1}, Video: video,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Totals.Errors != 0 {
+		t.Fatalf("errors against a well-behaved server: %+v", res.Routes)
+	}
+	if r := res.Route(RouteWebLogin); r == nil || r.Requests != 4 || r.Status[303] != 4 || r.OK != 4 {
+		t.Fatalf("web login: %+v", r)
+	}
+	for _, name := range []string{RoutePageFeed, RoutePageWatch, RoutePageMine} {
+		r := res.Route(name)
+		if r == nil || r.Status[200] == 0 || !r.Page || r.Read {
+			t.Fatalf("%s: %+v", name, r)
+		}
+	}
+	// Every third page the access cookie is spent: the user went through
+	// the refresh route, which rotated the session, and asked again.
+	ref := res.Route(RouteWebRefresh)
+	if ref == nil || ref.Requests == 0 || ref.Status[303] != ref.Requests || f.rotations.Load() != int64(ref.Requests) {
+		t.Fatalf("refresh: %+v, %d rotations", ref, f.rotations.Load())
+	}
+	// Watch pages of videos deleted meanwhile are gone, not errors.
+	w := res.Route(RoutePageWatch)
+	if w.Status[200]+w.Status[303]+w.Gone != w.Requests || w.Status[404] != w.Gone {
+		t.Fatalf("watch: %v, %d gone", w.Status, w.Gone)
+	}
+	var html bytes.Buffer
+	if err := WriteHTML(&html, res); err != nil || !strings.Contains(html.String(), "50 ms") {
+		t.Fatalf("report: %v", err)
+	}
+}
+
+// A server without the web app: its login answers 404, the users carry on
+// with the API and their page actions are skipped, with a note.
+func TestPagesNotServed(t *testing.T) {
+	f := &fakeReel{videos: map[string][]byte{}}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", f.handler(t))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	res, err := Run(t.Context(), Config{BaseURL: srv.URL, Users: 2, Duration: 300 * time.Millisecond, Think: 5 * time.Millisecond,
+		Weights: Weights{ActFeed: 1, ActPageFeed: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UsersReady != 2 || res.Route(RouteFeed) == nil || res.Route(RoutePageFeed) != nil || res.Skipped[string(ActPageFeed)] == 0 {
+		t.Fatalf("ready %d, routes %+v, skipped %v", res.UsersReady, res.Routes, res.Skipped)
+	}
+	if !strings.Contains(strings.Join(res.Notes, "\n"), "web app's login failed") {
+		t.Fatalf("notes: %q", res.Notes)
 	}
 }

@@ -62,10 +62,12 @@ type RouteResult struct {
 	Name   string `json:"name"`
 	Method string `json:"method"`
 	Path   string `json:"path"`
-	// Read routes carry the 100 ms p99 target.
+	// Read routes carry the 100 ms p99 target, pages (server-rendered
+	// HTML) the 50 ms one.
 	Read     bool   `json:"read"`
+	Page     bool   `json:"page,omitempty"`
 	Requests uint64 `json:"requests"`
-	OK       uint64 `json:"ok"` // 2xx answers
+	OK       uint64 `json:"ok"` // the right answers: 2xx, or a form's 303
 	Errors   uint64 `json:"errors"`
 	// Canceled requests were cut short by an interrupted run; they count
 	// neither as requests nor as errors.

@@ -65,7 +65,10 @@ func startReel(t *testing.T, env map[string]string) (string, []string) {
 	case err := <-errc:
 		t.Fatalf("reel failed to start: %v", err)
 	}
-	return "http://" + a.Addr().String(), a.Routes()
+	// The web app's pages are served beside the API but kept out of its
+	// route list (and OpenAPI document): these are the ones the tool uses.
+	pages := []string{"POST /login", "GET /{$}", "GET /watch/{id}", "GET /mine", "GET /auth/refresh"}
+	return "http://" + a.Addr().String(), append(a.Routes(), pages...)
 }
 
 // served reports whether method and path match one of the server's route
@@ -147,10 +150,10 @@ func smokeAgainstReel(t *testing.T, dbURL string) {
 	}
 	var readers, writers *loadtest.Results
 	errc := make(chan error, 2)
-	go run("feed=3,storage=2,usage=2,logs=2,admin_logs=1", 3, 1500*time.Millisecond, &readers, errc)
-	writeMix := "upload=1,play=4,delete=2,feed=1"
+	go run("feed=3,storage=2,usage=2,logs=2,admin_logs=1,page_feed=2,page_mine=1", 3, 1500*time.Millisecond, &readers, errc)
+	writeMix := "upload=1,play=4,delete=2,feed=1,page_watch=2"
 	if video == nil {
-		writeMix = "play=4,delete=2,feed=1"
+		writeMix = "play=4,delete=2,feed=1,page_watch=2"
 	}
 	go run(writeMix, 3, 2500*time.Millisecond, &writers, errc)
 	for range 2 {
@@ -159,13 +162,14 @@ func smokeAgainstReel(t *testing.T, dbURL string) {
 		}
 	}
 	must := map[*loadtest.Results][]string{
-		readers: {loadtest.RouteFeed, loadtest.RouteStorage, loadtest.RouteUsage, loadtest.RouteLogs, loadtest.RouteAdminLogs},
+		readers: {loadtest.RouteFeed, loadtest.RouteStorage, loadtest.RouteUsage, loadtest.RouteLogs, loadtest.RouteAdminLogs,
+			loadtest.RoutePageFeed, loadtest.RoutePageMine},
 		writers: {loadtest.RouteFeed},
 	}
 	if video != nil {
-		// Playing and deleting follow a finished upload, which a loaded
-		// machine may not finish in time: they are checked for errors
-		// when they ran, and for coverage by TestUserJourneyAgainstFake.
+		// Playing, watching and deleting follow a finished upload, which
+		// a loaded machine may not finish in time: they are checked for
+		// errors when they ran, and for coverage by the fake's tests.
 		must[writers] = append(must[writers], loadtest.RouteUpload)
 	}
 	for res, names := range must {
@@ -199,14 +203,16 @@ func checkSmoke(t *testing.T, res *loadtest.Results, routes, must []string) {
 	if res.UsersReady != res.Users || res.StopReason != "duration" || res.LoadS < 1 || res.LoadS > 10 {
 		t.Fatalf("ready %d of %d, stopped by %s after %.1f s", res.UsersReady, res.Users, res.StopReason, res.LoadS)
 	}
-	for _, name := range []string{loadtest.RouteRegister, loadtest.RouteLogin, loadtest.RouteAdminLogin} {
+	for _, name := range []string{loadtest.RouteRegister, loadtest.RouteLogin, loadtest.RouteAdminLogin, loadtest.RouteWebLogin} {
 		r := res.Route(name)
 		if r == nil || r.Requests == 0 || r.Errors != 0 {
 			t.Fatalf("%s: %+v", name, r)
 		}
 	}
-	if r := res.Route(loadtest.RouteRegister); r.Requests != uint64(res.Users) {
-		t.Fatalf("register: %d requests for %d users", r.Requests, res.Users)
+	for _, name := range []string{loadtest.RouteRegister, loadtest.RouteWebLogin} {
+		if r := res.Route(name); r.Requests != uint64(res.Users) {
+			t.Fatalf("%s: %d requests for %d users", name, r.Requests, res.Users)
+		}
 	}
 	for _, name := range must {
 		if r := res.Route(name); r == nil || r.Requests == 0 {

@@ -11,7 +11,8 @@ import (
 )
 
 // Client is the users service in another process, over its internal
-// routes: what the storage and usage services ask of it in split mode.
+// routes: what the storage and usage services ask of it in split mode, and
+// what the gateway's web app needs that no public route offers.
 // Lookups are retried on network errors and 502/503/504 (rpc's policy); a
 // users service that cannot be reached is errs.ErrUnavailable (503).
 type Client struct {
@@ -22,7 +23,8 @@ type Client struct {
 // authenticating with keys. hc may be nil for the process's shared client
 // (rpc.SharedHTTP).
 func NewClient(baseURL string, keys *authn.ServiceKeys, hc *http.Client) *Client {
-	return &Client{rpc: rpc.New("users", baseURL, keys, hc, ErrUserNotFound)}
+	return &Client{rpc: rpc.New("users", baseURL, keys, hc,
+		ErrUserNotFound, ErrAdminExists, ErrValidation, ErrEmailTaken, ErrTooManyNames)}
 }
 
 // UserExists reports whether an account exists, enabled or not.
@@ -58,4 +60,38 @@ func (c *Client) Standing(ctx context.Context, id string) (authn.Standing, error
 		st.ValidAfter = fromMicros(b.TokensValidAfter)
 	}
 	return st, nil
+}
+
+// Names returns the usernames of the accounts among ids (at most
+// MaxNames), by id.
+func (c *Client) Names(ctx context.Context, ids []string) (map[string]string, error) {
+	if len(ids) > MaxNames {
+		return nil, ErrTooManyNames
+	}
+	q := url.Values{"id": ids}
+	var out Names
+	if err := c.rpc.Call(ctx, "names", http.MethodGet, "/internal/v1/users?"+q.Encode(), nil, &out, true); err != nil {
+		return nil, err
+	}
+	if out.Names == nil {
+		out.Names = map[string]string{}
+	}
+	return out.Names, nil
+}
+
+// HasAdmin reports whether any admin account exists.
+func (c *Client) HasAdmin(ctx context.Context) (bool, error) {
+	var out adminState
+	err := c.rpc.Call(ctx, "has admin", http.MethodGet, "/internal/v1/admin", nil, &out, true)
+	return out.Exists, err
+}
+
+// CreateFirstAdmin creates an admin account while none exists
+// (ErrAdminExists otherwise). It is not retried: an account may have been
+// made by an attempt whose answer was lost.
+func (c *Client) CreateFirstAdmin(ctx context.Context, in RegisterInput) (User, error) {
+	var out userBody
+	err := c.rpc.Call(ctx, "create first admin", http.MethodPost, "/internal/v1/admin",
+		registerBody{Email: in.Email, Password: in.Password, Username: in.Username}, &out, false)
+	return out.User, err
 }

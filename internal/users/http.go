@@ -29,6 +29,9 @@ func (h *Handler) Routes(r httpx.Router) {
 	r.Handle("POST /api/v1/auth/logout", h.auth.Require(httpx.HandlerFunc(h.logout)))
 	r.Handle("GET /api/v1/users/me", h.auth.Require(httpx.HandlerFunc(h.me)))
 	r.Handle("PATCH /api/v1/users/me", h.auth.Require(httpx.HandlerFunc(h.updateMe)))
+	r.Handle("GET /api/v1/users/me/sessions", h.auth.Require(httpx.HandlerFunc(h.sessions)))
+	r.Handle("DELETE /api/v1/users/me/sessions/{id}", h.auth.Require(httpx.HandlerFunc(h.revokeSession)))
+	r.Handle("POST /api/v1/users/me/sessions/revoke-others", h.auth.Require(httpx.HandlerFunc(h.revokeOthers)))
 	r.Handle("GET /api/v1/users", h.auth.RequireAdmin(httpx.HandlerFunc(h.list)))
 	r.Handle("GET /api/v1/users/{id}", h.auth.RequireAdmin(httpx.HandlerFunc(h.get)))
 	r.Handle("PATCH /api/v1/users/{id}", h.auth.RequireAdmin(httpx.HandlerFunc(h.update)))
@@ -36,10 +39,16 @@ func (h *Handler) Routes(r httpx.Router) {
 }
 
 // InternalRoutes registers the routes through which services in other
-// processes call this one (Client); only callers holding a service
-// credential signed with keys get in.
+// processes call this one (Client): whether an account exists (storage,
+// usage), and for the gateway's web app the owners' names on its lists and
+// the first-run setup. Only callers holding a service credential signed
+// with keys get in.
 func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
-	r.Handle("GET /internal/v1/users/{id}", rpc.Internal(keys, httpx.HandlerFunc(h.exists)))
+	in := func(f httpx.HandlerFunc) http.Handler { return rpc.Internal(keys, f) }
+	r.Handle("GET /internal/v1/users/{id}", in(h.exists))
+	r.Handle("GET /internal/v1/users", in(h.names))
+	r.Handle("GET /internal/v1/admin", in(h.hasAdmin))
+	r.Handle("POST /internal/v1/admin", in(h.createFirstAdmin))
 }
 
 // exists answers 200 with the id of an account that exists, else 404.
@@ -65,11 +74,7 @@ type userBody struct {
 }
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Email    string `json:"email"`
-		Password string `json:"password"`
-		Username string `json:"username"`
-	}
+	var in registerBody
 	if err := httpx.Decode(w, r, &in, 0); err != nil {
 		return err
 	}
@@ -161,7 +166,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := h.svc.List(r.Context(), req)
+	p, err := h.svc.Search(r.Context(), q.Get("q"), req)
 	if err != nil {
 		return err
 	}
@@ -204,4 +209,100 @@ func (h *Handler) jwks(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(h.svc.JWKS())
+}
+
+// Sessions lists the caller's sessions, for the web app's account page.
+type Sessions struct {
+	Items []Session `json:"items"`
+}
+
+func (h *Handler) sessions(w http.ResponseWriter, r *http.Request) error {
+	c, _ := authn.CallerFrom(r.Context())
+	list, err := h.svc.Sessions(r.Context(), c.UserID)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []Session{}
+	}
+	httpx.JSON(w, http.StatusOK, Sessions{list})
+	return nil
+}
+
+func (h *Handler) revokeSession(w http.ResponseWriter, r *http.Request) error {
+	c, _ := authn.CallerFrom(r.Context())
+	if err := h.svc.RevokeSession(r.Context(), c.UserID, r.PathValue("id")); err != nil {
+		return err
+	}
+	httpx.NoContent(w)
+	return nil
+}
+
+// Revoked answers the revocation of the other sessions.
+type Revoked struct {
+	Revoked int `json:"revoked"`
+}
+
+// revokeOthers ends every session of the caller but the one that holds the
+// refresh token in the body: the token, not the access token, says which
+// session is the caller's own.
+func (h *Handler) revokeOthers(w http.ResponseWriter, r *http.Request) error {
+	var in refreshBody
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	c, _ := authn.CallerFrom(r.Context())
+	n, err := h.svc.RevokeOtherSessions(r.Context(), c.UserID, in.RefreshToken)
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, Revoked{n})
+	return nil
+}
+
+// Names answers the internal names lookup: usernames by account id.
+type Names struct {
+	Names map[string]string `json:"names"`
+}
+
+func (h *Handler) names(w http.ResponseWriter, r *http.Request) error {
+	names, err := h.svc.Names(r.Context(), r.URL.Query()["id"])
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, Names{names})
+	return nil
+}
+
+type adminState struct {
+	Exists bool `json:"exists"`
+}
+
+func (h *Handler) hasAdmin(w http.ResponseWriter, r *http.Request) error {
+	ok, err := h.svc.HasAdmin(r.Context())
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, adminState{ok})
+	return nil
+}
+
+// registerBody is a new account.
+type registerBody struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Username string `json:"username"`
+}
+
+func (h *Handler) createFirstAdmin(w http.ResponseWriter, r *http.Request) error {
+	var in registerBody
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	u, err := h.svc.CreateFirstAdmin(r.Context(), RegisterInput{Email: in.Email, Password: in.Password, Username: in.Username})
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusCreated, userBody{u})
+	return nil
 }

@@ -83,17 +83,18 @@ func pageRequest(r *http.Request) (page.Request, error) {
 	return page.Parse(q.Get("cursor"), q.Get("limit"), defaultPage, maxPage)
 }
 
+// feed lists the feed, or with q the feed's videos whose title contains
+// q (Search).
 func (h *Handler) feed(w http.ResponseWriter, r *http.Request) error {
 	req, err := pageRequest(r)
 	if err != nil {
 		return err
 	}
-	p, err := h.svc.Feed(r.Context(), req)
+	p, err := h.svc.Search(r.Context(), r.URL.Query().Get("q"), req)
 	if err != nil {
 		return err
 	}
-	httpx.JSON(w, http.StatusOK, p)
-	return nil
+	return h.list(w, r, p)
 }
 
 func (h *Handler) mine(w http.ResponseWriter, r *http.Request) error {
@@ -105,7 +106,39 @@ func (h *Handler) mine(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpx.JSON(w, http.StatusOK, p)
+	return h.list(w, r, p)
+}
+
+// ListedVideo is a video of a list asked for with posters=true: with its
+// poster signed for the caller, as a page of posters shows them.
+type ListedVideo struct {
+	Video
+	// PosterURL is null when the video cannot be played (still
+	// processing, failed); until its poster is cut it is a placeholder.
+	PosterURL *string `json:"poster_url"`
+}
+
+// list answers a page of videos; with posters=true each carries its
+// poster's signed URL (Sign: no playback is recorded).
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, p page.Page[Video]) error {
+	switch r.URL.Query().Get("posters") {
+	case "", "false":
+		httpx.JSON(w, http.StatusOK, p)
+		return nil
+	case "true":
+	default:
+		return httpx.ErrInvalidQuery.WithMsg("posters must be true or false")
+	}
+	out := page.Page[ListedVideo]{Items: make([]ListedVideo, len(p.Items)), NextCursor: p.NextCursor}
+	base, c := BaseURL(r, h.cfg.TrustedProxies), caller(r)
+	for i, v := range p.Items {
+		out.Items[i].Video = v
+		if g, err := h.svc.Sign(c, v); err == nil {
+			u := base + g.PosterPath
+			out.Items[i].PosterURL = &u
+		}
+	}
+	httpx.JSON(w, http.StatusOK, out)
 	return nil
 }
 

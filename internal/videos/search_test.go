@@ -67,3 +67,53 @@ func TestSearchTitles(t *testing.T) {
 		}
 	})
 }
+
+// The feed route searches titles with q, and with posters=true signs each
+// item's poster for the caller, as a page of posters needs.
+func TestFeedRouteSearchAndPosters(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		clip := testVideo(t, 1, 64, 48)
+		ann, bob := e.user("user"), e.user("user")
+		cats := e.mustUpload(ann, "Cats at play", clip)
+		e.mustUpload(ann, "Birds", clip)
+
+		r := e.do("GET", "/api/v1/videos?q=CATS", bob.token, nil)
+		items, _ := r.body["items"].([]any)
+		if r.status != 200 || len(items) != 1 || items[0].(map[string]any)["id"] != cats {
+			t.Fatalf("search: %d %s", r.status, r.raw)
+		}
+		if _, ok := items[0].(map[string]any)["poster_url"]; ok {
+			t.Fatalf("poster_url without posters=true: %s", r.raw)
+		}
+		if r := e.do("GET", "/api/v1/videos?q=%00", bob.token, nil); r.status != 400 || r.code() != "invalid_search" {
+			t.Fatalf("bad search: %d %s", r.status, r.raw)
+		}
+		if r := e.do("GET", "/api/v1/videos?posters=maybe", bob.token, nil); r.status != 400 || r.code() != "invalid_query" {
+			t.Fatalf("bad posters: %d %s", r.status, r.raw)
+		}
+		for _, path := range []string{"/api/v1/videos?posters=true", "/api/v1/videos/mine?posters=true"} {
+			tok := bob.token
+			if strings.Contains(path, "mine") {
+				tok = ann.token
+			}
+			r := e.do("GET", path, tok, nil)
+			items, _ := r.body["items"].([]any)
+			if r.status != 200 || len(items) != 2 {
+				t.Fatalf("%s: %d %s", path, r.status, r.raw)
+			}
+			for _, it := range items {
+				poster, _ := it.(map[string]any)["poster_url"].(string)
+				if !strings.HasPrefix(poster, e.srv.URL+"/media/") || !strings.HasSuffix(poster, "/poster.jpg") {
+					t.Fatalf("%s: poster_url %q", path, poster)
+				}
+				if p := e.do("GET", poster, "", nil); p.status != 200 || p.header.Get("Content-Type") != "image/jpeg" {
+					t.Fatalf("poster: %d %s", p.status, p.header.Get("Content-Type"))
+				}
+			}
+		}
+		// Signing posters is not a playback.
+		if n := e.actions()["STREAM_VIDEO:success"]; n != 0 {
+			t.Fatalf("%d STREAM_VIDEO events from listings", n)
+		}
+	})
+}

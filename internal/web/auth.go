@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -75,7 +76,7 @@ func (a *App) signupPage(w http.ResponseWriter, r *http.Request) {
 func (a *App) signup(w http.ResponseWriter, r *http.Request) {
 	f := authForm{Email: strings.TrimSpace(r.PostFormValue("email")), Username: strings.TrimSpace(r.PostFormValue("username"))}
 	password := r.PostFormValue("password")
-	if err := a.registerAndLogin(w, r, users.RegisterInput{Email: f.Email, Username: f.Username, Password: password}, password, r.PostFormValue("confirm")); err != nil {
+	if err := a.registerAndLogin(w, r, a.d.Users.Register, users.RegisterInput{Email: f.Email, Username: f.Username, Password: password}, r.PostFormValue("confirm")); err != nil {
 		v := a.view(nil, "Sign up", "signup")
 		var status int
 		status, v.Error = a.message(r, err)
@@ -92,15 +93,17 @@ func (a *App) signup(w http.ResponseWriter, r *http.Request) {
 // errMismatch refuses a form whose two passwords differ.
 var errMismatch = users.ErrValidation.WithFields(map[string]string{"confirm": "must be the same as the password"})
 
-// registerAndLogin creates an account and signs its new owner in.
-func (a *App) registerAndLogin(w http.ResponseWriter, r *http.Request, in users.RegisterInput, password, confirm string) error {
-	if password != confirm {
+// registerAndLogin creates an account with create and signs its new owner
+// in.
+func (a *App) registerAndLogin(w http.ResponseWriter, r *http.Request,
+	create func(context.Context, users.RegisterInput) (users.User, error), in users.RegisterInput, confirm string) error {
+	if in.Password != confirm {
 		return errMismatch
 	}
-	if _, err := a.d.Users.Register(r.Context(), in); err != nil {
+	if _, err := create(r.Context(), in); err != nil {
 		return err
 	}
-	t, err := a.d.Users.Login(r.Context(), in.Email, password)
+	t, err := a.d.Users.Login(r.Context(), in.Email, in.Password)
 	if err != nil {
 		return err
 	}
@@ -169,17 +172,18 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	refresh := ck.Value
 	s, err := a.session(r)
+	var ctx context.Context
 	var caller authn.Caller
 	if err == nil {
-		caller = s.caller
+		ctx, caller = s.context(r.Context()), s.caller
 	} else {
 		t, err := a.refresh.refresh(r.Context(), refresh)
 		if err != nil {
 			return // revoked or expired already
 		}
 		caller, refresh = authn.Caller{UserID: t.User.ID, Role: t.User.Role}, t.RefreshToken
+		ctx = signedIn(r.Context(), caller, t.AccessToken)
 	}
-	ctx := authn.WithCaller(r.Context(), caller)
 	if err := a.d.Users.Logout(ctx, caller, refresh); err != nil {
 		a.message(r, err) // logged; the cookies go anyway
 	}
@@ -198,8 +202,7 @@ func (a *App) revokeOthers(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, s, users.ErrInvalidRefresh)
 		return
 	}
-	ctx := authn.WithCaller(r.Context(), s.caller)
-	if _, err := a.d.Users.RevokeOtherSessions(ctx, s.user.ID, ck.Value); err != nil {
+	if _, err := a.d.Users.RevokeOtherSessions(s.context(r.Context()), s.user.ID, ck.Value); err != nil {
 		a.fail(w, r, s, err)
 		return
 	}

@@ -197,7 +197,7 @@ func (tb *tab) shot(name string) {
 		if err != nil {
 			tb.t.Fatalf("screenshot: %v", err)
 		}
-		file := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.png", strings.TrimPrefix(tb.t.Name(), "TestBrowser"), name, w.width))
+		file := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.png", strings.ReplaceAll(strings.TrimPrefix(tb.t.Name(), "TestBrowser"), "/", "-"), name, w.width))
 		if err := os.WriteFile(file, png, 0o644); err != nil {
 			tb.t.Fatal(err)
 		}

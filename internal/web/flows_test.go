@@ -58,143 +58,145 @@ func TestBrowserFirstRunAndSignUp(t *testing.T) {
 }
 
 // An upload with progress, paused, resumed after a reload from where it
-// stopped; the video plays and seeks; it goes to the trash and back.
+// stopped; the video plays and seeks; it goes to the trash and back. On
+// the all-in-one and through the gateway of a split reel.
 func TestBrowserUploadResumePlayTrash(t *testing.T) {
-	r := startReel(t, nil)
-	r.account("ann@example.com", "Ann")
-	file := video(t, t.TempDir(), "Holiday clip.mp4", 20)
-	fi, err := os.Stat(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := newBrowser(t, r)
-	tb.login("ann@example.com", "correct horse")
-	// An expired access cookie: the page is refreshed on the server...
-	before := tb.expire()
-	tb.open("/upload")
-	tb.at("/upload")
-	if after := tb.cookie("/auth/refresh", "reel_refresh"); after == "" || after == before || tb.cookie("/", "reel_access") == "" {
-		t.Fatal("the page did not rotate the session")
-	}
-	// ...and the scripts' API calls (the figures checked when a file is
-	// chosen) refresh it and try again.
-	before = tb.expire()
-	tb.do(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{file}))
-	tb.until(`document.querySelector(".item .state")?.textContent === "Ready to upload." && !document.getElementById("start").disabled`)
-	if after := tb.cookie("/auth/refresh", "reel_refresh"); after == "" || after == before || tb.cookie("/", "reel_access") == "" {
-		t.Fatal("the script did not rotate the session")
-	}
-	if v := eval[string](tb, `document.querySelector(".item .title").value`); v != "Holiday clip" {
-		t.Fatalf("title from the file name: %q", v)
-	}
-	tb.shot("upload-chosen")
-
-	// Slow the browser's uploads down so that there is time to pause.
-	tb.throttle(float64(fi.Size()) / 8)
-	tb.do(chromedp.Click(chromedp.CSS("#start")))
-	tb.until(`document.querySelector(".item progress").value >= 150 && document.querySelector(".item .state").textContent.includes("left")`)
-	if s := tb.text(".item .state"); !strings.Contains(s, "/s") || !strings.Contains(s, "of "+fmtSize(fi.Size())) {
-		t.Fatalf("progress text: %q", s)
-	}
-	tb.shot("upload-progress")
-	tb.do(chromedp.Click(chromedp.CSS(".item .pause")))
-	tb.until(`document.querySelector(".item .state").textContent.startsWith("Paused at")`)
-	tb.shot("upload-paused")
-
-	// A reload loses the page's state; the same file chosen again resumes.
-	tb.do(chromedp.Reload())
-	tb.at("/upload")
-	tb.do(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{file}))
-	tb.until(`document.querySelector(".item .state")?.textContent.startsWith("An earlier upload of this file stopped at") && !document.getElementById("start").disabled`)
-	held := eval[int](tb, `document.querySelector(".item progress").value`)
-	if held <= 0 || held >= 1000 {
-		t.Fatalf("resumed at %d‰", held)
-	}
-	tb.shot("upload-resumable")
-	tb.throttle(-1)
-	tb.do(chromedp.Click(chromedp.CSS("#start")))
-	tb.until(`document.querySelector(".item.done a") !== null`)
-	tb.shot("upload-done")
-	id := eval[string](tb, `document.querySelector(".item.done a").getAttribute("href").split("/").pop()`)
-	got := eval[map[string]any](tb, fmt.Sprintf(`fetch("/api/v1/videos/%s").then(r => r.json()).then(b => b.video)`, id))
-	if got["title"] != "Holiday clip" || got["size_bytes"].(float64) != float64(fi.Size()) || got["status"] != "ready" {
-		t.Fatalf("the uploaded video: %v", got)
-	}
-	if stored := eval[bool](tb, `localStorage.length === 0`); !stored {
-		t.Fatal("the finished upload is still remembered")
-	}
-
-	// Its poster is cut in the background: wait for it for the pictures.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		tb.open("/")
-		tb.at("/")
-		if eval[bool](tb, `(() => { const i = document.querySelector(".card img.poster"); return !!i && i.complete && i.naturalWidth > 0 })()`) {
-			break
+	deployments(t, nil, func(t *testing.T, r *reel) {
+		r.account("ann@example.com", "Ann")
+		file := video(t, t.TempDir(), "Holiday clip.mp4", 20)
+		fi, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no poster")
+		tb := newBrowser(t, r)
+		tb.login("ann@example.com", "correct horse")
+		// An expired access cookie: the page is refreshed on the server...
+		before := tb.expire()
+		tb.open("/upload")
+		tb.at("/upload")
+		if after := tb.cookie("/auth/refresh", "reel_refresh"); after == "" || after == before || tb.cookie("/", "reel_access") == "" {
+			t.Fatal("the page did not rotate the session")
 		}
-	}
-	tb.shot("home")
-	tb.dark(true)
-	tb.shot("home-dark")
-	tb.dark(false)
+		// ...and the scripts' API calls (the figures checked when a file is
+		// chosen) refresh it and try again.
+		before = tb.expire()
+		tb.do(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{file}))
+		tb.until(`document.querySelector(".item .state")?.textContent === "Ready to upload." && !document.getElementById("start").disabled`)
+		if after := tb.cookie("/auth/refresh", "reel_refresh"); after == "" || after == before || tb.cookie("/", "reel_access") == "" {
+			t.Fatal("the script did not rotate the session")
+		}
+		if v := eval[string](tb, `document.querySelector(".item .title").value`); v != "Holiday clip" {
+			t.Fatalf("title from the file name: %q", v)
+		}
+		tb.shot("upload-chosen")
 
-	tb.do(chromedp.Click(chromedp.CSS(".card a")))
-	tb.at("/watch/" + id)
-	tb.until(`document.getElementById("player").readyState >= 1`)
-	eval[bool](tb, `(async () => { const v = document.getElementById("player"); v.muted = true; await v.play(); return true })()`)
-	tb.until(`document.getElementById("player").currentTime > 1`)
-	ms := eval[float64](tb, `new Promise((ok, fail) => {
-		const v = document.getElementById("player");
-		const t0 = performance.now();
-		v.addEventListener("seeked", () => ok(performance.now() - t0), { once: true });
-		v.currentTime = v.duration / 2;
-		setTimeout(() => fail(new Error("no seeked event")), 10000);
-	})`)
-	at := eval[float64](tb, `document.getElementById("player").currentTime`)
-	t.Logf("seek to the middle: %.0f ms, at %.1f s", ms, at)
-	if ms > 1000 || math.Abs(at-10) > 1 {
-		t.Fatalf("seek to the middle took %.0f ms and landed at %.1f s", ms, at)
-	}
-	tb.until(`document.getElementById("player").currentTime > 10.5`) // plays on from there
-	eval[bool](tb, `(() => { document.getElementById("player").pause(); return true })()`)
-	if s := tb.text("#allowance"); !strings.Contains(s, "Viewing left today") {
-		t.Fatalf("allowance: %q", s)
-	}
-	tb.shot("watch")
+		// Slow the browser's uploads down so that there is time to pause.
+		tb.throttle(float64(fi.Size()) / 8)
+		tb.do(chromedp.Click(chromedp.CSS("#start")))
+		tb.until(`document.querySelector(".item progress").value >= 150 && document.querySelector(".item .state").textContent.includes("left")`)
+		if s := tb.text(".item .state"); !strings.Contains(s, "/s") || !strings.Contains(s, "of "+fmtSize(fi.Size())) {
+			t.Fatalf("progress text: %q", s)
+		}
+		tb.shot("upload-progress")
+		tb.do(chromedp.Click(chromedp.CSS(".item .pause")))
+		tb.until(`document.querySelector(".item .state").textContent.startsWith("Paused at")`)
+		tb.shot("upload-paused")
 
-	tb.open("/mine")
-	tb.at("/mine")
-	tb.shot("mine")
-	tb.do(chromedp.Click(chromedp.CSS(`.row[data-id="` + id + `"] button.danger`)))
-	tb.at("/mine?done=deleted")
-	if s := tb.text("main"); strings.Contains(s, "Holiday clip") {
-		t.Fatalf("still in my videos: %s", s)
-	}
-	tb.open("/trash")
-	tb.at("/trash")
-	if s := tb.text("main"); !strings.Contains(s, "Holiday clip") || !strings.Contains(s, "Deleted for good on") {
-		t.Fatalf("trash: %s", s)
-	}
-	tb.shot("trash")
-	tb.do(chromedp.Click(chromedp.CSS("main .row button")))
-	tb.at("/mine?done=restored")
-	if s := tb.text("main"); !strings.Contains(s, "Holiday clip") || !strings.Contains(s, "The video is back") {
-		t.Fatalf("restored: %s", s)
-	}
-	tb.open("/usage")
-	tb.at("/usage")
-	if s := tb.text("main"); !strings.Contains(s, "597 KiB of 50 MiB") && !strings.Contains(s, "of 50 MiB") {
-		t.Fatalf("usage: %s", s)
-	}
-	tb.shot("usage")
-	tb.open("/account")
-	tb.at("/account")
-	if s := tb.text("main"); !strings.Contains(s, "This browser") {
-		t.Fatalf("account: %s", s)
-	}
-	tb.shot("account")
+		// A reload loses the page's state; the same file chosen again resumes.
+		tb.do(chromedp.Reload())
+		tb.at("/upload")
+		tb.do(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{file}))
+		tb.until(`document.querySelector(".item .state")?.textContent.startsWith("An earlier upload of this file stopped at") && !document.getElementById("start").disabled`)
+		held := eval[int](tb, `document.querySelector(".item progress").value`)
+		if held <= 0 || held >= 1000 {
+			t.Fatalf("resumed at %d‰", held)
+		}
+		tb.shot("upload-resumable")
+		tb.throttle(-1)
+		tb.do(chromedp.Click(chromedp.CSS("#start")))
+		tb.until(`document.querySelector(".item.done a") !== null`)
+		tb.shot("upload-done")
+		id := eval[string](tb, `document.querySelector(".item.done a").getAttribute("href").split("/").pop()`)
+		got := eval[map[string]any](tb, fmt.Sprintf(`fetch("/api/v1/videos/%s").then(r => r.json()).then(b => b.video)`, id))
+		if got["title"] != "Holiday clip" || got["size_bytes"].(float64) != float64(fi.Size()) || got["status"] != "ready" {
+			t.Fatalf("the uploaded video: %v", got)
+		}
+		if stored := eval[bool](tb, `localStorage.length === 0`); !stored {
+			t.Fatal("the finished upload is still remembered")
+		}
+
+		// Its poster is cut in the background: wait for it for the pictures.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			tb.open("/")
+			tb.at("/")
+			if eval[bool](tb, `(() => { const i = document.querySelector(".card img.poster"); return !!i && i.complete && i.naturalWidth > 0 })()`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no poster")
+			}
+		}
+		tb.shot("home")
+		tb.dark(true)
+		tb.shot("home-dark")
+		tb.dark(false)
+
+		tb.do(chromedp.Click(chromedp.CSS(".card a")))
+		tb.at("/watch/" + id)
+		tb.until(`document.getElementById("player").readyState >= 1`)
+		eval[bool](tb, `(async () => { const v = document.getElementById("player"); v.muted = true; await v.play(); return true })()`)
+		tb.until(`document.getElementById("player").currentTime > 1`)
+		ms := eval[float64](tb, `new Promise((ok, fail) => {
+			const v = document.getElementById("player");
+			const t0 = performance.now();
+			v.addEventListener("seeked", () => ok(performance.now() - t0), { once: true });
+			v.currentTime = v.duration / 2;
+			setTimeout(() => fail(new Error("no seeked event")), 10000);
+		})`)
+		at := eval[float64](tb, `document.getElementById("player").currentTime`)
+		t.Logf("seek to the middle: %.0f ms, at %.1f s", ms, at)
+		if ms > 1000 || math.Abs(at-10) > 1 {
+			t.Fatalf("seek to the middle took %.0f ms and landed at %.1f s", ms, at)
+		}
+		tb.until(`document.getElementById("player").currentTime > 10.5`) // plays on from there
+		eval[bool](tb, `(() => { document.getElementById("player").pause(); return true })()`)
+		if s := tb.text("#allowance"); !strings.Contains(s, "Viewing left today") {
+			t.Fatalf("allowance: %q", s)
+		}
+		tb.shot("watch")
+
+		tb.open("/mine")
+		tb.at("/mine")
+		tb.shot("mine")
+		tb.do(chromedp.Click(chromedp.CSS(`.row[data-id="` + id + `"] button.danger`)))
+		tb.at("/mine?done=deleted")
+		if s := tb.text("main"); strings.Contains(s, "Holiday clip") {
+			t.Fatalf("still in my videos: %s", s)
+		}
+		tb.open("/trash")
+		tb.at("/trash")
+		if s := tb.text("main"); !strings.Contains(s, "Holiday clip") || !strings.Contains(s, "Deleted for good on") {
+			t.Fatalf("trash: %s", s)
+		}
+		tb.shot("trash")
+		tb.do(chromedp.Click(chromedp.CSS("main .row button")))
+		tb.at("/mine?done=restored")
+		if s := tb.text("main"); !strings.Contains(s, "Holiday clip") || !strings.Contains(s, "The video is back") {
+			t.Fatalf("restored: %s", s)
+		}
+		tb.open("/usage")
+		tb.at("/usage")
+		if s := tb.text("main"); !strings.Contains(s, "597 KiB of 50 MiB") && !strings.Contains(s, "of 50 MiB") {
+			t.Fatalf("usage: %s", s)
+		}
+		tb.shot("usage")
+		tb.open("/account")
+		tb.at("/account")
+		if s := tb.text("main"); !strings.Contains(s, "This browser") {
+			t.Fatalf("account: %s", s)
+		}
+		tb.shot("account")
+	})
 }
 
 // A file larger than the storage left is refused before a byte is sent;

@@ -50,15 +50,52 @@ func (s *syncBuffer) String() string {
 // startReel starts reel with env on top of a fresh data directory.
 func startReel(t testing.TB, env map[string]string) *reel {
 	t.Helper()
-	vars := map[string]string{"REEL_DATA_DIR": t.TempDir(), "REEL_SHUTDOWN_TIMEOUT": "10s", "REEL_HASH_CONCURRENCY": "2"}
-	for k, v := range env {
-		vars[k] = v
+	logs := &syncBuffer{}
+	return &reel{t: t, base: runReel(t, env, nil, logs), logs: logs}
+}
+
+// startSplit starts reel split in two processes' worth of apps, as in
+// production but for the number of processes: every service in one
+// (-target=users,logs,storage,usage,videos, no web app) and the gateway,
+// which serves the pages on them over HTTP, in front. env goes to both.
+func startSplit(t testing.TB, env map[string]string) *reel {
+	t.Helper()
+	logs := &syncBuffer{}
+	common := map[string]string{"REEL_SERVICE_KEY": "a service key of at least 32 characters", "REEL_TRUSTED_PROXIES": "127.0.0.1/32"}
+	services := runReel(t, env, merge(common, map[string]string{"REEL_TARGET": "users,logs,storage,usage,videos"}), logs)
+	gw := map[string]string{"REEL_TARGET": "gateway"}
+	for _, svc := range []string{"USERS", "LOGS", "STORAGE", "USAGE", "VIDEOS"} {
+		gw["REEL_"+svc+"_URL"] = services
 	}
+	return &reel{t: t, base: runReel(t, env, merge(common, gw), logs), logs: logs}
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// deployments runs fn on an all-in-one reel and on a split one (the pages
+// served by the gateway on the services over HTTP).
+func deployments(t *testing.T, env map[string]string, fn func(t *testing.T, r *reel)) {
+	t.Run("all", func(t *testing.T) { fn(t, startReel(t, env)) })
+	t.Run("split", func(t *testing.T) { fn(t, startSplit(t, env)) })
+}
+
+// runReel runs one reel process's app with env and then fixed on top of a
+// fresh data directory, and returns its base URL.
+func runReel(t testing.TB, env, fixed map[string]string, logs *syncBuffer) string {
+	t.Helper()
+	vars := merge(map[string]string{"REEL_DATA_DIR": t.TempDir(), "REEL_SHUTDOWN_TIMEOUT": "10s", "REEL_HASH_CONCURRENCY": "2"}, env, fixed)
 	cfg, _, err := config.Load("serve", nil, func(k string) string { return vars[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
 	a, err := app.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +125,7 @@ func startReel(t testing.TB, env map[string]string) *reel {
 	case err := <-errc:
 		t.Fatalf("reel did not start: %v", err)
 	}
-	return &reel{t: t, base: "http://" + a.Addr().String(), logs: logs}
+	return "http://" + a.Addr().String()
 }
 
 var setupLink = regexp.MustCompile(`"url":"(http://[^"]+/setup/[A-Za-z0-9_-]+)"`)

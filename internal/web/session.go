@@ -35,6 +35,34 @@ type session struct {
 	user    users.User
 	sid     string    // the session (refresh-token family) of the access token
 	expires time.Time // the access token's exp
+	token   string    // the access token itself: never logged, never rendered
+}
+
+type tokenKey struct{}
+
+// WithAccessToken returns ctx carrying the signed-in user's access token,
+// for the services' HTTP clients (web/remote) to call the public routes as
+// that user.
+func WithAccessToken(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, tokenKey{}, token)
+}
+
+// AccessToken returns the access token ctx carries, "" when none.
+func AccessToken(ctx context.Context) string {
+	t, _ := ctx.Value(tokenKey{}).(string)
+	return t
+}
+
+// signedIn returns ctx acting as c with token: the services record their
+// events as c's, as behind the API's Require, and their HTTP clients call
+// as c.
+func signedIn(ctx context.Context, c authn.Caller, token string) context.Context {
+	return WithAccessToken(authn.WithCaller(ctx, c), token)
+}
+
+// context returns ctx acting as the session's user.
+func (s *session) context(ctx context.Context) context.Context {
+	return signedIn(ctx, s.caller, s.token)
 }
 
 // pageFunc serves a page for a signed-in user.
@@ -58,9 +86,7 @@ func (a *App) page(fn pageFunc) http.HandlerFunc {
 			http.Redirect(w, r, "/auth/refresh?next="+url.QueryEscape(next), http.StatusSeeOther)
 			return
 		}
-		// The services record their events as this user's, as they do
-		// behind the API's Require.
-		r = r.WithContext(authn.WithCaller(r.Context(), s.caller))
+		r = r.WithContext(s.context(r.Context()))
 		if err := fn(w, r, s); err != nil {
 			a.fail(w, r, s, err)
 		}
@@ -88,10 +114,12 @@ func (a *App) session(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.d.Verifier.CallerOf(r.Context(), claims); err != nil {
+	c, err := a.d.Verifier.CallerOf(r.Context(), claims)
+	if err != nil {
 		return nil, err
 	}
-	u, err := a.d.Users.Get(r.Context(), claims.Subject)
+	ctx := signedIn(r.Context(), c, ck.Value)
+	u, err := a.d.Users.Get(ctx, claims.Subject)
 	if err != nil {
 		if errs.KindOf(err) == errs.NotFound {
 			return nil, authn.ErrInvalidToken
@@ -101,7 +129,7 @@ func (a *App) session(r *http.Request) (*session, error) {
 	if u.Disabled {
 		return nil, users.ErrAccountDisabled
 	}
-	s := &session{caller: authn.Caller{UserID: u.ID, Role: u.Role}, user: u, sid: claims.SessionID}
+	s := &session{caller: authn.Caller{UserID: u.ID, Role: u.Role}, user: u, sid: claims.SessionID, token: ck.Value}
 	if claims.ExpiresAt != nil {
 		s.expires = claims.ExpiresAt.Time
 	}

@@ -89,7 +89,7 @@ func (a *App) setupAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	f := authForm{Token: token, Email: strings.TrimSpace(r.PostFormValue("email")), Username: strings.TrimSpace(r.PostFormValue("username"))}
 	password := r.PostFormValue("password")
-	err := a.registerAndLogin(w, r, users.RegisterInput{Email: f.Email, Username: f.Username, Password: password, Admin: true}, password, r.PostFormValue("confirm"))
+	err := a.registerAndLogin(w, r, a.d.Users.CreateFirstAdmin, users.RegisterInput{Email: f.Email, Username: f.Username, Password: password}, r.PostFormValue("confirm"))
 	if err != nil {
 		v := a.view(nil, "Set up reel", "")
 		var status int

@@ -31,6 +31,7 @@ func (a *App) uploadForm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/auth/refresh?next="+url.QueryEscape("/upload"), http.StatusSeeOther)
 		return
 	}
+	r = r.WithContext(s.context(r.Context()))
 	in := r.Clone(r.Context())
 	in.URL.Path, in.URL.RawPath = uploadRoute, ""
 	rec := &captured{w: w, header: http.Header{}}
@@ -100,3 +101,8 @@ func (c *captured) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (read
 // deadlines while the body streams).
 func (c *captured) Unwrap() http.ResponseWriter { return c.w }
+
+// Flush does nothing: the answer is held until the route is done, so that
+// a proxy in front of the route (the gateway's) flushing as it copies does
+// not send the real response's header early.
+func (c *captured) Flush() {}

@@ -2,10 +2,11 @@ package web
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
-	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/page"
 	"github.com/reel-video/reel/internal/storage"
 	"github.com/reel-video/reel/internal/usage"
@@ -45,26 +46,36 @@ func nextURL(r *http.Request, next *string) string {
 	return r.URL.Path + "?" + q.Encode()
 }
 
-// cards makes the list's cards, with poster URLs signed for the viewer
-// and, when owners is set, the owners' names.
-func (a *App) cards(ctx context.Context, c authn.Caller, vs []videos.Video, owners bool) []card {
-	names := map[string]string{}
+// cards makes the list's cards and, when owners is set, looks up the
+// owners' names (one call for the page).
+func (a *App) cards(ctx context.Context, vs []Listed, owners bool) []card {
 	out := make([]card, len(vs))
+	var ids []string
 	for i, v := range vs {
-		out[i] = card{ID: v.ID, Title: v.Title, Status: v.Status, Duration: v.DurationSeconds, Size: v.SizeBytes, Created: v.CreatedAt}
-		if g, err := a.d.Videos.Sign(c, v); err == nil {
-			out[i].Poster = g.PosterPath
+		out[i] = card{ID: v.ID, Title: v.Title, Status: v.Status, Duration: v.DurationSeconds, Size: v.SizeBytes, Created: v.CreatedAt, Poster: v.PosterPath}
+		ids = append(ids, v.OwnerID)
+	}
+	if owners && len(vs) > 0 {
+		names := a.names(ctx, ids)
+		for i, v := range vs {
+			out[i].Owner = names[v.OwnerID]
 		}
-		if owners {
-			name, ok := names[v.OwnerID]
-			if !ok {
-				name = "someone"
-				if u, err := a.d.Users.Get(ctx, v.OwnerID); err == nil {
-					name = u.Username
-				}
-				names[v.OwnerID] = name
-			}
-			out[i].Owner = name
+	}
+	return out
+}
+
+// names returns the usernames of ids, "someone" for any it could not find:
+// a name is not worth failing a page for.
+func (a *App) names(ctx context.Context, ids []string) map[string]string {
+	found, err := a.d.Users.Names(ctx, ids)
+	if err != nil {
+		obs.Logger(ctx, a.log).LogAttrs(ctx, slog.LevelWarn, "look up owners' names", slog.String("err", err.Error()))
+	}
+	out := make(map[string]string, len(ids))
+	for _, id := range ids {
+		out[id] = "someone"
+		if n, ok := found[id]; ok {
+			out[id] = n
 		}
 	}
 	return out
@@ -78,7 +89,7 @@ func (a *App) home(w http.ResponseWriter, r *http.Request, s *session) error {
 		return err
 	}
 	q := r.URL.Query().Get("q")
-	p, err := a.d.Videos.Search(r.Context(), q, req)
+	p, err := a.d.Videos.Search(r.Context(), s.caller, q, req)
 	if err != nil {
 		return err
 	}
@@ -88,7 +99,7 @@ func (a *App) home(w http.ResponseWriter, r *http.Request, s *session) error {
 	}
 	v := a.view(s, title, "home")
 	v.Notice = notice(r)
-	v.Data = listData{Q: q, Cards: a.cards(r.Context(), s.caller, p.Items, true), Next: nextURL(r, p.NextCursor)}
+	v.Data = listData{Q: q, Cards: a.cards(r.Context(), p.Items, true), Next: nextURL(r, p.NextCursor)}
 	a.render(w, r, http.StatusOK, "home.html", v)
 	return nil
 }
@@ -125,10 +136,7 @@ func (a *App) watch(w http.ResponseWriter, r *http.Request, s *session) error {
 	if err != nil {
 		return err
 	}
-	d := watchData{Video: vid, Owner: "someone", Egress: today.Egress, Left: -1, Resets: today.ResetsAt}
-	if u, err := a.d.Users.Get(ctx, vid.OwnerID); err == nil {
-		d.Owner = u.Username
-	}
+	d := watchData{Video: vid, Owner: a.names(ctx, []string{vid.OwnerID})[vid.OwnerID], Egress: today.Egress, Left: -1, Resets: today.ResetsAt}
 	if lim := today.Egress.LimitBytes; lim >= 0 {
 		d.Left = max(0, lim-today.Egress.UsedBytes)
 		d.UsedUp = d.Left == 0
@@ -195,7 +203,7 @@ func (a *App) renderMine(w http.ResponseWriter, r *http.Request, s *session, sta
 	v := a.view(s, "My videos", "mine")
 	v.Script = "js/mine.js"
 	v.Notice, v.Error = notice(r), errMsg
-	v.Data = listData{Cards: a.cards(r.Context(), s.caller, p.Items, false), Next: nextURL(r, p.NextCursor)}
+	v.Data = listData{Cards: a.cards(r.Context(), p.Items, false), Next: nextURL(r, p.NextCursor)}
 	a.render(w, r, status, "mine.html", v)
 	return nil
 }

@@ -3,10 +3,13 @@
 // binary, nothing fetched from elsewhere and nothing to build.
 //
 // Pages call the services through the interfaces below, defined here by
-// their consumer: the in-process services in the all-in-one. The page's
-// session is a pair of HttpOnly cookies holding the users service's own
-// access and refresh tokens (session.go), so the page's scripts call the
-// JSON API with the cookie and never hold a token.
+// their consumer: the in-process services in the all-in-one, and in split
+// mode (the gateway) HTTP clients of the services' public routes that carry
+// the viewer's own access token (package web/remote), so that each service
+// still decides what the viewer may do. The page's session is a pair of
+// HttpOnly cookies holding the users service's own access and refresh
+// tokens (session.go), so the page's scripts call the JSON API with the
+// cookie and never hold a token.
 package web
 
 import (
@@ -30,13 +33,20 @@ import (
 	"github.com/reel-video/reel/internal/videos"
 )
 
-// Users is the users service as the pages use it.
+// Users is the users service as the pages use it. Methods that take a
+// user id are asked about the signed-in user (whose token a request's
+// context carries, AccessToken) or, on the admin pages, by an admin.
 type Users interface {
 	Register(ctx context.Context, in users.RegisterInput) (users.User, error)
+	// CreateFirstAdmin creates an admin while none exists (first run).
+	CreateFirstAdmin(ctx context.Context, in users.RegisterInput) (users.User, error)
 	Login(ctx context.Context, email, password string) (users.Tokens, error)
 	Refresh(ctx context.Context, refresh string) (users.Tokens, error)
 	Logout(ctx context.Context, c authn.Caller, refresh string) error
 	Get(ctx context.Context, id string) (users.User, error)
+	// Names returns the usernames of the accounts among ids, by id: the
+	// owners of the videos on a page.
+	Names(ctx context.Context, ids []string) (map[string]string, error)
 	UpdateSelf(ctx context.Context, c authn.Caller, in users.UpdateMe) (users.User, error)
 	Search(ctx context.Context, q string, req page.Request) (page.Page[users.User], error)
 	Update(ctx context.Context, id string, in users.AdminUpdate) (users.User, error)
@@ -46,17 +56,26 @@ type Users interface {
 	RevokeOtherSessions(ctx context.Context, userID, refresh string) (int, error)
 }
 
+// Listed is a video of a list with its poster signed for the viewer.
+type Listed struct {
+	videos.Video
+	// PosterPath is the signed poster's path under /media, "" when the
+	// video has none or cannot be played yet.
+	PosterPath string
+}
+
 // Videos is the videos service as the pages use it.
 type Videos interface {
-	Search(ctx context.Context, title string, req page.Request) (page.Page[videos.Video], error)
-	Mine(ctx context.Context, c authn.Caller, req page.Request) (page.Page[videos.Video], error)
+	// Search is the feed, or with title the feed's videos whose title
+	// contains it.
+	Search(ctx context.Context, c authn.Caller, title string, req page.Request) (page.Page[Listed], error)
+	Mine(ctx context.Context, c authn.Caller, req page.Request) (page.Page[Listed], error)
 	Trash(ctx context.Context, c authn.Caller, req page.Request) (page.Page[videos.TrashedVideo], error)
 	Get(ctx context.Context, c authn.Caller, id string) (videos.Video, error)
 	Update(ctx context.Context, c authn.Caller, id string, p videos.Patch) (videos.Video, error)
 	Delete(ctx context.Context, c authn.Caller, id string) error
 	Restore(ctx context.Context, c authn.Caller, id string) (videos.Video, error)
 	Playback(ctx context.Context, c authn.Caller, id string) (videos.Grant, error)
-	Sign(c authn.Caller, v videos.Video) (videos.Grant, error)
 }
 
 // Storage is the storage service as the pages use it (storage.Quota has it).
@@ -82,8 +101,9 @@ type Deps struct {
 	Usage    Usage
 	Logs     Logs
 	Verifier *authn.Verifier
-	// API is the process's API routes, to which the upload page's plain
-	// form (no JavaScript) is handed in process; nil: no such form.
+	// API is the process's API routes (in the gateway, its proxy to the
+	// services), to which the upload page's plain form (no JavaScript) is
+	// handed in process; nil: no such form.
 	API http.Handler
 }
 

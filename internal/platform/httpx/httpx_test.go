@@ -243,3 +243,17 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// KindOf is StatusOf's inverse for every kind.
+func TestKindOfStatus(t *testing.T) {
+	for k := errs.Invalid; k <= errs.Timeout; k++ {
+		if got := httpx.KindOf(httpx.StatusOf(k)); got != k {
+			t.Errorf("kind %d: status %d maps back to %d", k, httpx.StatusOf(k), got)
+		}
+	}
+	for _, status := range []int{200, 418, 500, 502} {
+		if got := httpx.KindOf(status); got != errs.Internal {
+			t.Errorf("status %d: kind %d, want Internal", status, got)
+		}
+	}
+}

@@ -55,6 +55,23 @@ func StatusOf(k errs.Kind) int {
 	}
 }
 
+// KindOf maps an HTTP status back to the error kind StatusOf maps to it,
+// for clients that turn a service's problem answer into an error again;
+// Internal for 500 and for statuses no kind has.
+func KindOf(status int) errs.Kind {
+	if status == http.StatusInternalServerError {
+		return errs.Internal
+	}
+	// Every kind but Internal has a status of its own; unknown kinds map
+	// to 500, so they never match here.
+	for k := errs.Kind(1); k < 64; k++ {
+		if StatusOf(k) == status {
+			return k
+		}
+	}
+	return errs.Internal
+}
+
 // ProblemOf turns any error into the problem document a client may see:
 // classified errors keep their code and message, anything else becomes a
 // generic 500 so internal error text never leaves the process.
