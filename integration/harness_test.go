@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -165,14 +166,23 @@ type cluster struct {
 	blob  string // the videos blob store URL (split mode: S3)
 }
 
+// freeAddr picks a loopback address for a process to listen on. The port
+// is taken below Linux's ephemeral range (32768 and up): a port the kernel
+// hands out for :0 is also what it hands to outgoing connections, which
+// can take it between this check and the child's listen.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 func randomKey() string {

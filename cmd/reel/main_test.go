@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -53,15 +54,19 @@ func buildReel(t *testing.T) string {
 	return filepath.Join(build.dir, "reel")
 }
 
+// freePort picks a loopback address below Linux's ephemeral range, which
+// outgoing connections could take between this check and reel's listen.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // TestServeAndSIGTERM starts the real binary on its embedded defaults,
