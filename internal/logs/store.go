@@ -164,7 +164,7 @@ func where(f Filter, after page.Cursor) (string, []any) {
 	if f.Q != "" {
 		// LOWER on both sides: SQLite's LIKE ignores ASCII case and
 		// PostgreSQL's does not; this makes them agree.
-		add(`LOWER(description) LIKE ? ESCAPE '\'`, "%"+escapeLike(strings.ToLower(f.Q))+"%")
+		add(`LOWER(description) LIKE ? ESCAPE '\'`, sqldb.Contains(strings.ToLower(f.Q)))
 	}
 	if !after.Zero() {
 		args = append(args, after.T, after.ID)
@@ -175,11 +175,6 @@ func where(f Filter, after page.Cursor) (string, []any) {
 		return "", nil
 	}
 	return " WHERE " + strings.Join(conds, " AND "), args
-}
-
-// escapeLike makes LIKE's wildcards in s match themselves.
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // search returns up to limit events matching f after the cursor, newest

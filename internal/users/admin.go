@@ -15,7 +15,13 @@ import (
 
 // List pages through all users, newest first.
 func (s *Service) List(ctx context.Context, req page.Request) (page.Page[User], error) {
-	items, err := s.store.listUsers(ctx, req)
+	return s.listUsers(ctx, "", req)
+}
+
+// listUsers pages through the users whose email or username contains
+// contains (lower case; all when empty).
+func (s *Service) listUsers(ctx context.Context, contains string, req page.Request) (page.Page[User], error) {
+	items, err := s.store.listUsers(ctx, contains, req)
 	if err != nil {
 		return page.Page[User]{}, err
 	}

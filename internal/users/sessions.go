@@ -104,52 +104,10 @@ const maxSearch = 200
 // first.
 func (s *Service) Search(ctx context.Context, q string, req page.Request) (page.Page[User], error) {
 	q = strings.TrimSpace(q)
-	if q == "" {
-		return s.List(ctx, req)
-	}
-	if !plainText(q) || len(q) > maxSearch {
+	if q != "" && (!plainText(q) || len(q) > maxSearch) {
 		return page.Page[User]{}, ErrValidation.WithFields(map[string]string{"q": "must be plain text of at most 200 bytes"})
 	}
-	items, err := s.store.searchUsers(ctx, strings.ToLower(q), req)
-	if err != nil {
-		return page.Page[User]{}, err
-	}
-	return page.Make(items, req.Limit, func(u User) page.Cursor {
-		return page.Cursor{T: micros(u.CreatedAt), ID: u.ID}
-	}), nil
-}
-
-// likePattern makes a LIKE pattern matching text that contains q, with
-// LIKE's wildcards in q taken literally (ESCAPE '\').
-func likePattern(q string) string {
-	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q) + "%"
-}
-
-func (s *Store) searchUsers(ctx context.Context, lowered string, req page.Request) ([]User, error) {
-	q := `SELECT ` + userCols + ` FROM users WHERE (email LIKE $1 ESCAPE '\' OR LOWER(username) LIKE $1 ESCAPE '\')`
-	args := []any{likePattern(lowered)}
-	if !req.After.Zero() {
-		q += ` AND (created_at, id) < ($2, $3)`
-		args = append(args, req.After.T, req.After.ID)
-	}
-	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, req.Limit+1)
-	rows, err := s.db.R.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("search users: %w", err)
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan user: %w", err)
-		}
-		out = append(out, u.User)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search users: %w", err)
-	}
-	return out, nil
+	return s.listUsers(ctx, strings.ToLower(q), req)
 }
 
 // sessions lists the families of userID that hold a live token (one each:

@@ -90,12 +90,22 @@ func (s *Store) updateUser(ctx context.Context, q sqldb.Querier, u userRow) erro
 	return nil
 }
 
-func (s *Store) listUsers(ctx context.Context, req page.Request) ([]User, error) {
-	q := `SELECT ` + userCols + ` FROM users`
-	args := []any{}
+// listUsers pages through the users, newest first; with contains (lower
+// case) only those whose email or username contains it.
+func (s *Store) listUsers(ctx context.Context, contains string, req page.Request) ([]User, error) {
+	var where []string
+	var args []any
+	if contains != "" {
+		args = append(args, sqldb.Contains(contains))
+		where = append(where, `(email LIKE $1 ESCAPE '\' OR LOWER(username) LIKE $1 ESCAPE '\')`)
+	}
 	if !req.After.Zero() {
-		q += ` WHERE (created_at, id) < ($1, $2)`
 		args = append(args, req.After.T, req.After.ID)
+		where = append(where, fmt.Sprintf(`(created_at, id) < ($%d, $%d)`, len(args)-1, len(args)))
+	}
+	q := `SELECT ` + userCols + ` FROM users`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, req.Limit+1)
 	rows, err := s.db.R.QueryContext(ctx, q, args...)

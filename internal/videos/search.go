@@ -10,6 +10,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/page"
+	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
 // maxSearch bounds the text of a title search (a title has at most 200
@@ -31,7 +32,7 @@ func (s *Service) Search(ctx context.Context, text string, req page.Request) (pa
 		return page.Page[Video]{}, ErrBadSearch
 	}
 	// The text is a bound parameter; LIKE's wildcards in it are escaped.
-	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(text)) + "%"
+	pattern := sqldb.Contains(strings.ToLower(text))
 	q := `SELECT ` + videoCols + ` FROM videos WHERE deleted_at IS NULL AND status = 'ready' AND LOWER(title) LIKE $1 ESCAPE '\'`
 	args := []any{pattern}
 	if !req.After.Zero() {
