@@ -98,18 +98,7 @@ func idx(xs []string, x string) int {
 // base URL and a stop function that waits for Run to return.
 func start(t *testing.T, env map[string]string, extra func(a *app.App)) (string, func() error) {
 	t.Helper()
-	vars := map[string]string{"REEL_DATA_DIR": t.TempDir(), "REEL_SHUTDOWN_TIMEOUT": "10s"}
-	for k, v := range env {
-		vars[k] = v
-	}
-	cfg, _, err := config.Load("serve", nil, func(k string) string { return vars[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, obs.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ := newApp(t, env, obs.Discard())
 	if extra != nil {
 		extra(a)
 	}
@@ -420,18 +409,8 @@ func TestTranscodeTarget(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	vars := map[string]string{"REEL_DATA_DIR": t.TempDir(), "REEL_TRANSCODE_WORKERS": "0"}
-	for k, v := range env {
-		vars[k] = v
-	}
-	cfg, _, err := config.Load("serve", nil, func(k string) string { return vars[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, obs.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
+	env["REEL_TRANSCODE_WORKERS"] = "0"
+	a, _ := newApp(t, env, obs.Discard())
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer ln.Close()
 	if err := a.Run(context.Background(), ln); err == nil || !strings.Contains(err.Error(), "REEL_TRANSCODE_WORKERS=0") {
