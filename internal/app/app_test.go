@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/app"
+	"github.com/reel-video/reel/internal/app/apptest"
 	"github.com/reel-video/reel/internal/config"
 	"github.com/reel-video/reel/internal/gateway"
 	"github.com/reel-video/reel/internal/platform/obs"
@@ -102,35 +103,7 @@ func start(t *testing.T, env map[string]string, extra func(a *app.App)) (string,
 	if extra != nil {
 		extra(a)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx, ln) }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-errc:
-			return err
-		case <-time.After(20 * time.Second):
-			t.Fatal("app did not stop")
-			return nil
-		}
-	}
-	t.Cleanup(func() { _ = stop() })
-	select {
-	case <-waitAddr(a):
-	case err := <-errc:
-		t.Fatalf("app failed to start: %v", err)
-	}
-	return "http://" + a.Addr().String(), stop
+	return apptest.Start(t, a)
 }
 
 func waitAddr(a *app.App) <-chan struct{} {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -18,7 +17,7 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/app"
-	"github.com/reel-video/reel/internal/config"
+	"github.com/reel-video/reel/internal/app/apptest"
 	"github.com/reel-video/reel/internal/platform/obs"
 )
 
@@ -47,19 +46,11 @@ func TestOpenURL(t *testing.T) {
 func newApp(t *testing.T, env map[string]string, log *slog.Logger) (*app.App, string) {
 	t.Helper()
 	dir := t.TempDir()
-	vars := map[string]string{"REEL_DATA_DIR": dir, "REEL_SHUTDOWN_TIMEOUT": "10s"}
+	vars := map[string]string{"REEL_DATA_DIR": dir}
 	for k, v := range env {
 		vars[k] = v
 	}
-	cfg, _, err := config.Load("serve", nil, func(k string) string { return vars[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, dir
+	return apptest.New(t, vars, log), dir
 }
 
 func summary(a *app.App) map[string]string {

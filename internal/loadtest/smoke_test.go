@@ -1,18 +1,14 @@
 package loadtest_test
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/reel-video/reel/internal/app"
-	"github.com/reel-video/reel/internal/config"
+	"github.com/reel-video/reel/internal/app/apptest"
 	"github.com/reel-video/reel/internal/loadtest"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
@@ -24,8 +20,6 @@ import (
 func startReel(t *testing.T, env map[string]string) (string, []string) {
 	t.Helper()
 	vars := map[string]string{
-		"REEL_DATA_DIR":           t.TempDir(),
-		"REEL_SHUTDOWN_TIMEOUT":   "10s",
 		"REEL_LOG_LEVEL":          "error",
 		"REEL_STORAGE_QUOTA":      "-1",
 		"REEL_DAILY_UPLOAD_LIMIT": "-1",
@@ -35,40 +29,12 @@ func startReel(t *testing.T, env map[string]string) (string, []string) {
 	for k, v := range env {
 		vars[k] = v
 	}
-	cfg, _, err := config.Load("serve", nil, func(k string) string { return vars[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, obs.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-errc:
-		case <-time.After(20 * time.Second):
-			t.Error("reel did not stop")
-		}
-	})
-	ready := make(chan struct{})
-	go func() { a.Addr(); close(ready) }()
-	select {
-	case <-ready:
-	case err := <-errc:
-		t.Fatalf("reel failed to start: %v", err)
-	}
+	a := apptest.New(t, vars, obs.Discard())
+	base, _ := apptest.Start(t, a)
 	// The web app's pages are served beside the API but kept out of its
 	// route list (and OpenAPI document): these are the ones the tool uses.
 	pages := []string{"POST /login", "GET /{$}", "GET /watch/{id}", "GET /mine", "GET /auth/refresh"}
-	return "http://" + a.Addr().String(), append(a.Routes(), pages...)
+	return base, append(a.Routes(), pages...)
 }
 
 // served reports whether method and path match one of the server's route

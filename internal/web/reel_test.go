@@ -2,12 +2,10 @@ package web_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -18,8 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reel-video/reel/internal/app"
-	"github.com/reel-video/reel/internal/config"
+	"github.com/reel-video/reel/internal/app/apptest"
 )
 
 // reel is a real all-in-one reel, started in-process on a fresh data
@@ -91,41 +88,15 @@ func deployments(t *testing.T, env map[string]string, fn func(t *testing.T, r *r
 // fresh data directory, and returns its base URL.
 func runReel(t testing.TB, env, fixed map[string]string, logs *syncBuffer) string {
 	t.Helper()
-	vars := merge(map[string]string{"REEL_DATA_DIR": t.TempDir(), "REEL_SHUTDOWN_TIMEOUT": "10s", "REEL_HASH_CONCURRENCY": "2"}, env, fixed)
-	cfg, _, err := config.Load("serve", nil, func(k string) string { return vars[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx, ln) }()
+	vars := merge(map[string]string{"REEL_HASH_CONCURRENCY": "2"}, env, fixed)
+	a := apptest.New(t, vars, slog.New(slog.NewJSONHandler(logs, nil)))
+	base, _ := apptest.Start(t, a)
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-errc:
-		case <-time.After(20 * time.Second):
-			t.Error("reel did not stop")
-		}
 		if t.Failed() && os.Getenv("REEL_TEST_VERBOSE") != "" {
 			t.Logf("reel's log:\n%s", logs.String())
 		}
 	})
-	ready := make(chan struct{})
-	go func() { a.Addr(); close(ready) }()
-	select {
-	case <-ready:
-	case err := <-errc:
-		t.Fatalf("reel did not start: %v", err)
-	}
-	return "http://" + a.Addr().String()
+	return base
 }
 
 var setupLink = regexp.MustCompile(`"url":"(http://[^"]+/setup/[A-Za-z0-9_-]+)"`)
