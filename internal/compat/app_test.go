@@ -2,8 +2,6 @@ package compat_test
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -11,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reel-video/reel/internal/app"
-	"github.com/reel-video/reel/internal/config"
+	"github.com/reel-video/reel/internal/app/apptest"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/probe/probetest"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
@@ -39,42 +36,20 @@ func startApp(t *testing.T, dbURL string, env map[string]string) string {
 func startAppOn(t *testing.T, ln net.Listener, dbURL string, env map[string]string) string {
 	t.Helper()
 	vars := map[string]string{
-		"REEL_DATA_DIR": t.TempDir(), "REEL_DATABASE_URL": dbURL, "REEL_SHUTDOWN_TIMEOUT": "10s",
+		"REEL_DATABASE_URL": dbURL,
 		"REEL_CORS_ORIGINS": origin, "REEL_SERVICE_KEY": serviceKey,
 		"REEL_ADMIN_EMAIL": adminEmail, "REEL_ADMIN_PASSWORD": adminPassword,
 	}
 	for k, v := range env {
 		vars[k] = v
 	}
-	cfg, _, err := config.Load("serve", nil, func(k string) string { return vars[k] }, io.Discard)
-	must(t, err)
-	a, err := app.New(cfg, obs.Discard())
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var runErr error
-	go func() { defer close(done); runErr = a.Run(ctx, ln) }()
+	base, stop := apptest.StartOn(t, apptest.New(t, vars, obs.Discard()), ln)
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-			if runErr != nil {
-				t.Errorf("app stopped with %v", runErr)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("app did not stop")
+		if err := stop(); err != nil {
+			t.Errorf("app stopped with %v", err)
 		}
 	})
-	started := make(chan struct{})
-	go func() { a.Addr(); close(started) }()
-	select {
-	case <-started:
-	case <-done:
-		err := runErr
-		runErr = nil // reported here, not again at cleanup
-		t.Fatalf("app failed to start: %v", err)
-	}
-	return "http://" + a.Addr().String()
+	return base
 }
 
 // appEngines runs fn against an all-in-one process on each engine.

@@ -42,6 +42,13 @@ func Start(t testing.TB, a *app.App) (base string, stop func() error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return StartOn(t, a, ln)
+}
+
+// StartOn is Start on a given listener, for processes that must know each
+// other's address before they start.
+func StartOn(t testing.TB, a *app.App, ln net.Listener) (base string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- a.Run(ctx, ln) }()
