@@ -65,16 +65,15 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 		if err := s.store.insertUser(ctx, tx, u); err != nil {
 			return err
 		}
+		// A new account was no probe: its attempt is taken back with it.
+		if err := s.store.forgetAttempt(ctx, tx, attempt); err != nil {
+			return err
+		}
 		e := s.event(ctx, "REGISTER", outbox.Success, "registered account "+u.Email).ForUser(u.ID).On(u.ID).With("role", u.Role)
 		return s.events.Add(ctx, tx, e)
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("register: %w", err)
-	}
-	if attempt != nil {
-		if err := s.store.forgetAttempt(ctx, attempt); err != nil {
-			s.log.Warn("clear registration attempt", "err", err)
-		}
 	}
 	return u.User, nil
 }

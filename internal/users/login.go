@@ -48,16 +48,21 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 		return Tokens{}, ErrInvalidCredentials
 	}
 	// The right password: this attempt was no failure, and the account's
-	// earlier failures from this address are forgiven.
-	if err := s.store.forgetAttempt(ctx, attempt, pairSubject(email, ip)); err != nil {
-		s.log.Warn("clear login failures", "err", err)
-	}
+	// earlier failures from this address are forgiven (with the tokens'
+	// transaction below, or on their own for a disabled account).
+	pair := pairSubject(email, ip)
 	if u.Disabled {
+		if err := s.store.forgetAttempt(ctx, s.db.W, attempt, pair); err != nil {
+			s.log.Warn("clear login failures", "err", err)
+		}
 		s.events.RecordOrLog(ctx, s.event(ctx, "LOGIN", outbox.Denied, "login refused: account disabled").ForUser(u.ID).On(u.ID))
 		return Tokens{}, ErrAccountDisabled
 	}
 	var t Tokens
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := s.store.forgetAttempt(ctx, tx, attempt, pair); err != nil {
+			return err
+		}
 		if t, err = s.issue(ctx, tx, u.User, uuid.NewString()); err != nil {
 			return err
 		}

@@ -254,22 +254,18 @@ func subjectLock(subject string) int64 {
 
 // forgetAttempt removes a successful attempt's records and every record
 // of the subjects in clear (a login's earlier failures from its address).
-func (s *Store) forgetAttempt(ctx context.Context, ids []string, clear ...string) error {
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE id = $1`, id); err != nil {
-				return err
-			}
+// It runs in the caller's transaction (the one that issues the tokens or
+// creates the account), so a successful login costs no write of its own.
+func (s *Store) forgetAttempt(ctx context.Context, q sqldb.Querier, ids []string, clear ...string) error {
+	for _, id := range ids {
+		if _, err := q.ExecContext(ctx, `DELETE FROM login_failures WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("forget login attempt: %w", err)
 		}
-		for _, subject := range clear {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE subject = $1`, subject); err != nil {
-				return err
-			}
+	}
+	for _, subject := range clear {
+		if _, err := q.ExecContext(ctx, `DELETE FROM login_failures WHERE subject = $1`, subject); err != nil {
+			return fmt.Errorf("forget login failures: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("forget login attempt: %w", err)
 	}
 	return nil
 }
