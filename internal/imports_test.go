@@ -7,7 +7,9 @@ package internal_test
 //   - services never import each other; they meet through interfaces that
 //     the consumer defines, wired in internal/app;
 //   - internal/platform/... is business-agnostic: it imports no service,
-//     nor any other reel package outside platform.
+//     nor any other reel package outside platform;
+//   - internal/media (everything that runs ffmpeg) is business-agnostic too:
+//     it imports platform packages and its own, no service nor the wiring.
 
 import (
 	"go/parser"
@@ -101,6 +103,20 @@ func TestPlatformIsBusinessAgnostic(t *testing.T) {
 		for _, p := range paths {
 			if strings.HasPrefix(p, "internal/") && !strings.HasPrefix(p, "internal/platform/") {
 				t.Errorf("%s imports %s: internal/platform must not depend on reel's services or wiring", path, p)
+			}
+		}
+	}
+}
+
+func TestMediaIsBusinessAgnostic(t *testing.T) {
+	files := imports(t, "media")
+	if len(files) == 0 {
+		t.Fatal("no Go files found under internal/media: has the layout changed?")
+	}
+	for path, paths := range files {
+		for _, p := range paths {
+			if strings.HasPrefix(p, "internal/") && !strings.HasPrefix(p, "internal/platform/") && p != "internal/media" && !strings.HasPrefix(p, "internal/media/") {
+				t.Errorf("%s imports %s: internal/media must not depend on reel's services or wiring", path, p)
 			}
 		}
 	}

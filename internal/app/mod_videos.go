@@ -14,7 +14,6 @@ import (
 	"github.com/reel-video/reel/internal/compat"
 	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/blob"
-	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/videos"
@@ -102,7 +101,7 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 	}
 	a.Ready("blobs:videos", blobs.Ping)
 	spool := filepath.Join(a.cfg.DataDir, "uploads", "spool")
-	prober := probe.New(0)
+	prober := media.NewProber(0)
 	prober.TempDir = spool // posters beside the uploads, on the data volume
 	if !prober.Available() {
 		a.log.Warn("ffmpeg/ffprobe not found on PATH: MP4, QuickTime, WebM and Matroska uploads are still read in Go; other files are accepted when their bytes look like a video, without duration or size; no video gets a poster (install ffmpeg)")
@@ -115,7 +114,7 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 	// Transcodes and storyboards run ffmpeg at the lowest priority, as
 	// posters do: on the cores the requests leave.
 	if a.cfg.Videos.Streaming {
-		if tools, err := media.New(media.Config{Runner: media.ExecRunner{Lower: probe.Background}}); err == nil {
+		if tools, err := media.New(media.Config{Runner: media.ExecRunner{Lower: media.Background}}); err == nil {
 			deps.Media = tools
 		} else {
 			a.log.Warn("no adaptive streaming: ffmpeg/ffprobe not found on PATH (install ffmpeg)")

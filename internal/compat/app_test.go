@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/app/apptest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/platform/obs"
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 )
 
@@ -234,8 +234,8 @@ func TestSplitProcessesServeTheirOwnPart(t *testing.T) {
 	// The videos process serves the videos part, calling the storage and
 	// usage processes; behind the gateway (a trusted proxy) its media URLs
 	// name the gateway, and the .mp4/.jpg pair plays through it.
-	probetest.Tools(t)
-	clip, err := os.ReadFile(probetest.Video(t, "", 1, 64, 48))
+	mediatest.Tools(t)
+	clip, err := os.ReadFile(mediatest.Video(t, "", 1, 64, 48))
 	must(t, err)
 	v := with("videos")
 	v["REEL_STORAGE_URL"], v["REEL_USAGE_URL"], v["REEL_TRUSTED_PROXIES"] = storageBase, usageBase, "127.0.0.1/32"
@@ -283,8 +283,8 @@ func TestSplitProcessesServeTheirOwnPart(t *testing.T) {
 // log in, upload, see the dashboard (feed, gauges), play the video and see
 // its poster through the .mp4/.jpg pair, delete, read the log.
 func TestAllInOneVideoWalk(t *testing.T) {
-	probetest.Tools(t)
-	clip, err := os.ReadFile(probetest.Video(t, "", 1, 64, 48))
+	mediatest.Tools(t)
+	clip, err := os.ReadFile(mediatest.Video(t, "", 1, 64, 48))
 	must(t, err)
 	appEngines(t, func(t *testing.T, base string) {
 		expect(t, "register", call(t, base, req{method: "POST", path: "/api/users/register", body: map[string]string{"email": "vi@example.com", "password": "password-123", "username": "vi"}}), 200, nil)

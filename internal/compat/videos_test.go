@@ -18,14 +18,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/reel-video/reel/internal/compat"
+	"github.com/reel-video/reel/internal/media"
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/authn/authntest"
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/outbox"
-	"github.com/reel-video/reel/internal/platform/probe"
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
 	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
@@ -61,14 +61,14 @@ type venv struct {
 // then answers the same for every upload: for tests that upload the same
 // clip many times and are about listing, not probing.
 type onceProber struct {
-	real   *probe.Prober
+	real   *media.Prober
 	dir    string
 	mu     sync.Mutex
-	info   *probe.Info
+	info   *media.Info
 	poster []byte
 }
 
-func (p *onceProber) Probe(ctx context.Context, path string) (probe.Info, error) {
+func (p *onceProber) Probe(ctx context.Context, path string) (media.Info, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.info == nil {
@@ -81,7 +81,7 @@ func (p *onceProber) Probe(ctx context.Context, path string) (probe.Info, error)
 	return *p.info, nil
 }
 
-func (p *onceProber) Poster(ctx context.Context, path string, info probe.Info) (string, error) {
+func (p *onceProber) Poster(ctx context.Context, path string, info media.Info) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.poster == nil {
@@ -110,8 +110,8 @@ func (p *onceProber) Poster(ctx context.Context, path string, info probe.Info) (
 // the first upload (onceProber).
 func withVideos(t *testing.T, fn func(t *testing.T, e *venv), fast ...bool) {
 	t.Helper()
-	probetest.Tools(t)
-	clip, err := os.ReadFile(probetest.Video(t, "", 1, 64, 48))
+	mediatest.Tools(t)
+	clip, err := os.ReadFile(mediatest.Video(t, "", 1, 64, 48))
 	must(t, err)
 	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
@@ -125,9 +125,9 @@ func withVideos(t *testing.T, fn func(t *testing.T, e *venv), fast ...bool) {
 		d := daily{us}
 		disk, err := blob.NewDisk(filepath.Join(t.TempDir(), "blobs"))
 		must(t, err)
-		var prober videos.Prober = probe.New(0)
+		var prober videos.Prober = media.NewProber(0)
 		if len(fast) > 0 && fast[0] {
-			prober = &onceProber{real: probe.New(0), dir: t.TempDir()}
+			prober = &onceProber{real: media.NewProber(0), dir: t.TempDir()}
 		}
 		must(t, queue.Migrate(ctx, db))
 		svc, err := videos.New(ctx, db, outbox.New(db, "videos_outbox"), videos.Deps{

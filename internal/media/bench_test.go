@@ -30,7 +30,7 @@ func BenchmarkLadder1080p(b *testing.B) {
 	const seconds = 60
 	dir := b.TempDir()
 	path := filepath.Join(dir, "src.mp4")
-	// Made without probetest.FFmpeg's two minutes per run, which a
+	// Made without mediatest.FFmpeg's two minutes per run, which a
 	// minute of 1080p can take on a busy machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/platform/browsertest"
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
 )
 
 // seekPage plays the rendition in a plain <video>, seeks near its end
@@ -101,7 +101,7 @@ func TestPlainVideoSeeksInChromium(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
 		"--no-first-run", "--user-data-dir="+filepath.Join(dir, "profile"), "--autoplay-policy=no-user-gesture-required", srv.URL+"/")
-	killGroupOnCancel(cmd, false)
+	killProcessGroupOnCancel(cmd, false)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +165,6 @@ func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 // skipped loudly without one, failed in CI).
 func findChromium(t *testing.T) string {
 	t.Helper()
-	probetest.Tools(t)
+	mediatest.Tools(t)
 	return browsertest.Path(t)
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 )
 
 // ladderCase is a generated source and what its renditions must be.
@@ -127,7 +127,7 @@ func TestLadder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			for _, e := range tc.encoders {
-				if !probetest.HasEncoder(t, e) {
+				if !mediatest.HasEncoder(t, e) {
 					t.Skipf("ffmpeg has no %s", e)
 				}
 			}
@@ -359,7 +359,7 @@ func checkConstantRate(t *testing.T, name string, pts []float64, frame float64) 
 // every variant to the end.
 func playHLS(t *testing.T, master string, variants int, audio bool, duration float64) {
 	t.Helper()
-	ffmpeg, _ := probetest.Tools(t)
+	ffmpeg, _ := mediatest.Tools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ffmpeg, "-nostdin", "-v", "error", "-xerror", "-i", master, "-map", "0", "-f", "null", "-")
@@ -379,13 +379,6 @@ func playHLS(t *testing.T, master string, variants int, audio bool, duration flo
 	}
 	if d := seconds(p.Format.Duration); !near(d, duration, 0.1) {
 		t.Errorf("the master playlist lasts %v, want %v", d, duration)
-	}
-}
-
-func writeFile(t testing.TB, path string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -12,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 )
 
 // realTools returns Tools using the installed ffmpeg and ffprobe,
 // skipping the test without them (failing it under CI=true).
 func realTools(t testing.TB) *Tools {
 	t.Helper()
-	ffmpeg, ffprobe := probetest.Tools(t)
+	ffmpeg, ffprobe := mediatest.Tools(t)
 	tools, err := New(Config{FFmpeg: ffmpeg, FFprobe: ffprobe})
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ func realTools(t testing.TB) *Tools {
 func clip(t testing.TB, dir, name string, args ...string) string {
 	t.Helper()
 	path := filepath.Join(dir, name)
-	probetest.FFmpeg(t, append(args, "file:"+path)...)
+	mediatest.FFmpeg(t, append(args, "file:"+path)...)
 	return path
 }
 
@@ -59,7 +60,7 @@ func join(parts ...[]string) []string {
 // fails.
 func ffprobe(t testing.TB, path string, args ...string) []byte {
 	t.Helper()
-	_, bin := probetest.Tools(t)
+	_, bin := mediatest.Tools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append(append([]string{"-v", "error"}, args...), "file:"+path)...)
@@ -162,6 +163,15 @@ func (p probed) videoDuration() float64 {
 		}
 	}
 	return seconds(p.Format.Duration)
+}
+
+// writeFile writes b to path and returns path.
+func writeFile(t testing.TB, path string, b []byte) string {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func near(a, b, tolerance float64) bool { return math.Abs(a-b) <= tolerance }

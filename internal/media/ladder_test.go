@@ -136,7 +136,7 @@ func TestOutputRate(t *testing.T) {
 	}
 }
 
-func TestFill(t *testing.T) {
+func TestFillSource(t *testing.T) {
 	tests := []struct {
 		name, json string
 		want       Source
@@ -174,7 +174,7 @@ func TestFill(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		var s Source
-		err := doc.fill(&s)
+		err := doc.fillSource(&s)
 		if tc.err != "" {
 			if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: %v, want ErrUnsupported: %s", tc.name, err, tc.err)

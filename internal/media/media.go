@@ -1,4 +1,7 @@
-// Package media turns an uploaded video into what adaptive streaming
+// Package media is everything in reel that runs ffmpeg and ffprobe: the
+// Prober, which checks an upload is a video, describes it (reading the
+// common containers' headers in Go where it can: parse.go) and cuts its
+// poster (probe.go); and Tools, which turn it into what adaptive streaming
 // serves: a ladder of H.264/AAC renditions, each one fragmented MP4 file
 // that plays both in a plain <video src> (with seeking) and, addressed by
 // byte ranges, from HLS playlists that reel writes itself; and a

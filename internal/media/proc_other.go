@@ -4,6 +4,9 @@ package media
 
 import "os/exec"
 
-// killGroupOnCancel leaves exec's default, killing the process alone,
-// where there are no Unix process groups.
-func killGroupOnCancel(*exec.Cmd, bool) {}
+// killProcessGroupOnCancel leaves exec's default, killing the process
+// alone, where there are no Unix process groups.
+func killProcessGroupOnCancel(*exec.Cmd, bool) {}
+
+// lowerPriority does nothing where there are no Unix process groups.
+func lowerPriority(int, int) {}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -59,35 +60,55 @@ const (
 type ExecRunner struct {
 	// Lower, when set, is called with the tool's process id as soon as it
 	// has started, the leader of a session of its own (to lower its
-	// priority: probe.Background).
+	// priority: Background).
 	Lower func(pid int)
 }
 
 // Run implements Runner.
 func (r ExecRunner) Run(ctx context.Context, name string, args []string, stdout io.Writer) error {
-	stderr := &capWriter{limit: maxStderr}
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = stdout, stderr // stdin stays /dev/null
-	cmd.WaitDelay = waitDelay
-	killGroupOnCancel(cmd, r.Lower != nil)
-	err := cmd.Start()
-	if err == nil {
-		if r.Lower != nil {
-			r.Lower(cmd.Process.Pid)
-		}
-		err = cmd.Wait()
-	}
-	if err == nil {
+	ran := runTool(ctx, name, args, stdout, r.Lower != nil, r.Lower)
+	if ran.err == nil {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) {
-		return fmt.Errorf("media: run %s: %w", filepath.Base(name), err)
+	if !ran.started || !errors.As(ran.err, &exit) {
+		return fmt.Errorf("media: run %s: %w", filepath.Base(name), ran.err)
 	}
-	return &RunError{Tool: filepath.Base(name), Status: exit.String(), Stderr: stderr.buf.String()}
+	return &RunError{Tool: filepath.Base(name), Status: exit.String(), Stderr: ran.stderr}
+}
+
+// ran is how one run of a tool ended.
+type ran struct {
+	started bool             // false: the tool could not be started (err says why)
+	state   *os.ProcessState // nil unless started
+	stderr  string           // the tool's diagnostics, cut to maxStderr
+	err     error            // nil when it exited zero
+}
+
+// runTool is the one way reel runs ffmpeg and ffprobe (ExecRunner for
+// transcodes, Prober for probes and posters): in a process group of its
+// own, in a session of its own when session is set, the whole group
+// killed when ctx ends (killProcessGroupOnCancel), stdin /dev/null, stdout
+// copied to stdout (nil drops it), stderr kept to maxStderr. lower, when
+// set, is called with the tool's pid as soon as it has started, to lower
+// its priority.
+func runTool(ctx context.Context, name string, args []string, stdout io.Writer, session bool, lower func(pid int)) ran {
+	stderr := &capWriter{limit: maxStderr}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.WaitDelay = waitDelay
+	killProcessGroupOnCancel(cmd, session)
+	if err := cmd.Start(); err != nil {
+		return ran{err: err}
+	}
+	if lower != nil {
+		lower(cmd.Process.Pid)
+	}
+	err := cmd.Wait()
+	return ran{started: true, state: cmd.ProcessState, stderr: stderr.buf.String(), err: err}
 }
 
 // capWriter keeps the first limit bytes written to it and drops the rest.

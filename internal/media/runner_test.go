@@ -16,35 +16,6 @@ import (
 	"time"
 )
 
-// fakeTool writes an executable shell script standing in for a tool.
-func fakeTool(t *testing.T, script string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "tool")
-	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// gone reports, within a second or two, whether the process pid has ended
-// (exited, or a zombie nobody has reaped yet).
-func gone(pid int) bool {
-	for range 40 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			if _, err := os.Stat("/proc/self/stat"); err != nil { // no procfs
-				return syscall.Kill(pid, 0) != nil
-			}
-			return true
-		}
-		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) > 0 && f[0] == "Z" {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
-}
-
 // waitForFile waits for a file a tool writes once it has started.
 func waitForFile(t *testing.T, path string) []byte {
 	t.Helper()
@@ -63,7 +34,7 @@ func waitForFile(t *testing.T, path string) []byte {
 // the child is dead too.
 func TestExecRunnerCancelKillsGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	tool := fakeTool(t, fmt.Sprintf("sleep 60 &\necho $! > %s\nwait\n", pidFile))
+	tool := fakeTool(t, "tool", fmt.Sprintf("sleep 60 &\necho $! > %s\nwait\n", pidFile))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var out bytes.Buffer
@@ -87,14 +58,14 @@ func TestExecRunnerCancelKillsGroup(t *testing.T) {
 func TestExecRunnerResults(t *testing.T) {
 	ctx := context.Background()
 	var out bytes.Buffer
-	if err := (ExecRunner{}).Run(ctx, fakeTool(t, "echo hello; echo ignored >&2\n"), nil, &out); err != nil || out.String() != "hello\n" {
+	if err := (ExecRunner{}).Run(ctx, fakeTool(t, "tool", "echo hello; echo ignored >&2\n"), nil, &out); err != nil || out.String() != "hello\n" {
 		t.Errorf("a tool that works: %v, %q", err, out.String())
 	}
-	if err := (ExecRunner{}).Run(ctx, fakeTool(t, "echo hello\n"), nil, nil); err != nil {
+	if err := (ExecRunner{}).Run(ctx, fakeTool(t, "tool", "echo hello\n"), nil, nil); err != nil {
 		t.Errorf("stdout dropped: %v", err)
 	}
 
-	err := ExecRunner{}.Run(ctx, fakeTool(t, "echo '/secret/path: Invalid data' >&2\nexit 3\n"), []string{"-x"}, nil)
+	err := ExecRunner{}.Run(ctx, fakeTool(t, "tool", "echo '/secret/path: Invalid data' >&2\nexit 3\n"), []string{"-x"}, nil)
 	var re *RunError
 	if !errors.As(err, &re) || !errors.Is(err, ErrToolFailed) {
 		t.Fatalf("a tool that fails: %v (%T), want a *RunError", err, err)
@@ -107,7 +78,7 @@ func TestExecRunnerResults(t *testing.T) {
 	}
 
 	// Diagnostics are bounded.
-	err = ExecRunner{}.Run(ctx, fakeTool(t, "head -c 1000000 /dev/zero | tr '\\0' x >&2\nexit 1\n"), nil, nil)
+	err = ExecRunner{}.Run(ctx, fakeTool(t, "tool", "head -c 1000000 /dev/zero | tr '\\0' x >&2\nexit 1\n"), nil, nil)
 	if !errors.As(err, &re) || len(re.Stderr) != maxStderr {
 		t.Errorf("a chatty tool: %v, %d bytes kept", err, len(re.Stderr))
 	}

@@ -4,15 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/reel-video/reel/internal/platform/probe"
 )
 
 // Source is what the ladder needs to know of an input file. Analyze fills
@@ -67,58 +62,11 @@ func (r Rational) Float() float64 {
 
 func (r Rational) String() string { return strconv.Itoa(r.Num) + "/" + strconv.Itoa(r.Den) }
 
-// demuxers maps the content type probe.Sniff gives to the ffmpeg demuxer
-// forced on the file, so that ffmpeg reads it as the container sniffing
-// saw and never probes its way into another demuxer (a playlist or concat
-// file disguised as a video).
-var demuxers = map[string]string{
-	"video/mp4":        "mov",
-	"video/quicktime":  "mov",
-	"video/3gpp":       "mov",
-	"video/3gpp2":      "mov",
-	"video/webm":       "matroska",
-	"video/x-matroska": "matroska",
-	"video/x-msvideo":  "avi",
-	"video/mp2t":       "mpegts",
-	"video/ogg":        "ogg",
-}
-
-// sniffDemuxer picks the demuxer for the file at path from its first
-// bytes.
-func sniffDemuxer(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("media: %w", err)
-	}
-	defer f.Close()
-	head := make([]byte, probe.SniffLen)
-	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("media: %w", err)
-	}
-	ct, err := probe.Sniff(head[:n])
-	if err != nil {
-		return "", unsupported("not a video container reel accepts")
-	}
-	d, ok := demuxers[ct]
-	if !ok {
-		return "", unsupported("not a video container reel accepts")
-	}
-	return d, nil
-}
-
 // inputArgs are ffmpeg's and ffprobe's options for reading the source:
-// its demuxer and no other (nested demuxers included), local files only.
+// its demuxer and no other, local files only.
 func (s *Source) inputArgs() []string {
-	return []string{"-f", s.Demuxer, "-format_whitelist", s.Demuxer, "-protocol_whitelist", "file", "-i", fileURL(s.Path)}
+	return append(inputOptions(s.Demuxer), "-i", fileURL(s.Path))
 }
-
-// fileURL names a local file to ffmpeg so that neither a colon nor a
-// leading dash in the path is read as a protocol or an option.
-func fileURL(path string) string { return "file:" + path }
-
-// maxProbeOutput bounds ffprobe's JSON: a real file's is a few KiB.
-const maxProbeOutput = 1 << 20
 
 // Analyze describes the video at path: ffprobe reads its streams, and,
 // when the source could be remuxed, its video packets for the keyframe
@@ -126,14 +74,15 @@ const maxProbeOutput = 1 << 20
 // be streamed is ErrUnsupported, wrapped; a tool that fails on it is a
 // *RunError.
 func (t *Tools) Analyze(ctx context.Context, path string) (Source, error) {
-	demuxer, err := sniffDemuxer(path)
+	c, err := sniffFile(path)
+	if errors.Is(err, ErrNotVideo) {
+		return Source{}, unsupported("not a video container reel accepts")
+	}
 	if err != nil {
 		return Source{}, err
 	}
-	s := Source{Path: path, Demuxer: demuxer}
-	args := append([]string{"-v", "error"}, s.inputArgs()...)
-	args = append(args, "-print_format", "json", "-show_format", "-show_streams")
-	out, err := t.capture(ctx, t.ffprobe, args, maxProbeOutput)
+	s := Source{Path: path, Demuxer: c.demuxer}
+	out, err := t.capture(ctx, t.ffprobe, probeArgs(c.demuxer, path), maxProbeOutput)
 	if err != nil {
 		return Source{}, err
 	}
@@ -141,7 +90,7 @@ func (t *Tools) Analyze(ctx context.Context, path string) (Source, error) {
 	if err := json.Unmarshal(out, &doc); err != nil {
 		return Source{}, unsupported("ffprobe output unreadable")
 	}
-	if err := doc.fill(&s); err != nil {
+	if err := doc.fillSource(&s); err != nil {
 		return Source{}, err
 	}
 	if s.remuxable() {
@@ -165,67 +114,33 @@ func (t *Tools) capture(ctx context.Context, tool string, args []string, limit i
 	return w.buf.Bytes(), err
 }
 
-// probeDoc is the part of ffprobe's JSON that Analyze reads.
-type probeDoc struct {
-	Streams []struct {
-		Index             int    `json:"index"`
-		CodecType         string `json:"codec_type"`
-		CodecName         string `json:"codec_name"`
-		Profile           string `json:"profile"`
-		PixFmt            string `json:"pix_fmt"`
-		Width             int    `json:"width"`
-		Height            int    `json:"height"`
-		SampleAspectRatio string `json:"sample_aspect_ratio"`
-		RFrameRate        string `json:"r_frame_rate"`
-		AvgFrameRate      string `json:"avg_frame_rate"`
-		FieldOrder        string `json:"field_order"`
-		BitsPerRawSample  string `json:"bits_per_raw_sample"`
-		Channels          int    `json:"channels"`
-		SampleRate        string `json:"sample_rate"`
-		Duration          string `json:"duration"`
-		Disposition       struct {
-			AttachedPic int `json:"attached_pic"`
-		} `json:"disposition"`
-		Tags         map[string]string `json:"tags"`
-		SideDataList []struct {
-			Rotation float64 `json:"rotation"`
-		} `json:"side_data_list"`
-	} `json:"streams"`
-	Format struct {
-		Duration string `json:"duration"`
-		BitRate  string `json:"bit_rate"`
-	} `json:"format"`
-}
-
-func (d *probeDoc) fill(s *Source) error {
-	video := -1
+// fillSource copies what the ladder needs of the first real video
+// stream and the first audio stream with channels into s, or says why the
+// source cannot be streamed.
+func (d *probeDoc) fillSource(s *Source) error {
 	s.AudioStream = -1
-	for i, st := range d.Streams {
-		switch {
-		case st.CodecType == "video" && st.Disposition.AttachedPic == 0 && video < 0:
-			video = i // cover art is a one-frame "video" marked attached_pic
-		case st.CodecType == "audio" && st.Channels > 0 && s.AudioStream < 0:
+	for _, st := range d.Streams {
+		if st.CodecType == "audio" && st.Channels > 0 {
 			s.AudioStream, s.AudioCodec, s.AudioChannels = st.Index, st.CodecName, st.Channels
 			s.AudioRate, _ = strconv.Atoi(st.SampleRate)
+			break
 		}
 	}
-	if video < 0 {
+	v := d.video()
+	if v == nil {
+		s.AudioStream, s.AudioCodec, s.AudioChannels, s.AudioRate = -1, "", 0, 0
 		return unsupported("no video stream")
 	}
-	v := d.Streams[video]
 	if v.Width <= 0 || v.Height <= 0 || v.Width > maxDimension || v.Height > maxDimension {
 		return unsupported("the video stream has no usable picture size")
 	}
 	s.VideoStream, s.VideoCodec, s.Profile, s.PixFmt = v.Index, v.CodecName, v.Profile, v.PixFmt
 	s.BitDepth, _ = strconv.Atoi(v.BitsPerRawSample)
 	s.Interlaced = v.FieldOrder != "" && v.FieldOrder != "progressive" && v.FieldOrder != "unknown"
-	s.Width, s.Height = displaySize(v.Width, v.Height, parseRatio(v.SampleAspectRatio, ":"), rotation(v.SideDataList, v.Tags))
+	s.Width, s.Height = displaySize(v.Width, v.Height, parseRatio(v.SampleAspectRatio, ":"), v.rotation())
 	s.FrameRate = outputRate(parseRatio(v.AvgFrameRate, "/"), parseRatio(v.RFrameRate, "/"))
 
-	s.Duration = seconds(d.Format.Duration)
-	if s.Duration == 0 {
-		s.Duration = seconds(v.Duration)
-	}
+	s.Duration = d.duration(v)
 	if s.Duration == 0 {
 		return unsupported("no duration")
 	}
@@ -237,22 +152,6 @@ func (d *probeDoc) fill(s *Source) error {
 
 // maxDimension bounds the picture sides reel transcodes (8K is 7680).
 const maxDimension = 16384
-
-// rotation is the stream's rotation in degrees, from its display matrix
-// or, as older files and tools have it, its rotate tag.
-func rotation(side []struct {
-	Rotation float64 `json:"rotation"`
-}, tags map[string]string) int {
-	for _, sd := range side {
-		if sd.Rotation != 0 {
-			return int(math.Round(sd.Rotation))
-		}
-	}
-	if r, err := strconv.ParseFloat(tags["rotate"], 64); err == nil {
-		return int(math.Round(r))
-	}
-	return 0
-}
 
 // displaySize is the picture size as shown: stretched by the sample
 // aspect ratio (an anamorphic DVD's 720×576 shows 1024×576), then turned
@@ -326,13 +225,3 @@ func outputRate(avg, base Rational) Rational {
 
 // within is whether f is within 1% of rate.
 func within(f, rate float64) bool { return math.Abs(f-rate) <= rate/100 }
-
-// seconds parses one of ffprobe's durations; absent ("N/A"), negative and
-// non-finite durations are zero.
-func seconds(s string) float64 {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
-		return 0
-	}
-	return f
-}

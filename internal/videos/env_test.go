@@ -22,6 +22,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reel-video/reel/internal/media"
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/authn/authntest"
 	"github.com/reel-video/reel/internal/platform/blob"
@@ -29,8 +30,6 @@ import (
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/outbox"
-	"github.com/reel-video/reel/internal/platform/probe"
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
 	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
@@ -339,7 +338,7 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	if err != nil {
 		tools = nil
 	}
-	var prober videos.Prober = probe.New(0)
+	var prober videos.Prober = media.NewProber(0)
 	if cfg.prober != nil {
 		prober = cfg.prober(prober)
 	}
@@ -525,7 +524,7 @@ func (e *env) startWorkers() {
 // waiting for a retry or its turn (retryable, scheduled) being made
 // available at once, as if its time had come: River's scheduler would
 // take seconds. Posters are cut on idle cores only, which a busy test
-// machine may keep from them for minutes: the wait is as long as probe's
+// machine may keep from them for minutes: the wait is as long as the Prober's
 // bound on a run.
 func (e *env) cutPosters() {
 	e.t.Helper()
@@ -581,7 +580,7 @@ func testVideo(t testing.TB, seconds, w, h int) []byte {
 	if b, ok := videoCache[key]; ok {
 		return b
 	}
-	path := probetest.Video(t, "", seconds, w, h)
+	path := mediatest.Video(t, "", seconds, w, h)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

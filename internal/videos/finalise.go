@@ -11,10 +11,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/outbox"
-	"github.com/reel-video/reel/internal/platform/probe"
 )
 
 // arrived is an upload whose bytes have all arrived in a local file.
@@ -91,7 +91,7 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 		return Video{}, fmt.Errorf("finalise upload: %d bytes arrived, %d were admitted", in.Size, adm.Bytes)
 	}
 	info, err := s.prober.Probe(ctx, in.Path)
-	if errors.Is(err, probe.ErrNotVideo) {
+	if errors.Is(err, media.ErrNotVideo) {
 		return Video{}, notVideo(err)
 	}
 	if err != nil {
@@ -185,7 +185,7 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 }
 
 func notVideo(err error) error {
-	reason := strings.TrimPrefix(err.Error(), probe.ErrNotVideo.Error()+": ")
+	reason := strings.TrimPrefix(err.Error(), media.ErrNotVideo.Error()+": ")
 	if reason == err.Error() || reason == "" {
 		return ErrNotVideo
 	}

@@ -12,8 +12,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/errs"
-	"github.com/reel-video/reel/internal/platform/probe"
 )
 
 // Refusals of a multipart upload that its routes answer each in their own
@@ -256,14 +256,14 @@ func readField(part *multipart.Part, name string, limit int64) (string, error) {
 // anything else, so a file that is not a video is refused (415) without
 // reading the rest of a possibly huge body.
 func spoolVideo(f *os.File, part io.Reader, limit int64) (int64, error) {
-	head := make([]byte, probe.SniffLen)
+	head := make([]byte, media.SniffLen)
 	n, err := io.ReadFull(part, head)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return 0, fmt.Errorf("read video: %w", err)
 	}
 	// A short read is a short file, or a body cut off inside its first
 	// KiB (which classify tells apart): sniff what there is.
-	if _, serr := probe.Sniff(head[:n]); serr != nil {
+	if _, serr := media.Sniff(head[:n]); serr != nil {
 		return 0, notVideo(serr)
 	}
 	if _, err := f.Write(head[:n]); err != nil {

@@ -19,11 +19,11 @@ import (
 	"github.com/google/uuid"
 	xslog "golang.org/x/exp/slog"
 
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/page"
-	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
@@ -63,11 +63,11 @@ func (stubEgress) Add(string, int64)                                {}
 
 type stubProber struct{}
 
-func (stubProber) Probe(context.Context, string) (probe.Info, error) {
-	return probe.Info{}, probe.ErrNotVideo
+func (stubProber) Probe(context.Context, string) (media.Info, error) {
+	return media.Info{}, media.ErrNotVideo
 }
-func (stubProber) Poster(context.Context, string, probe.Info) (string, error) {
-	return "", probe.ErrNoPoster
+func (stubProber) Poster(context.Context, string, media.Info) (string, error) {
+	return "", media.ErrNoPoster
 }
 
 func testService(t *testing.T, db *sqldb.DB) (*Service, *stubQuota, blob.Store) {
@@ -406,8 +406,8 @@ func TestStartRemovesStaleSpool(t *testing.T) {
 		dir := svc.cfg.SpoolDir
 		old := time.Now().Add(-25 * time.Hour)
 		files := map[string]bool{ // name: kept
-			"upload-1": false, probe.PosterPrefix + "1.jpg": false,
-			"upload-2": true, probe.PosterPrefix + "2.jpg": true, "other": true,
+			"upload-1": false, media.PosterPrefix + "1.jpg": false,
+			"upload-2": true, media.PosterPrefix + "2.jpg": true, "other": true,
 		}
 		for name, kept := range files {
 			p := filepath.Join(dir, name)

@@ -12,7 +12,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/videos"
 )
@@ -74,7 +74,7 @@ func stageOf(t *testing.T, args []byte) videos.Stage {
 }
 
 func TestStreamingJobs(t *testing.T) {
-	probetest.Tools(t)
+	mediatest.Tools(t)
 	withEnv(t, func(t *testing.T, e *env) {
 		c := e.startQueue(t)
 		ann := e.user("user")

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/outbox"
-	"github.com/reel-video/reel/internal/platform/probe"
 )
 
 // staleAfter is how long a step (finalising an upload, a restore) may take
@@ -37,7 +37,7 @@ func (s *Service) removeStaleSpool() {
 	}
 	before := s.now().Add(-24 * time.Hour)
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), "upload-") && !strings.HasPrefix(e.Name(), probe.PosterPrefix) {
+		if !strings.HasPrefix(e.Name(), "upload-") && !strings.HasPrefix(e.Name(), media.PosterPrefix) {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && fi.ModTime().Before(before) {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/errs"
-	"github.com/reel-video/reel/internal/platform/probe"
 )
 
 // Posters are cut after the upload has been answered (decision 0004):
@@ -23,19 +23,19 @@ import (
 // the transaction that marks the video ready (jobs.go); a worker of any
 // replica runs it (workPoster): it cuts the frame, stores and charges it
 // like any stored byte, and attaches it to its video. Poster jobs of one
-// process run up to posterWorkers at once, and probe cuts concurrent
-// requests in one ffmpeg run, so a backlog is cut in batches.
+// process run up to posterWorkers at once, and media's Prober cuts
+// concurrent requests in one ffmpeg run, so a backlog is cut in batches.
 //
 // The video's bytes come from a second name of the spooled upload that
 // finalise leaves in the spool directory, or, when that is gone (another
 // replica's upload, a restart, a day in the trash), from the blob store.
 
 // posterWorkers is how many poster jobs a process runs at once: what one
-// ffmpeg run cuts (probe's maxFrameBatch), so that a backlog is cut in
+// ffmpeg run cuts (media's maxFrameBatch), so that a backlog is cut in
 // batches while the other cores serve requests.
 const posterWorkers = 8
 
-// posterTimeout bounds a poster job: probe bounds the ffmpeg run itself
+// posterTimeout bounds a poster job: the Prober bounds the ffmpeg run itself
 // (300 s on the clock), and the rest is copying a file and a few calls.
 const posterTimeout = 6 * time.Minute
 
@@ -146,8 +146,8 @@ func (s *Service) cutPoster(ctx context.Context, r record, attempt int) error {
 		return failed(msgSource, err)
 	}
 	defer done()
-	path, err := s.prober.Poster(ctx, src, probe.Info{DurationSeconds: r.DurationSeconds})
-	if errors.Is(err, probe.ErrNoPoster) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+	path, err := s.prober.Poster(ctx, src, media.Info{DurationSeconds: r.DurationSeconds})
+	if errors.Is(err, media.ErrNoPoster) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		// Nothing to cut (no ffmpeg, no frame ffmpeg can decode): the
 		// video goes without. A run that ran out of time is tried again
 		// instead: it runs on idle cores only, and on a busy machine may

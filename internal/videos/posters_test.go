@@ -14,8 +14,8 @@ import (
 
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/blob"
-	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/videos"
 )
 
@@ -185,7 +185,7 @@ type stallingPoster struct {
 	started chan struct{}
 }
 
-func (p stallingPoster) Poster(ctx context.Context, path string, info probe.Info) (string, error) {
+func (p stallingPoster) Poster(ctx context.Context, path string, info media.Info) (string, error) {
 	p.started <- struct{}{}
 	<-ctx.Done()
 	return "", ctx.Err()
@@ -258,9 +258,9 @@ type slowPoster struct {
 	fails *atomic.Int32
 }
 
-func (p slowPoster) Poster(ctx context.Context, path string, info probe.Info) (string, error) {
+func (p slowPoster) Poster(ctx context.Context, path string, info media.Info) (string, error) {
 	if p.fails.Add(-1) >= 0 {
-		return "", fmt.Errorf("%w: ffmpeg did not finish (%w)", probe.ErrNoPoster, context.DeadlineExceeded)
+		return "", fmt.Errorf("%w: ffmpeg did not finish (%w)", media.ErrNoPoster, context.DeadlineExceeded)
 	}
 	return p.Prober.Poster(ctx, path, info)
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/outbox"
-	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/platform/sqldb"
@@ -120,10 +119,10 @@ type Egress interface {
 	Add(userID string, n int64)
 }
 
-// Prober validates and describes uploaded files (probe.Prober).
+// Prober validates and describes uploaded files (media.Prober).
 type Prober interface {
-	Probe(ctx context.Context, path string) (probe.Info, error)
-	Poster(ctx context.Context, path string, info probe.Info) (jpegPath string, err error)
+	Probe(ctx context.Context, path string) (media.Info, error)
+	Poster(ctx context.Context, path string, info media.Info) (jpegPath string, err error)
 }
 
 // Deps are the service's collaborators. Limit and Egress may be nil in a

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/media"
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/platform/authn"
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
 	"github.com/reel-video/reel/internal/videos"
 )
 
@@ -60,7 +60,7 @@ func (e *env) ledgerExact(t *testing.T, rs *realServices, owner, id string, want
 }
 
 func TestStreamingQuotaSkipsRungs(t *testing.T) {
-	probetest.Tools(t)
+	mediatest.Tools(t)
 	hook := &commitHook{}
 	withRealServices(t, 1<<30, 1<<30, func(t *testing.T, e *env, rs *realServices) {
 		ctx := context.Background()
@@ -157,7 +157,7 @@ func (g *gateRunner) Run(ctx context.Context, name string, args []string, stdout
 }
 
 func TestStreamingTrashMidLadder(t *testing.T) {
-	probetest.Tools(t)
+	mediatest.Tools(t)
 	gate := &gateRunner{Runner: media.ExecRunner{}}
 	withRealServices(t, 1<<30, 1<<30, func(t *testing.T, e *env, rs *realServices) {
 		ctx := context.Background()

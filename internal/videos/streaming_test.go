@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/videos"
 )
 
@@ -131,7 +131,7 @@ type rungProbe struct {
 
 func probeRung(t *testing.T, path string) rungProbe {
 	t.Helper()
-	_, ffprobe := probetest.Tools(t)
+	_, ffprobe := mediatest.Tools(t)
 	out, err := exec.Command(ffprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format", "file:"+path).Output()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v", path, err)
@@ -281,7 +281,7 @@ func (e *env) walkHLS(t *testing.T, id, masterURL string) (heights []int, receiv
 // over HTTP) and returns the frames it decoded.
 func decodeFrames(t *testing.T, u string) int {
 	t.Helper()
-	ffmpeg, _ := probetest.Tools(t)
+	ffmpeg, _ := mediatest.Tools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ffmpeg, "-nostdin", "-v", "error", "-i", u, "-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-")
@@ -301,7 +301,7 @@ func decodeFrames(t *testing.T, u string) int {
 }
 
 func TestStreamingRemuxFirstThenLadder(t *testing.T) {
-	probetest.Tools(t)
+	mediatest.Tools(t)
 	withEnv(t, func(t *testing.T, e *env) {
 		ann, bob := e.user("user"), e.user("user")
 		id := e.mustUpload(ann, "ladder", testVideo(t, 3, 640, 360))
@@ -415,11 +415,11 @@ func TestStreamingRemuxFirstThenLadder(t *testing.T) {
 // webmClip makes a VP9/Opus WebM of seconds, w×h.
 func webmClip(t *testing.T, seconds, w, h int) []byte {
 	t.Helper()
-	if !probetest.HasEncoder(t, "libvpx-vp9") || !probetest.HasEncoder(t, "libopus") {
+	if !mediatest.HasEncoder(t, "libvpx-vp9") || !mediatest.HasEncoder(t, "libopus") {
 		t.Skip("this ffmpeg has no libvpx-vp9 or libopus")
 	}
 	path := filepath.Join(t.TempDir(), "clip.webm")
-	probetest.FFmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=duration=%d:size=%dx%d:rate=25", seconds, w, h),
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=duration=%d:size=%dx%d:rate=25", seconds, w, h),
 		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", seconds),
 		"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-c:a", "libopus", "-shortest",
 		"-f", "webm", "file:"+path)
@@ -431,7 +431,7 @@ func webmClip(t *testing.T, seconds, w, h int) []byte {
 }
 
 func TestStreamingEncodesFirstWhenNoRemux(t *testing.T) {
-	probetest.Tools(t)
+	mediatest.Tools(t)
 	clip := webmClip(t, 3, 640, 360)
 	withEnv(t, func(t *testing.T, e *env) {
 		ann := e.user("user")

@@ -17,7 +17,7 @@ type WorkerConfig struct {
 	// Transcode is how many jobs of the transcode queue run at once
 	// (default DefaultTranscodeWorkers).
 	Transcode int
-	// Posters is how many poster jobs run at once (default 8: probe cuts
+	// Posters is how many poster jobs run at once (default 8: the Prober cuts
 	// concurrent posters in one ffmpeg run).
 	Posters int
 	// PollInterval is how often idle workers look for jobs other

@@ -14,8 +14,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/platform/browsertest"
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
 )
 
 // The browser tests drive Debian's Chromium, headless, against a real
@@ -275,7 +275,7 @@ func (tb *tab) throttle(up float64) {
 // uploading.
 func video(t *testing.T, dir, name string, seconds int) string {
 	t.Helper()
-	src := probetest.Video(t, dir, seconds, 640, 360)
+	src := mediatest.Video(t, dir, seconds, 640, 360)
 	dst := filepath.Join(dir, name)
 	if err := os.Rename(src, dst); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 )
 
@@ -366,12 +366,12 @@ var (
 func clip(t testing.TB) []byte {
 	t.Helper()
 	clipOnce.Do(func() {
-		path := probetest.Video(t, os.TempDir(), 2, 160, 120)
+		path := mediatest.Video(t, os.TempDir(), 2, 160, 120)
 		clipBytes, _ = os.ReadFile(path)
 		_ = os.Remove(path)
 	})
 	if len(clipBytes) == 0 {
-		probetest.Tools(t) // skips or fails loudly without ffmpeg
+		mediatest.Tools(t) // skips or fails loudly without ffmpeg
 		t.Fatal("no test clip")
 	}
 	return clipBytes

@@ -1,4 +1,4 @@
-package probe
+package media
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ const cpuBounded = true
 // Background gives a process just started, the leader of a session of its
 // own, only the cores nothing else wants: nice 19 for its group and its
 // session's autogroup, then SCHED_IDLE, which its threads and children
-// inherit. Transcodes run so (internal/media), with no CPU-time bound.
+// inherit. Transcodes run so (ExecRunner.Lower), with no CPU-time bound.
 func Background(pid int) {
 	lowerPriority(pid, backgroundNice)
 	setAutogroupNice(pid, backgroundNice)

@@ -1,4 +1,4 @@
-package probe
+package media
 
 import (
 	"math"
@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 )
 
 // The Go reader agrees with ffprobe on every container it reads, and
@@ -23,59 +23,59 @@ func TestParseAgreesWithFFprobe(t *testing.T) {
 		encoders []string
 		parsed   bool // read in Go; false: left to ffprobe
 	}{
-		{"mp4 h264 aac", func(t *testing.T) string { return probetest.Video(t, dir, 2, 320, 240) }, []string{"libx264"}, true},
+		{"mp4 h264 aac", func(t *testing.T) string { return mediatest.Video(t, dir, 2, 320, 240) }, []string{"libx264"}, true},
 		{"mp4 faststart", func(t *testing.T) string {
-			return makeFile(t, dir, "fast.mp4", cat(picture, tone, []string{"-c:v", "mpeg4", "-c:a", "aac", "-movflags", "+faststart"})...)
+			return clip(t, dir, "fast.mp4", join(picture2s, tone2s, []string{"-c:v", "mpeg4", "-c:a", "aac", "-movflags", "+faststart"})...)
 		}, nil, true},
 		{"webm vp9 opus", func(t *testing.T) string {
-			return makeFile(t, dir, "a.webm", cat(picture, tone, []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"})...)
+			return clip(t, dir, "a.webm", join(picture2s, tone2s, []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"})...)
 		}, []string{"libvpx-vp9", "libopus"}, true},
 		{"webm vp8 vorbis", func(t *testing.T) string {
-			return makeFile(t, dir, "b.webm", cat(picture, tone, []string{"-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libvorbis"})...)
+			return clip(t, dir, "b.webm", join(picture2s, tone2s, []string{"-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libvorbis"})...)
 		}, []string{"libvpx", "libvorbis"}, true},
 		{"matroska mpeg4 aac", func(t *testing.T) string {
-			return makeFile(t, dir, "a.mkv", cat(picture, tone, []string{"-c:v", "mpeg4", "-c:a", "aac"})...)
+			return clip(t, dir, "a.mkv", join(picture2s, tone2s, []string{"-c:v", "mpeg4", "-c:a", "aac"})...)
 		}, nil, true},
 		{"matroska h264 mp3", func(t *testing.T) string {
-			return makeFile(t, dir, "b.mkv", cat(picture, tone, []string{"-c:v", "libx264", "-preset", "ultrafast", "-c:a", "libmp3lame"})...)
+			return clip(t, dir, "b.mkv", join(picture2s, tone2s, []string{"-c:v", "libx264", "-preset", "ultrafast", "-c:a", "libmp3lame"})...)
 		}, []string{"libx264", "libmp3lame"}, true},
 		{"quicktime", func(t *testing.T) string {
-			return makeFile(t, dir, "a.mov", cat(picture, tone, []string{"-c:v", "mpeg4", "-c:a", "aac", "-f", "mov"})...)
+			return clip(t, dir, "a.mov", join(picture2s, tone2s, []string{"-c:v", "mpeg4", "-c:a", "aac", "-f", "mov"})...)
 		}, nil, true},
 		{"3gp", func(t *testing.T) string {
-			return makeFile(t, dir, "a.3gp", "-f", "lavfi", "-i", "testsrc=duration=2:size=176x144:rate=25",
+			return clip(t, dir, "a.3gp", "-f", "lavfi", "-i", "testsrc=duration=2:size=176x144:rate=25",
 				"-f", "lavfi", "-i", "sine=duration=2:sample_rate=8000", "-c:v", "mpeg4", "-c:a", "aac", "-f", "3gp")
 		}, nil, true},
 		{"silent", func(t *testing.T) string {
-			return makeFile(t, dir, "silent.mp4", cat(picture, []string{"-c:v", "mpeg4"})...)
+			return clip(t, dir, "silent.mp4", join(picture2s, []string{"-c:v", "mpeg4"})...)
 		}, nil, true},
 		{"rotated", func(t *testing.T) string {
-			src := makeFile(t, dir, "unrotated.mp4", cat(picture, []string{"-c:v", "mpeg4"})...)
-			return makeFile(t, dir, "rotated.mp4", "-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=90")
+			src := clip(t, dir, "unrotated.mp4", join(picture2s, []string{"-c:v", "mpeg4"})...)
+			return clip(t, dir, "rotated.mp4", "-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=90")
 		}, nil, true},
 		{"rotated half a turn", func(t *testing.T) string {
-			src := makeFile(t, dir, "unrotated2.mp4", cat(picture, []string{"-c:v", "mpeg4"})...)
-			return makeFile(t, dir, "rotated180.mp4", "-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=180")
+			src := clip(t, dir, "unrotated2.mp4", join(picture2s, []string{"-c:v", "mpeg4"})...)
+			return clip(t, dir, "rotated180.mp4", "-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=180")
 		}, nil, true},
 		{"cover art beside the video", func(t *testing.T) string {
-			cover := makeFile(t, dir, "cover1.jpg", "-f", "lavfi", "-i", "testsrc=size=640x480", "-frames:v", "1")
-			return makeFile(t, dir, "withcover.mkv", cat(picture, tone, []string{"-attach", cover,
+			cover := clip(t, dir, "cover1.jpg", "-f", "lavfi", "-i", "testsrc=size=640x480", "-frames:v", "1")
+			return clip(t, dir, "withcover.mkv", join(picture2s, tone2s, []string{"-attach", cover,
 				"-metadata:s:t", "mimetype=image/jpeg", "-c:v", "mpeg4", "-c:a", "aac"})...)
 		}, nil, true},
 		{"fragmented mp4", func(t *testing.T) string {
-			return makeFile(t, dir, "frag.mp4", cat(picture, []string{"-c:v", "mpeg4", "-movflags", "frag_keyframe+empty_moov"})...)
+			return clip(t, dir, "frag.mp4", join(picture2s, []string{"-c:v", "mpeg4", "-movflags", "frag_keyframe+empty_moov"})...)
 		}, nil, false},
 		{"avi", func(t *testing.T) string {
-			return makeFile(t, dir, "a.avi", cat(picture, tone, []string{"-c:v", "mpeg4", "-c:a", "pcm_s16le"})...)
+			return clip(t, dir, "a.avi", join(picture2s, tone2s, []string{"-c:v", "mpeg4", "-c:a", "pcm_s16le"})...)
 		}, nil, false},
 		{"mpeg-ts", func(t *testing.T) string {
-			return makeFile(t, dir, "a.ts", cat(picture, tone, []string{"-c:v", "mpeg2video", "-c:a", "mp2", "-f", "mpegts"})...)
+			return clip(t, dir, "a.ts", join(picture2s, tone2s, []string{"-c:v", "mpeg2video", "-c:a", "mp2", "-f", "mpegts"})...)
 		}, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, e := range tt.encoders {
-				if !probetest.HasEncoder(t, e) {
+				if !mediatest.HasEncoder(t, e) {
 					t.Skipf("this ffmpeg has no %s encoder", e)
 				}
 			}
@@ -110,9 +110,9 @@ func TestParseAgreesWithFFprobe(t *testing.T) {
 // and leaves the verdict to ffprobe.
 func TestParseLeavesRefusalsToFFprobe(t *testing.T) {
 	t.Parallel()
-	probetest.Tools(t)
+	mediatest.Tools(t)
 	dir := t.TempDir()
-	real, err := os.ReadFile(probetest.Video(t, dir, 2, 320, 240))
+	real, err := os.ReadFile(mediatest.Video(t, dir, 2, 320, 240))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,15 +122,15 @@ func TestParseLeavesRefusalsToFFprobe(t *testing.T) {
 		noise[i] = byte(rng.UintN(256))
 	}
 	files := map[string]string{
-		"audio-only mp4": makeFile(t, dir, "audio.mp4", cat(tone, []string{"-c:a", "aac", "-f", "mp4"})...),
+		"audio-only mp4": clip(t, dir, "audio.mp4", join(tone2s, []string{"-c:a", "aac", "-f", "mp4"})...),
 		"audio with cover art (matroska)": func() string {
-			cover := makeFile(t, dir, "cover3.jpg", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1")
-			return makeFile(t, dir, "cover.mka", cat(tone, []string{"-attach", cover,
+			cover := clip(t, dir, "cover3.jpg", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1")
+			return clip(t, dir, "cover.mka", join(tone2s, []string{"-attach", cover,
 				"-metadata:s:t", "mimetype=image/jpeg", "-c:a", "aac", "-f", "matroska"})...)
 		}(),
 		"audio with cover art (mp4)": func() string {
-			cover := makeFile(t, dir, "cover2.jpg", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1")
-			return makeFile(t, dir, "cover.mp4", cat(tone, []string{"-i", cover, "-map", "0", "-map", "1",
+			cover := clip(t, dir, "cover2.jpg", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1")
+			return clip(t, dir, "cover.mp4", join(tone2s, []string{"-i", cover, "-map", "0", "-map", "1",
 				"-c:a", "aac", "-c:v", "copy", "-disposition:v:0", "attached_pic", "-f", "mp4"})...)
 		}(),
 		"noise behind a forged ftyp":         writeFile(t, filepath.Join(dir, "forged.mp4"), concat(ftyp("isom", "isom", "mp41"), noise)),
@@ -151,14 +151,14 @@ func TestParseLeavesRefusalsToFFprobe(t *testing.T) {
 }
 
 // Damaged files never crash the Go reader, and what it accepts always has
-// a picture size and a duration.
+// a picture2s size and a duration.
 func TestParseDamagedFiles(t *testing.T) {
 	t.Parallel()
-	probetest.Tools(t)
+	mediatest.Tools(t)
 	dir := t.TempDir()
-	srcs := []string{probetest.Video(t, dir, 1, 64, 48)}
-	if probetest.HasEncoder(t, "libvpx") {
-		srcs = append(srcs, makeFile(t, dir, "d.webm", "-f", "lavfi", "-i", "testsrc=duration=1:size=64x48:rate=25", "-c:v", "libvpx", "-deadline", "realtime"))
+	srcs := []string{mediatest.Video(t, dir, 1, 64, 48)}
+	if mediatest.HasEncoder(t, "libvpx") {
+		srcs = append(srcs, clip(t, dir, "d.webm", "-f", "lavfi", "-i", "testsrc=duration=1:size=64x48:rate=25", "-c:v", "libvpx", "-deadline", "realtime"))
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, src := range srcs {
@@ -203,8 +203,8 @@ func TestParseDamagedFiles(t *testing.T) {
 // BenchmarkProbe compares describing a small MP4 in Go with starting
 // ffprobe for it (what each upload paid before).
 func BenchmarkProbe(b *testing.B) {
-	ffmpeg, ffprobe := probetest.Tools(b)
-	video := probetest.Video(b, b.TempDir(), 4, 320, 240)
+	ffmpeg, ffprobe := mediatest.Tools(b)
+	video := mediatest.Video(b, b.TempDir(), 4, 320, 240)
 	for _, parse := range []bool{true, false} {
 		name := "ffprobe"
 		if parse {

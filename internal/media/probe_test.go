@@ -1,4 +1,4 @@
-package probe
+package media
 
 import (
 	"context"
@@ -14,46 +14,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 )
 
 // realProber returns a Prober using the installed tools, skipping (or, in
 // CI, failing) the test without them.
 func realProber(t *testing.T, timeout time.Duration) *Prober {
 	t.Helper()
-	ffmpeg, ffprobe := probetest.Tools(t)
+	ffmpeg, ffprobe := mediatest.Tools(t)
 	return newProber(ffprobe, ffmpeg, timeout)
 }
 
-// lavfi inputs: a 2 s, 320×240 test picture and a 2 s tone.
+// lavfi inputs: a 2 s, 320×240 test picture2s and a 2 s tone2s.
 var (
-	picture = []string{"-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=25"}
-	tone    = []string{"-f", "lavfi", "-i", "sine=duration=2"}
+	picture2s = picture(2, 320, 240, "25")
+	tone2s    = tone(2)
 )
-
-// makeFile runs ffmpeg with args and the output dir/name last.
-func makeFile(t *testing.T, dir, name string, args ...string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	probetest.FFmpeg(t, append(args, "file:"+path)...)
-	return path
-}
-
-func cat(parts ...[]string) []string {
-	var all []string
-	for _, p := range parts {
-		all = append(all, p...)
-	}
-	return all
-}
-
-func writeFile(t *testing.T, path string, data []byte) string {
-	t.Helper()
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func TestProbeVideos(t *testing.T) {
 	t.Parallel()
@@ -65,50 +41,50 @@ func TestProbeVideos(t *testing.T) {
 		encoders []string // skip the case when ffmpeg lacks one
 		want     Info
 	}{
-		{"mp4 h264 aac", func(t *testing.T) string { return probetest.Video(t, dir, 2, 320, 240) }, []string{"libx264"},
+		{"mp4 h264 aac", func(t *testing.T) string { return mediatest.Video(t, dir, 2, 320, 240) }, []string{"libx264"},
 			Info{"mp4", "video/mp4", 2, 320, 240, "h264", "aac"}},
 		{"webm vp9 opus", func(t *testing.T) string {
-			return makeFile(t, dir, "a.webm", cat(picture, tone, []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"})...)
+			return clip(t, dir, "a.webm", join(picture2s, tone2s, []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"})...)
 		}, []string{"libvpx-vp9", "libopus"}, Info{"webm", "video/webm", 2, 320, 240, "vp9", "opus"}},
 		{"webm vp8 vorbis", func(t *testing.T) string {
-			return makeFile(t, dir, "b.webm", cat(picture, tone, []string{"-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libvorbis"})...)
+			return clip(t, dir, "b.webm", join(picture2s, tone2s, []string{"-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libvorbis"})...)
 		}, []string{"libvpx", "libvorbis"}, Info{"webm", "video/webm", 2, 320, 240, "vp8", "vorbis"}},
 		{"matroska mpeg4 aac", func(t *testing.T) string {
-			return makeFile(t, dir, "a.mkv", cat(picture, tone, []string{"-c:v", "mpeg4", "-c:a", "aac"})...)
+			return clip(t, dir, "a.mkv", join(picture2s, tone2s, []string{"-c:v", "mpeg4", "-c:a", "aac"})...)
 		}, nil, Info{"matroska", "video/x-matroska", 2, 320, 240, "mpeg4", "aac"}},
 		{"quicktime", func(t *testing.T) string {
-			return makeFile(t, dir, "a.mov", cat(picture, tone, []string{"-c:v", "mpeg4", "-c:a", "aac", "-f", "mov"})...)
+			return clip(t, dir, "a.mov", join(picture2s, tone2s, []string{"-c:v", "mpeg4", "-c:a", "aac", "-f", "mov"})...)
 		}, nil, Info{"mov", "video/quicktime", 2, 320, 240, "mpeg4", "aac"}},
 		{"3gp", func(t *testing.T) string {
-			return makeFile(t, dir, "a.3gp", "-f", "lavfi", "-i", "testsrc=duration=2:size=176x144:rate=25",
+			return clip(t, dir, "a.3gp", "-f", "lavfi", "-i", "testsrc=duration=2:size=176x144:rate=25",
 				"-f", "lavfi", "-i", "sine=duration=2:sample_rate=8000", "-c:v", "mpeg4", "-c:a", "aac", "-f", "3gp")
 		}, nil, Info{"3gp", "video/3gpp", 2, 176, 144, "mpeg4", "aac"}},
 		{"avi", func(t *testing.T) string {
-			return makeFile(t, dir, "a.avi", cat(picture, tone, []string{"-c:v", "mpeg4", "-c:a", "pcm_s16le"})...)
+			return clip(t, dir, "a.avi", join(picture2s, tone2s, []string{"-c:v", "mpeg4", "-c:a", "pcm_s16le"})...)
 		}, nil, Info{"avi", "video/x-msvideo", 2, 320, 240, "mpeg4", "pcm_s16le"}},
 		{"mpeg-ts", func(t *testing.T) string {
-			return makeFile(t, dir, "a.ts", cat(picture, tone, []string{"-c:v", "mpeg2video", "-c:a", "mp2", "-f", "mpegts"})...)
+			return clip(t, dir, "a.ts", join(picture2s, tone2s, []string{"-c:v", "mpeg2video", "-c:a", "mp2", "-f", "mpegts"})...)
 		}, nil, Info{"mpegts", "video/mp2t", 2, 320, 240, "mpeg2video", "mp2"}},
 		{"ogg theora vorbis", func(t *testing.T) string {
-			return makeFile(t, dir, "a.ogv", cat(picture, tone, []string{"-c:v", "libtheora", "-c:a", "libvorbis", "-f", "ogg"})...)
+			return clip(t, dir, "a.ogv", join(picture2s, tone2s, []string{"-c:v", "libtheora", "-c:a", "libvorbis", "-f", "ogg"})...)
 		}, []string{"libtheora", "libvorbis"}, Info{"ogg", "video/ogg", 2, 320, 240, "theora", "vorbis"}},
 		{"silent", func(t *testing.T) string {
-			return makeFile(t, dir, "silent.mp4", cat(picture, []string{"-c:v", "mpeg4"})...)
+			return clip(t, dir, "silent.mp4", join(picture2s, []string{"-c:v", "mpeg4"})...)
 		}, nil, Info{"mp4", "video/mp4", 2, 320, 240, "mpeg4", ""}},
 		{"rotated: upright size", func(t *testing.T) string {
-			src := makeFile(t, dir, "unrotated.mp4", cat(picture, []string{"-c:v", "mpeg4"})...)
-			return makeFile(t, dir, "rotated.mp4", "-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=90")
+			src := clip(t, dir, "unrotated.mp4", join(picture2s, []string{"-c:v", "mpeg4"})...)
+			return clip(t, dir, "rotated.mp4", "-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=90")
 		}, nil, Info{"mp4", "video/mp4", 2, 240, 320, "mpeg4", ""}},
 		{"cover art beside the video", func(t *testing.T) string {
-			cover := makeFile(t, dir, "cover1.jpg", "-f", "lavfi", "-i", "testsrc=size=640x480", "-frames:v", "1")
-			return makeFile(t, dir, "withcover.mkv", cat(picture, tone, []string{"-attach", cover,
+			cover := clip(t, dir, "cover1.jpg", "-f", "lavfi", "-i", "testsrc=size=640x480", "-frames:v", "1")
+			return clip(t, dir, "withcover.mkv", join(picture2s, tone2s, []string{"-attach", cover,
 				"-metadata:s:t", "mimetype=image/jpeg", "-c:v", "mpeg4", "-c:a", "aac"})...)
 		}, nil, Info{"matroska", "video/x-matroska", 2, 320, 240, "mpeg4", "aac"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, e := range tt.encoders {
-				if !probetest.HasEncoder(t, e) {
+				if !mediatest.HasEncoder(t, e) {
 					t.Skipf("this ffmpeg has no %s encoder", e)
 				}
 			}
@@ -131,7 +107,7 @@ func TestProbeRefuses(t *testing.T) {
 	t.Parallel()
 	p := realProber(t, 0)
 	dir := t.TempDir()
-	real := probetest.Video(t, dir, 2, 320, 240)
+	real := mediatest.Video(t, dir, 2, 320, 240)
 	realBytes, err := os.ReadFile(real)
 	if err != nil {
 		t.Fatal(err)
@@ -154,26 +130,26 @@ func TestProbeRefuses(t *testing.T) {
 			return writeFile(t, filepath.Join(dir, "text.mp4"), []byte("just some text, honest\n"))
 		}, false},
 		{"jpeg", func(t *testing.T) string {
-			return makeFile(t, dir, "picture.jpg", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1")
+			return clip(t, dir, "picture2s.jpg", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1")
 		}, false},
-		{"m4a audio", func(t *testing.T) string { return makeFile(t, dir, "audio.m4a", cat(tone, []string{"-c:a", "aac"})...) }, false},
+		{"m4a audio", func(t *testing.T) string { return clip(t, dir, "audio.m4a", join(tone2s, []string{"-c:a", "aac"})...) }, false},
 		{"ogg audio", func(t *testing.T) string {
-			if !probetest.HasEncoder(t, "libvorbis") {
+			if !mediatest.HasEncoder(t, "libvorbis") {
 				t.Skip("this ffmpeg has no libvorbis encoder")
 			}
-			return makeFile(t, dir, "audio.ogg", cat(tone, []string{"-c:a", "libvorbis"})...)
+			return clip(t, dir, "audio.ogg", join(tone2s, []string{"-c:a", "libvorbis"})...)
 		}, false},
 		{"audio-only mp4", func(t *testing.T) string {
-			return makeFile(t, dir, "audio.mp4", cat(tone, []string{"-c:a", "aac", "-f", "mp4"})...)
+			return clip(t, dir, "audio.mp4", join(tone2s, []string{"-c:a", "aac", "-f", "mp4"})...)
 		}, true},
 		{"audio with cover art (mp4)", func(t *testing.T) string {
-			cover := makeFile(t, dir, "cover2.jpg", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1")
-			return makeFile(t, dir, "cover.mp4", cat(tone, []string{"-i", cover, "-map", "0", "-map", "1",
+			cover := clip(t, dir, "cover2.jpg", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1")
+			return clip(t, dir, "cover.mp4", join(tone2s, []string{"-i", cover, "-map", "0", "-map", "1",
 				"-c:a", "aac", "-c:v", "copy", "-disposition:v:0", "attached_pic", "-f", "mp4"})...)
 		}, true},
 		{"audio with cover art (matroska)", func(t *testing.T) string {
-			cover := makeFile(t, dir, "cover3.jpg", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1")
-			return makeFile(t, dir, "cover.mka", cat(tone, []string{"-attach", cover,
+			cover := clip(t, dir, "cover3.jpg", "-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1")
+			return clip(t, dir, "cover.mka", join(tone2s, []string{"-attach", cover,
 				"-metadata:s:t", "mimetype=image/jpeg", "-c:a", "aac", "-f", "matroska"})...)
 		}, true},
 		{"noise behind a forged ftyp", func(t *testing.T) string {
@@ -189,7 +165,7 @@ func TestProbeRefuses(t *testing.T) {
 			// Probing by content, ffprobe would find the transport
 			// stream; forcing the demuxer Sniff chose refuses the
 			// disguise.
-			ts := makeFile(t, dir, "inner.ts", cat(picture, []string{"-c:v", "mpeg2video", "-f", "mpegts"})...)
+			ts := clip(t, dir, "inner.ts", join(picture2s, []string{"-c:v", "mpeg2video", "-f", "mpegts"})...)
 			b, err := os.ReadFile(ts)
 			if err != nil {
 				t.Fatal(err)
@@ -250,7 +226,7 @@ func TestProbeRefuses(t *testing.T) {
 	})
 }
 
-func TestFill(t *testing.T) {
+func TestFillInfo(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name, json string
@@ -276,17 +252,17 @@ func TestFill(t *testing.T) {
 		{"no duration", `{"streams":[{"codec_type":"video","codec_name":"h264","width":2,"height":2,"duration":"N/A"}],"format":{}}`, Info{}},
 		{"zero duration", `{"streams":[{"codec_type":"video","codec_name":"h264","width":2,"height":2,"duration":"0"}],"format":{"duration":"0.000000"}}`, Info{}},
 		{"infinite duration", `{"streams":[{"codec_type":"video","codec_name":"h264","width":2,"height":2}],"format":{"duration":"inf"}}`, Info{}},
-		{"no picture size", `{"streams":[{"codec_type":"video","codec_name":"h264","width":0,"height":0}],"format":{"duration":"2"}}`, Info{}},
+		{"no picture2s size", `{"streams":[{"codec_type":"video","codec_name":"h264","width":0,"height":0}],"format":{"duration":"2"}}`, Info{}},
 		{"subtitles and data only", `{"streams":[{"codec_type":"subtitle","codec_name":"mov_text"},{"codec_type":"data"}],"format":{"duration":"2"}}`, Info{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var doc ffprobeDoc
+			var doc probeDoc
 			if err := json.Unmarshal([]byte(tt.json), &doc); err != nil {
 				t.Fatal(err)
 			}
 			var got Info
-			err := doc.fill(&got)
+			err := doc.fillInfo(&got)
 			if tt.want == (Info{}) {
 				if !errors.Is(err, ErrNotVideo) {
 					t.Fatalf("fill = %+v, %v; want ErrNotVideo", got, err)
@@ -312,24 +288,24 @@ func TestPoster(t *testing.T) {
 		wantH      int
 		needsCodec string
 	}{
-		{"small mp4 keeps its size", func(t *testing.T) string { return probetest.Video(t, dir, 2, 320, 240) }, nil, 320, 240, ""},
-		{"wide video scaled to 1280", func(t *testing.T) string { return probetest.Video(t, dir, 1, 1600, 900) }, nil, 1280, 720, ""},
-		{"odd height after scaling stays even", func(t *testing.T) string { return probetest.Video(t, dir, 1, 1920, 818) }, nil, 1280, 546, ""},
+		{"small mp4 keeps its size", func(t *testing.T) string { return mediatest.Video(t, dir, 2, 320, 240) }, nil, 320, 240, ""},
+		{"wide video scaled to 1280", func(t *testing.T) string { return mediatest.Video(t, dir, 1, 1600, 900) }, nil, 1280, 720, ""},
+		{"odd height after scaling stays even", func(t *testing.T) string { return mediatest.Video(t, dir, 1, 1920, 818) }, nil, 1280, 546, ""},
 		{"rotated video upright", func(t *testing.T) string {
-			src := makeFile(t, dir, "unrotated.mp4", cat(picture, []string{"-c:v", "mpeg4"})...)
-			return makeFile(t, dir, "rotated.mp4", "-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=90")
+			src := clip(t, dir, "unrotated.mp4", join(picture2s, []string{"-c:v", "mpeg4"})...)
+			return clip(t, dir, "rotated.mp4", "-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=90")
 		}, nil, 240, 320, ""},
 		{"webm", func(t *testing.T) string {
-			return makeFile(t, dir, "a.webm", cat(picture, []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"})...)
+			return clip(t, dir, "a.webm", join(picture2s, []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"})...)
 		}, nil, 320, 240, "libvpx-vp9"},
-		{"duration overstated: falls back to the first frame", func(t *testing.T) string { return probetest.Video(t, dir, 1, 320, 240) },
+		{"duration overstated: falls back to the first frame", func(t *testing.T) string { return mediatest.Video(t, dir, 1, 320, 240) },
 			func(i Info) Info { i.DurationSeconds = 3600; return i }, 320, 240, ""},
-		{"no duration known: first frame", func(t *testing.T) string { return probetest.Video(t, dir, 1, 320, 240) },
+		{"no duration known: first frame", func(t *testing.T) string { return mediatest.Video(t, dir, 1, 320, 240) },
 			func(Info) Info { return Info{} }, 320, 240, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.needsCodec != "" && !probetest.HasEncoder(t, tt.needsCodec) {
+			if tt.needsCodec != "" && !mediatest.HasEncoder(t, tt.needsCodec) {
 				t.Skipf("this ffmpeg has no %s encoder", tt.needsCodec)
 			}
 			path := tt.make(t)
@@ -356,7 +332,7 @@ func TestPoster(t *testing.T) {
 		}
 	})
 	t.Run("audio only", func(t *testing.T) {
-		path := makeFile(t, dir, "audio.mp4", cat(tone, []string{"-c:a", "aac", "-f", "mp4"})...)
+		path := clip(t, dir, "audio.mp4", join(tone2s, []string{"-c:a", "aac", "-f", "mp4"})...)
 		jpg, err := p.Poster(t.Context(), path, Info{DurationSeconds: 2})
 		var te *ToolError
 		if !errors.Is(err, ErrNoPoster) || !errors.As(err, &te) || te.Tool != "ffmpeg" {
@@ -395,11 +371,11 @@ func TestPosterCleansUp(t *testing.T) {
 	src := t.TempDir()
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	path := makeFile(t, src, "audio.mp4", cat(tone, []string{"-c:a", "aac", "-f", "mp4"})...)
+	path := clip(t, src, "audio.mp4", join(tone2s, []string{"-c:a", "aac", "-f", "mp4"})...)
 	if _, err := p.Poster(t.Context(), path, Info{DurationSeconds: 2}); !errors.Is(err, ErrNoPoster) {
 		t.Fatalf("Poster: %v; want ErrNoPoster", err)
 	}
-	video := probetest.Video(t, src, 1, 64, 48)
+	video := mediatest.Video(t, src, 1, 64, 48)
 	q := newProber(p.ffprobe, p.ffmpeg, time.Nanosecond)
 	if _, err := q.Poster(t.Context(), video, Info{DurationSeconds: 1}); !errors.Is(err, ErrNoPoster) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Poster with no time: %v; want ErrNoPoster and DeadlineExceeded", err)
@@ -432,11 +408,11 @@ func TestFallback(t *testing.T) {
 	}
 }
 
-// TestNew checks the PATH lookup. Not parallel: it changes PATH.
-func TestNew(t *testing.T) {
+// TestNewProber checks the PATH lookup. Not parallel: it changes PATH.
+func TestNewProber(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	if p := New(0); p.Available() || p.ffprobe != "" || p.ffmpeg != "" || p.timeout != DefaultTimeout {
-		t.Errorf("New with empty PATH: %+v", p)
+	if p := NewProber(0); p.Available() || p.ffprobe != "" || p.ffmpeg != "" || p.timeout != DefaultTimeout {
+		t.Errorf("NewProber with empty PATH: %+v", p)
 	}
 
 	// A tool in the working directory is not picked up by accident.
@@ -447,16 +423,16 @@ func TestNew(t *testing.T) {
 	}
 	t.Chdir(wd)
 	t.Setenv("PATH", ".")
-	if p := New(time.Second); p.ffprobe != "" || p.timeout != time.Second {
-		t.Errorf("New with PATH=.: %+v", p)
+	if p := NewProber(time.Second); p.ffprobe != "" || p.timeout != time.Second {
+		t.Errorf("NewProber with PATH=.: %+v", p)
 	}
 }
 
-// TestNewFindsTools checks New against the installed tools.
+// TestNewFindsTools checks NewProber against the installed tools.
 func TestNewFindsTools(t *testing.T) {
-	ffmpeg, ffprobe := probetest.Tools(t)
-	p := New(0)
+	ffmpeg, ffprobe := mediatest.Tools(t)
+	p := NewProber(0)
 	if !p.Available() || p.ffmpeg != ffmpeg || p.ffprobe != ffprobe {
-		t.Errorf("New = %+v; want %s and %s", p, ffmpeg, ffprobe)
+		t.Errorf("NewProber = %+v; want %s and %s", p, ffmpeg, ffprobe)
 	}
 }

@@ -1,4 +1,4 @@
-package probe
+package media
 
 import (
 	"errors"
@@ -23,7 +23,7 @@ import (
 // of boxes or elements visited is capped.
 
 // errGiveUp is the parsers' only error: "ask ffprobe".
-var errGiveUp = errors.New("probe: container not understood")
+var errGiveUp = errors.New("media: container not understood")
 
 // maxVisits bounds the boxes or elements a parser looks at.
 const maxVisits = 4096
@@ -40,12 +40,19 @@ func parseFile(path string, c container) (Info, bool) {
 	if err != nil || !fi.Mode().IsRegular() {
 		return Info{}, false
 	}
+	return parseContainer(f, fi.Size(), c)
+}
+
+// parseContainer reads the container c from the size bytes of f (FuzzParse
+// checks it on arbitrary bytes).
+func parseContainer(f io.ReaderAt, size int64, c container) (Info, bool) {
 	info := Info{Container: c.name, ContentType: c.contentType}
+	var err error
 	switch c.demuxer {
 	case "mov":
-		err = parseMOV(f, fi.Size(), &info)
+		err = parseMOV(f, size, &info)
 	case "matroska":
-		err = parseMatroska(f, fi.Size(), &info)
+		err = parseMatroska(f, size, &info)
 	default:
 		err = errGiveUp
 	}

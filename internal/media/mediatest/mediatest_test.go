@@ -1,4 +1,4 @@
-package probetest
+package mediatest
 
 import (
 	"encoding/json"

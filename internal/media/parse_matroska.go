@@ -1,4 +1,4 @@
-package probe
+package media
 
 import (
 	"encoding/binary"

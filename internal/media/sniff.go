@@ -1,4 +1,4 @@
-package probe
+package media
 
 import (
 	"encoding/binary"
@@ -78,22 +78,22 @@ func sniff(head []byte) (container, error) {
 func sniffFile(path string) (container, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return container{}, fmt.Errorf("probe: %w", err)
+		return container{}, fmt.Errorf("media: %w", err)
 	}
 	defer func() { _ = f.Close() }()
 	fi, err := f.Stat()
 	if err != nil {
-		return container{}, fmt.Errorf("probe: %w", err)
+		return container{}, fmt.Errorf("media: %w", err)
 	}
 	// A FIFO or device would make ffprobe block or read forever; the
 	// caller spools uploads to regular files, so this is a bug there.
 	if !fi.Mode().IsRegular() {
-		return container{}, fmt.Errorf("probe: %s is not a regular file", path)
+		return container{}, fmt.Errorf("media: %s is not a regular file", path)
 	}
 	head := make([]byte, SniffLen)
 	n, err := io.ReadFull(f, head)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return container{}, fmt.Errorf("probe: read %s: %w", path, err)
+		return container{}, fmt.Errorf("media: read %s: %w", path, err)
 	}
 	return sniff(head[:n])
 }

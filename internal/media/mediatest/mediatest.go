@@ -1,11 +1,11 @@
-// Package probetest makes small real videos with ffmpeg, so that tests can
+// Package mediatest makes small real videos with ffmpeg, so that tests can
 // upload files that ffprobe accepts rather than bytes that merely look
 // like a video.
 //
 // Without ffmpeg and ffprobe on PATH the tests that need them are skipped
 // with a loud notice, except under CI=true, where they fail: CI must not
 // pass by skipping the video half of the tests.
-package probetest
+package mediatest
 
 import (
 	"bytes"
@@ -89,7 +89,7 @@ func HasEncoder(t testing.TB, name string) bool {
 func Video(t testing.TB, dir string, seconds int, w, h int) string {
 	t.Helper()
 	if seconds < 1 || w < 2 || h < 2 || w%2 != 0 || h%2 != 0 {
-		t.Fatalf("probetest.Video: want seconds >= 1 and even w, h >= 2; got %d s, %dx%d", seconds, w, h)
+		t.Fatalf("mediatest.Video: want seconds >= 1 and even w, h >= 2; got %d s, %dx%d", seconds, w, h)
 		return ""
 	}
 	Tools(t)

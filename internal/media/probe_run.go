@@ -1,25 +1,15 @@
-package probe
+package media
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"time"
 )
 
-const (
-	// maxStderr bounds what is kept of a tool's diagnostics for the log.
-	maxStderr = 64 << 10
-	// maxStdout bounds stdout when the caller expects none (ffmpeg).
-	maxStdout = 64 << 10
-	// waitDelay is how long Wait waits for the output pipes to close once
-	// the process is gone, in case something outside its process group
-	// still holds them.
-	waitDelay = 2 * time.Second
-)
+// maxStdout bounds stdout when the caller expects none (ffmpeg).
+const maxStdout = 64 << 10
 
 // How tool runs share the machine with the requests reel answers.
 const (
@@ -126,37 +116,28 @@ func (p *Prober) runHeld(ctx context.Context, bin string, args []string, stdoutL
 		stdoutLimit = maxStdout
 	}
 	stdout := &capWriter{limit: stdoutLimit, onFull: cancel}
-	stderr := &capWriter{limit: maxStderr}
-	cmd := exec.CommandContext(runCtx, bin, args...)
-	cmd.Stdout, cmd.Stderr = stdout, stderr // stdin stays /dev/null
-	cmd.WaitDelay = waitDelay
-	killProcessGroupOnCancel(cmd, background)
-
-	tool := filepath.Base(bin)
-	err := cmd.Start()
-	if err == nil {
-		if background {
-			toBackground(cmd.Process.Pid, cpu)
-		} else {
-			lowerPriority(cmd.Process.Pid, foregroundNice)
-		}
-		err = cmd.Wait()
-	} else if runCtx.Err() == nil {
-		return result{}, fmt.Errorf("probe: start %s: %w", tool, err)
+	lower := func(pid int) { lowerPriority(pid, foregroundNice) }
+	if background {
+		lower = func(pid int) { toBackground(pid, cpu) }
 	}
-	if err == nil {
-		return result{stdout: stdout.buf.Bytes(), stderr: stderr.buf.String()}, nil
+	tool := filepath.Base(bin)
+	r := runTool(runCtx, bin, args, stdout, background, lower)
+	if !r.started && runCtx.Err() == nil {
+		return result{}, fmt.Errorf("media: start %s: %w", tool, r.err)
+	}
+	if r.err == nil {
+		return result{stdout: stdout.buf.Bytes(), stderr: r.stderr}, nil
 	}
 	if ctx.Err() != nil {
 		return result{}, ctx.Err()
 	}
-	re := &runError{tool: tool, kind: exited, status: err.Error(), stderr: stderr.buf.String()}
+	re := &runError{tool: tool, kind: exited, status: r.err.Error(), stderr: r.stderr}
 	switch {
 	case stdout.full:
 		re.kind = overflowed
 	case runCtx.Err() != nil:
 		re.kind, re.after = timedOut, wall
-	case background && cpuBounded && ranOutOfCPU(cmd.ProcessState, cpu):
+	case background && cpuBounded && ranOutOfCPU(r.state, cpu):
 		re.kind, re.after = outOfCPU, cpu
 	}
 	return result{}, re
@@ -183,26 +164,4 @@ func toolFailure(sentinel, err error, reason string) error {
 		te.err = fmt.Errorf("%w: %s", sentinel, reason)
 	}
 	return te
-}
-
-// capWriter keeps the first limit bytes written to it and drops the rest.
-// It never fails a write, which would leave the tool blocked on a full
-// pipe; onFull, if set, is called instead when output first overflows.
-type capWriter struct {
-	buf    bytes.Buffer
-	limit  int
-	full   bool
-	onFull func()
-}
-
-func (w *capWriter) Write(b []byte) (int, error) {
-	if room := w.limit - w.buf.Len(); len(b) > room {
-		w.buf.Write(b[:max(room, 0)])
-		if !w.full && w.onFull != nil {
-			w.onFull()
-		}
-		w.full = true
-		return len(b), nil
-	}
-	return w.buf.Write(b)
 }

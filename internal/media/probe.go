@@ -1,4 +1,4 @@
-// Package probe decides whether an uploaded file is a video reel accepts and
+// The Prober decides whether an uploaded file is a video reel accepts and
 // records what it is: the container, sniffed from the file's first bytes,
 // and duration, picture size and codecs, read from the headers of the
 // common containers in Go or else from ffprobe. It also cuts a poster
@@ -13,7 +13,8 @@
 // demuxer that sniffing chose, allows no other demuxer and no protocol but
 // local files, bounds its output, and is killed with its whole process
 // group when it outlasts the timeout.
-package probe
+
+package media
 
 import (
 	"context"
@@ -24,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/group"
@@ -53,22 +53,18 @@ type Info struct {
 // ErrNotVideo is returned, wrapped with a reason that is safe to show a
 // client, for any file that is not a video reel accepts. Callers map it to
 // 415 Unsupported Media Type.
-var ErrNotVideo = errors.New("probe: not a video")
+var ErrNotVideo = errors.New("media: not a video")
 
 // ErrNoPoster is returned, possibly wrapped, when Poster cannot make a
 // poster: ffmpeg is not installed, or it found no frame to cut. The video
 // itself may still be fine.
-var ErrNoPoster = errors.New("probe: no poster")
+var ErrNoPoster = errors.New("media: no poster")
 
 // DefaultTimeout bounds one ffprobe or ffmpeg run when New is given no
 // positive timeout. Both take well under a second on a sane file.
 const DefaultTimeout = 30 * time.Second
 
 const (
-	// maxProbeOutput bounds ffprobe's JSON: a real file's is a few KiB, and
-	// a crafted one with thousands of streams or huge tags must not make
-	// reel buffer without limit.
-	maxProbeOutput = 1 << 20
 	// maxPosterSeconds and posterFraction place the poster frame: past a
 	// fade-in, but near the start, where seeking is cheap.
 	maxPosterSeconds = 5.0
@@ -104,10 +100,10 @@ type Prober struct {
 // sweep can find those a crashed process left behind.
 const PosterPrefix = "reel-poster-"
 
-// New finds ffprobe and ffmpeg on PATH. It never fails: reel must start
+// NewProber finds ffprobe and ffmpeg on PATH. It never fails: reel must start
 // without them, so the caller checks Available and logs once. timeout
 // bounds each tool run; zero or less means DefaultTimeout.
-func New(timeout time.Duration) *Prober {
+func NewProber(timeout time.Duration) *Prober {
 	return newProber(lookPath("ffprobe"), lookPath("ffmpeg"), timeout)
 }
 
@@ -141,18 +137,6 @@ func newProber(ffprobe, ffmpeg string, timeout time.Duration) *Prober {
 // one was, it is still used: Probe needs ffprobe, Poster ffmpeg.
 func (p *Prober) Available() bool { return p.ffprobe != "" && p.ffmpeg != "" }
 
-// inputOptions are ffprobe's and ffmpeg's options for reading an upload:
-// the demuxer sniffing chose and no other (nested demuxers, such as a
-// subtitle track's, included), and local files only (no network, no
-// playlists pulling in other files).
-func inputOptions(c container) []string {
-	return []string{"-f", c.demuxer, "-format_whitelist", c.demuxer, "-protocol_whitelist", "file"}
-}
-
-// fileURL names a local file to ffmpeg so that neither a colon nor a
-// leading dash in the path is read as a protocol or an option.
-func fileURL(path string) string { return "file:" + path }
-
 // Probe checks that the file at path is a video reel accepts and describes
 // it. The file must pass Sniff, and have a video stream that is not just
 // cover art, with a positive size and duration: read in Go from the
@@ -185,99 +169,45 @@ func (p *Prober) Probe(ctx context.Context, path string) (Info, error) {
 		return Info{}, err
 	}
 
-	args := append([]string{"-v", "error"}, inputOptions(c)...)
-	args = append(args, "-print_format", "json", "-show_format", "-show_streams", fileURL(path))
-
-	out, err := p.run(ctx, p.ffprobe, args, maxProbeOutput)
+	out, err := p.run(ctx, p.ffprobe, probeArgs(c.demuxer, path), maxProbeOutput)
 	if err != nil {
 		return Info{}, toolFailure(ErrNotVideo, err, "ffprobe could not read the file")
 	}
-	var doc ffprobeDoc
+	var doc probeDoc
 	if err := json.Unmarshal(out.stdout, &doc); err != nil {
 		return Info{}, &ToolError{Tool: "ffprobe", Stderr: out.stderr, err: notVideo("ffprobe output unreadable")}
 	}
-	if err := doc.fill(&info); err != nil {
+	if err := doc.fillInfo(&info); err != nil {
 		return Info{}, &ToolError{Tool: "ffprobe", Stderr: out.stderr, err: err}
 	}
 	return info, nil
 }
 
-// ffprobeDoc is the part of ffprobe's JSON that Probe reads.
-type ffprobeDoc struct {
-	Streams []struct {
-		CodecType   string `json:"codec_type"`
-		CodecName   string `json:"codec_name"`
-		Width       int    `json:"width"`
-		Height      int    `json:"height"`
-		Duration    string `json:"duration"`
-		Disposition struct {
-			AttachedPic int `json:"attached_pic"`
-		} `json:"disposition"`
-		Tags         map[string]string `json:"tags"`
-		SideDataList []struct {
-			Rotation float64 `json:"rotation"`
-		} `json:"side_data_list"`
-	} `json:"streams"`
-	Format struct {
-		Duration string `json:"duration"`
-	} `json:"format"`
-}
-
-// fill copies the first real video stream, the first audio stream and the
-// duration into info, or says why the file is not a video.
-func (d *ffprobeDoc) fill(info *Info) error {
-	video := -1
-	for i, s := range d.Streams {
-		switch {
-		case s.CodecType == "video" && s.Disposition.AttachedPic == 0 && video < 0:
-			// Cover art in an audio file is a one-frame "video" stream
-			// marked attached_pic; it does not make the file a video.
-			video = i
-		case s.CodecType == "audio" && info.AudioCodec == "":
-			info.AudioCodec = s.CodecName
-		}
-	}
-	if video < 0 {
-		info.AudioCodec = ""
+// fillInfo copies the first real video stream, the first audio stream and
+// the duration into info, or says why the file is not a video.
+func (d *probeDoc) fillInfo(info *Info) error {
+	v := d.video()
+	if v == nil {
 		return notVideo("no video stream")
 	}
-	v := d.Streams[video]
+	for _, s := range d.Streams {
+		if s.CodecType == "audio" {
+			info.AudioCodec = s.CodecName
+			break
+		}
+	}
 	if v.Width <= 0 || v.Height <= 0 {
 		return notVideo("the video stream has no picture size")
 	}
 	info.VideoCodec = v.CodecName
-	info.Width, info.Height = v.Width, v.Height
-	rotation := 0.0
-	for _, sd := range v.SideDataList {
-		if sd.Rotation != 0 {
-			rotation = sd.Rotation
-		}
-	}
-	if r, err := strconv.ParseFloat(v.Tags["rotate"], 64); rotation == 0 && err == nil {
-		rotation = r // older ffprobe reports rotation only as a tag
-	}
-	if math.Mod(math.Abs(math.Round(rotation)), 180) == 90 {
-		info.Width, info.Height = info.Height, info.Width
-	}
-
-	info.DurationSeconds = seconds(d.Format.Duration)
-	if info.DurationSeconds == 0 {
-		info.DurationSeconds = seconds(v.Duration)
-	}
+	// Only the rotation: Info records the stored picture turned upright,
+	// not stretched by its pixel aspect ratio.
+	info.Width, info.Height = displaySize(v.Width, v.Height, Rational{}, v.rotation())
+	info.DurationSeconds = d.duration(v)
 	if info.DurationSeconds == 0 {
 		return notVideo("no duration")
 	}
 	return nil
-}
-
-// seconds parses one of ffprobe's durations; absent ("N/A"), negative and
-// non-finite durations are zero.
-func seconds(s string) float64 {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
-		return 0
-	}
-	return f
 }
 
 // Poster cuts one JPEG frame from the video at path, the last keyframe
@@ -305,7 +235,7 @@ func (p *Prober) Poster(ctx context.Context, path string, info Info) (jpegPath s
 	}
 	f, err := os.CreateTemp(p.TempDir, PosterPrefix+"*.jpg")
 	if err != nil {
-		return "", fmt.Errorf("probe: poster: %w", err)
+		return "", fmt.Errorf("media: poster: %w", err)
 	}
 	out := f.Name()
 	_ = f.Close()

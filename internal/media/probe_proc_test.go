@@ -1,6 +1,6 @@
 //go:build unix
 
-package probe
+package media
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 )
 
 // fakeTool writes an executable shell script standing in for ffprobe or
@@ -117,7 +117,7 @@ func TestProbeRealFileTimeout(t *testing.T) {
 	t.Parallel()
 	p := realProber(t, time.Nanosecond)
 	p.parse = false // ffprobe, not the Go reader, must see the file
-	_, err := p.Probe(t.Context(), probetest.Video(t, "", 1, 64, 48))
+	_, err := p.Probe(t.Context(), mediatest.Video(t, "", 1, 64, 48))
 	if !errors.Is(err, ErrNotVideo) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Probe: %v; want ErrNotVideo and DeadlineExceeded", err)
 	}

@@ -1,4 +1,4 @@
-package probe
+package media
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 )
 
 // countingFFmpeg wraps the real ffmpeg in a script that notes each start.
@@ -34,7 +34,7 @@ func countingFFmpeg(t *testing.T, ffmpeg string) (path string, starts func() int
 // Posters asked for while the tools are busy are cut together in one
 // ffmpeg run; a file that fails the run fails only itself.
 func TestPostersBatch(t *testing.T) {
-	ffmpeg, ffprobe := probetest.Tools(t)
+	ffmpeg, ffprobe := mediatest.Tools(t)
 	counting, starts := countingFFmpeg(t, ffmpeg)
 	p := newProber(ffprobe, counting, 0)
 	dir := t.TempDir()
@@ -46,7 +46,7 @@ func TestPostersBatch(t *testing.T) {
 	}
 	var uploads []upload
 	for i := range 5 {
-		path := probetest.Video(t, dir, 1, 160+16*i, 120)
+		path := mediatest.Video(t, dir, 1, 160+16*i, 120)
 		info, err := p.Probe(t.Context(), path)
 		if err != nil {
 			t.Fatal(err)
@@ -125,8 +125,8 @@ func TestPostersBatch(t *testing.T) {
 // seen queued once every goroutine is blocked, and its deadline passes
 // on the bubble's clock.
 func TestPosterGivesUpInQueue(t *testing.T) {
-	ffmpeg, ffprobe := probetest.Tools(t)
-	video := probetest.Video(t, t.TempDir(), 1, 64, 48)
+	ffmpeg, ffprobe := mediatest.Tools(t)
+	video := mediatest.Video(t, t.TempDir(), 1, 64, 48)
 	synctest.Test(t, func(t *testing.T) {
 		p := newProber(ffprobe, ffmpeg, 0)
 		p.TempDir = t.TempDir()
@@ -162,9 +162,9 @@ func TestPosterGivesUpInQueue(t *testing.T) {
 // BenchmarkPosters cuts posters for 16 uploads arriving at once: each
 // alone (a batch of one, as before batching) and batched.
 func BenchmarkPosters(b *testing.B) {
-	ffmpeg, ffprobe := probetest.Tools(b)
+	ffmpeg, ffprobe := mediatest.Tools(b)
 	dir := b.TempDir()
-	video := probetest.Video(b, dir, 4, 640, 360)
+	video := mediatest.Video(b, dir, 4, 640, 360)
 	const uploads = 16
 	for _, batch := range []int{1, maxFrameBatch} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
@@ -199,7 +199,7 @@ func TestPostersBatchThreads(t *testing.T) {
 	if _, err := os.Stat("/proc/self/task"); err != nil {
 		t.Skip("no /proc to count threads in")
 	}
-	ffmpeg, ffprobe := probetest.Tools(t)
+	ffmpeg, ffprobe := mediatest.Tools(t)
 	dir := t.TempDir()
 	samples := filepath.Join(dir, "threads")
 	// The sampler counts the threads of the script's pid, which exec makes
@@ -218,7 +218,7 @@ func TestPostersBatchThreads(t *testing.T) {
 	}
 	var uploads []upload
 	for i := range n {
-		path := probetest.Video(t, dir, 2, 320, 240+16*i)
+		path := mediatest.Video(t, dir, 2, 320, 240+16*i)
 		info, err := p.Probe(t.Context(), path)
 		if err != nil {
 			t.Fatal(err)
@@ -280,11 +280,11 @@ func TestPostersBatchThreads(t *testing.T) {
 // A poster comes from the keyframe before its time, in one run: here the
 // only keyframe is the first frame, well before a tenth of the way in.
 func TestPosterCutsKeyframe(t *testing.T) {
-	ffmpeg, ffprobe := probetest.Tools(t)
+	ffmpeg, ffprobe := mediatest.Tools(t)
 	counting, starts := countingFFmpeg(t, ffmpeg)
 	p := newProber(ffprobe, counting, 0)
 	dir := t.TempDir()
-	path := makeFile(t, dir, "onekey.mp4", cat(picture, []string{"-c:v", "mpeg4", "-g", "1000", "-f", "mp4"})...)
+	path := clip(t, dir, "onekey.mp4", join(picture2s, []string{"-c:v", "mpeg4", "-g", "1000", "-f", "mp4"})...)
 	info, err := p.Probe(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package probe
+package media
 
 import (
 	"context"
@@ -79,7 +79,7 @@ func (p *Prober) cutBatch(ctx context.Context, batch []frameJob) []frameResult {
 			args = append(args, "-skip_frame", "nokey", "-noaccurate_seek")
 		}
 		args = append(args, "-ss", strconv.FormatFloat(j.at, 'f', 3, 64), "-threads", "1")
-		args = append(args, inputOptions(j.c)...)
+		args = append(args, inputOptions(j.c.demuxer)...)
 		args = append(args, "-i", fileURL(j.path))
 	}
 	for i, j := range batch {
@@ -117,7 +117,7 @@ func (p *Prober) cutBatch(ctx context.Context, batch []frameJob) []frameResult {
 func isJPEG(path string) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return false, fmt.Errorf("probe: poster: %w", err)
+		return false, fmt.Errorf("media: poster: %w", err)
 	}
 	defer func() { _ = f.Close() }()
 	head := make([]byte, 3)

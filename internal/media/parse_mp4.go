@@ -1,4 +1,4 @@
-package probe
+package media
 
 import (
 	"encoding/binary"
@@ -6,14 +6,14 @@ import (
 	"math"
 )
 
-// box is an ISO BMFF box: its type and payload [start, end).
-type box struct {
+// boxSpan is an ISO BMFF box: its type and payload [start, end).
+type boxSpan struct {
 	typ        string
 	start, end int64
 }
 
 // boxes calls fn for each box in [off, end).
-func (r *reader) boxes(off, end int64, fn func(b box) error) error {
+func (r *reader) boxes(off, end int64, fn func(b boxSpan) error) error {
 	for off < end {
 		if err := r.visit(); err != nil {
 			return err
@@ -45,7 +45,7 @@ func (r *reader) boxes(off, end int64, fn func(b box) error) error {
 		if size < hdr || size > end-off {
 			return errGiveUp
 		}
-		if err := fn(box{typ: typ, start: off + hdr, end: off + size}); err != nil {
+		if err := fn(boxSpan{typ: typ, start: off + hdr, end: off + size}); err != nil {
 			return err
 		}
 		off += size
@@ -54,36 +54,36 @@ func (r *reader) boxes(off, end int64, fn func(b box) error) error {
 }
 
 // child returns the first box of type typ in b, or errGiveUp.
-func (r *reader) child(b box, typ string) (box, error) {
-	var found box
-	err := r.boxes(b.start, b.end, func(c box) error {
+func (r *reader) child(b boxSpan, typ string) (boxSpan, error) {
+	var found boxSpan
+	err := r.boxes(b.start, b.end, func(c boxSpan) error {
 		if c.typ == typ && found.typ == "" {
 			found = c
 		}
 		return nil
 	})
 	if err != nil {
-		return box{}, err
+		return boxSpan{}, err
 	}
 	if found.typ == "" {
-		return box{}, errGiveUp
+		return boxSpan{}, errGiveUp
 	}
 	return found, nil
 }
 
 // path follows a chain of child box types from b.
-func (r *reader) path(b box, types ...string) (box, error) {
+func (r *reader) path(b boxSpan, types ...string) (boxSpan, error) {
 	var err error
 	for _, t := range types {
 		if b, err = r.child(b, t); err != nil {
-			return box{}, err
+			return boxSpan{}, err
 		}
 	}
 	return b, nil
 }
 
-// track is what parseMOV keeps of a trak box.
-type track struct {
+// movTrack is what parseMOV keeps of a trak box.
+type movTrack struct {
 	handler string // vide, soun...
 	codec   string // ffmpeg's name; "" when unknown
 	width   int
@@ -94,8 +94,8 @@ type track struct {
 
 func parseMOV(f io.ReaderAt, size int64, info *Info) error {
 	r := &reader{r: f, size: size}
-	var moov box
-	err := r.boxes(0, size, func(b box) error {
+	var moov boxSpan
+	err := r.boxes(0, size, func(b boxSpan) error {
 		if b.typ == "moov" && moov.typ == "" {
 			moov = b
 		}
@@ -106,9 +106,9 @@ func parseMOV(f io.ReaderAt, size int64, info *Info) error {
 	}
 	var (
 		movieSeconds float64
-		tracks       []track
+		tracks       []movTrack
 	)
-	err = r.boxes(moov.start, moov.end, func(b box) error {
+	err = r.boxes(moov.start, moov.end, func(b boxSpan) error {
 		switch b.typ {
 		case "mvhd":
 			s, err := r.fullDuration(b, 12, 20)
@@ -173,7 +173,7 @@ func parseMOV(f io.ReaderAt, size int64, info *Info) error {
 // fullDuration reads timescale and duration from a full box (mvhd, mdhd):
 // at v0Off (32-bit fields) or v1Off (32-bit timescale, 64-bit duration)
 // after the version byte.
-func (r *reader) fullDuration(b box, v0Off, v1Off int64) (float64, error) {
+func (r *reader) fullDuration(b boxSpan, v0Off, v1Off int64) (float64, error) {
 	h, err := r.read(b.start, 1)
 	if err != nil {
 		return 0, err
@@ -217,8 +217,8 @@ func (r *reader) fullDuration(b box, v0Off, v1Off int64) (float64, error) {
 	return s, nil
 }
 
-func (r *reader) track(trak box) (track, error) {
-	var t track
+func (r *reader) track(trak boxSpan) (movTrack, error) {
+	var t movTrack
 	tkhd, err := r.child(trak, "tkhd")
 	if err != nil {
 		return t, err
@@ -258,8 +258,8 @@ func (r *reader) track(trak box) (track, error) {
 	if stsd.end-stsd.start < 16 {
 		return t, errGiveUp
 	}
-	var entry box
-	if err := r.boxes(stsd.start+8, stsd.end, func(b box) error {
+	var entry boxSpan
+	if err := r.boxes(stsd.start+8, stsd.end, func(b boxSpan) error {
 		if entry.typ == "" {
 			entry = b
 		}
@@ -280,7 +280,7 @@ func (r *reader) track(trak box) (track, error) {
 		t.width, t.height = int(binary.BigEndian.Uint16(d)), int(binary.BigEndian.Uint16(d[2:]))
 		t.codec = videoCodecs[entry.typ]
 		if entry.typ == "mp4v" {
-			t.codec = r.esdsCodec(box{typ: entry.typ, start: entry.start + 78, end: entry.end}, mpeg4VideoTypes)
+			t.codec = r.esdsCodec(boxSpan{typ: entry.typ, start: entry.start + 78, end: entry.end}, mpeg4VideoTypes)
 		}
 		return t, nil
 	}
@@ -308,13 +308,13 @@ func (r *reader) track(trak box) (track, error) {
 		if entry.start+skip > entry.end {
 			return t, errGiveUp
 		}
-		t.codec = r.esdsCodec(box{typ: entry.typ, start: entry.start + skip, end: entry.end}, mpeg4AudioTypes)
+		t.codec = r.esdsCodec(boxSpan{typ: entry.typ, start: entry.start + skip, end: entry.end}, mpeg4AudioTypes)
 	}
 	return t, nil
 }
 
 // rotation reads the matrix of a tkhd box and reports a quarter turn.
-func (r *reader) rotation(tkhd box) (bool, error) {
+func (r *reader) rotation(tkhd boxSpan) (bool, error) {
 	h, err := r.read(tkhd.start, 1)
 	if err != nil {
 		return false, err
@@ -347,7 +347,7 @@ func (r *reader) rotation(tkhd box) (bool, error) {
 
 // esdsCodec finds the esds box among the children in b and names the
 // codec its objectTypeIndication stands for ("" when unknown).
-func (r *reader) esdsCodec(b box, names map[byte]string) string {
+func (r *reader) esdsCodec(b boxSpan, names map[byte]string) string {
 	esds, err := r.child(b, "esds")
 	if err != nil {
 		// QuickTime nests it in a wave box.
@@ -363,7 +363,7 @@ func (r *reader) esdsCodec(b box, names map[byte]string) string {
 	}
 	// ES_Descriptor (tag 3): ES_ID, flags and their optional fields, then
 	// the DecoderConfigDescriptor (tag 4) whose first byte is the type.
-	p, ok := descriptor(d, 0, 3)
+	p, ok := esDescriptor(d, 0, 3)
 	if !ok || p+3 > len(d) {
 		return ""
 	}
@@ -381,16 +381,16 @@ func (r *reader) esdsCodec(b box, names map[byte]string) string {
 	if flags&0x20 != 0 {
 		p += 2
 	}
-	p, ok = descriptor(d, p, 4)
+	p, ok = esDescriptor(d, p, 4)
 	if !ok || p >= len(d) {
 		return ""
 	}
 	return names[d[p]]
 }
 
-// descriptor checks for an MPEG-4 descriptor with tag at p and returns
+// esDescriptor checks for an MPEG-4 descriptor with tag at p and returns
 // where its body starts.
-func descriptor(d []byte, p int, tag byte) (int, bool) {
+func esDescriptor(d []byte, p int, tag byte) (int, bool) {
 	if p >= len(d) || d[p] != tag {
 		return 0, false
 	}
