@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"strings"
 )
 
 // Element IDs (with their length marker, as ebmlVint returns them).
@@ -239,7 +240,12 @@ func (r *reader) mkvTrack(e element) (mkvTrack, error) {
 		}
 		return true, err
 	})
-	t.codec = mkvCodecs[codec]
+	// A codec of the other kind (a video track of A_OPUS) is not one
+	// reel could decode as the track says: ffprobe decides.
+	switch {
+	case t.typ == 1 && strings.HasPrefix(codec, "V_"), t.typ == 2 && strings.HasPrefix(codec, "A_"):
+		t.codec = mkvCodecs[codec]
+	}
 	return t, err
 }
 
