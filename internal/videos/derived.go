@@ -16,6 +16,11 @@ import (
 // the files. Nothing of them is left stored or charged.
 var errNoRoom = errors.New("no room in the storage quota")
 
+// errCharging marks storeCharged's failures to reach the quota (free,
+// reserve, commit), as against storing the files, for the job messages
+// that tell the two apart.
+var errCharging = errors.New("charging the storage quota failed")
+
 // storeCharged stores local files as blobs under their keys and charges
 // them to owner's quota like any stored byte: all reserved first, so that
 // a quota without room for all of them refuses before anything is stored
@@ -41,7 +46,7 @@ func (s *Service) storeCharged(ctx context.Context, owner string, files []*deriv
 	if freeFirst {
 		for _, f := range files {
 			if _, err := s.quota.Free(ctx, owner, f.Key); err != nil {
-				return fmt.Errorf("free an earlier charge of %s: %w", f.Name, err)
+				return fmt.Errorf("free an earlier charge of %s: %w (%w)", f.Name, err, errCharging)
 			}
 		}
 	}
@@ -66,7 +71,7 @@ func (s *Service) storeCharged(ctx context.Context, owner string, files []*deriv
 			return errNoRoom
 		}
 		if err != nil {
-			return fmt.Errorf("reserve storage for %s: %w", f.Name, err)
+			return fmt.Errorf("reserve storage for %s: %w (%w)", f.Name, err, errCharging)
 		}
 		holds = append(holds, h.ID)
 	}
@@ -81,7 +86,7 @@ func (s *Service) storeCharged(ctx context.Context, owner string, files []*deriv
 			return errNoRoom
 		}
 		if err != nil {
-			return fmt.Errorf("commit storage for %s: %w", f.Name, err)
+			return fmt.Errorf("commit storage for %s: %w (%w)", f.Name, err, errCharging)
 		}
 	}
 	return nil

@@ -14,7 +14,6 @@ import (
 
 	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/blob"
-	"github.com/reel-video/reel/internal/platform/errs"
 )
 
 // Posters are cut after the upload has been answered (decision 0004):
@@ -160,17 +159,8 @@ func (s *Service) cutPoster(ctx context.Context, r record, attempt int) error {
 		return failed(msgCut, err)
 	}
 	defer func() { _ = os.Remove(path) }()
-	// An attempt that died after charging the poster left that charge:
-	// free it first, so that the one below is the only one (Free is
-	// idempotent). A first attempt has nothing to free, so it spares the
-	// storage service the call.
-	if attempt > 1 {
-		if _, err := s.quota.Free(ctx, r.OwnerID, blobKey(r.ID, PosterFile)); err != nil {
-			return failed(msgCharge, err)
-		}
-	}
 	got := r
-	if err := s.storePoster(ctx, &got, path); err != nil {
+	if err := s.storePoster(ctx, &got, path, attempt); err != nil {
 		return err
 	}
 	return s.attach(ctx, r, got)
@@ -266,38 +256,24 @@ func (s *Service) posterInput(ctx context.Context, r record) (path string, done 
 }
 
 // storePoster stores a poster and charges it to the owner's quota like
-// any stored byte: reserved, then committed, so that a tight quota is
-// never overshot. When there is no room left for it, the video simply
-// goes without a poster (rec keeps an empty key).
-func (s *Service) storePoster(ctx context.Context, rec *record, path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return failed(msgCut, err)
-	}
-	size, key := fi.Size(), blobKey(rec.ID, PosterFile)
-	res, err := s.quota.Reserve(ctx, rec.OwnerID, size, s.cfg.ReserveTTL)
-	if errs.KindOf(err) == errs.TooLarge {
-		s.log.Info("no room in the quota for a poster; the video has none", "video", rec.ID, "bytes", size)
+// every derived file (storeCharged), and records it in rec. An attempt
+// that died after charging the poster left that charge: a retry frees it
+// first, so that the new one is the only one (a first attempt has nothing
+// to free and spares the storage service the call). When the quota has
+// no room the video goes without: rec is left without a poster and the
+// error is nil.
+func (s *Service) storePoster(ctx context.Context, rec *record, path string, attempt int) error {
+	f := &derivedFile{Name: PosterFile, Key: blobKey(rec.ID, PosterFile), ContentType: "image/jpeg", path: path}
+	err := s.storeCharged(ctx, rec.OwnerID, []*derivedFile{f}, attempt > 1)
+	switch {
+	case errors.Is(err, errNoRoom):
+		s.log.Info("no room in the quota for a poster; the video has none", "video", rec.ID, "bytes", f.Bytes)
 		return nil
-	}
-	if err != nil {
+	case errors.Is(err, errCharging):
 		return failed(msgCharge, err)
-	}
-	release := func() {
-		cctx, cancel := detached(ctx)
-		defer cancel()
-		if err := s.quota.Release(cctx, res.ID); err != nil {
-			s.log.Warn("release poster reservation", "video", rec.ID, "err", err)
-		}
-	}
-	if err := s.putFile(ctx, key, path, size, "image/jpeg"); err != nil {
-		release()
+	case err != nil:
 		return failed(msgStore, err)
 	}
-	if err := s.quota.Commit(ctx, res.ID, size, key); err != nil {
-		release()
-		return failed(msgCharge, err)
-	}
-	rec.PosterKey, rec.PosterBytes = key, size
+	rec.PosterKey, rec.PosterBytes = f.Key, f.Bytes
 	return nil
 }
