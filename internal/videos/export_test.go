@@ -40,3 +40,13 @@ func WithoutStreamingJobs(c *Config) { c.noStreamingJobs = true }
 // ErrGone is what Transcode and Storyboard return for a video that went
 // to the trash while they worked.
 var ErrGone = errVideoGone
+
+// BackfillStreaming runs the maintenance pass's streaming backfill with
+// batch in place of backfillBatch, as a service that enqueues streaming
+// jobs (also where the test env leaves them out of uploads).
+func (s *Service) BackfillStreaming(ctx context.Context, batch int) error {
+	cfg := s.cfg
+	s.cfg.noStreamingJobs = false
+	defer func() { s.cfg = cfg }()
+	return s.backfillStreaming(ctx, batch)
+}

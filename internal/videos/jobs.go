@@ -98,9 +98,18 @@ type jobMeta struct {
 // enqueueTx inserts a job of kind about video v in tx, unless the video
 // has one of that kind already waiting or running.
 func (s *Service) enqueueTx(ctx context.Context, tx *sql.Tx, kind string, v record) error {
+	return s.enqueueAtTx(ctx, tx, kind, v, 0)
+}
+
+// enqueueAtTx is enqueueTx at priority instead of the kind's own (zero:
+// the kind's), for the backfill (priorityBackfill).
+func (s *Service) enqueueAtTx(ctx context.Context, tx *sql.Tx, kind string, v record, priority int) error {
 	spec, ok := videoKinds[kind]
 	if !ok {
 		return fmt.Errorf("enqueue: unknown job kind %q", kind)
+	}
+	if priority == 0 {
+		priority = spec.priority
 	}
 	at, err := s.fairAt(ctx, tx, kind, v.OwnerID, spec.fairStep)
 	if err != nil {
@@ -111,7 +120,7 @@ func (s *Service) enqueueTx(ctx context.Context, tx *sql.Tx, kind string, v reco
 		return err
 	}
 	_, err = s.jobs.InsertTx(ctx, tx, spec.args(v.ID), &river.InsertOpts{
-		Queue: spec.queue, Priority: spec.priority, MaxAttempts: spec.attempts, ScheduledAt: at,
+		Queue: spec.queue, Priority: priority, MaxAttempts: spec.attempts, ScheduledAt: at,
 		Tags: []string{videoTag(v.ID)}, Metadata: meta,
 		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
 	})

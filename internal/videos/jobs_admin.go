@@ -151,15 +151,24 @@ func (s *Service) RetryJob(ctx context.Context, c authn.Caller, id string) (Job,
 // CancelJob cancels a job: a waiting one never runs, a running one has
 // its context cancelled. A finished job is answered as it is. A video
 // whose poster job an admin cancels goes without a poster (a restore or
-// the maintenance job would otherwise enqueue it again).
+// the maintenance job would otherwise enqueue it again), and one whose
+// transcode job an admin cancels has its ladder failed, the rungs done
+// staying playable (else the maintenance job's backfill would enqueue a
+// video still pending again; a restore still does).
 func (s *Service) CancelJob(ctx context.Context, c authn.Caller, id string) (Job, error) {
 	j, err := s.adminJob(ctx, c, id)
 	if err != nil {
 		return Job{}, err
 	}
 	if slices.Contains(unfinished, j.State) {
-		if video, ok := jobVideo(j); ok && j.Kind == KindPoster {
+		video, ok := jobVideo(j)
+		switch {
+		case ok && j.Kind == KindPoster:
 			if err := s.store.setPosterNone(ctx, s.db.W, video, true); err != nil {
+				return Job{}, fmt.Errorf("cancel job: %w", err)
+			}
+		case ok && j.Kind == KindTranscode:
+			if err := s.store.failStreaming(ctx, s.db.W, video); err != nil {
 				return Job{}, fmt.Errorf("cancel job: %w", err)
 			}
 		}

@@ -27,11 +27,14 @@ const (
 	KindStoryboard = "storyboard"
 )
 
-// Priorities of the jobs (1 runs first).
+// Priorities of the jobs (1 runs first; River has four).
 const (
 	priorityFirst      = 1
 	priorityRest       = 2
 	priorityStoryboard = 3
+	// priorityBackfill is every streaming job of a video that never had
+	// any (backfill.go): after all of every fresh upload's.
+	priorityBackfill = 4
 )
 
 const (
@@ -67,12 +70,13 @@ type StoryboardArgs struct {
 func (StoryboardArgs) Kind() string { return KindStoryboard }
 
 // restOpts are the insert options of the rest of a video's ladder: after
-// its first rendition, at the ladder's priority.
-func restOpts(videoID string) *river.InsertOpts {
+// its first rendition, at the ladder's priority or, when the first was
+// backfilled (a lower priority: a higher number), at the first's.
+func restOpts(videoID string, firstPriority int) *river.InsertOpts {
 	meta, _ := json.Marshal(jobMeta{VideoID: videoID}) // cannot fail
 	return &river.InsertOpts{
 		Metadata: meta,
-		Queue:    queueTranscode, Priority: priorityRest, MaxAttempts: transcodeAttempts, Tags: []string{videoTag(videoID)},
+		Queue:    queueTranscode, Priority: max(priorityRest, firstPriority), MaxAttempts: transcodeAttempts, Tags: []string{videoTag(videoID)},
 		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
 	}
 }
@@ -118,7 +122,7 @@ func (w *TranscodeWorker) Work(ctx context.Context, job *river.Job[TranscodeArgs
 		}
 		// Inserted after the first rung is recorded: if this fails, the
 		// job is retried, finds its rung done and inserts again.
-		_, err = client.Insert(ctx, TranscodeArgs{VideoID: id, Stage: StageRest}, restOpts(id))
+		_, err = client.Insert(ctx, TranscodeArgs{VideoID: id, Stage: StageRest}, restOpts(id, job.Priority))
 	}
 	return w.svc.jobOutcome(ctx, job.Attempt, job.MaxAttempts, id, err, true)
 }

@@ -50,7 +50,8 @@ func (s *Service) removeStaleSpool() {
 // trashed videos whose free did not complete, undoes restores that never
 // finished, fails uploads whose finalisation died (deleting their blobs and
 // charges), gives a poster job to live videos waiting for a poster without
-// one, and forgets closed uploads. The maintenance job runs it every
+// one, streaming jobs to a few videos that never had any (backfill.go),
+// and forgets closed uploads. The maintenance job runs it every
 // minute (workers.go); it is safe in several replicas at once.
 func (s *Service) Maintain(ctx context.Context) error {
 	now := s.now()
@@ -101,6 +102,9 @@ func (s *Service) Maintain(ctx context.Context) error {
 			ForUser(r.OwnerID).On(r.ID))
 	}
 	if err := s.enqueueMissing(ctx); err != nil {
+		errsOut = append(errsOut, err)
+	}
+	if err := s.backfillStreaming(ctx, backfillBatch); err != nil {
 		errsOut = append(errsOut, err)
 	}
 	if err := s.store.forgetUploads(ctx, micros(now.Add(-7*24*time.Hour))); err != nil {

@@ -1,0 +1,153 @@
+package videos_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/reel-video/reel/internal/media/mediatest"
+	"github.com/reel-video/reel/internal/videos"
+)
+
+// streamingJobRows lists a video's streaming jobs (not its poster's).
+func streamingJobRows(t *testing.T, e *env, id string) []*rivertype.JobRow {
+	t.Helper()
+	res, err := e.svc.Queue().JobList(context.Background(), river.NewJobListParams().TagsAll(videos.VideoTag(id)).First(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*rivertype.JobRow
+	for _, j := range res.Jobs {
+		if j.Kind != videos.KindPoster {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// Videos uploaded while streaming was off (or before it existed) get their
+// streaming jobs from the maintenance pass's backfill: a few at a time, at
+// the lowest priority, never twice, and never for a video in the trash or
+// one River already knows a transcode job of; the ladder they start runs
+// at that priority to the end.
+func TestStreamingBackfill(t *testing.T) {
+	mediatest.Tools(t)
+	withEnv(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		ann := e.user("user")
+		// Uploaded without streaming jobs (the env's default, as with
+		// REEL_STREAMING=off).
+		var ids []string
+		for i := range 3 {
+			ids = append(ids, e.mustUpload(ann, fmt.Sprint("old ", i), testVideo(t, 1, 64, 48)))
+		}
+		trashed := e.mustUpload(ann, "trashed", testVideo(t, 1, 64, 48))
+		if r := e.do("DELETE", "/api/v1/videos/"+trashed, ann.token, nil); r.status != 204 {
+			t.Fatalf("delete: %d", r.status)
+		}
+		for _, id := range append(ids, trashed) {
+			if js := streamingJobRows(t, e, id); len(js) != 0 {
+				t.Fatalf("video %s has streaming jobs before the backfill: %d", id, len(js))
+			}
+		}
+
+		// backfilled reports which videos have both jobs, each at the
+		// backfill's priority, and fails on anything else.
+		backfilled := func() map[string]bool {
+			t.Helper()
+			got := map[string]bool{}
+			for _, id := range append(ids, trashed) {
+				js := streamingJobRows(t, e, id)
+				if len(js) == 0 {
+					continue
+				}
+				kinds := map[string]int{}
+				for _, j := range js {
+					kinds[j.Kind]++
+					if j.Priority != 4 {
+						t.Fatalf("video %s: %s job at priority %d, want 4", id, j.Kind, j.Priority)
+					}
+				}
+				if len(js) != 2 || kinds[videos.KindTranscode] != 1 || kinds[videos.KindStoryboard] != 1 {
+					t.Fatalf("video %s: jobs %v", id, kinds)
+				}
+				got[id] = true
+			}
+			if got[trashed] {
+				t.Fatal("a video in the trash was backfilled")
+			}
+			return got
+		}
+
+		if err := e.svc.BackfillStreaming(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		first := backfilled()
+		if len(first) != 2 {
+			t.Fatalf("the first pass backfilled %d videos, want the batch of 2", len(first))
+		}
+		// Two still wait: the next pass adds nothing.
+		if err := e.svc.BackfillStreaming(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		if got := backfilled(); len(got) != 2 {
+			t.Fatalf("a pass with the batch still waiting backfilled %d videos", len(got))
+		}
+
+		// One of them is cancelled (as by an admin): the next pass tops
+		// the batch up with the last video, and does not enqueue the
+		// cancelled one again.
+		var cancelled string
+		for id := range first {
+			cancelled = id
+			break
+		}
+		for _, j := range streamingJobRows(t, e, cancelled) {
+			if _, err := e.svc.Queue().JobCancel(ctx, j.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.svc.BackfillStreaming(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		if got := backfilled(); len(got) != 3 {
+			t.Fatalf("after a cancel, %d videos backfilled, want all 3", len(got))
+		}
+		for _, j := range streamingJobRows(t, e, cancelled) {
+			if j.State != rivertype.JobStateCancelled {
+				t.Fatalf("the cancelled video's %s job is %s: enqueued again", j.Kind, j.State)
+			}
+		}
+
+		// The workers run the others' ladders to the end; the rest of a
+		// backfilled ladder stays at the backfill's priority.
+		e.startWorkers()
+		for _, id := range ids {
+			if id == cancelled {
+				continue
+			}
+			eventually(t, 3*time.Minute, func() string {
+				if st := e.streaming(ann, id); st.State != "done" {
+					return fmt.Sprintf("backfilled video %s: %+v", id, st)
+				}
+				return ""
+			})
+			stages := map[videos.Stage]int{}
+			for _, j := range streamingJobRows(t, e, id) {
+				if j.Kind == videos.KindTranscode {
+					stages[stageOf(t, j.EncodedArgs)] = j.Priority
+				}
+			}
+			if stages[videos.StageFirst] != 4 || stages[videos.StageRest] != 4 {
+				t.Fatalf("video %s: transcode priorities by stage %v, want 4 for both", id, stages)
+			}
+		}
+		if st := e.streaming(ann, cancelled); st.State != "pending" {
+			t.Fatalf("the cancelled video's streaming: %+v", st)
+		}
+	})
+}
