@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/reel-video/reel/internal/media/mediatest"
 )
 
 func TestAnalyzeKeyframes(t *testing.T) {
@@ -45,6 +47,53 @@ func TestAnalyzeKeyframes(t *testing.T) {
 	}
 	if src.KeyframeInterval != 0 || src.Demuxer != "mov" || src.VideoCodec != "mpeg4" || src.AudioStream != -1 {
 		t.Errorf("%+v", src)
+	}
+}
+
+// Real H.264 sources that must not be remuxed, and say why: the first
+// rendition is then the lowest rung (PlanLadder, TestFastStart). Analyze
+// only: no encoding.
+func TestAnalyzeNoFastStart(t *testing.T) {
+	tools := realTools(t)
+	if !mediatest.HasEncoder(t, "libx264") {
+		t.Skip("this ffmpeg has no libx264")
+	}
+	dir := t.TempDir()
+	h264 := []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "25"}
+	tests := []struct {
+		name, file string
+		encoders   []string
+		args       []string
+		why        string
+	}{
+		{"mp3 audio", "a.mkv", []string{"libmp3lame"}, join(picture(1, 160, 90, "25"), tone(1), h264, []string{"-pix_fmt", "yuv420p", "-c:a", "libmp3lame"}), "not AAC"},
+		{"opus audio", "b.mkv", []string{"libopus"}, join(picture(1, 160, 90, "25"), tone(1), h264, []string{"-pix_fmt", "yuv420p", "-c:a", "libopus"}), "not AAC"},
+		{"4:2:2", "c.mp4", nil, join(picture(1, 160, 90, "25"), h264, []string{"-pix_fmt", "yuv422p"}), "8-bit 4:2:0"},
+		{"interlaced", "d.mp4", nil, join(picture(1, 160, 96, "25"), h264, []string{"-pix_fmt", "yuv420p", "-flags", "+ildct+ilme", "-x264-params", "tff=1"}), "interlaced"},
+	}
+	for _, tc := range tests {
+		skip := false
+		for _, enc := range tc.encoders {
+			skip = skip || !mediatest.HasEncoder(t, enc)
+		}
+		if skip {
+			t.Logf("%s: skipped, this ffmpeg lacks %v", tc.name, tc.encoders)
+			continue
+		}
+		src, err := tools.Analyze(context.Background(), clip(t, dir, tc.file, tc.args...))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if src.VideoCodec != "h264" {
+			t.Fatalf("%s: %+v", tc.name, src)
+		}
+		why := src.FastStart()
+		if !strings.Contains(why, tc.why) || why == "" {
+			t.Errorf("%s: FastStart %q, want %q", tc.name, why, tc.why)
+		}
+		if p := PlanLadder(src); p.First.Copy || p.First != Ladder(src)[0] {
+			t.Errorf("%s: first rendition %+v, want the lowest rung", tc.name, p.First)
+		}
 	}
 }
 
