@@ -117,9 +117,9 @@ func (s *Service) Lapsed(ctx context.Context, grace time.Duration) (reserve.Laps
 // statement is one snapshot on both engines, so an account's used bytes
 // and its objects agree unless the ledger is wrong.
 func (s *store) accounts(ctx context.Context, q sqldb.Querier, after string, limit int) ([]reserve.Account, error) {
-	rows, err := q.QueryContext(ctx, `SELECT a.user_id, a.used, COALESCE(SUM(o.bytes), 0), COUNT(o.object), COALESCE(MAX(o.updated_at), 0)
+	rows, err := q.QueryContext(ctx, `SELECT a.user_id, a.used, a.updated_at, COALESCE(SUM(o.bytes), 0), COUNT(o.object), COALESCE(MAX(o.updated_at), 0)
 FROM storage_accounts a LEFT JOIN storage_objects o ON o.user_id = a.user_id
-WHERE a.user_id > $1 GROUP BY a.user_id, a.used ORDER BY a.user_id LIMIT $2`, after, limit)
+WHERE a.user_id > $1 GROUP BY a.user_id, a.used, a.updated_at ORDER BY a.user_id LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -127,15 +127,13 @@ WHERE a.user_id > $1 GROUP BY a.user_id, a.used ORDER BY a.user_id LIMIT $2`, af
 	var out []reserve.Account
 	for rows.Next() {
 		var (
-			a       reserve.Account
-			changed int64
+			a                  reserve.Account
+			updated, objChange int64
 		)
-		if err := rows.Scan(&a.UserID, &a.UsedBytes, &a.ObjectBytes, &a.Objects, &changed); err != nil {
+		if err := rows.Scan(&a.UserID, &a.UsedBytes, &updated, &a.ObjectBytes, &a.Objects, &objChange); err != nil {
 			return nil, err
 		}
-		if changed > 0 {
-			a.Changed = fromMicros(changed)
-		}
+		a.Changed = fromMicros(max(updated, objChange))
 		out = append(out, a)
 	}
 	return out, rows.Err()

@@ -34,8 +34,7 @@ type Account struct {
 	UsedBytes   int64  `json:"used_bytes"`
 	ObjectBytes int64  `json:"object_bytes"`
 	Objects     int    `json:"objects"`
-	// Changed is when an object of the account last changed (zero when
-	// it has none).
+	// Changed is when the account or one of its objects last changed.
 	Changed time.Time `json:"changed"`
 }
 
