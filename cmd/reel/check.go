@@ -25,7 +25,7 @@ func checkCmd(ctx context.Context, args []string, getenv func(string) string, st
 	cfg, log, err := load("check", args, getenv, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&opt.Fix, "fix", false, "repair what can be repaired safely: delete orphan blobs, correct ledgers, release lapsed reservations")
 		fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-		fs.DurationVar(&opt.Grace, "grace", videos.DefaultCheckGrace, "leave alone what changed more recently than this (in-flight uploads and trashes)")
+		fs.DurationVar(&opt.Grace, "grace", videos.DefaultCheckGrace, "leave alone what changed more recently than this, as possibly in flight (0: nothing)")
 	})
 	if err != nil {
 		return err
