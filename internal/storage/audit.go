@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/reserve"
@@ -101,9 +100,7 @@ func (s *Service) Correct(ctx context.Context, userID string, fixes []reserve.Co
 	if err != nil {
 		return 0, fmt.Errorf("correct storage account: %w", err)
 	}
-	if applied > 0 || len(fixes) == 0 {
-		s.log.Warn("storage account corrected by the check", "user", userID, "corrections", applied)
-	}
+	s.log.Warn("storage account corrected by the check", "user", userID, "corrections", applied, "of", len(fixes))
 	return applied, nil
 }
 
@@ -179,7 +176,7 @@ ON CONFLICT (user_id, object) DO NOTHING`, userID, f.Key, f.Bytes, now)
 		res, err = q.ExecContext(ctx, `UPDATE storage_objects SET bytes = $1, updated_at = $2 WHERE user_id = $3 AND object = $4 AND bytes = $5`,
 			f.Bytes, now, userID, f.Key, f.Was)
 	}
-	return affectedOne(res, err, "correct object "+strings.ReplaceAll(f.Key, "\n", " "))
+	return affectedOne(res, err, "correct object")
 }
 
 // recount sets the account's used bytes to the sum of its objects.

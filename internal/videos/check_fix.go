@@ -208,7 +208,6 @@ func (c *checker) correct(ctx context.Context, user string, owed map[string]int6
 		}
 		applied += n
 	}
-	c.s.log.Warn("check: corrected a storage ledger", "user", user, "corrections", applied, "of", len(fixes))
 	return applied == len(fixes), nil
 }
 
