@@ -226,7 +226,7 @@ func (w *checkWorker) Work(ctx context.Context, _ *river.Job[checkArgs]) error {
 		w.svc.log.Warn("check: "+f.Detail, "kind", f.Kind)
 	}
 	w.svc.log.Info("check done", "findings", len(rep.Findings), "videos", rep.Videos, "blobs", rep.Blobs,
-		"accounts", rep.Accounts, "in_flight", rep.InFlight, "took", rep.Finished.Sub(rep.Started).String())
+		"accounts", rep.Accounts, "in_flight", rep.InFlight, "unchecked", rep.Unchecked, "took", rep.Finished.Sub(rep.Started).String())
 	return nil
 }
 
