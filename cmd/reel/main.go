@@ -30,6 +30,7 @@ Usage:
   reel migrate [flags]
   reel user create -email EMAIL -password PASSWORD -username NAME [-admin] [flags]
   reel keys rotate [flags]
+  reel check [-fix] [-json] [-grace D] [flags]
   reel loadtest -url URL [-users N] [-duration D] [-requests N] [-weights …] [-out DIR]
   reel version
 
@@ -42,8 +43,11 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
+		if !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errFindings) {
 			fmt.Fprintln(os.Stderr, "reel:", err)
+		}
+		if errors.Is(err, errFindings) {
+			os.Exit(1)
 		}
 		os.Exit(2)
 	}
@@ -87,6 +91,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		fmt.Fprintln(stdout, "rotated the token signing key; old tokens stay valid until they expire")
 		return nil
+	case "check":
+		return checkCmd(ctx, rest, getenv, stdout, stderr)
 	case "loadtest":
 		tuneGC(getenv)
 		return loadtestCmd(ctx, rest, getenv, stdout, stderr)

@@ -110,7 +110,13 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 	if err != nil {
 		return nil, err
 	}
-	deps := videos.Deps{Blobs: blobs, Prober: prober, Quota: quota}
+	// The check asks the storage service for its ledger, and the usage
+	// service (when this process can reach it) for its reservations.
+	deps := videos.Deps{Blobs: blobs, Prober: prober, Quota: quota, Ledger: quota}
+	meter, meterErr := a.usageMeter("videos")
+	if meterErr == nil {
+		deps.UploadHolds = meter
+	}
 	// Transcodes and storyboards run ffmpeg at the lowest priority, as
 	// posters do: on the cores the requests leave.
 	if a.cfg.Videos.Streaming {
@@ -121,9 +127,10 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 		}
 	}
 	if serve {
-		if deps.Limit, err = a.usageMeter("videos"); err != nil {
-			return nil, err
+		if meterErr != nil {
+			return nil, meterErr
 		}
+		deps.Limit = meter
 		// Before this module's own background tasks, so the meter stops
 		// (and makes its last flush) after them.
 		if deps.Egress, err = a.egressMeter("videos"); err != nil {
@@ -141,6 +148,7 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 		SigningKey:     a.cfg.Videos.SigningKey,
 		SpoolDir:       spool,
 		Workers:        workers,
+		CheckEvery:     a.cfg.Videos.CheckEvery,
 	}, a.log.With("service", "videos"))
 	if err != nil {
 		return nil, err
@@ -177,8 +185,40 @@ func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// registerJobMetrics exposes the job queue (reel_jobs) and what this
-// process's poster jobs did.
+// checkCollector exposes the last periodic check this process ran: its
+// findings by kind, when it ended and how long it took. Nothing before the
+// first one ends; a process whose replica never runs the job shows none.
+type checkCollector struct{ stats *videos.CheckStats }
+
+var (
+	checkFindingsDesc = prometheus.NewDesc("reel_check_findings",
+		"Differences the last consistency check found (reel check), by kind; the log has each one.", []string{"kind"}, nil)
+	checkLastDesc = prometheus.NewDesc("reel_check_last_run_timestamp_seconds",
+		"When the last consistency check ended (Unix time).", nil, nil)
+	checkDurationDesc = prometheus.NewDesc("reel_check_duration_seconds",
+		"How long the last consistency check took.", nil, nil)
+)
+
+func (c checkCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- checkFindingsDesc
+	ch <- checkLastDesc
+	ch <- checkDurationDesc
+}
+
+func (c checkCollector) Collect(ch chan<- prometheus.Metric) {
+	rep := c.stats.Last()
+	if rep == nil {
+		return
+	}
+	for _, kind := range videos.FindingKinds {
+		ch <- prometheus.MustNewConstMetric(checkFindingsDesc, prometheus.GaugeValue, float64(rep.Count(kind)), kind)
+	}
+	ch <- prometheus.MustNewConstMetric(checkLastDesc, prometheus.GaugeValue, float64(rep.Finished.UnixMilli())/1000)
+	ch <- prometheus.MustNewConstMetric(checkDurationDesc, prometheus.GaugeValue, rep.Finished.Sub(rep.Started).Seconds())
+}
+
+// registerJobMetrics exposes the job queue (reel_jobs), what this
+// process's poster jobs did and its last periodic check.
 func registerJobMetrics(reg prometheus.Registerer, svc *videos.Service, db *sqldb.DB) error {
 	jobs := jobsCollector{
 		db: db,
@@ -198,6 +238,9 @@ func registerJobMetrics(reg prometheus.Registerer, svc *videos.Service, db *sqld
 		if err := reg.Register(f); err != nil {
 			return fmt.Errorf("register poster metrics: %w", err)
 		}
+	}
+	if err := reg.Register(checkCollector{svc.CheckStats()}); err != nil {
+		return fmt.Errorf("register check metrics: %w", err)
 	}
 	skipped := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "reel_video_poster_sources_skipped_total",

@@ -195,23 +195,39 @@ func CreateUser(ctx context.Context, cfg *config.Config, log *slog.Logger, in us
 // outside a server. Events it records wait in the outbox until a server's
 // relay delivers them.
 func withUsers(ctx context.Context, cfg *config.Config, log *slog.Logger, fn func(*users.Service) error) error {
-	sc := schemas["users"]
-	db, err := sqldb.Open(ctx, cfg.Databases["users"], sqldb.Options{MaxOpenConns: cfg.DBMaxConns})
+	db, ob, err := openOffline(ctx, cfg, log, "users")
 	if err != nil {
-		return fmt.Errorf("users database: %w", err)
+		return err
 	}
 	defer db.Close()
-	if err := sqldb.Migrate(ctx, db, sc.migrations, sc.table); err != nil {
-		return err
-	}
-	if err := sqldb.Migrate(ctx, db, outbox.Migrations("users_outbox", db.Dialect), outbox.VersionTable("users_outbox")); err != nil {
-		return err
-	}
-	ob := outbox.New(db, "users_outbox", outbox.WithLogger(log))
 	defer ob.Wait() // before the database closes
 	svc, err := newUsers(ctx, cfg, db, ob, log)
 	if err != nil {
 		return err
 	}
 	return fn(svc)
+}
+
+// openOffline opens the migrated database of a service and its outbox,
+// for a command that runs the service outside a server. The caller waits
+// for the outbox, then closes the database.
+func openOffline(ctx context.Context, cfg *config.Config, log *slog.Logger, service string) (*sqldb.DB, *outbox.Outbox, error) {
+	sc := schemas[service]
+	db, err := sqldb.Open(ctx, cfg.Databases[service], sqldb.Options{MaxOpenConns: cfg.DBMaxConns})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s database: %w", service, err)
+	}
+	table := service + "_outbox"
+	err = sqldb.Migrate(ctx, db, sc.migrations, sc.table)
+	if err == nil && service == "videos" {
+		err = queue.Migrate(ctx, db)
+	}
+	if err == nil {
+		err = sqldb.Migrate(ctx, db, outbox.Migrations(table, db.Dialect), outbox.VersionTable(table))
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, nil, fmt.Errorf("%s database: %w", service, err)
+	}
+	return db, outbox.New(db, table, outbox.WithLogger(log)), nil
 }

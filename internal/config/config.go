@@ -112,6 +112,9 @@ type Videos struct {
 	// Streaming makes HLS renditions and storyboards of every upload
 	// (when ffmpeg is installed).
 	Streaming bool
+	// CheckEvery is how often the periodic consistency check runs (reel
+	// check without -fix); 0 never.
+	CheckEvery time.Duration
 }
 
 // option is one setting reachable as a flag and as an environment variable.
@@ -213,6 +216,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*dur)(&c.Videos.PlaybackTTL), "playback-ttl", "REEL_PLAYBACK_TTL", "4h", "lifetime of signed playback URLs", public)
 	b.bind((*size)(&c.Videos.MediaChunk), "media-chunk", "REEL_MEDIA_CHUNK", "8MiB", "largest answer to an open-ended range request", public)
 	b.bind((*boolv)(&c.Videos.Streaming), "streaming", "REEL_STREAMING", "on", "make adaptive-streaming renditions and storyboards of every upload (on/off; needs ffmpeg)", public)
+	b.bind((*dur)(&c.Videos.CheckEvery), "check-interval", "REEL_CHECK_INTERVAL", "24h", "how often the consistency check runs as a job, reporting in the log and metrics (0: never)", public)
 	b.bind((*intv)(&c.Videos.TranscodeWorkers), "transcode-workers", "REEL_TRANSCODE_WORKERS", strconv.Itoa(max(1, runtime.NumCPU()/2)), "transcode jobs run at once by a process working the videos jobs (0: the videos target works no jobs, a transcode target does)", public)
 
 	for _, f := range extra {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/authn"
@@ -81,4 +82,41 @@ func (c *Client) Usage(ctx context.Context, userID string) (Usage, error) {
 // SetQuota implements Quota.
 func (c *Client) SetQuota(ctx context.Context, userID string, quota int64) error {
 	return c.rpc.Call(ctx, "set quota", http.MethodPut, "/internal/v1/storage/users/"+url.PathEscape(userID)+"/quota", quotaRequest{QuotaBytes: &quota}, nil, true)
+}
+
+// Accounts implements Quota.
+func (c *Client) Accounts(ctx context.Context, after string, limit int) ([]reserve.Account, error) {
+	var out []reserve.Account
+	q := url.Values{"after": {after}, "limit": {strconv.Itoa(limit)}}
+	err := c.rpc.Call(ctx, "accounts", http.MethodGet, "/internal/v1/storage/accounts?"+q.Encode(), nil, &out, true)
+	return out, err
+}
+
+// Objects implements Quota.
+func (c *Client) Objects(ctx context.Context, userID, after string, limit int) ([]reserve.Object, error) {
+	var out []reserve.Object
+	q := url.Values{"after": {after}, "limit": {strconv.Itoa(limit)}}
+	err := c.rpc.Call(ctx, "objects", http.MethodGet, "/internal/v1/storage/users/"+url.PathEscape(userID)+"/objects?"+q.Encode(), nil, &out, true)
+	return out, err
+}
+
+// Correct implements Quota. A retry is safe: each correction applies only
+// to the bytes it was made from.
+func (c *Client) Correct(ctx context.Context, userID string, fixes []reserve.Correction) (int, error) {
+	var out correctResponse
+	err := c.rpc.Call(ctx, "correct", http.MethodPost, "/internal/v1/storage/users/"+url.PathEscape(userID)+"/corrections",
+		correctRequest{Corrections: fixes}, &out, true)
+	return out.Applied, err
+}
+
+// Lapsed implements Quota.
+func (c *Client) Lapsed(ctx context.Context, grace time.Duration) (reserve.Lapsed, error) {
+	var out reserve.Lapsed
+	err := c.rpc.Call(ctx, "lapsed", http.MethodGet, "/internal/v1/storage/reservations/lapsed?grace_ms="+strconv.FormatInt(grace.Milliseconds(), 10), nil, &out, true)
+	return out, err
+}
+
+// Sweep implements Quota.
+func (c *Client) Sweep(ctx context.Context) error {
+	return c.rpc.Call(ctx, "sweep", http.MethodPost, "/internal/v1/storage/sweep", nil, nil, true)
 }

@@ -83,6 +83,7 @@ func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
 	r.Handle("POST /internal/v1/storage/users/{id}/charge", in(h.charge))
 	r.Handle("GET /internal/v1/storage/users/{id}", in(h.usage))
 	r.Handle("PUT /internal/v1/storage/users/{id}/quota", in(h.setQuota))
+	h.auditRoutes(r, in)
 }
 
 // reserveRequest is the body of the internal reserve route. ID is chosen

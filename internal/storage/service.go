@@ -78,6 +78,23 @@ type Quota interface {
 	Usage(ctx context.Context, userID string) (Usage, error)
 	// SetQuota sets the user's quota override in bytes, -1 for unlimited.
 	SetQuota(ctx context.Context, userID string, quota int64) error
+
+	// For the consistency check (audit.go):
+
+	// Accounts lists a page of accounts after a user id, with the bytes
+	// each counts and what its objects add up to.
+	Accounts(ctx context.Context, after string, limit int) ([]reserve.Account, error)
+	// Objects lists a page of a user's objects after a key.
+	Objects(ctx context.Context, userID, after string, limit int) ([]reserve.Object, error)
+	// Correct applies corrections to a user's objects (each only if its
+	// bytes are still what the check saw) and sets the bytes the account
+	// counts to the sum of its objects; it returns how many applied.
+	Correct(ctx context.Context, userID string, fixes []reserve.Correction) (int, error)
+	// Lapsed counts the reservations held more than grace past their
+	// expiry.
+	Lapsed(ctx context.Context, grace time.Duration) (reserve.Lapsed, error)
+	// Sweep releases the reservations whose time is up.
+	Sweep(ctx context.Context) error
 }
 
 // Reservation is bytes held against a user's quota until it is committed,

@@ -179,6 +179,17 @@ AND state = 'held' RETURNING id, user_id, bytes`, limit), micros(now))
 	return out, nil
 }
 
+// Lapsed implements reserve.Store.
+func (s *store) Lapsed(ctx context.Context, q sqldb.Querier, before time.Time) (reserve.Lapsed, error) {
+	var l reserve.Lapsed
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM storage_reservations WHERE state = 'held' AND expires_at < $1`,
+		micros(before)).Scan(&l.Count, &l.Bytes)
+	if err != nil {
+		return reserve.Lapsed{}, fmt.Errorf("count lapsed reservations: %w", err)
+	}
+	return l, nil
+}
+
 // Forget implements reserve.Store.
 func (s *store) Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error {
 	_, err := q.ExecContext(ctx, `DELETE FROM storage_reservations WHERE state <> 'held' AND settled_at < $1`, micros(cutoff))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/authn"
@@ -95,4 +96,16 @@ func (c *Client) Today(ctx context.Context, userID string) (Status, error) {
 // SetLimits implements Meter.
 func (c *Client) SetLimits(ctx context.Context, userID string, l Limits) error {
 	return c.do(ctx, "set limits", http.MethodPatch, "/internal/v1/usage/users/"+url.PathEscape(userID)+"/limits", l, nil)
+}
+
+// Lapsed implements Meter.
+func (c *Client) Lapsed(ctx context.Context, grace time.Duration) (reserve.Lapsed, error) {
+	var out reserve.Lapsed
+	err := c.do(ctx, "lapsed", http.MethodGet, "/internal/v1/usage/uploads/lapsed?grace_ms="+strconv.FormatInt(grace.Milliseconds(), 10), nil, &out)
+	return out, err
+}
+
+// Sweep implements Meter.
+func (c *Client) Sweep(ctx context.Context) error {
+	return c.do(ctx, "sweep", http.MethodPost, "/internal/v1/usage/sweep", nil, nil)
 }

@@ -433,8 +433,19 @@ func TestSweepExpiry(t *testing.T) {
 		}
 		h.reserve(t, user, 100)
 		h.clock.Advance(2 * time.Minute)
-		if err := h.svc.Sweep(ctx); err != nil {
+		// Past its time until the sweep (here, through the interface)
+		// releases it.
+		if l, err := h.m.Lapsed(ctx, 0); err != nil || l.Count != 1 || l.Bytes != 600 {
+			t.Fatalf("lapsed = %+v, %v; want one of 600 bytes", l, err)
+		}
+		if l, err := h.m.Lapsed(ctx, 5*time.Minute); err != nil || l.Count != 0 {
+			t.Fatalf("lapsed more than 5 minutes ago = %+v, %v; want none", l, err)
+		}
+		if err := h.m.Sweep(ctx); err != nil {
 			t.Fatal(err)
+		}
+		if l, err := h.m.Lapsed(ctx, 0); err != nil || l.Count != 0 {
+			t.Fatalf("lapsed after the sweep = %+v, %v", l, err)
 		}
 		h.wantUpload(t, user, 0, 100)
 		if err := h.svc.Sweep(ctx); err != nil {

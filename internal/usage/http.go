@@ -95,6 +95,30 @@ func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
 	r.Handle("GET /internal/v1/usage/users/{id}", in(h.today))
 	r.Handle("GET /internal/v1/usage/users/{id}/allowance", in(h.allowance))
 	r.Handle("PATCH /internal/v1/usage/users/{id}/limits", in(h.setLimits))
+	// For the consistency check (reel check), run by the videos service.
+	r.Handle("GET /internal/v1/usage/uploads/lapsed", in(h.lapsed))
+	r.Handle("POST /internal/v1/usage/sweep", in(h.sweep))
+}
+
+func (h *Handler) lapsed(w http.ResponseWriter, r *http.Request) error {
+	grace, err := rpc.DurationParam(r, "grace_ms")
+	if err != nil {
+		return err
+	}
+	l, err := h.svc.Lapsed(r.Context(), grace)
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, l)
+	return nil
+}
+
+func (h *Handler) sweep(w http.ResponseWriter, r *http.Request) error {
+	if err := h.svc.Sweep(r.Context()); err != nil {
+		return err
+	}
+	httpx.NoContent(w)
+	return nil
 }
 
 type reserveRequest struct {

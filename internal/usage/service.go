@@ -90,6 +90,11 @@ type Meter interface {
 	Today(ctx context.Context, userID string) (Status, error)
 	// SetLimits sets per-user overrides; a nil field keeps its value.
 	SetLimits(ctx context.Context, userID string, l Limits) error
+	// Lapsed counts the upload reservations held more than grace past
+	// their expiry (for the consistency check).
+	Lapsed(ctx context.Context, grace time.Duration) (reserve.Lapsed, error)
+	// Sweep releases the upload reservations whose time is up.
+	Sweep(ctx context.Context) error
 }
 
 // Reservation is upload volume held until it is committed, released or
@@ -475,3 +480,9 @@ func (s *Service) Sweep(ctx context.Context) error {
 
 func micros(t time.Time) int64     { return t.UnixMicro() }
 func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// Lapsed counts the upload reservations still held more than grace after
+// their expiry: the sweep releases them within a minute when it runs.
+func (s *Service) Lapsed(ctx context.Context, grace time.Duration) (reserve.Lapsed, error) {
+	return s.ledger.Lapsed(ctx, s.now(), grace)
+}

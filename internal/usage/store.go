@@ -252,6 +252,17 @@ AND state = 'held' RETURNING id, user_id, day, bytes`, limit), micros(now))
 	return out, nil
 }
 
+// Lapsed implements reserve.Store.
+func (s *store) Lapsed(ctx context.Context, q sqldb.Querier, before time.Time) (reserve.Lapsed, error) {
+	var l reserve.Lapsed
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM usage_reservations WHERE state = 'held' AND expires_at < $1`,
+		micros(before)).Scan(&l.Count, &l.Bytes)
+	if err != nil {
+		return reserve.Lapsed{}, fmt.Errorf("count lapsed upload reservations: %w", err)
+	}
+	return l, nil
+}
+
 // Forget implements reserve.Store.
 func (s *store) Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error {
 	if _, err := q.ExecContext(ctx, `DELETE FROM usage_reservations WHERE state <> 'held' AND settled_at < $1`, micros(cutoff)); err != nil {

@@ -329,6 +329,9 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	if cfg.deps != nil {
 		quota, limit, egress = cfg.deps(db)
 	}
+	// The check asks the real services (it has nothing to ask the fakes).
+	ledger, _ := quota.(videos.Ledger)
+	holds, _ := limit.(videos.Holds)
 	if cfg.wrapQuota != nil {
 		quota = cfg.wrapQuota(quota)
 	}
@@ -354,6 +357,7 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	}
 	e.svc, err = videos.New(ctx, db, e.ob, videos.Deps{
 		Blobs: e.blobs, Prober: prober, Quota: quota, Limit: limit, Egress: egress, Media: tools,
+		Ledger: ledger, UploadHolds: holds,
 	}, vcfg, obs.Discard())
 	if err != nil {
 		t.Fatal(err)

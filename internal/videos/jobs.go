@@ -33,6 +33,7 @@ const (
 	KindPoster      = "poster"
 	KindMaintenance = "videos_maintenance"
 	KindPurge       = "videos_purge"
+	KindCheck       = "videos_check"
 )
 
 // kindSpec is how jobs of a kind about one video are inserted. A new kind
@@ -285,12 +286,13 @@ const (
 	msgCancelled = "cancelled"
 	msgMaintain  = "the maintenance pass failed"
 	msgPurge     = "the purge failed"
+	msgCheck     = "the consistency check failed"
 )
 
 var jobMessages = map[string]string{
 	msgReadVideo: msgReadVideo, msgSource: msgSource, msgCut: msgCut, msgStore: msgStore, msgCharge: msgCharge,
 	msgAttach: msgAttach, msgVideoGone: msgVideoGone, msgCancelled: msgCancelled, msgMaintain: msgMaintain,
-	msgPurge: msgPurge,
+	msgPurge: msgPurge, msgCheck: msgCheck,
 	// River's own, when a job is cancelled while it runs.
 	strings.TrimPrefix(river.ErrJobCancelledRemotely.Error(), "JobCancelError: "): msgCancelled,
 }

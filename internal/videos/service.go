@@ -137,6 +137,11 @@ type Deps struct {
 	// Media makes the renditions and storyboards of adaptive streaming
 	// (Transcode, Storyboard); nil in a process that runs no such jobs.
 	Media *media.Tools
+	// Ledger and UploadHolds are the storage and usage services as the
+	// consistency check asks them (check.go); the check leaves out what
+	// a nil one would tell.
+	Ledger      Ledger
+	UploadHolds Holds
 }
 
 // Config configures the service.
@@ -168,6 +173,9 @@ type Config struct {
 	// FairStep replaces each job kind's fair queueing step (jobs.go:
 	// fairAt); negative turns fair queueing off.
 	FairStep time.Duration
+	// CheckEvery is how often the periodic check job runs (check.go);
+	// 0 runs none.
+	CheckEvery time.Duration
 	// noPeriodic leaves the periodic jobs out, for tests that run the
 	// maintenance themselves.
 	noPeriodic bool
@@ -190,11 +198,16 @@ type Service struct {
 	limit  UploadLimit
 	egress Egress
 	tools  *media.Tools
-	cfg    Config
-	signer *signer
-	media  *mediaCache
-	log    *slog.Logger
-	now    func() time.Time
+	// ledger and uploadHolds are for the check (check.go); checkStats
+	// keeps the last periodic check's report.
+	ledger      Ledger
+	uploadHolds Holds
+	checkStats  CheckStats
+	cfg         Config
+	signer      *signer
+	media       *mediaCache
+	log         *slog.Logger
+	now         func() time.Time
 	// retrying counts the clean-ups retrying in the background
 	// (maintenance.go).
 	retrying atomic.Int64
@@ -243,6 +256,7 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 	s := &Service{
 		db: db, store: st, events: events,
 		blobs: deps.Blobs, prober: deps.Prober, quota: deps.Quota, limit: deps.Limit, egress: deps.Egress, tools: deps.Media,
+		ledger: deps.Ledger, uploadHolds: deps.UploadHolds,
 		cfg: cfg, log: log, now: time.Now,
 		media:      newMediaCache(mediaCacheSize, mediaCacheTTL),
 		spoolSpace: diskSpace,

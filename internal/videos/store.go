@@ -369,6 +369,17 @@ func (s *store) deletePurged(ctx context.Context, q sqldb.Querier, id string) (b
 	return affected(res, err, "delete purged video")
 }
 
+// videosAfter lists up to limit videos whose id sorts after after, in id
+// order (the check reads every video this way).
+func (s *store) videosAfter(ctx context.Context, after string, limit int) ([]record, error) {
+	return s.list(ctx, "videos", `SELECT `+videoCols+` FROM videos WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+}
+
+// videosOf lists all the owner's videos, in the trash and processing too.
+func (s *store) videosOf(ctx context.Context, owner string) ([]record, error) {
+	return s.list(ctx, "videos of an owner", `SELECT `+videoCols+` FROM videos WHERE owner_id = $1`, owner)
+}
+
 func (s *store) list(ctx context.Context, what, query string, args ...any) ([]record, error) {
 	rows, err := s.db.R.QueryContext(ctx, query, args...)
 	if err != nil {

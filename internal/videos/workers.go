@@ -39,6 +39,10 @@ const (
 	purgeEvery    = 10 * time.Minute
 	// maintenanceTimeout bounds one pass of either.
 	maintenanceTimeout = 10 * time.Minute
+	// checkTimeout bounds one periodic check; maxLoggedFindings bounds
+	// the lines it logs.
+	checkTimeout      = time.Hour
+	maxLoggedFindings = 100
 	// rescueAfter is how long a job may run before River takes it for one
 	// whose process died and runs it again (a kind with a longer timeout
 	// waits that long instead).
@@ -56,6 +60,7 @@ func (s *Service) newQueue(wc *WorkerConfig) error {
 		river.AddWorker(ws, &posterWorker{svc: s})
 		river.AddWorker(ws, &maintenanceWorker{svc: s})
 		river.AddWorker(ws, &purgeWorker{svc: s})
+		river.AddWorker(ws, &checkWorker{svc: s})
 		river.AddWorker(ws, NewTranscodeWorker(s))
 		river.AddWorker(ws, NewStoryboardWorker(s))
 		qc = queue.Config{
@@ -100,7 +105,7 @@ func (s *Service) periodicJobs() []*river.PeriodicJob {
 	}
 	opts := &river.InsertOpts{Queue: queueMaintenance, Priority: 4, MaxAttempts: 1,
 		UniqueOpts: river.UniqueOpts{ByState: uniqueStates}}
-	return []*river.PeriodicJob{
+	jobs := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(maintainEvery),
 			func() (river.JobArgs, *river.InsertOpts) { return maintenanceArgs{}, opts },
 			&river.PeriodicJobOpts{ID: KindMaintenance, RunOnStart: true}),
@@ -108,6 +113,12 @@ func (s *Service) periodicJobs() []*river.PeriodicJob {
 			func() (river.JobArgs, *river.InsertOpts) { return purgeArgs{}, opts },
 			&river.PeriodicJobOpts{ID: KindPurge, RunOnStart: true}),
 	}
+	if s.cfg.CheckEvery > 0 {
+		jobs = append(jobs, river.NewPeriodicJob(river.PeriodicInterval(s.cfg.CheckEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return checkArgs{}, opts },
+			&river.PeriodicJobOpts{ID: KindCheck, RunOnStart: true}))
+	}
+	return jobs
 }
 
 // RunJobs works the service's jobs until ctx ends, in a process that
@@ -187,3 +198,37 @@ func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[purgeArgs]) error {
 }
 
 func (w *purgeWorker) Timeout(*river.Job[purgeArgs]) time.Duration { return maintenanceTimeout }
+
+type checkArgs struct{}
+
+func (checkArgs) Kind() string { return KindCheck }
+
+// checkWorker runs the periodic check. It reports and repairs nothing:
+// its findings go to the log and to metrics (CheckStats), and repairs are
+// the operator's call (reel check -fix).
+type checkWorker struct {
+	river.WorkerDefaults[checkArgs]
+	svc *Service
+}
+
+func (w *checkWorker) Work(ctx context.Context, _ *river.Job[checkArgs]) error {
+	rep, err := w.svc.Check(ctx, CheckOptions{})
+	if err != nil {
+		w.svc.log.Error("check failed", "err", err)
+		return failed(msgCheck, err)
+	}
+	w.svc.checkStats.last.Store(rep)
+	for i, f := range rep.Findings {
+		if i == maxLoggedFindings {
+			w.svc.log.Warn("check: more findings not logged; run reel check for all", "findings", len(rep.Findings))
+			break
+		}
+		w.svc.log.Warn("check: "+f.Detail, "kind", f.Kind)
+	}
+	w.svc.log.Info("check done", "findings", len(rep.Findings), "videos", rep.Videos, "blobs", rep.Blobs,
+		"accounts", rep.Accounts, "in_flight", rep.InFlight, "unchecked", rep.Unchecked, "took", rep.Finished.Sub(rep.Started).String())
+	return nil
+}
+
+// A check reads every video and blob: on S3, a request per blob.
+func (w *checkWorker) Timeout(*river.Job[checkArgs]) time.Duration { return checkTimeout }

@@ -75,6 +75,11 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// Ping reports whether the store is usable (for readiness probes).
 	Ping(ctx context.Context) error
+	// List calls fn with every object whose key starts with prefix ("" for
+	// all), in no promised order, and stops at fn's first error, which it
+	// returns. Objects put or deleted while it runs may or may not be
+	// seen; uploads in progress are not objects yet and never are.
+	List(ctx context.Context, prefix string, fn func(Info) error) error
 }
 
 // Importer is implemented by stores that can take a complete local file

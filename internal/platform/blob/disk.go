@@ -557,3 +557,57 @@ func (o *DiskObject) Close() error {
 	o.pool, o.h = nil, handle{}
 	return nil
 }
+
+// List implements Store: it walks the directories under the root that can
+// hold keys with prefix, skipping the temp directory of uploads in
+// progress.
+func (d *Disk) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	// Start at the deepest directory the prefix names in full.
+	start := d.root
+	if i := strings.LastIndexByte(prefix, '/'); i > 0 {
+		if err := ValidateKey(prefix[:i]); err != nil {
+			return err
+		}
+		start = d.path(prefix[:i])
+	}
+	err := filepath.WalkDir(start, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if isNotFound(err) {
+				return nil // gone meanwhile (a Delete removed an empty directory)
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.IsDir() {
+			if p == d.tmp {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !e.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(d.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) || ValidateKey(key) != nil {
+			return nil
+		}
+		fi, err := e.Info()
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fn(fileInfo(key, fi))
+	})
+	if err != nil {
+		return fmt.Errorf("blob: list %q: %w", prefix, err)
+	}
+	return nil
+}

@@ -294,6 +294,26 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// List implements Store, with the bucket's listing under the store's
+// prefix.
+func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listing goroutine when fn fails
+	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.name(prefix), Recursive: true}) {
+		if oi.Err != nil {
+			return fmt.Errorf("blob: list %q: %w", prefix, oi.Err)
+		}
+		key, ok := strings.CutPrefix(oi.Key, s.prefix)
+		if !ok || ValidateKey(key) != nil {
+			continue
+		}
+		if err := fn(Info{Key: key, Size: oi.Size, ModTime: oi.LastModified, ETag: strings.Trim(oi.ETag, `"`)}); err != nil {
+			return fmt.Errorf("blob: list %q: %w", prefix, err)
+		}
+	}
+	return ctx.Err()
+}
+
 // Ping implements Store: it checks that the bucket exists and the
 // credentials are accepted.
 func (s *S3) Ping(ctx context.Context) error {

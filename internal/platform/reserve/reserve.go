@@ -121,6 +121,9 @@ type Store interface {
 	Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error
 	// GiveBack returns bytes held on the account of userID (and day) to it.
 	GiveBack(ctx context.Context, q sqldb.Querier, userID, day string, bytes int64, now time.Time) error
+	// Lapsed counts the holds still held whose ExpiresAt is before
+	// before, and the bytes they hold.
+	Lapsed(ctx context.Context, q sqldb.Querier, before time.Time) (Lapsed, error)
 }
 
 // Take holds h.Bytes on the account of h.UserID (and h.Day) in tx, by one

@@ -121,6 +121,13 @@ AND state = 'held' RETURNING id, user_id, day, bytes`, limit), now.UnixMicro())
 	return out, rows.Err()
 }
 
+func (testStore) Lapsed(ctx context.Context, q sqldb.Querier, before time.Time) (reserve.Lapsed, error) {
+	var l reserve.Lapsed
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM holds WHERE state = 'held' AND expires_at < $1`,
+		before.UnixMicro()).Scan(&l.Count, &l.Bytes)
+	return l, err
+}
+
 func (testStore) Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error {
 	_, err := q.ExecContext(ctx, `DELETE FROM holds WHERE state <> 'held' AND settled_at < $1`, cutoff.UnixMicro())
 	return err

@@ -256,3 +256,20 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// errBadDuration answers an internal route's malformed duration parameter.
+var errBadDuration = errs.New(errs.Validation, "validation_failed", "a duration parameter is not valid")
+
+// DurationParam reads the query parameter name of r as a whole number of
+// milliseconds, at least 0 and at most a year; absent is 0.
+func DurationParam(r *http.Request, name string) (time.Duration, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 || ms > 366*24*time.Hour.Milliseconds() {
+		return 0, errBadDuration.WithFields(map[string]string{name: "must be milliseconds, from 0 to a year"})
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}

@@ -71,6 +71,7 @@ func Run(t *testing.T, s blob.Store, opts Options) {
 	t.Run("LargeStream", c.testLargeStream)
 	t.Run("ConcurrentPuts", c.testConcurrentPuts)
 	t.Run("PutFile", c.testPutFile)
+	t.Run("List", c.testList)
 }
 
 type suite struct {

@@ -1,0 +1,220 @@
+package videos_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/reel-video/reel/internal/platform/authn/authntest"
+	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/videos"
+)
+
+// check runs the consistency check at the env's clock, after moving it
+// past the default grace period: everything the test did so far is then
+// settled (blobs' and the storage service's times are the wall clock's).
+func (e *env) check(t *testing.T, fix bool) *videos.CheckReport {
+	t.Helper()
+	e.advance(videos.DefaultCheckGrace + time.Hour)
+	rep, err := e.svc.Check(context.Background(), videos.CheckOptions{Fix: fix})
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if len(rep.Unchecked) != 0 {
+		t.Fatalf("parts unchecked: %v", rep.Unchecked)
+	}
+	return rep
+}
+
+func wantFindings(t *testing.T, rep *videos.CheckReport, want map[string]int) {
+	t.Helper()
+	n := 0
+	for kind, c := range want {
+		if got := rep.Count(kind); got != c {
+			t.Errorf("%d findings of %s, want %d", got, kind, c)
+		}
+		n += c
+	}
+	if len(rep.Findings) != n {
+		t.Errorf("%d findings, want %d", len(rep.Findings), n)
+	}
+	if t.Failed() {
+		for _, f := range rep.Findings {
+			t.Log(f)
+		}
+		t.FailNow()
+	}
+}
+
+func (e *env) readBlob(t *testing.T, key string) []byte {
+	t.Helper()
+	o, err := e.blobs.Open(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	b, err := io.ReadAll(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestCheck: a healthy system after a normal flow checks clean; then an
+// orphan blob, a missing blob, two ledgers off (a total and a stray
+// object) and reservations past their time are found, -fix repairs all
+// but the missing blob (reported only), and a second check finds only it.
+func TestCheck(t *testing.T) {
+	testCheck(t, true)
+}
+
+// TestCheckOnS3: the same with the blobs in S3, and a poster but no
+// renditions (their blobs are checked as the poster's are; the disk test
+// covers them, and ffmpeg's time).
+func TestCheckOnS3(t *testing.T) {
+	raw := s3URL(t)
+	testCheck(t, false, func(c *envConfig) { c.blobs = func(blob.Store) blob.Store { return s3Store(t, raw) } })
+}
+
+func testCheck(t *testing.T, streaming bool, opts ...func(*envConfig)) {
+	clip := testVideo(t, 3, 640, 360)
+	withRealServices(t, -1, -1, func(t *testing.T, e *env, rs *realServices) {
+		ctx := context.Background()
+		ann, bob := e.user("user"), e.user("user")
+		id := e.mustUpload(ann, "kept", clip)
+		if _, err := exec.LookPath("ffmpeg"); err == nil && streaming {
+			// Renditions, playlists and a storyboard: stored and charged
+			// like the video.
+			e.transcode(id, videos.StageFirst)
+			e.transcode(id, videos.StageRest)
+			if err := e.svc.Storyboard(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		gone := e.mustUpload(bob, "trashed", clip)
+		if r := e.do("DELETE", "/api/v1/videos/"+gone, bob.token, nil); r.status != 204 {
+			t.Fatalf("delete: %d %s", r.status, r.raw)
+		}
+
+		rep := e.check(t, false)
+		wantFindings(t, rep, nil)
+		if rep.Videos != 2 || rep.Accounts != 2 || rep.InFlight != 0 || rep.Blobs < 3 {
+			t.Fatalf("healthy check looked at %+v", rep)
+		}
+		t.Logf("healthy: %d videos, %d blobs, %d accounts", rep.Videos, rep.Blobs, rep.Accounts)
+
+		// An orphan: a blob of a video that does not exist.
+		orphan := "videos/" + uuid.NewString() + "/video.mp4"
+		if _, err := e.blobs.Put(ctx, orphan, strings.NewReader("left behind"), -1, "video/mp4"); err != nil {
+			t.Fatal(err)
+		}
+		// A missing blob: the kept video's poster.
+		poster := "videos/" + id + "/" + videos.PosterFile
+		posterBytes := e.readBlob(t, poster)
+		if err := e.blobs.Delete(ctx, poster); err != nil {
+			t.Fatal(err)
+		}
+		// Ann's ledger counts 7 bytes too many; Bob's (whose only video
+		// is in the trash) an object that is not his.
+		if _, err := e.db.W.ExecContext(ctx, `UPDATE storage_accounts SET used = used + 7 WHERE user_id = $1`, ann.id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.W.ExecContext(ctx, `INSERT INTO storage_objects (user_id, object, bytes, created_at, updated_at)
+VALUES ($1, 'videos/stray/video.mp4', 50, 0, 0)`, bob.id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.W.ExecContext(ctx, `UPDATE storage_accounts SET used = used + 50 WHERE user_id = $1`, bob.id); err != nil {
+			t.Fatal(err)
+		}
+		// Reservations that the sweeps have not released, hours after
+		// their time.
+		carl := authntest.NewUserID()
+		if _, err := rs.storage.Reserve(ctx, carl, 5, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rs.usage.ReserveUpload(ctx, carl, 5, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		later := func() time.Time { return time.Now().Add(videos.DefaultCheckGrace + time.Hour) }
+		rs.storage.SetClock(later)
+		rs.usage.SetClock(later)
+
+		found := map[string]int{
+			videos.FindOrphanBlob: 1, videos.FindMissingBlob: 1, videos.FindLedger: 2,
+			videos.FindLapsedStorage: 1, videos.FindLapsedUpload: 1,
+		}
+		rep = e.check(t, false)
+		wantFindings(t, rep, found)
+		if rep.Unfixed() != len(rep.Findings) {
+			t.Fatalf("a check without -fix fixed something: %+v", rep.Findings)
+		}
+		for _, f := range rep.Findings {
+			switch {
+			case f.Kind == videos.FindOrphanBlob && f.Key != orphan,
+				f.Kind == videos.FindMissingBlob && (f.Key != poster || f.VideoID != id),
+				f.Kind == videos.FindLedger && f.UserID == ann.id && f.Got != f.Want+7,
+				f.Kind == videos.FindLedger && f.UserID == bob.id && (f.Got != 50 || f.Want != 0):
+				t.Errorf("finding %+v", f)
+			}
+		}
+
+		rep = e.check(t, true)
+		wantFindings(t, rep, found)
+		for _, f := range rep.Findings {
+			if f.Fixed != (f.Kind != videos.FindMissingBlob) {
+				t.Errorf("fixed %v: %s", f.Fixed, f)
+			}
+		}
+		if _, err := e.blobs.Stat(ctx, orphan); !errors.Is(err, blob.ErrNotFound) {
+			t.Errorf("the orphan is still there: %v", err)
+		}
+		if u, err := rs.storage.Usage(ctx, bob.id); err != nil || u.UsedBytes != 0 {
+			t.Errorf("bob's usage after the fix: %+v, %v", u, err)
+		}
+
+		// Only the missing blob is left: reported, not repaired.
+		rep = e.check(t, false)
+		wantFindings(t, rep, map[string]int{videos.FindMissingBlob: 1})
+		if rep.InFlight != 0 {
+			t.Fatalf("%d accounts left alone as in flight", rep.InFlight)
+		}
+		if _, err := e.blobs.Put(ctx, poster, bytes.NewReader(posterBytes), int64(len(posterBytes)), "image/jpeg"); err != nil {
+			t.Fatal(err)
+		}
+		wantFindings(t, e.check(t, false), nil)
+	}, opts...)
+}
+
+// TestCheckLeavesInFlightAlone: within the grace period, a ledger that
+// does not match and a blob of no video are an upload or a trash in
+// flight, not findings.
+func TestCheckLeavesInFlightAlone(t *testing.T) {
+	clip := testVideo(t, 1, 160, 120)
+	withRealServices(t, -1, -1, func(t *testing.T, e *env, rs *realServices) {
+		ctx := context.Background()
+		ann := e.user("user")
+		e.mustUpload(ann, "fresh", clip)
+		if _, err := e.blobs.Put(ctx, "videos/"+uuid.NewString()+"/video.mp4", strings.NewReader("uploading"), -1, "video/mp4"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.W.ExecContext(ctx, `UPDATE storage_accounts SET used = used + 7, updated_at = $1 WHERE user_id = $2`,
+			time.Now().UnixMicro(), ann.id); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := e.svc.Check(ctx, videos.CheckOptions{Fix: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantFindings(t, rep, nil)
+		if rep.InFlight != 1 {
+			t.Fatalf("in flight: %d, want ann's account", rep.InFlight)
+		}
+	})
+}
