@@ -30,6 +30,8 @@ Usage:
   reel migrate [flags]
   reel user create -email EMAIL -password PASSWORD -username NAME [-admin] [flags]
   reel keys rotate [flags]
+  reel backup DEST [flags]      (SQLite and a blob directory; online)
+  reel restore SRC [flags]      (into an empty data directory)
   reel loadtest -url URL [-users N] [-duration D] [-requests N] [-weights …] [-out DIR]
   reel version
 
@@ -87,6 +89,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		fmt.Fprintln(stdout, "rotated the token signing key; old tokens stay valid until they expire")
 		return nil
+	case "backup", "restore":
+		return backupCmd(ctx, cmd, rest, getenv, stdout, stderr)
 	case "loadtest":
 		tuneGC(getenv)
 		return loadtestCmd(ctx, rest, getenv, stdout, stderr)
