@@ -155,7 +155,7 @@ func TestBackupWhileServingAndRestore(t *testing.T) {
 			size += int64(len(clips[title]))
 		}
 		// Settled: every poster cut and charged, nothing reserved.
-		eventually(t, time.Minute, func() string {
+		eventually(t, 5*time.Minute, func() string {
 			st := users[name].jsonDo("GET", "/api/v1/storage/me", nil, 200)
 			if int64(st["used_bytes"].(float64)) <= size || st["reserved_bytes"].(float64) != 0 {
 				return fmt.Sprintf("%s's posters not charged yet: %v", name, st)
