@@ -18,7 +18,7 @@ import (
 // upgradeBase is the previous release: the commit whose binary must keep
 // working on the schema this one migrates to (expand now, contract in a
 // later release). Each release sets it to the commit of the release before
-// (docs/operations.md, Upgrades); REEL_UPGRADE_BASE overrides it.
+// (docs/operations.md, Upgrades); REEL_TEST_UPGRADE_BASE overrides it.
 const upgradeBase = "9bac742e3086111b7938e011c2ac9e3eb093a0f8"
 
 // oldBinary builds reel at commit from this repository's history, once per
@@ -99,7 +99,7 @@ func onto(t *testing.T, raw, base string) string {
 // writes; then the old one restarts on the new schema, as a replica of the
 // previous release does when it crashes mid-rollout.
 func TestUpgradeSideBySide(t *testing.T) {
-	base := os.Getenv("REEL_UPGRADE_BASE")
+	base := os.Getenv("REEL_TEST_UPGRADE_BASE")
 	if base == "" {
 		base = upgradeBase
 	}
