@@ -66,6 +66,8 @@ type proc struct {
 	// dataDir and dbURL are the process's data directory and database
 	// (dbURL is empty for the gateway and on SQLite).
 	dataDir, dbURL string
+	// bin is the binary to run: reelBin unless set (another release's).
+	bin string
 }
 
 type syncBuffer struct {
@@ -81,7 +83,11 @@ func (s syncBuffer) Write(p []byte) (int, error) {
 
 func (p *proc) start() {
 	p.t.Helper()
-	cmd := exec.Command(reelBin, "serve")
+	bin := p.bin
+	if bin == "" {
+		bin = reelBin
+	}
+	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), p.env...)
 	w := syncBuffer{&p.mu, p.log}
 	cmd.Stdout, cmd.Stderr = w, w

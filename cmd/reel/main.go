@@ -31,6 +31,8 @@ Usage:
   reel user create -email EMAIL -password PASSWORD -username NAME [-admin] [flags]
   reel keys rotate [flags]
   reel check [-fix] [-json] [-grace D] [flags]
+  reel backup DEST [flags]      (SQLite and a blob directory; online)
+  reel restore SRC [flags]      (into an empty data directory)
   reel loadtest -url URL [-users N] [-duration D] [-requests N] [-weights …] [-out DIR]
   reel version
 
@@ -93,6 +95,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	case "check":
 		return checkCmd(ctx, rest, getenv, stdout, stderr)
+	case "backup", "restore":
+		return backupCmd(ctx, cmd, rest, getenv, stdout, stderr)
 	case "loadtest":
 		tuneGC(getenv)
 		return loadtestCmd(ctx, rest, getenv, stdout, stderr)

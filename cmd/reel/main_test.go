@@ -288,3 +288,40 @@ func TestTuneGC(t *testing.T) {
 		t.Fatalf("GOGC=50 in the environment was overridden with %d", got)
 	}
 }
+
+// backup and restore take their directory first and the usual settings
+// after it; the restored data directory has the account.
+func TestBackupCommands(t *testing.T) {
+	ctx := context.Background()
+	data, dest, restored := t.TempDir(), filepath.Join(t.TempDir(), "backup"), filepath.Join(t.TempDir(), "restored")
+	env := func(k string) string {
+		if k == "REEL_DATA_DIR" {
+			return data
+		}
+		return ""
+	}
+	var out, errOut bytes.Buffer
+	for _, args := range [][]string{{"backup"}, {"backup", "-data-dir", data}, {"restore"}} {
+		if err := run(ctx, args, env, &out, &errOut); err == nil || !strings.Contains(err.Error(), "usage: reel "+args[0]) {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+	if err := run(ctx, []string{"user", "create", "-email", "ann@example.com", "-password", "correct horse", "-username", "ann"}, env, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"backup", dest}, env, &out, &errOut); err != nil || !strings.HasPrefix(out.String(), "backed up 1 database and 0 blobs") {
+		t.Fatalf("backup: %v %q", err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"restore", dest, "-data-dir", restored}, env, &out, &errOut); err != nil || !strings.HasPrefix(out.String(), "restored 1 database and 0 blobs") {
+		t.Fatalf("restore: %v %q", err, out.String())
+	}
+	err := run(ctx, []string{"user", "create", "-data-dir", restored, "-email", "ann@example.com", "-password", "correct horse", "-username", "ann"}, env, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "taken") {
+		t.Fatalf("the restored data directory has no account ann@example.com: %v", err)
+	}
+	if err := run(ctx, []string{"restore", dest, "-data-dir", restored}, env, &out, &errOut); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("restore over data: %v", err)
+	}
+}

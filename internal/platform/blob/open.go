@@ -37,35 +37,52 @@ func Open(ctx context.Context, rawURL string, defaultDir string, opts ...OpenOpt
 	for _, o := range opts {
 		o(&oc)
 	}
-	lower := strings.ToLower(rawURL)
-	switch {
-	case rawURL == "":
-		if defaultDir == "" {
-			return nil, errors.New("blob: no storage URL and no default directory")
-		}
-		return NewDisk(defaultDir)
-	case strings.HasPrefix(lower, "file:"):
-		u, err := url.Parse(rawURL)
-		if err != nil {
-			return nil, fmt.Errorf("blob: storage URL: %w", err)
-		}
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("blob: file URL %q: host must be empty (use file:///abs/dir)", rawURL)
-		}
-		if u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" || !filepath.IsAbs(filepath.FromSlash(u.Path)) {
-			return nil, fmt.Errorf("blob: file URL %q: want file:///absolute/dir", rawURL)
-		}
-		return NewDisk(filepath.FromSlash(u.Path))
-	case strings.HasPrefix(lower, "s3:"):
+	if strings.HasPrefix(strings.ToLower(rawURL), "s3:") {
 		cfg, err := ParseS3URL(rawURL, oc.getenv)
 		if err != nil {
 			return nil, err
 		}
 		return NewS3(ctx, cfg)
+	}
+	dir, err := LocalDir(rawURL, defaultDir)
+	if err != nil {
+		return nil, err
+	}
+	return NewDisk(dir)
+}
+
+// ErrNotLocal is LocalDir's answer for a store that is not a directory.
+var ErrNotLocal = errors.New("blob: not a disk store")
+
+// LocalDir returns the directory of a disk store's URL (as Open reads
+// it, without opening or creating anything), or ErrNotLocal for an s3://
+// URL.
+func LocalDir(rawURL, defaultDir string) (string, error) {
+	lower := strings.ToLower(rawURL)
+	switch {
+	case rawURL == "":
+		if defaultDir == "" {
+			return "", errors.New("blob: no storage URL and no default directory")
+		}
+		return defaultDir, nil
+	case strings.HasPrefix(lower, "file:"):
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return "", fmt.Errorf("blob: storage URL: %w", err)
+		}
+		if u.Host != "" && u.Host != "localhost" {
+			return "", fmt.Errorf("blob: file URL %q: host must be empty (use file:///abs/dir)", rawURL)
+		}
+		if u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" || !filepath.IsAbs(filepath.FromSlash(u.Path)) {
+			return "", fmt.Errorf("blob: file URL %q: want file:///absolute/dir", rawURL)
+		}
+		return filepath.FromSlash(u.Path), nil
+	case strings.HasPrefix(lower, "s3:"):
+		return "", ErrNotLocal
 	case strings.Contains(rawURL, "://"):
-		return nil, fmt.Errorf("blob: storage URL %q: unsupported scheme (want file:// or s3://)", RedactURL(rawURL))
+		return "", fmt.Errorf("blob: storage URL %q: unsupported scheme (want file:// or s3://)", RedactURL(rawURL))
 	default:
-		return NewDisk(rawURL)
+		return rawURL, nil
 	}
 }
 
