@@ -133,6 +133,9 @@ func (h *hlsConn) roundTrip(ctx context.Context, target *url.URL, rng string, ke
 		return f, false, err
 	}
 	h.req = append(h.req[:0], "GET "...)
+	if uri := target.RequestURI(); uri[0] != '/' {
+		h.req = append(h.req, '/')
+	}
 	h.req = append(h.req, target.RequestURI()...)
 	h.req = append(h.req, " HTTP/1.1\r\nHost: "...)
 	h.req = append(h.req, h.host...)
