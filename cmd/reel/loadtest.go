@@ -183,7 +183,7 @@ func viewersCmd(ctx context.Context, args []string, _ func(string) string, stdou
 	fs.IntVar(&cfg.Short, "rung", loadtest.DefaultViewerShort, "the rung to play, by its short side in pixels")
 	fs.IntVar(&cfg.Start, "start", 100, "viewers in the first step")
 	fs.IntVar(&cfg.Step, "step", 100, "viewers added by each next step")
-	fs.IntVar(&cfg.Max, "max", 1000, fmt.Sprintf("viewers in the last step (at most %d)", loadtest.MaxUsers))
+	fs.IntVar(&cfg.Max, "max", 0, fmt.Sprintf("viewers in the last step (at most %d; 0: -start, one step)", loadtest.MaxUsers))
 	fs.DurationVar(&cfg.StepDuration, "step-duration", loadtest.DefaultStepDuration, "how long each step lasts")
 	fs.DurationVar(&cfg.Interval, "interval", 0, "time between two segment requests of a viewer (0: each segment's duration, real time)")
 	fs.DurationVar(&cfg.TargetP99, "target-p99", loadtest.DefaultTargetP99, "a step passes with 0 errors and a p99 segment TTFB below this")
