@@ -1,7 +1,8 @@
 # scripts/bench-streaming.sh: the adaptive-streaming benchmarks of
 # scripts/bench.sh (issue 18), sourced by it; it uses bench.sh's helpers
-# (start_reel, nginx_start, row, kept, failed…) and writes its figures into
-# the streaming_* variables that bench.sh's report reads.
+# (start_reel, media_jobs, nginx_start, row, kept, failed…) and gives
+# bench.sh's report its rows (streaming_rows) and its section
+# (streaming_md).
 #
 # On one all-in-one reel on SQLite with adaptive streaming on:
 #   a. the first playable HLS rendition of a 60 s 1080p30 H.264/AAC clip,
@@ -57,14 +58,6 @@ make_clips() {
 		ffmpeg -nostdin -v error -y -i "$clip" -c:v mpeg2video -q:v 5 -c:a aac -b:a 128k -f mp4 "$qclip.part"
 		mv "$qclip.part" "$qclip"
 	fi
-}
-
-# jobs_busy: the running reel's poster, transcode and storyboard jobs that
-# run or wait (its reel_jobs metric).
-jobs_busy() {
-	curl -fsS "$reel_url/metrics" 2>/dev/null | awk '
-		$1 ~ /^reel_jobs\{/ && $1 ~ /kind="(poster|transcode|storyboard)"/ && $1 ~ /state="(running|available)"/ { n += $2 }
-		END { print n + 0 }'
 }
 
 # streaming_loadtest SCENARIO DIR ARGS…: a streaming scenario of reel
@@ -146,7 +139,7 @@ streaming_bench() {
 	fi
 	# What else the video's jobs do (its storyboard) ends before viewers.
 	for ((i = 0; i < 600; i++)); do
-		[[ $(jobs_busy) == 0 ]] && break
+		[[ $(media_jobs) == 0 ]] && break
 		sleep 0.5
 	done
 	log "streaming: viewers of reel"
