@@ -99,6 +99,18 @@ hls_layout() {
 	done
 }
 
+# nginx_pids: nginx's master and workers, comma-separated, once every
+# worker has started.
+nginx_pids() {
+	local workers i
+	for ((i = 0; i < 50; i++)); do
+		workers=$(ps -o pid= --ppid "$nginx_pid" | xargs)
+		(($(wc -w <<<"$workers") >= ncpu)) && break
+		sleep 0.1
+	done
+	echo "$nginx_pid $workers" | tr -s ' ' ','
+}
+
 # streaming_bench: the runs a. to d.
 streaming_bench() {
 	local sdir=$OUT/streaming token id t0 t_answer state i
@@ -148,8 +160,7 @@ streaming_bench() {
 	log "streaming: viewers of nginx serving the same files"
 	if hls_layout "$id" "$work/hls/v"; then
 		nginx_start "$work/hls" $((VIEWERS_MAX + 1024))
-		viewers "$sdir/viewers-nginx" "http://127.0.0.1:$nginx_port" -master /v/master.m3u8 \
-			-server-pid "$(echo "$nginx_pid" $(ps -o pid= --ppid "$nginx_pid") | tr -s ' ' ',')" ||
+		viewers "$sdir/viewers-nginx" "http://127.0.0.1:$nginx_port" -master /v/master.m3u8 -server-pid "$(nginx_pids)" ||
 			streaming_note="the viewers run against nginx failed"
 		nginx_stop
 	else
