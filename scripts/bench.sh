@@ -14,20 +14,31 @@
 #      the same bytes (dd conv=fsync), with reel's peak RSS (VmHWM) during it;
 #   3. byte-range serving of that video from /media beside nginx and a bare
 #      Go file server (scripts/goserve.go) serving the same file, with wrk;
-#   4. the two 1000-user scenarios again on PostgreSQL (scripts/pg.sh).
+#   4. the two 1000-user scenarios again on PostgreSQL (scripts/pg.sh),
+#      and the full mix once more with REEL_STREAMING=off: every other run
+#      has adaptive streaming on, so uploads enqueue transcodes;
+#   5. adaptive streaming (scripts/bench-streaming.sh): the first playable
+#      HLS rendition of a 60 s 1080p clip, idle and behind a queue, its
+#      full ladder, and HLS viewers at real-time pace against reel and
+#      against nginx serving the same files.
 # The reports and charts go under docs/bench/. In docs/benchmarks.md it
-# rewrites only the text between two pairs of marker comments: the
-# current-results table (<!-- bench:results:begin --> ... end -->) and the
-# section of the latest run (<!-- bench:run:begin --> ... end -->); the
-# rest of the document (method, history) is written by hand.
+# rewrites only the text between pairs of marker comments: the
+# current-results table (<!-- bench:results:begin --> ... end -->), the
+# section of the latest run (<!-- bench:run:begin --> ... end -->) and
+# that of the latest streaming run (<!-- bench:streaming:begin --> ...);
+# the rest of the document (method, history) is written by hand.
 #
 # Environment: USERS (1000), DURATION (60s), THINK (1s), SAT_USERS (100,
 # 0 skips the flat-out run), BENCH_OUT (docs/bench), BENCH_DOC
-# (docs/benchmarks.md), SKIP_PG=1, SKIP_BIG=1 (no 1 GiB upload or media;
-# skipped rows keep their last figures), HASH_PKG (./internal/users) and
-# HASH_BENCH (IDKey): the benchmark of the bare hash, which
-# reports hashes/s. Needs ffmpeg, jq, curl, nginx and wrk; as root it
-# installs the last two with apt-get when they are missing.
+# (docs/benchmarks.md), SKIP_PG=1, SKIP_BIG=1 (no 1 GiB upload or media),
+# SKIP_STREAMING=1, BENCH_ONLY=streaming (5. alone, about ten minutes;
+# the run section of 1. to 4. is left as it is); skipped rows keep their
+# last figures. DRAIN_S (300): the longest wait for a mix's media jobs.
+# HASH_PKG (./internal/users) and HASH_BENCH (IDKey): the benchmark of the
+# bare hash, which reports hashes/s. The streaming part's own variables
+# are described in scripts/bench-streaming.sh. Needs ffmpeg, jq, curl,
+# nginx and wrk; as root it installs the last two with apt-get when they
+# are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +56,19 @@ BIG_BYTES=$((1 << 30))
 READ_WEIGHTS="feed=10,storage=5,usage=5,logs=3,play=3,admin_logs=1"
 HASH_PKG=${HASH_PKG:-./internal/users}
 HASH_BENCH=${HASH_BENCH:-IDKey}
+DRAIN_S=${DRAIN_S:-300}
+BENCH_ONLY=${BENCH_ONLY:-}
+case $BENCH_ONLY in
+"" | streaming) ;;
+*) echo "bench.sh: BENCH_ONLY=$BENCH_ONLY: the only part that runs alone is streaming" >&2; exit 1 ;;
+esac
+# part NAME: whether this run measures a part: mix (1. to 4.) or streaming.
+part() {
+	case $1 in
+	mix) [[ -z $BENCH_ONLY ]] ;;
+	streaming) [[ ${SKIP_STREAMING:-0} != 1 && (-z $BENCH_ONLY || $BENCH_ONLY == streaming) ]] ;;
+	esac
+}
 
 log() { printf '\n=== %s\n' "$*" >&2; }
 die() { echo "bench.sh: $*" >&2; exit 1; }
@@ -104,16 +128,20 @@ log "machine: $ncpu × $model, $mem, $kernel, $gover, $fstype under /tmp"
 
 log "building reel"
 go build -o "$work/reel" ./cmd/reel
-go build -o "$work/goserve" scripts/goserve.go
-# The hash benchmark is looked up now rather than after the first runs.
-listed=$(go test "$HASH_PKG" -list "^Benchmark$HASH_BENCH\$")
-grep -qx "Benchmark$HASH_BENCH" <<<"$listed" ||
-	die "no Benchmark$HASH_BENCH in $HASH_PKG (set HASH_PKG and HASH_BENCH to the bare hash's benchmark)"
+if part mix; then
+	go build -o "$work/goserve" scripts/goserve.go
+	# The hash benchmark is looked up now rather than after the first runs.
+	listed=$(go test "$HASH_PKG" -list "^Benchmark$HASH_BENCH\$")
+	grep -qx "Benchmark$HASH_BENCH" <<<"$listed" ||
+		die "no Benchmark$HASH_BENCH in $HASH_PKG (set HASH_PKG and HASH_BENCH to the bare hash's benchmark)"
+fi
 
 # ---------------------------------------------------------------- reel
 # start_reel NAME [VAR=value …]: an all-in-one reel on a fresh data dir on
 # loopback, limits opened (every virtual user comes from 127.0.0.1 and
-# uploads more than the default daily 100 MiB), with a bootstrap admin.
+# uploads more than the default daily 100 MiB), with a bootstrap admin and
+# adaptive streaming on (every upload enqueues its transcodes) unless
+# REEL_STREAMING=off is given.
 start_reel() {
 	local name=$1
 	shift
@@ -123,7 +151,7 @@ start_reel() {
 	env REEL_DATA_DIR="$dir/data" REEL_HTTP_ADDR="127.0.0.1:$port" REEL_LOG_LEVEL=warn \
 		REEL_STORAGE_QUOTA=-1 REEL_DAILY_UPLOAD_LIMIT=-1 REEL_DAILY_EGRESS_LIMIT=-1 \
 		REEL_MAX_UPLOAD_SIZE=2GiB REEL_LOGIN_MAX_PER_IP=1000000 REEL_LOGIN_MAX_PER_ACCOUNT=1000000 \
-		REEL_ADMIN_EMAIL="$ADMIN_EMAIL" REEL_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
+		REEL_ADMIN_EMAIL="$ADMIN_EMAIL" REEL_ADMIN_PASSWORD="$ADMIN_PASSWORD" REEL_STREAMING=on \
 		"$@" "$work/reel" serve >"$dir/reel.log" 2>&1 &
 	reel_pid=$!
 	reel_url=http://127.0.0.1:$port
@@ -163,18 +191,26 @@ scenario() {
 	loadtest "$dir" -users "$USERS" -duration "$DURATION" -think "$THINK" -timeout 3m \
 		-admin-email "$ADMIN_EMAIL" -admin-password "$ADMIN_PASSWORD" "$@"
 }
-# drain_posters: wait (at most 15 min) until the running reel has cut the
-# posters the last run left due, so that the next run does not share the
-# cores with them; prints "posters seconds".
-drain_posters() {
-	local due first="" t0=$SECONDS
-	while ((SECONDS - t0 < 900)); do
-		due=$(curl -fsS "$reel_url/metrics" 2>/dev/null | awk '$1 == "reel_video_posters_due" { print $2 }')
-		[[ -z $first ]] && first=${due:-0}
-		[[ -z $due || $due == 0 ]] && break
+# media_jobs: the running reel's poster, transcode and storyboard jobs
+# that run or wait to run (its reel_jobs metric).
+media_jobs() {
+	curl -fsS "$reel_url/metrics" 2>/dev/null | awk '
+		$1 ~ /^reel_jobs\{/ && $1 ~ /kind="(poster|transcode|storyboard)"/ && $1 ~ /state="(running|available)"/ { n += $2 }
+		END { print n + 0 }'
+}
+# drain_jobs: wait (at most DRAIN_S) until the running reel has done the
+# media jobs (posters, transcodes, storyboards) the last run left, so that
+# the next run does not share the cores with them; prints "jobs seconds
+# left": the jobs at the start, the wait, and the jobs left at its end.
+drain_jobs() {
+	local n first="" t0=$SECONDS
+	while :; do
+		n=$(media_jobs)
+		[[ -z $first ]] && first=$n
+		((n == 0 || SECONDS - t0 >= DRAIN_S)) && break
 		sleep 1
 	done
-	echo "${first:-0} $((SECONDS - t0))"
+	echo "$first $((SECONDS - t0)) $n"
 }
 # Uploads of the small video as fast as the server takes them.
 upload_run() {
@@ -189,209 +225,241 @@ login_run() {
 	route "$1" login .throughput_rps
 }
 
-# ---------------------------------------------------------------- 1. SQLite
-mkdir -p "$OUT"
-log "SQLite: $USERS users for $DURATION"
-start_reel sqlite
-scenario "$OUT/sqlite"
-log "SQLite: $USERS users for $DURATION, reads only"
-read -r drain_sqlite drain_sqlite_s < <(drain_posters)
-log "posters left due by the full mix: $drain_sqlite, cut in $drain_sqlite_s s"
-scenario "$OUT/sqlite-reads" -weights "$READ_WEIGHTS"
-read -r upload_cap upload_cap_p50 < <(upload_run "$work/upload-sqlite")
-read -r drain_upload drain_upload_s < <(drain_posters)
-log "posters left due by the upload run: $drain_upload, cut in $drain_upload_s s"
-# What starting ffmpeg costs before it reads a byte (CPU ms per start).
-exec_ms=$( { TIMEFORMAT='%U %S'; time (for _ in 1 2 3 4 5 6 7 8 9 10; do ffmpeg -version >/dev/null; done); } 2>&1 | awk '{ printf "%.0f", ($1 + $2) * 100 }')
-ffmpeg_libs=$(ldd "$(command -v ffmpeg)" | wc -l)
-sat_rps="" sat_dir="$OUT/sqlite-flat-out"
-if ((SAT_USERS > 0)); then
-	log "SQLite: $SAT_USERS users reading flat out (no pause) for 30s"
-	rm -rf "$sat_dir"
-	loadtest "$sat_dir" -users "$SAT_USERS" -duration 30s -think 0 -weights "$READ_WEIGHTS" \
-		-admin-email "$ADMIN_EMAIL" -admin-password "$ADMIN_PASSWORD"
-	sat_rps=$(jq -r '([.routes[] | select(.name | IN("register", "login", "admin_login", "web_login") | not) | .requests] | add) / .load_s' "$sat_dir/results.json")
-fi
-stop_reel
-
-# ---------------------------------------------------------------- 1. logins vs the hash rate
-# hash_runs: five runs of the bare hash benchmark, one rate a line.
-hash_runs() {
-	go test "$HASH_PKG" -run '^$' -bench "^Benchmark$HASH_BENCH\$" -benchtime 100x -count 5 |
-		awk -v b="Benchmark$HASH_BENCH" '$1 ~ "^" b "(-[0-9]+)?$" { for (i = 1; i < NF; i++) if ($(i+1) == "hashes/s") print $i }'
-}
-# The bound is the median of five runs right before the login run and five
-# right after it: the machine's speed drifts over minutes, and this way the
-# logins and the bound see the same machine. The spread says how noisy it
-# is (other work on it moves both figures alike).
-log "bare argon2id rate on $ncpu cores (Benchmark$HASH_BENCH, 5 runs before the logins and 5 after)"
-hash_before=$(hash_runs)
-# On a fresh reel: what the runs above left for the background (the
-# outbox relays delivering their events, the WAL's checkpoints) would
-# otherwise take cores from the logins.
-start_reel login
-login_sqlite=$(login_run "$work/login-sqlite")
-stop_reel
-hash_after=$(hash_runs)
-hash_all=$(printf '%s\n%s\n' "$hash_before" "$hash_after" | sed '/^$/d' | sort -g)
-[[ -n $hash_all ]] || die "go test $HASH_PKG -bench Benchmark$HASH_BENCH reported no hashes/s"
-hash_rate=$(echo "$hash_all" | awk '{ v[NR] = $1 } END { print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }')
-hash_lo=$(echo "$hash_all" | head -1)
-hash_hi=$(echo "$hash_all" | tail -1)
-log "hash rate: $hash_rate hashes/s (runs from $hash_lo to $hash_hi); logins: $login_sqlite/s"
-
-# ---------------------------------------------------------------- 2. upload, RSS, raw disk
-upload_note="" media_note=""
-up_mibs="" dd_mibs="" hwm_kib="" up_status="" big_size=""
-media_done=""
-if [[ ${SKIP_BIG:-0} != 1 ]]; then
-	log "making a 1 GiB video (MPEG-4 of noise, so that nothing compresses it away)"
-	ffmpeg -nostdin -v error -y -f rawvideo -video_size 1280x720 -pix_fmt yuv420p -framerate 25 -i /dev/urandom \
-		-frames:v 2000 -fs "$BIG_BYTES" -c:v mpeg4 -q:v 2 "$work/big.mp4"
-	big_size=$(stat -c %s "$work/big.mp4")
-
-	log "raw sequential write of the same bytes (dd conv=fsync)"
-	cat "$work/big.mp4" >/dev/null # both read it from the page cache
-	t0=$(date +%s.%N)
-	dd if="$work/big.mp4" of="$work/dd.out" bs=1M conv=fsync status=none
-	t1=$(date +%s.%N)
-	rm -f "$work/dd.out"
-	dd_mibs=$(calc "$big_size / 1048576 / ($t1 - $t0)")
-
-	log "1 GiB upload to a fresh reel, peak RSS"
-	start_reel upload
-	token=$(admin_token)
-	# Start the high-water mark afresh (5 = reset peak RSS), so that it is
-	# the upload's; a fresh process has little before it anyway.
-	echo 5 >"/proc/$reel_pid/clear_refs" 2>/dev/null || true
-	read -r up_status up_time < <(curl -sS -o "$work/upload.json" -w '%{http_code} %{time_total}\n' \
-		-H "Authorization: Bearer $token" -F title="one gibibyte" -F "video=@$work/big.mp4;type=video/mp4" \
-		"$reel_url/api/v1/videos")
-	hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$reel_pid/status")
-	if [[ $up_status == 201 ]]; then
-		up_mibs=$(calc "$big_size / 1048576 / $up_time")
-	else
-		upload_note="the upload answered $up_status ($(head -c 300 "$work/upload.json")): the videos service is not (fully) served by this build"
-		up_mibs=""
-	fi
-
-	# ------------------------------------------------------------ 3. media vs nginx
-	video_id=$(jq -r '.video.id // .id // empty' "$work/upload.json" 2>/dev/null || true)
-	play_url=""
-	if [[ -n $video_id ]]; then
-		play_url=$(curl -fsS -X POST -H "Authorization: Bearer $token" "$reel_url/api/v1/videos/$video_id/playback" | jq -r '.url // empty' || true)
-		[[ $play_url == /* ]] && play_url=$reel_url$play_url
-	fi
-	# The stored video, under the disk store's directory: the spool holds
-	# a second name of the upload until its poster is cut, then drops it.
-	blob=$(find "$reel_data/blobs" -type f -size +$(((BIG_BYTES - (64 << 20)) / 1024))k | head -1)
-	if [[ -n $play_url && -n $blob ]]; then
-		nport=$(free_port 18600)
-		mkdir -p "$work/nginx/logs"
-		user_line=""
-		[[ $(id -u) -eq 0 ]] && user_line="user root;"
-		cat >"$work/nginx/nginx.conf" <<EOF
+# nginx_start ROOT CONNECTIONS: nginx serving the files under ROOT on a free
+# loopback port (nginx_port), a worker per core, sendfile, no access log,
+# up to CONNECTIONS connections per worker.
+nginx_start() {
+	local user_line="" i
+	nginx_port=$(free_port 18600)
+	mkdir -p "$work/nginx/logs"
+	[[ $(id -u) -eq 0 ]] && user_line="user root;"
+	cat >"$work/nginx/nginx.conf" <<EOF
 $user_line
 worker_processes $ncpu;
+worker_rlimit_nofile $((2 * $2 + 64));
 daemon off;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/logs/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections $2; }
 http {
 	access_log off;
 	sendfile on;
 	tcp_nopush off; # with sendfile and small ranges it waits out delayed ACKs (40 ms a request)
 	keepalive_requests 1000000;
-	types { video/mp4 mp4; }
+	types { video/mp4 mp4; application/vnd.apple.mpegurl m3u8; }
 	default_type application/octet-stream;
 	server {
-		listen 127.0.0.1:$nport;
-		root $(dirname "$blob");
+		listen 127.0.0.1:$nginx_port backlog=4096;
+		root $1;
 	}
 }
 EOF
-		nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-		nginx_pid=$!
-		for ((i = 0; i < 50; i++)); do port_free "$nport" || break; sleep 0.1; done
-		nginx_url=http://127.0.0.1:$nport/$(basename "$blob")
-		# Random ranges across the whole file, the same script for both.
-		cat >"$work/ranges.lua" <<'EOF'
-local counter = 0
-function setup(thread) counter = counter + 1; thread:set("id", counter) end
-function init(args)
-	size, chunk = tonumber(args[1]), tonumber(args[2])
-	math.randomseed(os.time() * 1000 + id)
-end
-function request()
-	local off = math.random(0, size - chunk)
-	return wrk.format(nil, nil, { ["Range"] = "bytes=" .. off .. "-" .. (off + chunk - 1) })
-end
-function done(s, latency, requests)
-	local e = s.errors
-	io.write(string.format("RESULT %d %d %d %d %d\n", s.requests, s.bytes, s.duration,
-		e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(99)))
-end
-EOF
-		# wrkrun URL CHUNK → "req/s MiB/s errors p99_ms"
-		wrkrun() {
-			wrk -t "$ncpu" -c 32 -d 15s -s "$work/ranges.lua" "$1" -- "$big_size" "$2" |
-				awk '/^RESULT/ { printf "%.1f %.1f %d %.2f\n", $2 / ($4 / 1e6), $3 / 1048576 / ($4 / 1e6), $5, $6 / 1000 }'
-		}
-		log "range serving: nginx vs /media, 64 KiB and 1 MiB random ranges"
-		read -r nginx_small_rps nginx_small_mibs nginx_small_err nginx_small_p99 < <(wrkrun "$nginx_url" 65536)
-		read -r reel_small_rps reel_small_mibs reel_small_err reel_small_p99 < <(wrkrun "$play_url" 65536)
-		read -r nginx_big_rps nginx_big_mibs nginx_big_err nginx_big_p99 < <(wrkrun "$nginx_url" 1048576)
-		read -r reel_big_rps reel_big_mibs reel_big_err reel_big_p99 < <(wrkrun "$play_url" 1048576)
-		# What Go's net/http itself does with the same file, in the same
-		# minutes: the bound for reel, which is a Go server too.
-		gport=$(free_port 18700)
-		"$work/goserve" -addr "127.0.0.1:$gport" "$blob" &
-		goserve_pid=$!
-		for ((i = 0; i < 50; i++)); do port_free "$gport" || break; sleep 0.1; done
-		read -r go_small_rps go_small_mibs go_small_err go_small_p99 < <(wrkrun "http://127.0.0.1:$gport/" 65536)
-		read -r go_big_rps go_big_mibs go_big_err go_big_p99 < <(wrkrun "http://127.0.0.1:$gport/" 1048576)
-		kill "$goserve_pid" 2>/dev/null || true
-		goserve_pid=""
-		media_done=1
-		if ((nginx_small_err + nginx_big_err + reel_small_err + reel_big_err > 0)); then
-			# A ratio against error answers would mean nothing.
-			media_done=""
-			media_note="errors in the runs (nginx $nginx_small_err and $nginx_big_err, reel $reel_small_err and $reel_big_err): no ratio"
-		fi
-		kill "$nginx_pid" 2>/dev/null || true
-		nginx_pid=""
-	else
-		media_note="no playback URL (the videos service is not served by this build, or the upload failed): /media was not measured"
-	fi
-	stop_reel
-else
-	media_note="skipped (SKIP_BIG=1)"
-	upload_note="skipped (SKIP_BIG=1)"
-fi
+	nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+	nginx_pid=$!
+	for ((i = 0; i < 50; i++)); do port_free "$nginx_port" || break; sleep 0.1; done
+}
+nginx_stop() {
+	kill "$nginx_pid" 2>/dev/null || true
+	wait "$nginx_pid" 2>/dev/null || true
+	nginx_pid=""
+}
 
-# ---------------------------------------------------------------- 4. PostgreSQL
+# shellcheck source=scripts/bench-streaming.sh
+source scripts/bench-streaming.sh
+
+# ---------------------------------------------------------------- 1. to 4.
+# The mix and the physical limits: everything but BENCH_ONLY=streaming.
+mkdir -p "$OUT"
 pg_ok=""
 login_pg=""
-if [[ ${SKIP_PG:-0} != 1 ]]; then
-	if pg_start; then
-		pg_port=${REEL_TEST_POSTGRES_URL##*127.0.0.1:}
-		pg_port=${pg_port%%/*}
-		psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c 'CREATE DATABASE reel_bench' >/dev/null
-		pg_version=$(psql -tA -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c 'SHOW server_version')
-		log "PostgreSQL $pg_version: $USERS users for $DURATION"
-		start_reel postgres REEL_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/reel_bench?sslmode=disable"
-		scenario "$OUT/postgres"
-		read -r drain_pg drain_pg_s < <(drain_posters)
-		log "posters left due by the full mix: $drain_pg, cut in $drain_pg_s s"
-		log "PostgreSQL: $USERS users for $DURATION, reads only"
-		scenario "$OUT/postgres-reads" -weights "$READ_WEIGHTS"
-		login_pg=$(login_run "$work/login-pg")
-		stop_reel
-		pg_stop
-		pg_ok=1
-	else
-		log "PostgreSQL could not be started: its half is skipped"
+upload_note="" media_note=""
+up_mibs="" dd_mibs="" hwm_kib="" up_status="" big_size=""
+media_done=""
+if part mix; then
+	# ---------------------------------------------------------------- 1. SQLite
+	log "SQLite: $USERS users for $DURATION"
+	start_reel sqlite
+	scenario "$OUT/sqlite"
+	log "SQLite: $USERS users for $DURATION, reads only"
+	read -r drain_sqlite drain_sqlite_s drain_sqlite_left < <(drain_jobs)
+	log "media jobs left by the full mix: $drain_sqlite; $drain_sqlite_left left after $drain_sqlite_s s"
+	scenario "$OUT/sqlite-reads" -weights "$READ_WEIGHTS"
+	read -r upload_cap upload_cap_p50 < <(upload_run "$work/upload-sqlite")
+	read -r drain_upload drain_upload_s drain_upload_left < <(drain_jobs)
+	log "media jobs left by the upload run: $drain_upload; $drain_upload_left left after $drain_upload_s s"
+	# What starting ffmpeg costs before it reads a byte (CPU ms per start).
+	exec_ms=$( { TIMEFORMAT='%U %S'; time (for _ in 1 2 3 4 5 6 7 8 9 10; do ffmpeg -version >/dev/null; done); } 2>&1 | awk '{ printf "%.0f", ($1 + $2) * 100 }')
+	ffmpeg_libs=$(ldd "$(command -v ffmpeg)" | wc -l)
+	sat_rps="" sat_dir="$OUT/sqlite-flat-out"
+	if ((SAT_USERS > 0)); then
+		log "SQLite: $SAT_USERS users reading flat out (no pause) for 30s"
+		rm -rf "$sat_dir"
+		loadtest "$sat_dir" -users "$SAT_USERS" -duration 30s -think 0 -weights "$READ_WEIGHTS" \
+			-admin-email "$ADMIN_EMAIL" -admin-password "$ADMIN_PASSWORD"
+		sat_rps=$(jq -r '([.routes[] | select(.name | IN("register", "login", "admin_login", "web_login") | not) | .requests] | add) / .load_s' "$sat_dir/results.json")
 	fi
+	stop_reel
+
+	# ---------------------------------------------------------------- 1. logins vs the hash rate
+	# hash_runs: five runs of the bare hash benchmark, one rate a line.
+	hash_runs() {
+		go test "$HASH_PKG" -run '^$' -bench "^Benchmark$HASH_BENCH\$" -benchtime 100x -count 5 |
+			awk -v b="Benchmark$HASH_BENCH" '$1 ~ "^" b "(-[0-9]+)?$" { for (i = 1; i < NF; i++) if ($(i+1) == "hashes/s") print $i }'
+	}
+	# The bound is the median of five runs right before the login run and five
+	# right after it: the machine's speed drifts over minutes, and this way the
+	# logins and the bound see the same machine. The spread says how noisy it
+	# is (other work on it moves both figures alike).
+	log "bare argon2id rate on $ncpu cores (Benchmark$HASH_BENCH, 5 runs before the logins and 5 after)"
+	hash_before=$(hash_runs)
+	# On a fresh reel: what the runs above left for the background (the
+	# outbox relays delivering their events, the WAL's checkpoints) would
+	# otherwise take cores from the logins.
+	start_reel login
+	login_sqlite=$(login_run "$work/login-sqlite")
+	stop_reel
+	hash_after=$(hash_runs)
+	hash_all=$(printf '%s\n%s\n' "$hash_before" "$hash_after" | sed '/^$/d' | sort -g)
+	[[ -n $hash_all ]] || die "go test $HASH_PKG -bench Benchmark$HASH_BENCH reported no hashes/s"
+	hash_rate=$(echo "$hash_all" | awk '{ v[NR] = $1 } END { print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }')
+	hash_lo=$(echo "$hash_all" | head -1)
+	hash_hi=$(echo "$hash_all" | tail -1)
+	log "hash rate: $hash_rate hashes/s (runs from $hash_lo to $hash_hi); logins: $login_sqlite/s"
+
+	# ---------------------------------------------------------------- 2. upload, RSS, raw disk
+	if [[ ${SKIP_BIG:-0} != 1 ]]; then
+		log "making a 1 GiB video (MPEG-4 of noise, so that nothing compresses it away)"
+		ffmpeg -nostdin -v error -y -f rawvideo -video_size 1280x720 -pix_fmt yuv420p -framerate 25 -i /dev/urandom \
+			-frames:v 2000 -fs "$BIG_BYTES" -c:v mpeg4 -q:v 2 "$work/big.mp4"
+		big_size=$(stat -c %s "$work/big.mp4")
+
+		log "raw sequential write of the same bytes (dd conv=fsync)"
+		cat "$work/big.mp4" >/dev/null # both read it from the page cache
+		t0=$(date +%s.%N)
+		dd if="$work/big.mp4" of="$work/dd.out" bs=1M conv=fsync status=none
+		t1=$(date +%s.%N)
+		rm -f "$work/dd.out"
+		dd_mibs=$(calc "$big_size / 1048576 / ($t1 - $t0)")
+
+		log "1 GiB upload to a fresh reel, peak RSS"
+		start_reel upload
+		token=$(admin_token)
+		# Start the high-water mark afresh (5 = reset peak RSS), so that it is
+		# the upload's; a fresh process has little before it anyway.
+		echo 5 >"/proc/$reel_pid/clear_refs" 2>/dev/null || true
+		read -r up_status up_time < <(curl -sS -o "$work/upload.json" -w '%{http_code} %{time_total}\n' \
+			-H "Authorization: Bearer $token" -F title="one gibibyte" -F "video=@$work/big.mp4;type=video/mp4" \
+			"$reel_url/api/v1/videos")
+		hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$reel_pid/status")
+		if [[ $up_status == 201 ]]; then
+			up_mibs=$(calc "$big_size / 1048576 / $up_time")
+		else
+			upload_note="the upload answered $up_status ($(head -c 300 "$work/upload.json")): the videos service is not (fully) served by this build"
+			up_mibs=""
+		fi
+
+		# ------------------------------------------------------------ 3. media vs nginx
+		video_id=$(jq -r '.video.id // .id // empty' "$work/upload.json" 2>/dev/null || true)
+		play_url=""
+		if [[ -n $video_id ]]; then
+			play_url=$(curl -fsS -X POST -H "Authorization: Bearer $token" "$reel_url/api/v1/videos/$video_id/playback" | jq -r '.url // empty' || true)
+			[[ $play_url == /* ]] && play_url=$reel_url$play_url
+		fi
+		# The stored video, under the disk store's directory: the spool holds
+		# a second name of the upload until its poster is cut, then drops it.
+		blob=$(find "$reel_data/blobs" -type f -size +$(((BIG_BYTES - (64 << 20)) / 1024))k | head -1)
+		if [[ -n $play_url && -n $blob ]]; then
+			nginx_start "$(dirname "$blob")" 4096
+			nginx_url=http://127.0.0.1:$nginx_port/$(basename "$blob")
+			# Random ranges across the whole file, the same script for both.
+			cat >"$work/ranges.lua" <<-'EOF'
+	local counter = 0
+	function setup(thread) counter = counter + 1; thread:set("id", counter) end
+	function init(args)
+		size, chunk = tonumber(args[1]), tonumber(args[2])
+		math.randomseed(os.time() * 1000 + id)
+	end
+	function request()
+		local off = math.random(0, size - chunk)
+		return wrk.format(nil, nil, { ["Range"] = "bytes=" .. off .. "-" .. (off + chunk - 1) })
+	end
+	function done(s, latency, requests)
+		local e = s.errors
+		io.write(string.format("RESULT %d %d %d %d %d\n", s.requests, s.bytes, s.duration,
+			e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(99)))
+	end
+	EOF
+			# wrkrun URL CHUNK → "req/s MiB/s errors p99_ms"
+			wrkrun() {
+				wrk -t "$ncpu" -c 32 -d 15s -s "$work/ranges.lua" "$1" -- "$big_size" "$2" |
+					awk '/^RESULT/ { printf "%.1f %.1f %d %.2f\n", $2 / ($4 / 1e6), $3 / 1048576 / ($4 / 1e6), $5, $6 / 1000 }'
+			}
+			log "range serving: nginx vs /media, 64 KiB and 1 MiB random ranges"
+			read -r nginx_small_rps nginx_small_mibs nginx_small_err nginx_small_p99 < <(wrkrun "$nginx_url" 65536)
+			read -r reel_small_rps reel_small_mibs reel_small_err reel_small_p99 < <(wrkrun "$play_url" 65536)
+			read -r nginx_big_rps nginx_big_mibs nginx_big_err nginx_big_p99 < <(wrkrun "$nginx_url" 1048576)
+			read -r reel_big_rps reel_big_mibs reel_big_err reel_big_p99 < <(wrkrun "$play_url" 1048576)
+			# What Go's net/http itself does with the same file, in the same
+			# minutes: the bound for reel, which is a Go server too.
+			gport=$(free_port 18700)
+			"$work/goserve" -addr "127.0.0.1:$gport" "$blob" &
+			goserve_pid=$!
+			for ((i = 0; i < 50; i++)); do port_free "$gport" || break; sleep 0.1; done
+			read -r go_small_rps go_small_mibs go_small_err go_small_p99 < <(wrkrun "http://127.0.0.1:$gport/" 65536)
+			read -r go_big_rps go_big_mibs go_big_err go_big_p99 < <(wrkrun "http://127.0.0.1:$gport/" 1048576)
+			kill "$goserve_pid" 2>/dev/null || true
+			goserve_pid=""
+			media_done=1
+			if ((nginx_small_err + nginx_big_err + reel_small_err + reel_big_err > 0)); then
+				# A ratio against error answers would mean nothing.
+				media_done=""
+				media_note="errors in the runs (nginx $nginx_small_err and $nginx_big_err, reel $reel_small_err and $reel_big_err): no ratio"
+			fi
+			nginx_stop
+		else
+			media_note="no playback URL (the videos service is not served by this build, or the upload failed): /media was not measured"
+		fi
+		stop_reel
+	else
+		media_note="skipped (SKIP_BIG=1)"
+		upload_note="skipped (SKIP_BIG=1)"
+	fi
+
+	# ---------------------------------------------------------------- 4. PostgreSQL
+	if [[ ${SKIP_PG:-0} != 1 ]]; then
+		if pg_start; then
+			pg_port=${REEL_TEST_POSTGRES_URL##*127.0.0.1:}
+			pg_port=${pg_port%%/*}
+			psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c 'CREATE DATABASE reel_bench' >/dev/null
+			pg_version=$(psql -tA -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c 'SHOW server_version')
+			log "PostgreSQL $pg_version: $USERS users for $DURATION"
+			start_reel postgres REEL_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/reel_bench?sslmode=disable"
+			scenario "$OUT/postgres"
+			read -r drain_pg drain_pg_s drain_pg_left < <(drain_jobs)
+			log "media jobs left by the full mix: $drain_pg; $drain_pg_left left after $drain_pg_s s"
+			log "PostgreSQL: $USERS users for $DURATION, reads only"
+			scenario "$OUT/postgres-reads" -weights "$READ_WEIGHTS"
+			login_pg=$(login_run "$work/login-pg")
+			stop_reel
+			# The full mix again without adaptive streaming (no transcode or
+			# storyboard jobs, posters only), on a fresh database: what the
+			# workers beside the requests cost the reads.
+			psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c 'CREATE DATABASE reel_bench_off' >/dev/null
+			log "PostgreSQL: $USERS users for $DURATION, REEL_STREAMING=off"
+			start_reel postgres-off REEL_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/reel_bench_off?sslmode=disable" REEL_STREAMING=off
+			scenario "$OUT/postgres-nostreaming"
+			stop_reel
+			pg_stop
+			pg_ok=1
+		else
+			log "PostgreSQL could not be started: its half is skipped"
+		fi
+	fi
+fi
+
+# ---------------------------------------------------------------- 5. streaming
+if part streaming; then
+	streaming_bench
 fi
 
 # ---------------------------------------------------------------- report
@@ -478,21 +546,39 @@ media_what="random 64 KiB and 1 MiB ranges of a 1 GiB video at its signed /media
 upload_what="one 1 GiB multipart upload with curl, against \`dd conv=fsync\` of the same bytes"
 rss_what="reel's peak resident memory (VmHWM) during that upload"
 login_what="logins with no pause on SQLite, against the bare argon2id hash rate (x/crypto IDKey on the same cores)"
+off_what="the full mix on a fresh reel with REEL_STREAMING=off (posters only, no transcodes): what the workers cost the reads"
+off_key="Read p99, full mix, streaming off (PostgreSQL)"
+not_mix="not in this run (BENCH_ONLY=streaming)"
 
 results=$work/results.md
 {
 	echo
-	echo "Last run: $run_date at \`$commit\`, $ncpu cores; its details are under [Latest run](#latest-run)."
+	if part mix; then
+		echo "Last run: $run_date at \`$commit\`, $ncpu cores; its details are under [Latest run](#latest-run)."
+	else
+		echo "Last run: $run_date at \`$commit\`, $ncpu cores: the streaming benchmarks alone (BENCH_ONLY=streaming), details"
+		echo "under [Latest streaming run](#latest-streaming-run); the other rows keep the figures of the runs that measured them."
+	fi
 	echo
 	echo "| target | what is measured | goal | latest | verdict | run |"
 	echo "|---|---|---|---|---|---|"
-	engine_rows SQLite "$OUT/sqlite"
+	if part mix; then
+		engine_rows SQLite "$OUT/sqlite"
+	else
+		engine_missing kept SQLite "$not_mix"
+	fi
 	if [[ -n $pg_ok ]]; then
 		engine_rows PostgreSQL "$OUT/postgres"
-	elif [[ ${SKIP_PG:-0} == 1 ]]; then
-		engine_missing kept PostgreSQL "skipped (SKIP_PG=1)"
+		ok=0
+		[[ $(reads_ok "$OUT/postgres-nostreaming") == 1 && $(errors_ok "$OUT/postgres-nostreaming") == 1 ]] && ok=1
+		row "$off_key" "$off_what" "$reads_goal" \
+			"$(worst_read "$OUT/postgres-nostreaming"), $(jq -r '"\(.totals.errors) errors"' "$OUT/postgres-nostreaming/results.json"); pages: $(worst_page "$OUT/postgres-nostreaming")" "$ok"
+	elif [[ ${SKIP_PG:-0} == 1 ]] || ! part mix; then
+		engine_missing kept PostgreSQL "skipped"
+		kept "$off_key" "$off_what" "$reads_goal" "skipped"
 	else
 		engine_missing failed PostgreSQL "PostgreSQL could not be started"
+		failed "$off_key" "$off_what" "$reads_goal" "PostgreSQL could not be started"
 	fi
 	if [[ -n $media_done ]]; then
 		r1=$(ratio "$reel_big_mibs / $nginx_big_mibs")
@@ -501,8 +587,8 @@ results=$work/results.md
 		ge "$r1" 0.8 && ge "$r2" 0.8 && ok=1
 		row "/media vs nginx" "$media_what" "≥ 0.8× nginx at both sizes" \
 			"64 KiB: ${r2}× ($(fixed "$reel_small_rps" 0) vs $(fixed "$nginx_small_rps" 0) req/s; a bare Go file server $(ratio "$go_small_rps / $nginx_small_rps")×); 1 MiB: ${r1}× ($(fixed "$reel_big_mibs" 0) vs $(fixed "$nginx_big_mibs" 0) MiB/s)" "$ok"
-	elif [[ ${SKIP_BIG:-0} == 1 ]]; then
-		kept "/media vs nginx" "$media_what" "≥ 0.8× nginx at both sizes" "$media_note"
+	elif [[ ${SKIP_BIG:-0} == 1 ]] || ! part mix; then
+		kept "/media vs nginx" "$media_what" "≥ 0.8× nginx at both sizes" "${media_note:-$not_mix}"
 	else
 		failed "/media vs nginx" "$media_what" "≥ 0.8× nginx at both sizes" "$media_note"
 	fi
@@ -515,17 +601,26 @@ results=$work/results.md
 		ok=0
 		lt "$mib" 150 && ok=1
 		row "RSS during a 1 GiB upload" "$rss_what" "< 150 MiB" "$(fixed "$mib") MiB" "$ok"
-	elif [[ ${SKIP_BIG:-0} == 1 ]]; then
-		kept "Upload vs disk" "$upload_what" "≥ 0.7× the raw write" "$upload_note"
-		kept "RSS during a 1 GiB upload" "$rss_what" "< 150 MiB" "$upload_note"
+	elif [[ ${SKIP_BIG:-0} == 1 ]] || ! part mix; then
+		kept "Upload vs disk" "$upload_what" "≥ 0.7× the raw write" "${upload_note:-$not_mix}"
+		kept "RSS during a 1 GiB upload" "$rss_what" "< 150 MiB" "${upload_note:-$not_mix}"
 	else
 		failed "Upload vs disk" "$upload_what" "≥ 0.7× the raw write" "$upload_note"
 		failed "RSS during a 1 GiB upload" "$rss_what" "< 150 MiB" "$upload_note"
 	fi
-	r=$(ratio "$login_sqlite / $hash_rate")
-	ok=0
-	ge "$r" 0.9 && ok=1
-	row "Login vs hash rate" "$login_what" "≥ 0.9× the hash rate" "${r}× ($(fixed "$login_sqlite") logins/s vs $(fixed "$hash_rate") hashes/s)" "$ok"
+	if part mix; then
+		r=$(ratio "$login_sqlite / $hash_rate")
+		ok=0
+		ge "$r" 0.9 && ok=1
+		row "Login vs hash rate" "$login_what" "≥ 0.9× the hash rate" "${r}× ($(fixed "$login_sqlite") logins/s vs $(fixed "$hash_rate") hashes/s)" "$ok"
+	else
+		kept "Login vs hash rate" "$login_what" "≥ 0.9× the hash rate" "$not_mix"
+	fi
+	if part streaming; then
+		streaming_rows failed
+	else
+		streaming_rows kept
+	fi
 	echo
 } >"$results"
 
@@ -557,7 +652,7 @@ scenario_md() {
 }
 
 run=$work/run.md
-{
+part mix && {
 	echo
 	echo "### Run of $run_date at \`$commit\`"
 	echo
@@ -577,7 +672,8 @@ run=$work/run.md
 	echo "#### SQLite, full mix"
 	echo
 	scenario_md "$OUT/sqlite" "SQLite"
-	echo "Posters left due when the mix ended: $drain_sqlite, cut in $drain_sqlite_s s before the next run."
+	echo "Media jobs (posters, transcodes, storyboards) running or waiting when the mix ended: $drain_sqlite;"
+	echo "$drain_sqlite_left left after waiting $drain_sqlite_s s (at most DRAIN_S = $DRAIN_S s) before the next run."
 	echo
 	echo "#### SQLite, reads only"
 	echo
@@ -594,13 +690,18 @@ run=$work/run.md
 		echo "A throwaway cluster from \`scripts/pg.sh\` (fsync and synchronous_commit off) on the same machine."
 		echo
 		scenario_md "$OUT/postgres" "PostgreSQL"
-		echo "Posters left due when the mix ended: $drain_pg, cut in $drain_pg_s s before the next run."
+		echo "Media jobs running or waiting when the mix ended: $drain_pg; $drain_pg_left left after waiting $drain_pg_s s."
 		echo
 		echo "#### PostgreSQL, reads only"
 		echo
 		scenario_md "$OUT/postgres-reads" "PostgreSQL, reads only"
 		echo "Login-only run on PostgreSQL (after the two runs above, on the same reel): $(fixed "$login_pg") logins/s."
 		echo
+		echo "#### PostgreSQL, full mix with streaming off"
+		echo
+		echo "The same mix on a fresh reel and database with \`REEL_STREAMING=off\`: uploads enqueue posters, no transcodes or storyboards."
+		echo
+		scenario_md "$OUT/postgres-nostreaming" "PostgreSQL, streaming off"
 	elif [[ -f $OUT/postgres/results.json && -f $OUT/postgres-reads/results.json ]]; then
 		echo "PostgreSQL was not measured in this run; the reports of the last run that measured it:"
 		echo "[${OUT#docs/}/postgres/report.html](${OUT#docs/}/postgres/report.html), [${OUT#docs/}/postgres-reads/report.html](${OUT#docs/}/postgres-reads/report.html)."
@@ -610,7 +711,7 @@ run=$work/run.md
 	echo
 	think_s=$(echo "$THINK" | sed 's/ms$/e-3/; s/s$//')
 	echo "- Small uploads: $((4 * ncpu)) users uploading the ~300 KiB video with no pause: $(fixed "$upload_cap") uploads/s"
-	echo "  (p50 $(fixed "$upload_cap_p50" 0) ms); they left $drain_upload posters due, cut in $drain_upload_s s. The full mix offers"
+	echo "  (p50 $(fixed "$upload_cap_p50" 0) ms); they left $drain_upload media jobs, $drain_upload_left after $drain_upload_s s. The full mix offers"
 	# The upload's share of the full mix, from the weights it ran with.
 	read -r w_upload w_total < <(jq -r '.weights | split(",") | map(split("=") | {(.[0]): (.[1] | tonumber)}) | add |
 		"\(.upload // 0) \([.[]] | add)"' "$OUT/sqlite/results.json")
@@ -649,10 +750,17 @@ run=$work/run.md
 # document as it is. A document without the markers (or no document)
 # gets them appended, each under a heading of its own.
 [[ -f $DOC ]] || printf '# Benchmarks\n' >"$DOC"
-for part in results run; do
+parts=(results)
+part mix && parts+=(run)
+if part streaming; then
+	streaming_md >"$work/streaming.md"
+	parts+=(streaming)
+fi
+for part in "${parts[@]}"; do
 	if ! grep -qF "<!-- bench:$part:begin -->" "$DOC"; then
 		heading="## Current results"
 		[[ $part == run ]] && heading="## Latest run"
+		[[ $part == streaming ]] && heading="## Latest streaming run"
 		printf '\n%s\n\n<!-- bench:%s:begin -->\n<!-- bench:%s:end -->\n' "$heading" "$part" "$part" >>"$DOC"
 	fi
 	awk -v b="<!-- bench:$part:begin -->" -v e="<!-- bench:$part:end -->" -v src="$work/$part.md" '

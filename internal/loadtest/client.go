@@ -77,8 +77,9 @@ func formBody(v url.Values) *payload {
 type request struct {
 	shard         int
 	route, method string
-	path          string   // on the target, or
-	url           *url.URL // an absolute URL already checked to be on the target
+	path          string     // on the target, with query (may be nil), or
+	query         url.Values //
+	url           *url.URL   // an absolute URL already checked to be on the target
 	token         string
 	body          *payload
 	header        http.Header
@@ -113,7 +114,7 @@ func (r *run) send(q request) (result, error) {
 	target := q.url
 	if target == nil {
 		u := *r.base
-		u.Path, u.RawPath = r.base.Path+q.path, ""
+		u.Path, u.RawPath, u.RawQuery = r.base.Path+q.path, "", q.query.Encode()
 		target = &u
 	}
 	ctx, cancel := context.WithTimeout(r.reqCtx, r.cfg.Timeout)

@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
@@ -139,6 +140,44 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 		}
 	}
 	return r, nil
+}
+
+// newAPIRun returns a run for another scenario (viewers, first
+// rendition) to send its API requests through: users sign up and log in
+// and requests are sent and recorded as in the mix, but there is no load
+// phase; halt ends it. users sizes its connection pool.
+func newAPIRun(ctx context.Context, base string, users int, timeout time.Duration, insecure bool, log *slog.Logger) (*run, error) {
+	cfg, err := Config{BaseURL: base, Users: min(max(users, 1), MaxUsers), Duration: MaxDuration, Timeout: timeout,
+		Insecure: insecure, Weights: Weights{ActFeed: 1}, Log: log}.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRun(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.start = time.Now()
+	r.rec = NewRecorder(r.start, time.Second, 4*runtime.GOMAXPROCS(0))
+	return r, nil
+}
+
+// close ends a run made by newAPIRun.
+func (r *run) close() {
+	r.halt("done")
+	r.reqCancel()
+	r.client.CloseIdleConnections()
+}
+
+// apiRoutes are the figures of the requests sent through r so far.
+func (r *run) apiRoutes() []RouteResult {
+	stats := r.rec.Snapshot()
+	var out []RouteResult
+	for _, info := range Routes {
+		if rs, ok := stats[info.Name]; ok {
+			out = append(out, rs.Result(info.Name, r.rec.Width()))
+		}
+	}
+	return out
 }
 
 func (r *run) note(format string, args ...any) {
@@ -352,14 +391,18 @@ type vuser struct {
 	web      webSession
 }
 
-// user is one virtual user's life: set up, wait for the load phase, then
-// act and pause until the run stops.
-func (r *run) user(n int, setup *sync.WaitGroup, loadGo <-chan struct{}) {
-	u := &vuser{
+func (r *run) newUser(n int) *vuser {
+	return &vuser{
 		n:     n,
 		rng:   mrand.New(mrand.NewPCG(uint64(n), uint64(time.Now().UnixNano()))),
 		email: fmt.Sprintf("lt-%s-%05d@example.com", r.runID, n),
 	}
+}
+
+// user is one virtual user's life: set up, wait for the load phase, then
+// act and pause until the run stops.
+func (r *run) user(n int, setup *sync.WaitGroup, loadGo <-chan struct{}) {
+	u := r.newUser(n)
 	if r.cfg.Ramp > 0 && r.cfg.Users > 1 && !r.pause(r.cfg.Ramp*time.Duration(n)/time.Duration(r.cfg.Users)) {
 		setup.Done()
 		return

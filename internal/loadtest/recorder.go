@@ -31,6 +31,9 @@ const (
 	RoutePageWatch  = "page_watch"
 	RoutePageMine   = "page_mine"
 	RouteWebRefresh = "web_refresh"
+	// The first-rendition scenario's looks at a video and at the queue.
+	RouteVideo = "video"
+	RouteJobs  = "jobs"
 )
 
 // RouteInfo is a route's method and path as API.md (or the web app) writes
@@ -60,6 +63,14 @@ var Routes = []RouteInfo{
 	{RouteDelete, "DELETE", "/api/v1/videos/{id}", false, false},
 	{RouteAdminLogs, "GET", "/api/v1/logs", true, false},
 	{RouteWebRefresh, "GET", "/auth/refresh", false, false},
+	{RouteVideo, "GET", "/api/v1/videos/{id}", false, false},
+	{RouteJobs, "GET", "/api/v1/jobs", false, false},
+	// The viewers scenario's files: their latency is the time to the
+	// answer's first byte.
+	{RouteHLSMaster, "GET", "/media/{…}/master.m3u8", false, false},
+	{RouteHLSPlaylist, "GET", "/media/{…}/{rung}.m3u8", false, false},
+	{RouteHLSInit, "GET", "/media/{…}/{rung}.mp4 (init range)", false, false},
+	{RouteHLSSegment, "GET", "/media/{…}/{rung}.mp4 (segment range)", false, false},
 }
 
 func routeInfo(name string) RouteInfo {
