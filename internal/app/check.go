@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 
 	"github.com/reel-video/reel/internal/config"
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/outbox"
-	"github.com/reel-video/reel/internal/platform/probe"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/storage"
 	"github.com/reel-video/reel/internal/usage"
@@ -59,7 +59,7 @@ func Check(ctx context.Context, cfg *config.Config, log *slog.Logger, opt videos
 		return nil, fmt.Errorf("videos blob store: %w", err)
 	}
 	svc, err := videos.New(ctx, vs.db, vs.ob, videos.Deps{
-		Blobs: blobs, Prober: probe.New(0), Quota: quota, Ledger: quota, UploadHolds: limits,
+		Blobs: blobs, Prober: media.NewProber(0), Quota: quota, Ledger: quota, UploadHolds: limits,
 	}, videos.Config{
 		MaxUploadSize: cfg.Videos.MaxUploadSize, TrashRetention: cfg.Videos.TrashRetention,
 		SigningKey: cfg.Videos.SigningKey, SpoolDir: filepath.Join(cfg.DataDir, "uploads", "spool"),

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/loadtest"
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 )
 
@@ -37,9 +37,9 @@ func streamingScenarios(t *testing.T, dbURL string) {
 	// rendition is a remux, a 360p rung. The queued clip is MPEG-4 Part 2,
 	// which is transcoded.
 	lavfi := []string{"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=3", "-f", "lavfi", "-i", "sine=duration=3"}
-	probetest.FFmpeg(t, append(lavfi, "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
+	mediatest.FFmpeg(t, append(lavfi, "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-movflags", "+faststart", "file:"+filepath.Join(dir, "clip.mp4"))...)
-	probetest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=1", "-c:v", "mpeg4",
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=1", "-c:v", "mpeg4",
 		"file:"+filepath.Join(dir, "queued.mp4"))
 	clip := readFile(t, filepath.Join(dir, "clip.mp4"))
 	queued := readFile(t, filepath.Join(dir, "queued.mp4"))
