@@ -65,7 +65,7 @@ if [[ $# -eq 0 ]]; then
 	run_all=true
 	set -- ./...
 fi
-# Each half's time on its own line, and both again at the end, where they
+# Each step's time on its own line, and all again at the end, where they
 # are not lost above go test's output.
 timed "go vet and gofmt" vet_and_fmt
 vet_time=$TIMED_LAST
