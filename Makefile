@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test build bench
+.PHONY: run test build bench fuzz
 
 run:
 	go run ./cmd/reel serve
@@ -13,3 +13,9 @@ build:
 # The full benchmark of docs/benchmarks.md (long; not part of the tests).
 bench:
 	./scripts/bench.sh
+
+# Each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m); the test command
+# runs them for 5 s each.
+FUZZTIME ?= 1m
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

@@ -5,7 +5,9 @@
 # It starts a throwaway PostgreSQL 15 cluster (scripts/pg.sh) and a versitygw
 # S3 server (scripts/s3.sh) on loopback, runs go vet and go test, and stops
 # both. Extra arguments go to `go test` (e.g. -run TestLogin ./internal/users).
-# It prints how long each half (go vet and gofmt; go test) took.
+# A whole run (no arguments) then runs each fuzz target for 5 s
+# (scripts/fuzz.sh). It prints how long each step (go vet and gofmt; go
+# test; go fuzz) took.
 #
 # With CI=true a missing PostgreSQL, S3 server or ffmpeg fails the run; on a
 # laptop without them their half of the tests is skipped with a loud notice.
@@ -58,14 +60,24 @@ vet_and_fmt() {
 	fi
 }
 
+run_all=false
 if [[ $# -eq 0 ]]; then
+	run_all=true
 	set -- ./...
 fi
-# Each half's time on its own line, and both again at the end, where they
+# Each step's time on its own line, and all again at the end, where they
 # are not lost above go test's output.
 timed "go vet and gofmt" vet_and_fmt
 vet_time=$TIMED_LAST
 rc=0
 timed "go test" go test -count=1 -timeout 45m "$@" || rc=$?
-echo "--- took: go vet and gofmt $vet_time, go test $TIMED_LAST"
+test_time=$TIMED_LAST
+# A few seconds of each fuzz target (scripts/fuzz.sh), on a whole run only:
+# arguments pick some tests, not the fuzzing.
+fuzz_took=""
+if [[ $run_all == true ]]; then
+	timed "go fuzz" env FUZZTIME=5s scripts/fuzz.sh || rc=$?
+	fuzz_took=", go fuzz $TIMED_LAST"
+fi
+echo "--- took: go vet and gofmt $vet_time, go test $test_time$fuzz_took"
 exit "$rc"

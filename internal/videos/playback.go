@@ -271,11 +271,15 @@ func (s *signer) verify(token, videoID string, now time.Time) (string, error) {
 		return "", ErrBadSignature
 	}
 	viewer, sigS := rest[:i], rest[i+1:]
+	// Only the spelling the signer writes is accepted ("0123" or "+123"
+	// would carry the same MAC, and a base64 tail with stray bits the same
+	// signature), so that a grant has one URL: one cache entry, one thing
+	// to log.
 	exp, err := strconv.ParseInt(expS, 10, 64)
-	if err != nil || exp <= 0 {
+	if err != nil || exp <= 0 || strconv.FormatInt(exp, 10) != expS {
 		return "", ErrBadSignature
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(sigS)
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(sigS)
 	if err != nil || !hmac.Equal(sig, s.mac(videoID, viewer, exp)) {
 		return "", ErrBadSignature
 	}
