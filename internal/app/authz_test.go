@@ -26,7 +26,7 @@ import (
 	"github.com/reel-video/reel/internal/logs"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/obs"
-	"github.com/reel-video/reel/internal/platform/probe/probetest"
+	"github.com/reel-video/reel/internal/media/mediatest"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 	"github.com/reel-video/reel/internal/storage"
@@ -61,8 +61,8 @@ var whoNames = [nWho]string{"anonymous", "user", "other", "admin", "disabled", "
 // row, or a row without a documented route, fails the test: a new route
 // must say who may call it.
 func TestAuthorizationMatrix(t *testing.T) {
-	probetest.Tools(t)
-	clip, err := os.ReadFile(probetest.Video(t, "", 1, 64, 48))
+	mediatest.Tools(t)
+	clip, err := os.ReadFile(mediatest.Video(t, "", 1, 64, 48))
 	if err != nil {
 		t.Fatal(err)
 	}
