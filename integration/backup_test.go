@@ -130,6 +130,7 @@ func TestBackupWhileServingAndRestore(t *testing.T) {
 		return p
 	}
 
+	start := time.Now()
 	c := allInOne(t)
 	live := c.procs["all"]
 	admin := c.client()
@@ -189,6 +190,7 @@ func TestBackupWhileServingAndRestore(t *testing.T) {
 		})
 	}
 
+	t.Logf("%s: settled before the backup", time.Since(start).Round(time.Second))
 	// The backup, with carl's uploads in flight: one half sent before it
 	// starts and finished after it ends, others back to back throughout.
 	slow := users["carl"].startSlowUpload(clipFile("clip1"), "clip1")
@@ -232,7 +234,7 @@ func TestBackupWhileServingAndRestore(t *testing.T) {
 	}
 	slowID := a.json(t)["video"].(map[string]any)["id"].(string)
 	videos[slowID] = "clip1"
-	t.Logf("carl uploaded %d videos during the backup; %s", carlDone, out)
+	t.Logf("%s: carl uploaded %d videos during the backup; %s", time.Since(start).Round(time.Second), carlDone, out)
 
 	// Restore into a new data directory and serve it.
 	newDir := filepath.Join(t.TempDir(), "data")
@@ -268,15 +270,23 @@ func TestBackupWhileServingAndRestore(t *testing.T) {
 		t.Errorf("bob's daily upload limit after the restore: %v", l)
 	}
 	// Every video: ann's and bob's all there, carl's those the snapshot
-	// saw, each byte for byte.
+	// saw, each byte for byte. One of carl's that was being finalised at
+	// the snapshot is restored as it was, processing (the maintenance job
+	// fails it once it is older than a finalisation may take).
 	seen := map[string]bool{}
+	present := map[string]bool{}
 	var carlSize int64
 	for _, name := range []string{"ann", "bob", "carl"} {
 		mine := ruser[name].jsonDo("GET", "/api/v1/videos/mine?limit=100", nil, 200)
 		for _, it := range mine["items"].([]any) {
 			v := it.(map[string]any)
 			id := v["id"].(string)
+			present[id] = true
 			title, ok := videos[id]
+			if ok && name == "carl" && v["status"] == "processing" {
+				t.Logf("restored as processing: %s", id)
+				continue
+			}
 			if !ok || v["status"] != "ready" {
 				t.Errorf("restored video %v was never uploaded whole", v)
 				continue
@@ -295,7 +305,7 @@ func TestBackupWhileServingAndRestore(t *testing.T) {
 			t.Errorf("video %s, uploaded before the backup, missing after the restore", id)
 		}
 	}
-	if seen[slowID] {
+	if present[slowID] {
 		t.Errorf("the upload finished after the backup (%s) is in it", slowID)
 	}
 	if st := ruser["carl"].jsonDo("GET", "/api/v1/storage/me", nil, 200); int64(st["used_bytes"].(float64)) < carlSize {
@@ -315,6 +325,7 @@ func TestBackupWhileServingAndRestore(t *testing.T) {
 		})
 	}
 
+	t.Logf("%s: the restored server checked", time.Since(start).Round(time.Second))
 	// Refusals: a data directory in use, and a backup that has changed.
 	if out, err := reelCmd(t, env, "restore", dest); err == nil || !strings.Contains(out, "not empty") {
 		t.Errorf("restore into a data directory in use: %v\n%s", err, out)

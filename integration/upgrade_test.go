@@ -103,9 +103,10 @@ func TestUpgradeSideBySide(t *testing.T) {
 	if base == "" {
 		base = upgradeBase
 	}
-	oldBin := oldBinary(t, base)
+	// What may be missing first, before the old binary's build.
 	dbURL := sqldbtest.PostgresURL(t)
 	file := makeVideo(t, 2)
+	oldBin := oldBinary(t, base)
 	content, _ := os.ReadFile(file)
 
 	c := &cluster{t: t, procs: map[string]*proc{}}

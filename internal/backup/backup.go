@@ -138,6 +138,9 @@ func Backup(ctx context.Context, cfg *config.Config, dest, version string) (_ Su
 			return Summary{}, fmt.Errorf("no database at %s (is REEL_DATA_DIR right?): %w", g.file, err)
 		}
 	}
+	if inside(dest, blobRoot) {
+		return Summary{}, fmt.Errorf("the backup's directory %s is inside the blob directory %s: back up elsewhere", dest, blobRoot)
+	}
 	if err := emptyDir(dest, "the backup's directory"); err != nil {
 		return Summary{}, fmt.Errorf("%w: back up into a new or empty directory", err)
 	}
@@ -375,6 +378,17 @@ func names(entries []os.DirEntry, n int) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// inside reports whether path is dir or below it.
+func inside(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // emptyOut removes what dir holds, leaving it empty.

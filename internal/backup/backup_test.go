@@ -108,6 +108,9 @@ func TestRoundTrip(t *testing.T) {
 			if _, err := backup.Backup(ctx, src, dest, "test"); err == nil || !strings.Contains(err.Error(), "not empty") {
 				t.Fatalf("backup into a used directory: %v", err)
 			}
+			if _, err := backup.Backup(ctx, src, filepath.Join(src.Videos.BlobURL, "b"), "test"); err == nil || !strings.Contains(err.Error(), "inside the blob directory") {
+				t.Fatalf("backup into the blob directory: %v", err)
+			}
 
 			dst := load(t, vars(filepath.Join(t.TempDir(), "new")))
 			if s, err := backup.Restore(ctx, dst, dest); err != nil || s.Databases != wantDBs || s.Blobs != 3 {

@@ -135,6 +135,10 @@ func New(db *sqldb.DB, cfg Config) (*Client, error) {
 	rc.FetchCooldown = min(river.FetchCooldownDefault, rc.FetchPollInterval)
 	if cfg.Workers != nil {
 		rc.Workers = cfg.Workers
+		// A kind this process has no worker for (one a newer release
+		// added, during a rolling upgrade) stays available for a process
+		// that has, rather than failing an attempt here.
+		rc.FetchOnlyKnownKinds = true
 		rc.Queues = make(map[string]river.QueueConfig, len(cfg.Queues))
 		for name, n := range cfg.Queues {
 			rc.Queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}

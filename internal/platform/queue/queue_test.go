@@ -172,3 +172,37 @@ func TestCounts(t *testing.T) {
 		}
 	}, nil, "")
 }
+
+type newerArgs struct{}
+
+func (newerArgs) Kind() string { return "added_by_a_newer_release" }
+
+// A kind this process has no worker for (a newer release's, in a rolling
+// upgrade) is left available for a process that has one, its attempts
+// untouched, while the kinds it knows run: a job inserted before the
+// known one would otherwise be fetched first.
+func TestUnknownKindsAreLeftForOthers(t *testing.T) {
+	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := t.Context()
+		c, done := open(t, db)
+		newer, err := queue.New(db, queue.Config{}) // insert-only: any kind
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := newer.Insert(ctx, newerArgs{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Insert(ctx, echoArgs{Video: "v1"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, done, "v1")
+		j, err := c.JobGet(ctx, res.Job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State != rivertype.JobStateAvailable || j.Attempt != 0 {
+			t.Fatalf("the unknown kind's job: state %s, attempt %d; want available, 0", j.State, j.Attempt)
+		}
+	}, nil, "")
+}
