@@ -213,15 +213,12 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
-	var wg sync.WaitGroup
 	cancels := make([]context.CancelFunc, len(a.runners))
 	done := make([]chan struct{}, len(a.runners))
 	for i, r := range a.runners {
 		rctx, cancel := context.WithCancel(bgCtx)
 		cancels[i], done[i] = cancel, make(chan struct{})
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			defer close(done[i])
 			if err := r.fn(rctx); err != nil && rctx.Err() == nil {
 				a.log.Error("background task stopped", "task", r.name, "err", err)
@@ -243,6 +240,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 
 	// Stop background tasks in reverse order: consumers first, so that for
 	// example buffered egress counts are flushed while the database is open.
+	// Each gets the shutdown timeout and no more: a task that ignores its
+	// cancellation is logged and left behind, so that it cannot hold the
+	// process open forever.
 	for i := len(a.runners) - 1; i >= 0; i-- {
 		cancels[i]()
 		select {
@@ -251,7 +251,6 @@ func (a *App) Run(ctx context.Context, ln net.Listener) (err error) {
 			a.log.Error("background task did not stop in time", "task", a.runners[i].name)
 		}
 	}
-	wg.Wait()
 	a.log.Info("reel stopped")
 	return serveErr
 }
