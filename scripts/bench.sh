@@ -88,6 +88,7 @@ fi
 
 work=$(mktemp -d /tmp/reel-bench.XXXXXX)
 chmod 755 "$work"
+: >"$work/summaries.txt"
 reel_pid="" nginx_pid="" goserve_pid=""
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
