@@ -302,5 +302,8 @@ streaming_md() {
 		echo
 		viewers_md "$sdir/viewers-nginx/viewers.json" "nginx"
 	fi
-	[[ -n $streaming_note ]] && { echo "Note: $streaming_note."; echo; }
+	if [[ -n $streaming_note ]]; then
+		echo "Note: $streaming_note."
+		echo
+	fi
 }

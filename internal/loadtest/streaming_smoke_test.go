@@ -50,15 +50,16 @@ func streamingScenarios(t *testing.T, dbURL string) {
 	})
 	admin := login(t, base, adminEmail, adminPassword)
 	id := upload(t, base, admin, clip)
-	// To the trash at the end, which stops its jobs: the server's
-	// shutdown does not wait for its ladder.
-	t.Cleanup(func() {
+	// To the trash once played, which stops its jobs: neither the first
+	// rendition's run nor the server's shutdown waits for its ladder.
+	trash := func() {
 		req, _ := http.NewRequest("DELETE", base+"/api/v1/videos/"+id, nil)
 		req.Header.Set("Authorization", "Bearer "+admin)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 		}
-	})
+	}
+	t.Cleanup(trash)
 	master := waitHLS(t, base, admin, id)
 
 	// A step of two viewers, then one of four, each fetching a segment
@@ -103,6 +104,7 @@ func streamingScenarios(t *testing.T, dbURL string) {
 		t.Errorf("mode %s with %d API routes", res.Mode, len(res.API))
 	}
 
+	trash()
 	first, err := loadtest.RunFirstRendition(t.Context(), loadtest.FirstRenditionConfig{
 		BaseURL: base, Video: clip, Uploads: 1, Queue: queued, Queued: 1, Poll: 50 * time.Millisecond, Wait: 3 * time.Minute,
 		AdminEmail: adminEmail, AdminPassword: adminPassword, Timeout: 30 * time.Second,
