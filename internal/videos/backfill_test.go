@@ -162,18 +162,24 @@ func TestStreamingBackfill(t *testing.T) {
 			if id == cancelled || id == last {
 				continue
 			}
+			// The ladder is done once the first job is (one rung); the
+			// rest's job is inserted after that, and finds nothing to do.
+			var stages map[videos.Stage]int
 			eventually(t, 3*time.Minute, func() string {
 				if st := e.streaming(ann, id); st.State != "done" {
 					return fmt.Sprintf("backfilled video %s: %+v", id, st)
 				}
+				stages = map[videos.Stage]int{}
+				for _, j := range streamingJobRows(t, e, id) {
+					if j.Kind == videos.KindTranscode && j.State == rivertype.JobStateCompleted {
+						stages[stageOf(t, j.EncodedArgs)] = j.Priority
+					}
+				}
+				if len(stages) != 2 {
+					return fmt.Sprintf("video %s: transcode jobs completed by stage %v", id, stages)
+				}
 				return ""
 			})
-			stages := map[videos.Stage]int{}
-			for _, j := range streamingJobRows(t, e, id) {
-				if j.Kind == videos.KindTranscode {
-					stages[stageOf(t, j.EncodedArgs)] = j.Priority
-				}
-			}
 			if stages[videos.StageFirst] != 4 || stages[videos.StageRest] != 4 {
 				t.Fatalf("video %s: transcode priorities by stage %v, want 4 for both", id, stages)
 			}
