@@ -32,8 +32,9 @@ func streamingJobRows(t *testing.T, e *env, id string) []*rivertype.JobRow {
 // Videos uploaded while streaming was off (or before it existed) get their
 // streaming jobs from the maintenance pass's backfill: a few at a time, at
 // the lowest priority, never twice, and never for a video in the trash or
-// one River already knows a transcode job of; the ladder they start runs
-// at that priority to the end.
+// one River already knows a transcode job of, nor for one whose transcode
+// job an admin cancelled; the ladder they start runs at that priority to
+// the end.
 func TestStreamingBackfill(t *testing.T) {
 	mediatest.Tools(t)
 	withEnv(t, func(t *testing.T, e *env) {
@@ -123,25 +124,62 @@ func TestStreamingBackfill(t *testing.T) {
 			}
 		}
 
-		// The workers run the others' ladders to the end; the rest of a
+		// An admin cancels the last one's transcode job: its ladder is
+		// failed, so no pass enqueues it again either.
+		var last string
+		for _, id := range ids {
+			if !first[id] {
+				last = id
+			}
+		}
+		admin := e.user("admin")
+		for _, j := range streamingJobRows(t, e, last) {
+			if j.Kind != videos.KindTranscode {
+				continue
+			}
+			if r := e.do("POST", fmt.Sprint("/api/v1/jobs/", j.ID, "/cancel"), admin.token, nil); r.status != 200 {
+				t.Fatalf("admin cancel: %d %s", r.status, r.raw)
+			}
+		}
+		if st := e.streaming(ann, last); st.State != "failed" {
+			t.Fatalf("after an admin cancelled its transcode job: %+v", st)
+		}
+		if err := e.svc.BackfillStreaming(ctx, 3); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{cancelled, last} {
+			for _, j := range streamingJobRows(t, e, id) {
+				if j.Kind == videos.KindTranscode && j.State != rivertype.JobStateCancelled {
+					t.Fatalf("video %s: a transcode job %s after its cancel", id, j.State)
+				}
+			}
+		}
+
+		// The workers run the remaining ladder to the end; the rest of a
 		// backfilled ladder stays at the backfill's priority.
 		e.startWorkers()
 		for _, id := range ids {
-			if id == cancelled {
+			if id == cancelled || id == last {
 				continue
 			}
+			// The ladder is done once the first job is (one rung); the
+			// rest's job is inserted after that, and finds nothing to do.
+			var stages map[videos.Stage]int
 			eventually(t, 3*time.Minute, func() string {
 				if st := e.streaming(ann, id); st.State != "done" {
 					return fmt.Sprintf("backfilled video %s: %+v", id, st)
 				}
+				stages = map[videos.Stage]int{}
+				for _, j := range streamingJobRows(t, e, id) {
+					if j.Kind == videos.KindTranscode && j.State == rivertype.JobStateCompleted {
+						stages[stageOf(t, j.EncodedArgs)] = j.Priority
+					}
+				}
+				if len(stages) != 2 {
+					return fmt.Sprintf("video %s: transcode jobs completed by stage %v", id, stages)
+				}
 				return ""
 			})
-			stages := map[videos.Stage]int{}
-			for _, j := range streamingJobRows(t, e, id) {
-				if j.Kind == videos.KindTranscode {
-					stages[stageOf(t, j.EncodedArgs)] = j.Priority
-				}
-			}
 			if stages[videos.StageFirst] != 4 || stages[videos.StageRest] != 4 {
 				t.Fatalf("video %s: transcode priorities by stage %v, want 4 for both", id, stages)
 			}
