@@ -76,6 +76,11 @@ type Videos interface {
 	Delete(ctx context.Context, c authn.Caller, id string) error
 	Restore(ctx context.Context, c authn.Caller, id string) (videos.Video, error)
 	Playback(ctx context.Context, c authn.Caller, id string) (videos.Grant, error)
+	// Jobs, RetryJob and CancelJob are the admin's view of the videos
+	// service's job queue (posters, transcodes, storyboards).
+	Jobs(ctx context.Context, c authn.Caller, f videos.JobFilter, req page.Request) (page.Page[videos.Job], error)
+	RetryJob(ctx context.Context, c authn.Caller, id string) (videos.Job, error)
+	CancelJob(ctx context.Context, c authn.Caller, id string) (videos.Job, error)
 }
 
 // Storage is the storage service as the pages use it (storage.Quota has it).
@@ -193,4 +198,7 @@ func (a *App) Routes(r httpx.Router) {
 	h("GET /admin/users/{id}", a.page(a.admin(a.adminUser)))
 	h("POST /admin/users/{id}", a.form(a.page(a.admin(a.adminUpdate))))
 	h("GET /admin/log", a.page(a.admin(a.adminLog)))
+	h("GET /admin/jobs", a.page(a.admin(a.adminJobs)))
+	h("POST /admin/jobs/{id}/retry", a.form(a.page(a.admin(a.jobAction("retry")))))
+	h("POST /admin/jobs/{id}/cancel", a.form(a.page(a.admin(a.jobAction("cancel")))))
 }
