@@ -16,8 +16,10 @@ import (
 var (
 	jobStates = []string{"available", "running", "scheduled", "retryable", "pending", "completed", "cancelled", "discarded"}
 	jobKinds  = []string{videos.KindPoster, videos.KindTranscode, videos.KindStoryboard, videos.KindMaintenance, videos.KindPurge}
-	// jobsActive are the states in which a job can still be cancelled.
-	jobsActive = []string{"available", "running", "scheduled", "retryable", "pending"}
+	// jobsActive are the states in which a job can still be cancelled;
+	// jobsWaiting those in which retrying it would change nothing.
+	jobsActive  = []string{"available", "running", "scheduled", "retryable", "pending"}
+	jobsWaiting = []string{"available", "running", "pending"}
 )
 
 // jobRow is a job as the page lists it, with the actions it allows.
@@ -65,7 +67,7 @@ func (a *App) renderJobs(w http.ResponseWriter, r *http.Request, s *session, sta
 	}
 	for _, j := range p.Items {
 		row := jobRow{Job: j}
-		if j.State != "running" {
+		if !slices.Contains(jobsWaiting, j.State) {
 			row.Retry = action(j.ID, "retry")
 		}
 		if slices.Contains(jobsActive, j.State) {

@@ -184,7 +184,7 @@ func (a *App) watch(w http.ResponseWriter, r *http.Request, s *session) error {
 		d.UsedUp = d.Left == 0
 	}
 	if vid.Status == videos.StatusReady && vid.DeletedAt == nil && !d.UsedUp {
-		g, err := a.d.Videos.Playback(ctx, s.caller, vid.ID)
+		g, err := a.d.Videos.Play(ctx, s.caller, vid)
 		if err != nil {
 			return err
 		}

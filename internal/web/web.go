@@ -75,7 +75,10 @@ type Videos interface {
 	Update(ctx context.Context, c authn.Caller, id string, p videos.Patch) (videos.Video, error)
 	Delete(ctx context.Context, c authn.Caller, id string) error
 	Restore(ctx context.Context, c authn.Caller, id string) (videos.Video, error)
-	Playback(ctx context.Context, c authn.Caller, id string) (videos.Grant, error)
+	// Play grants the viewer signed media paths for v, a video Get has
+	// just returned (in process it is not read again), and records the
+	// playback.
+	Play(ctx context.Context, c authn.Caller, v videos.Video) (videos.Grant, error)
 	// Jobs, RetryJob and CancelJob are the admin's view of the videos
 	// service's job queue (posters, transcodes, storyboards).
 	Jobs(ctx context.Context, c authn.Caller, f videos.JobFilter, req page.Request) (page.Page[videos.Job], error)

@@ -89,11 +89,11 @@ func (v *Videos) Restore(ctx context.Context, _ authn.Caller, id string) (videos
 	return out.Video, err
 }
 
-// Playback grants the viewer signed media paths (on the pages' own
+// Play grants the viewer signed media paths for vid (on the pages' own
 // origin, where the gateway routes /media).
-func (v *Videos) Playback(ctx context.Context, _ authn.Caller, id string) (videos.Grant, error) {
+func (v *Videos) Play(ctx context.Context, _ authn.Caller, vid videos.Video) (videos.Grant, error) {
 	var out videos.PlaybackBody
-	if err := v.api.call(ctx, http.MethodPost, videoPath(id)+"/playback", nil, nil, &out); err != nil {
+	if err := v.api.call(ctx, http.MethodPost, videoPath(vid.ID)+"/playback", nil, nil, &out); err != nil {
 		return videos.Grant{}, err
 	}
 	g := videos.Grant{VideoPath: localPath(out.URL), PosterPath: localPath(out.PosterURL), ExpiresAt: out.ExpiresAt}
