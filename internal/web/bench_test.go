@@ -14,7 +14,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkPages -benchmem ./internal/web/
 func BenchmarkPages(b *testing.B) {
-	r := startReel(b, map[string]string{"REEL_STREAMING": "off"})
+	r := startReel(b, map[string]string{"REEL_STREAMING": "off", "REEL_TRANSCODE_WORKERS": "0"})
 	annTok, _ := r.account("ann@example.com", "Ann")
 	bobTok, _ := r.account("bob@example.com", "Bob")
 	var watch string
@@ -32,11 +32,12 @@ func BenchmarkPages(b *testing.B) {
 	ann.login("ann@example.com", "correct horse")
 	for _, p := range []struct{ name, path string }{{"feed", "/"}, {"watch", "/watch/" + watch}, {"mine", "/mine"}} {
 		b.Run(p.name, func(b *testing.B) {
-			req, err := http.NewRequest("GET", r.base+p.path, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
 			for b.Loop() {
+				// A request each time: the client's jar adds its cookies to it.
+				req, err := http.NewRequest("GET", r.base+p.path, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
 				res, err := ann.c.Do(req)
 				if err != nil {
 					b.Fatal(err)

@@ -135,7 +135,7 @@ function seekBar(measured) {
     sync();
   });
   seek.addEventListener('pointerdown', () => { dragging = true; });
-  seek.addEventListener('pointerup', () => { dragging = false; });
+  seek.addEventListener('change', () => { dragging = false; });
   sync();
 
   let cues = [];
@@ -164,8 +164,12 @@ function seekBar(measured) {
   seek.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') hide();
   });
+  let idle = 0;
   seek.addEventListener('keyup', (e) => {
-    if (e.key.startsWith('Arrow') || ['Home', 'End', 'PageUp', 'PageDown'].includes(e.key)) show(+seek.value, place(+seek.value));
+    if (!e.key.startsWith('Arrow') && !['Home', 'End', 'PageUp', 'PageDown'].includes(e.key)) return;
+    show(+seek.value, place(+seek.value));
+    clearTimeout(idle);
+    idle = setTimeout(hide, 2500);
   });
   seek.addEventListener('blur', hide);
 
