@@ -172,6 +172,7 @@ function seekBar(measured) {
     idle = setTimeout(hide, 2500);
   });
   seek.addEventListener('blur', hide);
+  addEventListener('resize', hide); // its place was for the old width
 
   if (bar.dataset.storyboard) {
     storyboard(bar.dataset.storyboard, measured).then((c) => { cues = c; })
