@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 )
 
 // streamed uploads a clip for token and waits until its renditions and
@@ -121,51 +123,56 @@ func TestBrowserQualityAndStoryboard(t *testing.T) {
 // and retry it, with plain forms. No worker runs here, so the jobs wait.
 func TestAdminJobs(t *testing.T) {
 	env := map[string]string{"REEL_ADMIN_EMAIL": "root@example.com", "REEL_ADMIN_PASSWORD": "correct horse", "REEL_TRANSCODE_WORKERS": "0"}
-	deployments(t, env, func(t *testing.T, r *reel) {
-		tok, _ := r.account("ann@example.com", "Ann")
-		id := r.upload(tok, "Waiting", clip(t))
-		ann := r.browser()
-		ann.login("ann@example.com", "correct horse")
-		if p := ann.get("/admin/jobs"); p.status != 403 {
-			t.Fatalf("jobs page for a user: %d", p.status)
-		}
-		if p := ann.post("/admin/jobs/1/cancel", nil); p.status != 403 {
-			t.Fatalf("cancel by a user: %d", p.status)
-		}
-		root := r.browser()
-		root.login("root@example.com", "correct horse")
-		list := root.get("/admin/jobs?state=available")
-		row := regexp.MustCompile(`<tr data-job="(\d+)">\s*<td data-label="Job">\d+</td>\s*<td data-label="Kind">transcode</td>`).FindStringSubmatch(list.body)
-		if list.status != 200 || row == nil || !strings.Contains(list.body, `href="/watch/`+id+`"`) {
-			t.Fatalf("jobs page: %d %s", list.status, list.body)
-		}
-		job := row[1]
-		if p := root.get("/admin/jobs?state=bogus"); p.status != 422 && p.status != 400 {
-			t.Fatalf("bad state: %d", p.status)
-		}
-		// Without the page's origin, nothing happens.
-		if p := root.post("/admin/jobs/"+job+"/cancel", nil, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"); p.status != 403 {
-			t.Fatalf("cross-site cancel: %d", p.status)
-		}
-		p := root.post("/admin/jobs/"+job+"/cancel?state=available", nil)
-		if !strings.HasSuffix(p.url, "/admin/jobs?done=job-cancel&state=available") || !strings.Contains(p.body, "The job is cancelled.") || strings.Contains(p.body, `data-job="`+job+`"`) {
-			t.Fatalf("cancel: %d %s %s", p.status, p.url, p.body)
-		}
-		p = root.get("/admin/jobs?state=cancelled&kind=transcode")
-		if !strings.Contains(p.body, `data-job="`+job+`"`) || !strings.Contains(p.body, `action="/admin/jobs/`+job+`/retry?kind=transcode&amp;state=cancelled"`) {
-			t.Fatalf("cancelled jobs: %s", p.body)
-		}
-		p = root.post("/admin/jobs/"+job+"/retry", url.Values{})
-		if !strings.Contains(p.body, "The job will run again.") {
-			t.Fatalf("retry: %d %s", p.status, p.body)
-		}
-		if p := root.get("/admin/jobs?state=available"); !strings.Contains(p.body, `data-job="`+job+`"`) {
-			t.Fatalf("the retried job is not waiting: %s", p.body)
-		}
-		if p := root.post("/admin/jobs/999999/retry", nil); p.status != 404 || !strings.Contains(p.body, "No such job.") {
-			t.Fatalf("unknown job: %d", p.status)
-		}
+	sqldbtest.Engines(t, func(t *testing.T, dbURL string) {
+		jobsPage(t, startReel(t, merge(env, map[string]string{"REEL_DATABASE_URL": dbURL})))
 	})
+	t.Run("split", func(t *testing.T) { jobsPage(t, startSplit(t, env)) })
+}
+
+func jobsPage(t *testing.T, r *reel) {
+	tok, _ := r.account("ann@example.com", "Ann")
+	id := r.upload(tok, "Waiting", clip(t))
+	ann := r.browser()
+	ann.login("ann@example.com", "correct horse")
+	if p := ann.get("/admin/jobs"); p.status != 403 {
+		t.Fatalf("jobs page for a user: %d", p.status)
+	}
+	if p := ann.post("/admin/jobs/1/cancel", nil); p.status != 403 {
+		t.Fatalf("cancel by a user: %d", p.status)
+	}
+	root := r.browser()
+	root.login("root@example.com", "correct horse")
+	list := root.get("/admin/jobs?state=available")
+	row := regexp.MustCompile(`<tr data-job="(\d+)">\s*<td data-label="Job">\d+</td>\s*<td data-label="Kind">transcode</td>`).FindStringSubmatch(list.body)
+	if list.status != 200 || row == nil || !strings.Contains(list.body, `href="/watch/`+id+`"`) {
+		t.Fatalf("jobs page: %d %s", list.status, list.body)
+	}
+	job := row[1]
+	if p := root.get("/admin/jobs?state=bogus"); p.status != 422 && p.status != 400 {
+		t.Fatalf("bad state: %d", p.status)
+	}
+	// Without the page's origin, nothing happens.
+	if p := root.post("/admin/jobs/"+job+"/cancel", nil, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"); p.status != 403 {
+		t.Fatalf("cross-site cancel: %d", p.status)
+	}
+	p := root.post("/admin/jobs/"+job+"/cancel?state=available", nil)
+	if !strings.HasSuffix(p.url, "/admin/jobs?done=job-cancel&state=available") || !strings.Contains(p.body, "The job is cancelled.") || strings.Contains(p.body, `data-job="`+job+`"`) {
+		t.Fatalf("cancel: %d %s %s", p.status, p.url, p.body)
+	}
+	p = root.get("/admin/jobs?state=cancelled&kind=transcode")
+	if !strings.Contains(p.body, `data-job="`+job+`"`) || !strings.Contains(p.body, `action="/admin/jobs/`+job+`/retry?kind=transcode&amp;state=cancelled"`) {
+		t.Fatalf("cancelled jobs: %s", p.body)
+	}
+	p = root.post("/admin/jobs/"+job+"/retry", url.Values{})
+	if !strings.Contains(p.body, "The job will run again.") {
+		t.Fatalf("retry: %d %s", p.status, p.body)
+	}
+	if p := root.get("/admin/jobs?state=available"); !strings.Contains(p.body, `data-job="`+job+`"`) {
+		t.Fatalf("the retried job is not waiting: %s", p.body)
+	}
+	if p := root.post("/admin/jobs/999999/retry", nil); p.status != 404 || !strings.Contains(p.body, "No such job.") {
+		t.Fatalf("unknown job: %d", p.status)
+	}
 }
 
 // The jobs page in a real browser, at phone and desktop widths, and the
