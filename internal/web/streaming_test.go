@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/input"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -116,6 +117,18 @@ func TestBrowserQualityAndStoryboard(t *testing.T) {
 			t.Fatalf("seek bar's text: %q", v)
 		}
 		tb.shot("watch-keyboard")
+
+		// Where the browser plays no HLS itself, Auto plays the tallest
+		// rendition that fits the player: 360p in a 960 px wide one.
+		if _, err := chromedp.Call(tb.ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `{ const f = HTMLMediaElement.prototype.canPlayType;
+				HTMLMediaElement.prototype.canPlayType = function (t) { return /mpegurl/i.test(t) ? "" : f.call(this, t) } }`,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		tb.open("/watch/" + id)
+		tb.at("/watch/" + id)
+		tb.until(`document.getElementById("player").src.endsWith("/360.mp4") && document.getElementById("quality").selectedOptions[0].textContent === "Auto (360p)"`)
 	})
 }
 
