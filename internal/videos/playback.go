@@ -44,23 +44,23 @@ type GrantRendition struct {
 // they can see, valid for the configured PlaybackTTL, and records
 // STREAM_VIDEO once for the grant.
 func (s *Service) Playback(ctx context.Context, c authn.Caller, id string) (Grant, error) {
-	r, err := s.load(ctx, id)
+	v, err := s.Get(ctx, c, id)
 	if err != nil {
 		return Grant{}, err
 	}
-	if !r.visibleTo(c) {
-		return Grant{}, ErrVideoNotFound
-	}
-	v, err := s.view(ctx, r)
-	if err != nil {
-		return Grant{}, err
-	}
+	return s.Play(ctx, c, v)
+}
+
+// Play is Playback for a video this service has just given the caller
+// (Get), without reading it again: the watch page shows the video and
+// plays it.
+func (s *Service) Play(ctx context.Context, c authn.Caller, v Video) (Grant, error) {
 	g, err := s.Sign(c, v)
 	if err != nil {
 		return Grant{}, err
 	}
-	s.events.RecordOrLog(ctx, s.event(ctx, "STREAM_VIDEO", outbox.Success, "started playback of "+quote(r.Title)).On(id).
-		With("owner_id", r.OwnerID).With("expires_at", g.ExpiresAt.Format(time.RFC3339)))
+	s.events.RecordOrLog(ctx, s.event(ctx, "STREAM_VIDEO", outbox.Success, "started playback of "+quote(v.Title)).On(v.ID).
+		With("owner_id", v.OwnerID).With("expires_at", g.ExpiresAt.Format(time.RFC3339)))
 	return g, nil
 }
 

@@ -35,6 +35,9 @@ var notices = map[string]string{
 	"saved":    "The account is saved.",
 	"welcome":  "Welcome to reel.",
 	"uploaded": "The video is uploaded. It plays as soon as it is ready.",
+	// The jobs page.
+	"job-retry":  "The job will run again.",
+	"job-cancel": "The job is cancelled.",
 }
 
 func notice(r *http.Request) string { return notices[r.URL.Query().Get("done")] }

@@ -81,9 +81,11 @@ func parsePages(as *assets, now func() time.Time) (map[string]*template.Template
 			}
 			return *p
 		},
-		"short": func(id string) string { // the start of a UUID, enough to tell users apart on a page
+		// short is the end of a UUID, enough to tell ids apart on a page:
+		// the start of a UUIDv7 is its time, the same for ids made together.
+		"short": func(id string) string {
 			if len(id) > 8 {
-				return id[:8] + "…"
+				return "…" + id[len(id)-8:]
 			}
 			return id
 		},

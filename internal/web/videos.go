@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/obs"
@@ -104,26 +105,62 @@ func (a *App) home(w http.ResponseWriter, r *http.Request, s *session) error {
 	return nil
 }
 
-// source is one playable file of a video. Today the original only; the
-// adaptive-streaming work adds its renditions (and a quality picker) here.
-type source struct {
-	URL    string
-	Type   string
-	Height int
+// rendition is a file of a video that plays in a plain <video src>: one
+// rung of its adaptive-streaming ladder.
+type rendition struct {
+	Height, Width int
+	Bandwidth     int64
+	URL           string
+}
+
+// player is what the watch page plays. Without JavaScript the <video>
+// plays Src; the page's script chooses among the rest (watch.js): native
+// HLS where the browser has it, else a rendition fitting the player and
+// the measured throughput, and the viewer's own choice of quality.
+type player struct {
+	Src        string
+	Original   string
+	Type       string // the original's media type
+	HLS        string
+	Storyboard string
+	Renditions []rendition // tallest first, as the quality menu lists them
+	// Preparing is the ladder's progress while more renditions are due.
+	Preparing bool
+	Percent   int
 }
 
 type watchData struct {
-	Video   videos.Video
-	Owner   string
-	Poster  string
-	Sources []source
-	Egress  usage.EgressCounter
-	Left    int64 // viewing bytes left today, -1 unlimited
-	UsedUp  bool
-	Resets  time.Time
+	Video  videos.Video
+	Owner  string
+	Poster string
+	Player *player // nil when the video cannot be played now
+	Egress usage.EgressCounter
+	Left   int64 // viewing bytes left today, -1 unlimited
+	UsedUp bool
+	Resets time.Time
 }
 
-// watch plays a video: its signed URL in a plain <video>, and today's
+// noScriptHeight is the tallest rendition a page without JavaScript
+// plays: good on most screens, and no 1080p stream on a phone.
+const noScriptHeight = 720
+
+// playerOf makes the player of a grant: the original until renditions
+// exist, else the tallest rendition up to noScriptHeight.
+func playerOf(vid videos.Video, g videos.Grant) *player {
+	p := &player{Src: g.VideoPath, Original: g.VideoPath, Type: vid.ContentType, HLS: g.HLSPath, Storyboard: g.StoryboardPath}
+	for i, r := range g.Renditions { // lowest first
+		p.Renditions = append(p.Renditions, rendition{Height: r.Height, Width: r.Width, Bandwidth: r.Bandwidth, URL: r.Path})
+		if i == 0 || r.Height <= noScriptHeight {
+			p.Src = r.Path
+		}
+	}
+	slices.Reverse(p.Renditions)
+	st := vid.Streaming.State
+	p.Preparing, p.Percent = st == "pending" || st == "running", vid.Streaming.Percent
+	return p
+}
+
+// watch plays a video: its signed URLs in a plain <video>, and today's
 // viewing allowance. A used-up allowance is said plainly instead of a
 // player that would fail.
 func (a *App) watch(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -136,18 +173,23 @@ func (a *App) watch(w http.ResponseWriter, r *http.Request, s *session) error {
 	if err != nil {
 		return err
 	}
-	d := watchData{Video: vid, Owner: a.names(ctx, []string{vid.OwnerID})[vid.OwnerID], Egress: today.Egress, Left: -1, Resets: today.ResetsAt}
+	d := watchData{Video: vid, Egress: today.Egress, Left: -1, Resets: today.ResetsAt}
+	if vid.OwnerID == s.user.ID {
+		d.Owner = s.user.Username // no lookup for one's own video
+	} else {
+		d.Owner = a.names(ctx, []string{vid.OwnerID})[vid.OwnerID]
+	}
 	if lim := today.Egress.LimitBytes; lim >= 0 {
 		d.Left = max(0, lim-today.Egress.UsedBytes)
 		d.UsedUp = d.Left == 0
 	}
 	if vid.Status == videos.StatusReady && vid.DeletedAt == nil && !d.UsedUp {
-		g, err := a.d.Videos.Playback(ctx, s.caller, vid.ID)
+		g, err := a.d.Videos.Play(ctx, s.caller, vid)
 		if err != nil {
 			return err
 		}
 		d.Poster = g.PosterPath
-		d.Sources = []source{{URL: g.VideoPath, Type: vid.ContentType, Height: vid.Height}}
+		d.Player = playerOf(vid, g)
 	}
 	v := a.view(s, vid.Title, "")
 	v.Script = "js/watch.js"

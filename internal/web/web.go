@@ -75,7 +75,15 @@ type Videos interface {
 	Update(ctx context.Context, c authn.Caller, id string, p videos.Patch) (videos.Video, error)
 	Delete(ctx context.Context, c authn.Caller, id string) error
 	Restore(ctx context.Context, c authn.Caller, id string) (videos.Video, error)
-	Playback(ctx context.Context, c authn.Caller, id string) (videos.Grant, error)
+	// Play grants the viewer signed media paths for v, a video Get has
+	// just returned (in process it is not read again), and records the
+	// playback.
+	Play(ctx context.Context, c authn.Caller, v videos.Video) (videos.Grant, error)
+	// Jobs, RetryJob and CancelJob are the admin's view of the videos
+	// service's job queue (posters, transcodes, storyboards).
+	Jobs(ctx context.Context, c authn.Caller, f videos.JobFilter, req page.Request) (page.Page[videos.Job], error)
+	RetryJob(ctx context.Context, c authn.Caller, id string) (videos.Job, error)
+	CancelJob(ctx context.Context, c authn.Caller, id string) (videos.Job, error)
 }
 
 // Storage is the storage service as the pages use it (storage.Quota has it).
@@ -193,4 +201,7 @@ func (a *App) Routes(r httpx.Router) {
 	h("GET /admin/users/{id}", a.page(a.admin(a.adminUser)))
 	h("POST /admin/users/{id}", a.form(a.page(a.admin(a.adminUpdate))))
 	h("GET /admin/log", a.page(a.admin(a.adminLog)))
+	h("GET /admin/jobs", a.page(a.admin(a.adminJobs)))
+	h("POST /admin/jobs/{id}/retry", a.form(a.page(a.admin(a.jobAction("retry")))))
+	h("POST /admin/jobs/{id}/cancel", a.form(a.page(a.admin(a.jobAction("cancel")))))
 }

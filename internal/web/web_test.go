@@ -414,7 +414,7 @@ func pages(t *testing.T, r *reel) {
 	}
 
 	watch := ann.get("/watch/" + cats)
-	if watch.status != 200 || !regexp.MustCompile(`<video id="player"[^>]* src="/media/[^"]+/`+cats+`/video\.mp4"`).MatchString(watch.body) ||
+	if watch.status != 200 || !regexp.MustCompile(`<video id="player"[^>]* src="/media/[^"]+/`+cats+`/(video|\d+)\.mp4"`).MatchString(watch.body) ||
 		!strings.Contains(watch.body, "Viewing left today") {
 		t.Fatalf("watch: %d %s", watch.status, watch.body)
 	}

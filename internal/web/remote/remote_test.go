@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/page"
 	"github.com/reel-video/reel/internal/users"
+	"github.com/reel-video/reel/internal/videos"
 	"github.com/reel-video/reel/internal/web"
 	"github.com/reel-video/reel/internal/web/remote"
 )
@@ -135,7 +137,7 @@ func TestRefusalsComeBackClassified(t *testing.T) {
 		t.Fatalf("validation: %v", err)
 	}
 	f.answer(429, `{"status":429,"code":"egress_limit","detail":"today's viewing is used up"}`, "Retry-After", "120")
-	_, err = svc.Videos.Playback(ctx, authn.Caller{}, "x")
+	_, err = svc.Videos.Play(ctx, authn.Caller{}, videos.Video{ID: "x"})
 	if e, ok := errs.As(err); !ok || e.Kind != errs.RateLimited || e.RetryAfter != 2*time.Minute {
 		t.Fatalf("rate limited: %v", err)
 	}
@@ -186,9 +188,43 @@ func TestListsAndPlaybackGivePaths(t *testing.T) {
 	if q.Get("posters") != "true" || q.Get("q") != "cats & dogs" || q.Get("limit") != "16" || q.Get("cursor") != (page.Cursor{T: 5, ID: "v0"}).Encode() {
 		t.Fatalf("query: %v", q)
 	}
-	f.answer(200, `{"url":"http://gw.example/media/tok.en/v1/video.mp4","poster_url":"http://gw.example/media/tok.en/v1/poster.jpg","expires_at":"2030-01-01T00:00:00Z"}`)
-	g, err := svc.Videos.Playback(ctx, authn.Caller{}, "v1")
-	if err != nil || g.VideoPath != "/media/tok.en/v1/video.mp4" || g.PosterPath != "/media/tok.en/v1/poster.jpg" || f.last(t).URL.Path != "/api/v1/videos/v1/playback" {
+	f.answer(200, `{"url":"http://gw.example/media/tok.en/v1/video.mp4","poster_url":"http://gw.example/media/tok.en/v1/poster.jpg","expires_at":"2030-01-01T00:00:00Z",
+		"hls_url":null,"storyboard_url":null,"renditions":[]}`)
+	g, err := svc.Videos.Play(ctx, authn.Caller{}, videos.Video{ID: "v1"})
+	if err != nil || g.VideoPath != "/media/tok.en/v1/video.mp4" || g.PosterPath != "/media/tok.en/v1/poster.jpg" || f.last(t).URL.Path != "/api/v1/videos/v1/playback" ||
+		g.HLSPath != "" || g.StoryboardPath != "" || len(g.Renditions) != 0 {
 		t.Fatalf("playback: %+v %v", g, err)
+	}
+	// With adaptive streaming: the master, the storyboard and the
+	// renditions, as paths too.
+	f.answer(200, `{"url":"http://gw.example/media/tok.en/v1/video.mp4","poster_url":"http://gw.example/media/tok.en/v1/poster.jpg","expires_at":"2030-01-01T00:00:00Z",
+		"hls_url":"http://gw.example/media/tok.en/v1/master.m3u8","storyboard_url":"http://gw.example/media/tok.en/v1/storyboard.vtt",
+		"renditions":[{"height":240,"width":426,"bandwidth":400000,"url":"http://gw.example/media/tok.en/v1/240.mp4"},{"height":360,"width":640,"bandwidth":800000,"url":"http://gw.example/media/tok.en/v1/360.mp4"}]}`)
+	g, err = svc.Videos.Play(ctx, authn.Caller{}, videos.Video{ID: "v1"})
+	want := []videos.GrantRendition{{Height: 240, Width: 426, Bandwidth: 400000, Path: "/media/tok.en/v1/240.mp4"}, {Height: 360, Width: 640, Bandwidth: 800000, Path: "/media/tok.en/v1/360.mp4"}}
+	if err != nil || g.HLSPath != "/media/tok.en/v1/master.m3u8" || g.StoryboardPath != "/media/tok.en/v1/storyboard.vtt" || !slices.Equal(g.Renditions, want) {
+		t.Fatalf("playback with renditions: %+v %v", g, err)
+	}
+}
+
+// The admin's jobs: the list with its filters, retry and cancel.
+func TestJobs(t *testing.T) {
+	svc, f := setup(t)
+	ctx := viewer(me, "admin")
+	f.answer(200, `{"items":[{"id":7,"kind":"transcode","state":"available","video_id":"v1","attempt":0,"max_attempts":5,"errors":[]}],"next_cursor":null}`)
+	p, err := svc.Videos.Jobs(ctx, authn.Caller{}, videos.JobFilter{State: "available", Kind: "transcode"}, page.Request{Limit: 50})
+	if err != nil || len(p.Items) != 1 || p.Items[0].ID != 7 || *p.Items[0].VideoID != "v1" || p.NextCursor != nil {
+		t.Fatalf("jobs: %+v %v", p, err)
+	}
+	if q := f.last(t).URL.Query(); f.last(t).URL.Path != "/api/v1/jobs" || q.Get("state") != "available" || q.Get("kind") != "transcode" || q.Has("video_id") || q.Get("limit") != "50" {
+		t.Fatalf("jobs query: %s", f.last(t).URL)
+	}
+	f.answer(200, `{"job":{"id":7,"state":"cancelled"}}`)
+	if j, err := svc.Videos.CancelJob(ctx, authn.Caller{}, "7"); err != nil || j.State != "cancelled" || f.last(t).Method != "POST" || f.last(t).URL.Path != "/api/v1/jobs/7/cancel" {
+		t.Fatalf("cancel: %+v %v %s", j, err, f.last(t).URL)
+	}
+	f.answer(409, `{"status":409,"code":"job_running","detail":"the job is running; cancel it or wait for it to finish"}`)
+	if _, err := svc.Videos.RetryJob(ctx, authn.Caller{}, "7"); errs.KindOf(err) != errs.Conflict || f.last(t).URL.Path != "/api/v1/jobs/7/retry" {
+		t.Fatalf("retry: %v %s", err, f.last(t).URL)
 	}
 }

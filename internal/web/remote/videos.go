@@ -89,12 +89,55 @@ func (v *Videos) Restore(ctx context.Context, _ authn.Caller, id string) (videos
 	return out.Video, err
 }
 
-// Playback grants the viewer signed media paths (on the pages' own
+// Play grants the viewer signed media paths for vid (on the pages' own
 // origin, where the gateway routes /media).
-func (v *Videos) Playback(ctx context.Context, _ authn.Caller, id string) (videos.Grant, error) {
+func (v *Videos) Play(ctx context.Context, _ authn.Caller, vid videos.Video) (videos.Grant, error) {
 	var out videos.PlaybackBody
-	if err := v.api.call(ctx, http.MethodPost, videoPath(id)+"/playback", nil, nil, &out); err != nil {
+	if err := v.api.call(ctx, http.MethodPost, videoPath(vid.ID)+"/playback", nil, nil, &out); err != nil {
 		return videos.Grant{}, err
 	}
-	return videos.Grant{VideoPath: localPath(out.URL), PosterPath: localPath(out.PosterURL), ExpiresAt: out.ExpiresAt}, nil
+	g := videos.Grant{VideoPath: localPath(out.URL), PosterPath: localPath(out.PosterURL), ExpiresAt: out.ExpiresAt}
+	if out.HLSURL != nil {
+		g.HLSPath = localPath(*out.HLSURL)
+	}
+	if out.StoryboardURL != nil {
+		g.StoryboardPath = localPath(*out.StoryboardURL)
+	}
+	for _, r := range out.Renditions {
+		if p := localPath(r.URL); p != "" {
+			g.Renditions = append(g.Renditions, videos.GrantRendition{Height: r.Height, Width: r.Width, Bandwidth: r.Bandwidth, Path: p})
+		}
+	}
+	return g, nil
+}
+
+// Jobs lists the jobs of the videos service (an admin's).
+func (v *Videos) Jobs(ctx context.Context, _ authn.Caller, f videos.JobFilter, req page.Request) (page.Page[videos.Job], error) {
+	q := pageQuery(req)
+	for k, val := range map[string]string{"state": f.State, "kind": f.Kind, "video_id": f.VideoID} {
+		if val != "" {
+			q.Set(k, val)
+		}
+	}
+	var out page.Page[videos.Job]
+	err := v.api.call(ctx, http.MethodGet, "/api/v1/jobs", q, nil, &out)
+	return out, err
+}
+
+// RetryJob makes a job that is not running run again (an admin's).
+func (v *Videos) RetryJob(ctx context.Context, _ authn.Caller, id string) (videos.Job, error) {
+	return v.job(ctx, id, "retry")
+}
+
+// CancelJob cancels a job (an admin's).
+func (v *Videos) CancelJob(ctx context.Context, _ authn.Caller, id string) (videos.Job, error) {
+	return v.job(ctx, id, "cancel")
+}
+
+func (v *Videos) job(ctx context.Context, id, action string) (videos.Job, error) {
+	var out struct {
+		Job videos.Job `json:"job"`
+	}
+	err := v.api.call(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(id)+"/"+action, nil, nil, &out)
+	return out.Job, err
 }
