@@ -85,4 +85,3 @@ func (c *Client) Usage(ctx context.Context, userID string) (Usage, error) {
 func (c *Client) SetQuota(ctx context.Context, userID string, quota int64) error {
 	return c.rpc.Call(ctx, "set quota", http.MethodPut, "/internal/v1/storage/users/"+url.PathEscape(userID)+"/quota", quotaRequest{QuotaBytes: &quota}, nil, true)
 }
-

@@ -99,4 +99,3 @@ func (c *Client) Today(ctx context.Context, userID string) (Status, error) {
 func (c *Client) SetLimits(ctx context.Context, userID string, l Limits) error {
 	return c.do(ctx, "set limits", http.MethodPatch, "/internal/v1/usage/users/"+url.PathEscape(userID)+"/limits", l, nil)
 }
-
