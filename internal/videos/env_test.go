@@ -60,13 +60,15 @@ type fakeQuota struct {
 	objects  map[string]int64 // user + "|" + object -> bytes
 	held     map[string]heldRes
 	done     map[string]bool
-	freed    int   // Free calls that freed bytes
+	freed    int // Free calls that freed bytes
+	renewed  map[string]int
 	maxSeen  int64 // the most any user ever had used + reserved
 	failFree error
 }
 
 func newFakeQuota(limit int64) *fakeQuota {
-	return &fakeQuota{limit: limit, used: map[string]int64{}, objects: map[string]int64{}, held: map[string]heldRes{}, done: map[string]bool{}}
+	return &fakeQuota{limit: limit, used: map[string]int64{}, objects: map[string]int64{}, held: map[string]heldRes{}, done: map[string]bool{},
+		renewed: map[string]int{}}
 }
 
 func (q *fakeQuota) reservedLocked(user string) int64 {
@@ -114,6 +116,27 @@ func (q *fakeQuota) Release(_ context.Context, id string) error {
 	defer q.mu.Unlock()
 	delete(q.held, id)
 	return nil
+}
+
+func (q *fakeQuota) Renew(_ context.Context, id string, _ time.Duration) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.held[id]; !ok {
+		return errs.New(errs.Conflict, "reservation_settled", "settled")
+	}
+	q.renewed[id]++
+	return nil
+}
+
+// renewals counts the renewals of the reservations held now.
+func (q *fakeQuota) renewals() (held, renewed int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for id := range q.held {
+		held++
+		renewed += q.renewed[id]
+	}
+	return held, renewed
 }
 
 func (q *fakeQuota) Free(_ context.Context, user, object string) (int64, error) {
@@ -193,6 +216,15 @@ func (l *fakeLimit) CommitUpload(_ context.Context, id string, actual int64) err
 	return nil
 }
 
+func (l *fakeLimit) RenewUpload(_ context.Context, id string, _ time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.held[id]; !ok {
+		return errs.New(errs.Conflict, "reservation_settled", "settled")
+	}
+	return nil
+}
+
 func (l *fakeLimit) ReleaseUpload(_ context.Context, id string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -256,6 +288,10 @@ type envConfig struct {
 	fairStep time.Duration
 	// stopGrace is the workers' WorkerConfig.StopGrace.
 	stopGrace time.Duration
+	// lease is the service's ReserveLease (default: the service's).
+	lease time.Duration
+	// spool is the spool directory (default: one of the env's own).
+	spool string
 	// wrapQuota wraps the quota the service uses (a fake or the real one).
 	wrapQuota func(videos.Quota) videos.Quota
 	// runner runs the media tools' ffmpeg and ffprobe (default: exec).
@@ -314,6 +350,9 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 		iss: authntest.New(t), now: time.Now()}
 	root := t.TempDir()
 	e.dirs.blobs, e.dirs.spool, e.dirs.tus = filepath.Join(root, "blobs"), filepath.Join(root, "spool"), filepath.Join(root, "tus")
+	if cfg.spool != "" {
+		e.dirs.spool = cfg.spool
+	}
 	disk, err := blob.NewDisk(e.dirs.blobs)
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +385,7 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	e.ob = outbox.New(db, "videos_outbox")
 	vcfg := videos.Config{
 		MaxUploadSize: cfg.maxUpload, TrashRetention: cfg.trashRetained, PlaybackTTL: time.Hour,
-		SpoolDir: e.dirs.spool, UploadExpiry: time.Hour,
+		SpoolDir: e.dirs.spool, UploadExpiry: time.Hour, ReserveLease: cfg.lease,
 		Workers: &videos.WorkerConfig{PollInterval: 50 * time.Millisecond}, FairStep: cfg.fairStep,
 	}
 	videos.WithoutPeriodicJobs(&vcfg)

@@ -41,6 +41,7 @@ func (*stubQuota) Reserve(_ context.Context, user string, n int64, _ time.Durati
 }
 func (*stubQuota) Commit(context.Context, string, int64, string) error { return nil }
 func (*stubQuota) Release(context.Context, string) error               { return nil }
+func (*stubQuota) Renew(context.Context, string, time.Duration) error  { return nil }
 func (q *stubQuota) Free(_ context.Context, _, object string) (int64, error) {
 	q.mu.Lock()
 	q.freed = append(q.freed, object)
@@ -53,8 +54,9 @@ type stubLimit struct{}
 func (stubLimit) ReserveUpload(_ context.Context, user string, n int64, _ time.Duration) (reserve.Hold, error) {
 	return reserve.Hold{ID: uuid.NewString(), UserID: user, Bytes: n}, nil
 }
-func (stubLimit) CommitUpload(context.Context, string, int64) error { return nil }
-func (stubLimit) ReleaseUpload(context.Context, string) error       { return nil }
+func (stubLimit) CommitUpload(context.Context, string, int64) error        { return nil }
+func (stubLimit) ReleaseUpload(context.Context, string) error              { return nil }
+func (stubLimit) RenewUpload(context.Context, string, time.Duration) error { return nil }
 
 type stubEgress struct{}
 

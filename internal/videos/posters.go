@@ -54,10 +54,13 @@ type PosterCounts struct {
 // PosterCounts returns the poster jobs' running totals.
 func (s *Service) PosterCounts() *PosterCounts { return &s.posterCounts }
 
+// posterSourceSuffix ends the name of a poster source (spool.go).
+const posterSourceSuffix = ".poster-source"
+
 // posterSource is where finalise leaves a second name of an upload's file
 // for its poster. The upload- prefix puts it under removeStaleSpool.
 func (s *Service) posterSource(id string) string {
-	return filepath.Join(s.cfg.SpoolDir, "upload-"+id+".poster-source")
+	return filepath.Join(s.cfg.SpoolDir, "upload-"+id+posterSourceSuffix)
 }
 
 // keepPosterSource gives the spooled upload at path a second name, link,
@@ -275,7 +278,7 @@ func (s *Service) storePoster(ctx context.Context, rec *record, path string) err
 		return failed(msgCut, err)
 	}
 	size, key := fi.Size(), blobKey(rec.ID, PosterFile)
-	res, err := s.quota.Reserve(ctx, rec.OwnerID, size, s.cfg.ReserveTTL)
+	res, err := s.quota.Reserve(ctx, rec.OwnerID, size, s.cfg.ReserveLease)
 	if errs.KindOf(err) == errs.TooLarge {
 		s.log.Info("no room in the quota for a poster; the video has none", "video", rec.ID, "bytes", size)
 		return nil
@@ -283,6 +286,7 @@ func (s *Service) storePoster(ctx context.Context, rec *record, path string) err
 	if err != nil {
 		return failed(msgCharge, err)
 	}
+	defer s.keepAlive(leaseHold{res.ID, s.quota.Renew})()
 	release := func() {
 		cctx, cancel := detached(ctx)
 		defer cancel()
