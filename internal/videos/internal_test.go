@@ -319,6 +319,10 @@ func TestMediaRange(t *testing.T) {
 		{"bytes=abc", "bytes=abc"}, // malformed: ServeContent's 416
 		{"items=0-", ""},           // an unknown unit is ignored
 		{"0-1", ""},
+		// At most 16 ranges: more are ignored (the whole file).
+		{"bytes=" + strings.Repeat("0-1,", 15) + "2-3", "bytes=" + strings.Repeat("0-1,", 15) + "2-3"},
+		{"bytes=" + strings.Repeat("0-1,", 16) + "2-3", ""},
+		{"bytes=" + strings.Repeat("-0,", 16) + "0-1", ""}, // empty ones count too
 	} {
 		if got := mediaRange(c.in, 100, 10); got != c.want {
 			t.Errorf("%q: %q, want %q", c.in, got, c.want)
