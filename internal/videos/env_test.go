@@ -292,6 +292,8 @@ type envConfig struct {
 	lease time.Duration
 	// spool is the spool directory (default: one of the env's own).
 	spool string
+	// standing makes the verifier check accounts' standing (authn).
+	standing authn.StandingSource
 	// wrapQuota wraps the quota the service uses (a fake or the real one).
 	wrapQuota func(videos.Quota) videos.Quota
 	// runner runs the media tools' ffmpeg and ffprobe (default: exec).
@@ -313,9 +315,12 @@ type env struct {
 	egress *fakeEgress
 	blobs  blob.Store
 	iss    *authntest.Issuer
-	dirs   struct{ blobs, spool, tus string }
-	mu     sync.Mutex
-	now    time.Time
+	// verifier checks the env's tokens (and, with envConfig.standing,
+	// accounts' standing).
+	verifier *authn.Verifier
+	dirs     struct{ blobs, spool, tus string }
+	mu       sync.Mutex
+	now      time.Time
 	// workers is started by the first cutPosters: until then jobs wait,
 	// so tests see a video before its poster.
 	workers sync.Once
@@ -403,10 +408,14 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 		return e
 	}
 	mux := http.NewServeMux()
-	videos.NewHandler(e.svc, e.iss.Verifier(), videos.HandlerConfig{
+	e.verifier = e.iss.Verifier()
+	if cfg.standing != nil {
+		e.verifier.SetStanding(cfg.standing)
+	}
+	videos.NewHandler(e.svc, e.verifier, videos.HandlerConfig{
 		MediaChunk: cfg.chunk, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 	}).Routes(mux)
-	e.tus, err = videos.NewTUS(e.svc, e.iss.Verifier(), e.dirs.tus, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, obs.Discard())
+	e.tus, err = videos.NewTUS(e.svc, e.verifier, e.dirs.tus, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, obs.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package videos
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/obs"
@@ -20,7 +22,7 @@ import (
 // conditional requests). Bytes actually written are counted as the
 // viewer's egress; a viewer whose daily allowance is used up gets 429.
 func (h *Handler) media(w http.ResponseWriter, r *http.Request) error {
-	m, err := h.svc.OpenMedia(r.Context(), r.PathValue("token"), r.PathValue("id"), r.PathValue("file"))
+	m, err := h.svc.OpenMedia(r.Context(), r.PathValue("token"), r.PathValue("id"), r.PathValue("file"), h.admitViewer)
 	if err != nil {
 		return err
 	}
@@ -62,6 +64,13 @@ func (h *Handler) media(w http.ResponseWriter, r *http.Request) error {
 	http.ServeContent(mw, r, "", info.ModTime, m.Object)
 	m.Delivered(mw.body)
 	return nil
+}
+
+// admitViewer is the media URL's viewer checked as a token's holder is
+// (authn.Verifier.Admit).
+func (h *Handler) admitViewer(ctx context.Context, viewer string, issued time.Time) error {
+	_, err := h.auth.Admit(ctx, viewer, issued)
+	return err
 }
 
 // mediaRange reads a Range header before http.ServeContent does, for

@@ -259,21 +259,21 @@ func TestSigner(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	video, viewer := uuid.NewString(), uuid.NewString()
 	tok := s.token(video, viewer, now.Add(time.Hour))
-	if got, err := s.verify(tok, video, now); err != nil || got != viewer {
+	if got, _, err := s.verify(tok, video, now); err != nil || got != viewer {
 		t.Fatalf("verify: %q %v", got, err)
 	}
-	if _, err := s.verify(tok, uuid.NewString(), now); err != ErrBadSignature {
+	if _, _, err := s.verify(tok, uuid.NewString(), now); err != ErrBadSignature {
 		t.Fatalf("other video: %v", err)
 	}
-	if _, err := s.verify(tok, video, now.Add(time.Hour)); err != ErrURLExpired {
+	if _, _, err := s.verify(tok, video, now.Add(time.Hour)); err != ErrURLExpired {
 		t.Fatalf("expired: %v", err)
 	}
 	other := &signer{key: []byte("another key, another key, anothe")}
-	if _, err := other.verify(tok, video, now); err != ErrBadSignature {
+	if _, _, err := other.verify(tok, video, now); err != ErrBadSignature {
 		t.Fatalf("other key: %v", err)
 	}
 	for _, bad := range []string{"", ".", "..", "1.2.3", strings.Repeat("a", 300), "x" + tok} {
-		if _, err := s.verify(bad, video, now); err != ErrBadSignature {
+		if _, _, err := s.verify(bad, video, now); err != ErrBadSignature {
 			t.Fatalf("%q: %v", bad, err)
 		}
 	}

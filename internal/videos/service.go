@@ -43,6 +43,7 @@ var (
 	ErrMalformedUpload = errs.New(errs.Invalid, "malformed_upload", "the upload is not valid multipart/form-data")
 	ErrBadSignature    = errs.New(errs.Forbidden, "invalid_signature", "the media URL is not valid")
 	ErrURLExpired      = errs.New(errs.Forbidden, "url_expired", "the media URL has expired; ask for a new playback URL")
+	ErrURLRevoked      = errs.New(errs.Forbidden, "url_revoked", "the media URL was revoked: its viewer's account was disabled or logged out")
 	ErrEgressLimit     = errs.New(errs.RateLimited, "daily_limit_reached", "your daily viewing volume is used up; it resets at 00:00 UTC")
 	ErrFileNotFound    = errs.New(errs.NotFound, "file_not_found", "the video has no such file")
 )
