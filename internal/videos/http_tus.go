@@ -41,8 +41,9 @@ var ErrDeferredLength = errs.New(errs.Invalid, "length_required", "declare Uploa
 // ErrConcatenation refuses the tus concatenation extension, not offered.
 var ErrConcatenation = errs.New(errs.Invalid, "concatenation_unsupported", "the concatenation extension is not supported")
 
-// TUS serves tus 1.0.0 resumable uploads (creation and termination
-// extensions) with tusd as a library. Bytes wait in tusd's file store on
+// TUS serves tus 1.0.0 resumable uploads (creation, termination and
+// checksum extensions) with tusd as a library; checksums are verified by
+// reel before tusd takes a chunk (http_tus_checksum.go). Bytes wait in tusd's file store on
 // local disk; every request is authenticated and an upload is visible
 // only to its creator. Creation admits the declared Upload-Length against
 // the quota and the daily limit (the pre-create hook), completion runs the
@@ -119,7 +120,10 @@ func (t *TUS) Routes(r httpx.Router) {
 	}
 	// OPTIONS is protocol discovery (Tus-Version, Tus-Extension,
 	// Tus-Max-Size) and needs no credentials.
-	r.Handle("OPTIONS "+UploadsPath, strip(func(w http.ResponseWriter, r *http.Request) {}))
+	discovery := strip(func(w http.ResponseWriter, r *http.Request) {})
+	r.Handle("OPTIONS "+UploadsPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		discovery.ServeHTTP(checksumOptions{w}, r)
+	}))
 	r.Handle("POST "+UploadsPath, t.auth.Require(httpx.HandlerFunc(t.create(strip(t.h.PostFile)))))
 	r.Handle("HEAD "+UploadsPath+"/{id}", t.auth.Require(t.owned(strip(t.h.HeadFile), http.MethodHead)))
 	r.Handle("PATCH "+UploadsPath+"/{id}", t.auth.Require(t.owned(strip(t.h.PatchFile), http.MethodPatch)))
@@ -182,6 +186,14 @@ func (t *TUS) owned(next http.Handler, method string) http.Handler {
 		if method == http.MethodPatch {
 			if err := t.svc.TouchUpload(r.Context(), id); err != nil {
 				return err
+			}
+			if r.Header.Get("Upload-Checksum") != "" {
+				done, err := t.verifyChunk(r, u.Size)
+				if err != nil {
+					checksumProblem(w, r, err)
+					return nil
+				}
+				defer done()
 			}
 		}
 		t.enter(id)
