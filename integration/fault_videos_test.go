@@ -152,11 +152,14 @@ func TestFaultVideosSIGTERM(t *testing.T) {
 // TestFaultVideosKilled: a videos process that dies without a chance to
 // clean up (SIGKILL, a crash) in the middle of a multipart upload. The
 // client gets an error; nothing was stored (the bytes had not all
-// arrived, so no row and no blob exist yet); the upload's reservations
-// stay held until they expire (the upload's ReserveTTL), when the storage
-// and usage sweeps (run at start and every minute) release them.
+// arrived, so no row and no blob exist yet); the upload's reservations are
+// leases the dead process no longer renews (REEL_RESERVE_LEASE, short
+// here), so the storage and usage sweeps give them back while videos is
+// still down, and the upload succeeds once it is back. Until the lease
+// lapses they are held: the live process renews them over RPC.
 func TestFaultVideosKilled(t *testing.T) {
-	c := split(t)
+	lease := []string{"REEL_RESERVE_LEASE=3s"}
+	c := splitWith(t, map[string][]string{"storage": lease, "usage": lease, "videos": lease})
 	file := makeNoisyVideo(t)
 	content, err := os.ReadFile(file)
 	if err != nil {
@@ -177,6 +180,10 @@ func TestFaultVideosKilled(t *testing.T) {
 		}
 		return ""
 	})
+	// Renewed by the live process: held past several leases and sweeps.
+	time.Sleep(8 * time.Second)
+	wantStorage(t, ann, 0, held)
+	wantDailyUpload(t, ann, 0, held)
 	_ = videos.stop(syscall.SIGKILL)
 	close(resume)
 	select {
@@ -187,26 +194,18 @@ func TestFaultVideosKilled(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("no answer to the upload")
 	}
-	wantStorage(t, ann, 0, held)
-	wantDailyUpload(t, ann, 0, held)
 	if n := count(t, openDB(t, videos), "SELECT COUNT(*) FROM videos"); n != 0 {
 		t.Fatalf("%d video rows after the crash", n)
 	}
 	wantBlobs(t, c.blob)
 
-	// The reservations expire; make that now and restart storage and
-	// usage, whose sweeps run at start.
-	past := time.Now().Add(-time.Minute).UnixMicro()
-	for _, svc := range []string{"storage", "usage"} {
-		if _, err := openDB(t, c.procs[svc]).W.ExecContext(t.Context(),
-			`UPDATE `+svc+`_reservations SET expires_at = $1 WHERE state = 'held'`, past); err != nil {
-			t.Fatal(err)
-		}
-		c.procs[svc].restart(syscall.SIGTERM)
-	}
+	// The leases lapse and the sweeps give them back, videos still down.
 	wantStorage(t, ann, 0, 0)
 	wantDailyUpload(t, ann, 0, 0)
 	videos.start()
+	if n := dataBytes(t, videos, "uploads/spool"); n != 0 {
+		t.Fatalf("spool files left after the restart: %d bytes", n)
+	}
 	if a := ann.upload(file, "after"); a.status != 201 {
 		t.Fatalf("upload after the restart: %d %s", a.status, a.raw)
 	}

@@ -10,10 +10,13 @@ import (
 	"github.com/reel-video/reel/internal/storage"
 )
 
-// storageSweepEvery is how often expired storage reservations are released.
-// Reservations live for the length of an upload, so a minute's delay in
-// giving back an abandoned one costs nothing.
-const storageSweepEvery = time.Minute
+// sweepEvery is how often the storage and usage sweeps release lapsed
+// reservations: every minute, or every half lease when the leases of
+// uploads (REEL_RESERVE_LEASE) are shorter, so that a killed process's
+// holds come back within a lease and a half.
+func sweepEvery(lease time.Duration) time.Duration {
+	return min(time.Minute, max(time.Second, lease/2))
+}
 
 func initStorage(ctx context.Context, a *App) error {
 	sc := schemas["storage"]
@@ -39,7 +42,7 @@ func initStorage(ctx context.Context, a *App) error {
 		}
 		h.InternalRoutes(a, keys)
 	}
-	a.Every("storage-sweep", storageSweepEvery, svc.Sweep)
+	a.Every("storage-sweep", sweepEvery(a.cfg.Videos.ReserveLease), svc.Sweep)
 	return a.document("storage")
 }
 

@@ -3,15 +3,11 @@ package app
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/reel-video/reel/internal/compat"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/usage"
 )
-
-// usageSweepEvery is how often expired upload reservations are released.
-const usageSweepEvery = time.Minute
 
 func initUsage(ctx context.Context, a *App) error {
 	sc := schemas["usage"]
@@ -35,7 +31,7 @@ func initUsage(ctx context.Context, a *App) error {
 		}
 		h.InternalRoutes(a, keys)
 	}
-	a.Every("usage-sweep", usageSweepEvery, svc.Sweep)
+	a.Every("usage-sweep", sweepEvery(a.cfg.Videos.ReserveLease), svc.Sweep)
 	return a.document("usage")
 }
 

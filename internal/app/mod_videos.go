@@ -147,6 +147,7 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 		PlaybackTTL:    a.cfg.Videos.PlaybackTTL,
 		SigningKey:     a.cfg.Videos.SigningKey,
 		SpoolDir:       spool,
+		ReserveLease:   a.cfg.Videos.ReserveLease,
 		Workers:        workers,
 		CheckEvery:     a.cfg.Videos.CheckEvery,
 	}, a.log.With("service", "videos"))

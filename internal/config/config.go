@@ -105,6 +105,9 @@ type Videos struct {
 	SigningKey     string
 	PlaybackTTL    time.Duration
 	MediaChunk     int64
+	// ReserveLease is how long an upload's reservations outlive the last
+	// renewal by the process receiving it (see videos.Config).
+	ReserveLease time.Duration
 	// TranscodeWorkers is how many transcode jobs a process that works
 	// the videos service's jobs runs at once; 0 on the videos target makes
 	// it work none (another process, the transcode target, does).
@@ -214,6 +217,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*dur)(&c.Videos.TrashRetention), "trash-retention", "REEL_TRASH_RETENTION", "30d", "how long deleted videos stay restorable", public)
 	b.bind((*str)(&c.Videos.SigningKey), "url-signing-key", "REEL_URL_SIGNING_KEY", "", "key for signed media URLs (default: generated once and kept in the videos database)", secret)
 	b.bind((*dur)(&c.Videos.PlaybackTTL), "playback-ttl", "REEL_PLAYBACK_TTL", "4h", "lifetime of signed playback URLs", public)
+	b.bind((*dur)(&c.Videos.ReserveLease), "reserve-lease", "REEL_RESERVE_LEASE", "2m", "how long an upload's reservations outlive the last renewal by the process receiving it (renewed every quarter of it): a killed process's holds come back after this and the next sweep", public)
 	b.bind((*size)(&c.Videos.MediaChunk), "media-chunk", "REEL_MEDIA_CHUNK", "8MiB", "largest answer to an open-ended range request", public)
 	b.bind((*boolv)(&c.Videos.Streaming), "streaming", "REEL_STREAMING", "on", "make adaptive-streaming renditions and storyboards of every upload (on/off; needs ffmpeg)", public)
 	b.bind((*dur)(&c.Videos.CheckEvery), "check-interval", "REEL_CHECK_INTERVAL", "24h", "how often the consistency check runs as a job, reporting in the log and metrics (0: never)", public)
@@ -327,6 +331,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Videos.PlaybackTTL < time.Minute {
 		errs = append(errs, errors.New("REEL_PLAYBACK_TTL must be at least 1m"))
+	}
+	if c.Videos.ReserveLease < time.Second || c.Videos.ReserveLease > 24*time.Hour {
+		errs = append(errs, errors.New("REEL_RESERVE_LEASE must be between 1s and 24h"))
 	}
 	if c.Videos.TranscodeWorkers < 0 {
 		errs = append(errs, errors.New("REEL_TRANSCODE_WORKERS must not be negative"))

@@ -39,10 +39,7 @@ func NewClient(baseURL string, keys *authn.ServiceKeys, hc *http.Client) *Client
 
 // Reserve implements Quota.
 func (c *Client) Reserve(ctx context.Context, userID string, n int64, ttl time.Duration) (Reservation, error) {
-	in := reserveRequest{ID: reserve.NewID(), UserID: userID, Bytes: n, TTLMS: ttl.Milliseconds()}
-	if ttl > 0 && in.TTLMS == 0 {
-		in.TTLMS = 1
-	}
+	in := reserveRequest{ID: reserve.NewID(), UserID: userID, Bytes: n, TTLMS: reserve.Millis(ttl)}
 	var out Reservation
 	err := c.rpc.Call(ctx, "reserve", http.MethodPost, "/internal/v1/storage/reservations", in, &out, true)
 	return out, err
@@ -52,6 +49,12 @@ func (c *Client) Reserve(ctx context.Context, userID string, n int64, ttl time.D
 func (c *Client) Commit(ctx context.Context, reservationID string, actualBytes int64, object string) error {
 	return c.rpc.Call(ctx, "commit", http.MethodPost, "/internal/v1/storage/reservations/"+url.PathEscape(reservationID)+"/commit",
 		commitRequest{ActualBytes: actualBytes, Object: object}, nil, true)
+}
+
+// Renew implements Quota.
+func (c *Client) Renew(ctx context.Context, reservationID string, ttl time.Duration) error {
+	return c.rpc.Call(ctx, "renew", http.MethodPost, "/internal/v1/storage/reservations/"+url.PathEscape(reservationID)+"/renew",
+		renewRequest{TTLMS: reserve.Millis(ttl)}, nil, true)
 }
 
 // Release implements Quota.

@@ -494,6 +494,52 @@ func TestSweepExpiry(t *testing.T) {
 	})
 }
 
+// TestLeases: a reservation taken as a lease lives while its holder
+// renews it and is released a lease after the holder stops (it died), so
+// the user can upload again within minutes, not after the upload's TTL.
+func TestLeases(t *testing.T) {
+	implementations(t, func(t *testing.T, h *harness) {
+		ctx := t.Context()
+		const lease = 2 * time.Minute
+		user := authntest.NewUserID()
+		alive, err := h.q.Reserve(ctx, user, 400, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead, err := h.q.Reserve(ctx, user, 600, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.q.Reserve(ctx, user, 500, lease); !errors.Is(err, storage.ErrQuotaExceeded) {
+			t.Fatalf("reserve over the quota: %v", err)
+		}
+		for range 8 {
+			h.clock.Advance(30 * time.Second)
+			if err := h.q.Renew(ctx, alive.ID, lease); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.svc.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.wantUsage(t, user, 0, 400)
+		h.reserve(t, user, 500)
+		if err := h.q.Renew(ctx, dead.ID, lease); !errors.Is(err, storage.ErrReservationSettled) {
+			t.Fatalf("renew a lapsed lease: %v", err)
+		}
+		if err := h.q.Renew(ctx, authntest.NewUserID(), lease); !errors.Is(err, storage.ErrReservationNotFound) {
+			t.Fatalf("renew an unknown reservation: %v", err)
+		}
+		if err := h.q.Renew(ctx, alive.ID, 0); !errors.Is(err, storage.ErrInvalid) {
+			t.Fatalf("renew for 0: %v", err)
+		}
+		if err := h.q.Commit(ctx, alive.ID, 400, "alive"); err != nil {
+			t.Fatal(err)
+		}
+		h.wantUsage(t, user, 400, 500)
+	})
+}
+
 // TestClientRetries: an answer lost on the way back makes the client try
 // again, and the idempotent calls land once.
 func TestClientRetries(t *testing.T) {

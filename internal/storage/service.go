@@ -68,6 +68,11 @@ type Quota interface {
 	// Release gives a reservation back. Idempotent; releasing a committed,
 	// expired or unknown reservation does nothing.
 	Release(ctx context.Context, reservationID string) error
+	// Renew pushes a held reservation's expiry to ttl from now: the lease
+	// of a holder still at work (see reserve.Ledger.Renew). A reservation
+	// no longer held is ErrReservationSettled; an unknown one
+	// ErrReservationNotFound.
+	Renew(ctx context.Context, reservationID string, ttl time.Duration) error
 	// Free removes an object's bytes from the user's stored bytes and
 	// returns how many left. Idempotent: a freed object frees 0.
 	Free(ctx context.Context, userID, object string) (int64, error)
@@ -245,6 +250,12 @@ var errRefused = errors.New("refused")
 // Release implements Quota.
 func (s *Service) Release(ctx context.Context, reservationID string) error {
 	return s.ledger.Release(ctx, reservationID, s.now())
+}
+
+// Renew implements Quota.
+func (s *Service) Renew(ctx context.Context, reservationID string, ttl time.Duration) error {
+	_, err := s.ledger.Renew(ctx, reservationID, ttl, s.now())
+	return err
 }
 
 // Free implements Quota: the object's bytes stop counting (a video moved

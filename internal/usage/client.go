@@ -48,10 +48,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 
 // ReserveUpload implements Meter.
 func (c *Client) ReserveUpload(ctx context.Context, userID string, n int64, ttl time.Duration) (Reservation, error) {
-	in := reserveRequest{ID: reserve.NewID(), UserID: userID, Bytes: n, TTLMS: ttl.Milliseconds()}
-	if ttl > 0 && in.TTLMS == 0 {
-		in.TTLMS = 1
-	}
+	in := reserveRequest{ID: reserve.NewID(), UserID: userID, Bytes: n, TTLMS: reserve.Millis(ttl)}
 	var out Reservation
 	err := c.do(ctx, "reserve upload", http.MethodPost, "/internal/v1/usage/uploads", in, &out)
 	return out, err
@@ -66,6 +63,12 @@ func (c *Client) CommitUpload(ctx context.Context, reservationID string, actualB
 // ReleaseUpload implements Meter.
 func (c *Client) ReleaseUpload(ctx context.Context, reservationID string) error {
 	return c.do(ctx, "release upload", http.MethodPost, "/internal/v1/usage/uploads/"+url.PathEscape(reservationID)+"/release", nil, nil)
+}
+
+// RenewUpload implements Meter.
+func (c *Client) RenewUpload(ctx context.Context, reservationID string, ttl time.Duration) error {
+	return c.do(ctx, "renew upload", http.MethodPost, "/internal/v1/usage/uploads/"+url.PathEscape(reservationID)+"/renew",
+		renewRequest{TTLMS: reserve.Millis(ttl)}, nil)
 }
 
 // AddEgress implements Meter.

@@ -464,6 +464,44 @@ func TestSweepExpiry(t *testing.T) {
 	})
 }
 
+// TestLeases: an upload reservation taken as a lease lives while its
+// holder renews it and is released a lease after the holder stops.
+func TestLeases(t *testing.T) {
+	implementations(t, func(t *testing.T, h *harness) {
+		ctx := t.Context()
+		const lease = 2 * time.Minute
+		user := authntest.NewUserID()
+		alive, err := h.m.ReserveUpload(ctx, user, 100, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead, err := h.m.ReserveUpload(ctx, user, 600, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 8 {
+			h.clock.Advance(30 * time.Second)
+			if err := h.m.RenewUpload(ctx, alive.ID, lease); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.svc.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.wantUpload(t, user, 0, 100)
+		if err := h.m.RenewUpload(ctx, dead.ID, lease); !errors.Is(err, usage.ErrReservationSettled) {
+			t.Fatalf("renew a lapsed lease: %v", err)
+		}
+		if err := h.m.RenewUpload(ctx, authntest.NewUserID(), lease); !errors.Is(err, usage.ErrReservationNotFound) {
+			t.Fatalf("renew an unknown reservation: %v", err)
+		}
+		if err := h.m.CommitUpload(ctx, alive.ID, 100); err != nil {
+			t.Fatal(err)
+		}
+		h.wantUpload(t, user, 100, 0)
+	})
+}
+
 func TestClientRetries(t *testing.T) {
 	implementations(t, func(t *testing.T, h *harness) {
 		if h.srv == nil {

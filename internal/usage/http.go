@@ -91,6 +91,7 @@ func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
 	r.Handle("POST /internal/v1/usage/uploads", in(h.reserve))
 	r.Handle("POST /internal/v1/usage/uploads/{id}/commit", in(h.commit))
 	r.Handle("POST /internal/v1/usage/uploads/{id}/release", in(h.release))
+	r.Handle("POST /internal/v1/usage/uploads/{id}/renew", in(h.renew))
 	r.Handle("POST /internal/v1/usage/egress", in(h.egress))
 	r.Handle("GET /internal/v1/usage/users/{id}", in(h.today))
 	r.Handle("GET /internal/v1/usage/users/{id}/allowance", in(h.allowance))
@@ -171,6 +172,26 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) release(w http.ResponseWriter, r *http.Request) error {
 	if err := h.svc.ReleaseUpload(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	httpx.NoContent(w)
+	return nil
+}
+
+// renewRequest is the body of the internal renew route.
+type renewRequest struct {
+	TTLMS int64 `json:"ttl_ms"`
+}
+
+func (h *Handler) renew(w http.ResponseWriter, r *http.Request) error {
+	var in renewRequest
+	if err := httpx.Decode(w, r, &in, 0); err != nil {
+		return err
+	}
+	if in.TTLMS <= 0 || in.TTLMS > MaxTTL.Milliseconds() {
+		return reserve.Invalid("ttl_ms", "must be positive and at most a week")
+	}
+	if err := h.svc.RenewUpload(r.Context(), r.PathValue("id"), time.Duration(in.TTLMS)*time.Millisecond); err != nil {
 		return err
 	}
 	httpx.NoContent(w)

@@ -79,6 +79,11 @@ type Meter interface {
 	// Idempotent; releasing a committed, expired or unknown reservation
 	// does nothing. Deleting a video later never gives volume back.
 	ReleaseUpload(ctx context.Context, reservationID string) error
+	// RenewUpload pushes a held reservation's expiry to ttl from now: the
+	// lease of an upload still at work (see reserve.Ledger.Renew). One no
+	// longer held is ErrReservationSettled; an unknown one
+	// ErrReservationNotFound.
+	RenewUpload(ctx context.Context, reservationID string, ttl time.Duration) error
 	// AddEgress adds delivered bytes per user to today's counters, in one
 	// transaction. A non-empty batchID makes it idempotent: a batch with
 	// an id seen in the last two days is not counted again.
@@ -279,6 +284,12 @@ func (s *Service) CommitUpload(ctx context.Context, reservationID string, actual
 // ReleaseUpload implements Meter.
 func (s *Service) ReleaseUpload(ctx context.Context, reservationID string) error {
 	return s.ledger.Release(ctx, reservationID, s.now())
+}
+
+// RenewUpload implements Meter.
+func (s *Service) RenewUpload(ctx context.Context, reservationID string, ttl time.Duration) error {
+	_, err := s.ledger.Renew(ctx, reservationID, ttl, s.now())
+	return err
 }
 
 // AddEgress implements Meter. Entries that cannot be a user's bytes (an

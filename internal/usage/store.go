@@ -263,6 +263,21 @@ func (s *store) Lapsed(ctx context.Context, q sqldb.Querier, before time.Time) (
 	return l, nil
 }
 
+// Extend implements reserve.Store.
+func (s *store) Extend(ctx context.Context, q sqldb.Querier, id string, until time.Time, maxLife time.Duration) (time.Time, bool, error) {
+	var exp int64
+	err := q.QueryRowContext(ctx, `UPDATE usage_reservations
+SET expires_at = CASE WHEN $1 < created_at + $2 THEN $1 ELSE created_at + $2 END
+WHERE id = $3 AND state = 'held' RETURNING expires_at`, micros(until), maxLife.Microseconds(), id).Scan(&exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("renew upload reservation: %w", err)
+	}
+	return fromMicros(exp), true, nil
+}
+
 // Forget implements reserve.Store.
 func (s *store) Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error {
 	if _, err := q.ExecContext(ctx, `DELETE FROM usage_reservations WHERE state <> 'held' AND settled_at < $1`, micros(cutoff)); err != nil {

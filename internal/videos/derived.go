@@ -66,7 +66,7 @@ func (s *Service) storeCharged(ctx context.Context, owner string, files []*deriv
 		s.giveBack(cctx, owner, files[:stored])
 	}()
 	for _, f := range files {
-		h, err := s.quota.Reserve(ctx, owner, f.Bytes, s.cfg.ReserveTTL)
+		h, err := s.quota.Reserve(ctx, owner, f.Bytes, s.cfg.ReserveLease)
 		if errs.KindOf(err) == errs.TooLarge {
 			return errNoRoom
 		}
@@ -75,6 +75,11 @@ func (s *Service) storeCharged(ctx context.Context, owner string, files []*deriv
 		}
 		holds = append(holds, h.ID)
 	}
+	leased := make([]leaseHold, len(holds))
+	for i, h := range holds {
+		leased[i] = leaseHold{h, s.quota.Renew}
+	}
+	defer s.keepAlive(leased...)()
 	for i, f := range files {
 		if err := s.putFile(ctx, f.Key, f.path, f.Bytes, f.ContentType); err != nil {
 			return fmt.Errorf("store %s: %w", f.Name, err)

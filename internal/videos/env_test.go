@@ -59,13 +59,15 @@ type fakeQuota struct {
 	objects  map[string]int64 // user + "|" + object -> bytes
 	held     map[string]heldRes
 	done     map[string]bool
-	freed    int   // Free calls that freed bytes
+	freed    int // Free calls that freed bytes
+	renewed  map[string]int
 	maxSeen  int64 // the most any user ever had used + reserved
 	failFree error
 }
 
 func newFakeQuota(limit int64) *fakeQuota {
-	return &fakeQuota{limit: limit, used: map[string]int64{}, objects: map[string]int64{}, held: map[string]heldRes{}, done: map[string]bool{}}
+	return &fakeQuota{limit: limit, used: map[string]int64{}, objects: map[string]int64{}, held: map[string]heldRes{}, done: map[string]bool{},
+		renewed: map[string]int{}}
 }
 
 func (q *fakeQuota) reservedLocked(user string) int64 {
@@ -113,6 +115,27 @@ func (q *fakeQuota) Release(_ context.Context, id string) error {
 	defer q.mu.Unlock()
 	delete(q.held, id)
 	return nil
+}
+
+func (q *fakeQuota) Renew(_ context.Context, id string, _ time.Duration) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.held[id]; !ok {
+		return errs.New(errs.Conflict, "reservation_settled", "settled")
+	}
+	q.renewed[id]++
+	return nil
+}
+
+// renewals counts the renewals of the reservations held now.
+func (q *fakeQuota) renewals() (held, renewed int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for id := range q.held {
+		held++
+		renewed += q.renewed[id]
+	}
+	return held, renewed
 }
 
 func (q *fakeQuota) Free(_ context.Context, user, object string) (int64, error) {
@@ -192,6 +215,15 @@ func (l *fakeLimit) CommitUpload(_ context.Context, id string, actual int64) err
 	return nil
 }
 
+func (l *fakeLimit) RenewUpload(_ context.Context, id string, _ time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.held[id]; !ok {
+		return errs.New(errs.Conflict, "reservation_settled", "settled")
+	}
+	return nil
+}
+
 func (l *fakeLimit) ReleaseUpload(_ context.Context, id string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -255,6 +287,12 @@ type envConfig struct {
 	fairStep time.Duration
 	// stopGrace is the workers' WorkerConfig.StopGrace.
 	stopGrace time.Duration
+	// lease is the service's ReserveLease (default: the service's).
+	lease time.Duration
+	// spool is the spool directory (default: one of the env's own).
+	spool string
+	// standing makes the verifier check accounts' standing (authn).
+	standing authn.StandingSource
 	// wrapQuota wraps the quota the service uses (a fake or the real one).
 	wrapQuota func(videos.Quota) videos.Quota
 	// runner runs the media tools' ffmpeg and ffprobe (default: exec).
@@ -276,9 +314,12 @@ type env struct {
 	egress *fakeEgress
 	blobs  blob.Store
 	iss    *authntest.Issuer
-	dirs   struct{ blobs, spool, tus string }
-	mu     sync.Mutex
-	now    time.Time
+	// verifier checks the env's tokens (and, with envConfig.standing,
+	// accounts' standing).
+	verifier *authn.Verifier
+	dirs     struct{ blobs, spool, tus string }
+	mu       sync.Mutex
+	now      time.Time
 	// workers is started by the first cutPosters: until then jobs wait,
 	// so tests see a video before its poster.
 	workers sync.Once
@@ -313,6 +354,9 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 		iss: authntest.New(t), now: time.Now()}
 	root := t.TempDir()
 	e.dirs.blobs, e.dirs.spool, e.dirs.tus = filepath.Join(root, "blobs"), filepath.Join(root, "spool"), filepath.Join(root, "tus")
+	if cfg.spool != "" {
+		e.dirs.spool = cfg.spool
+	}
 	disk, err := blob.NewDisk(e.dirs.blobs)
 	if err != nil {
 		t.Fatal(err)
@@ -348,7 +392,7 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	e.ob = outbox.New(db, "videos_outbox")
 	vcfg := videos.Config{
 		MaxUploadSize: cfg.maxUpload, TrashRetention: cfg.trashRetained, PlaybackTTL: time.Hour,
-		SpoolDir: e.dirs.spool, UploadExpiry: time.Hour,
+		SpoolDir: e.dirs.spool, UploadExpiry: time.Hour, ReserveLease: cfg.lease,
 		Workers: &videos.WorkerConfig{PollInterval: 50 * time.Millisecond}, FairStep: cfg.fairStep,
 	}
 	videos.WithoutPeriodicJobs(&vcfg)
@@ -367,10 +411,14 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 		return e
 	}
 	mux := http.NewServeMux()
-	videos.NewHandler(e.svc, e.iss.Verifier(), videos.HandlerConfig{
+	e.verifier = e.iss.Verifier()
+	if cfg.standing != nil {
+		e.verifier.SetStanding(cfg.standing)
+	}
+	videos.NewHandler(e.svc, e.verifier, videos.HandlerConfig{
 		MediaChunk: cfg.chunk, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 	}).Routes(mux)
-	e.tus, err = videos.NewTUS(e.svc, e.iss.Verifier(), e.dirs.tus, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, obs.Discard())
+	e.tus, err = videos.NewTUS(e.svc, e.verifier, e.dirs.tus, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, obs.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,8 +41,9 @@ var ErrDeferredLength = errs.New(errs.Invalid, "length_required", "declare Uploa
 // ErrConcatenation refuses the tus concatenation extension, not offered.
 var ErrConcatenation = errs.New(errs.Invalid, "concatenation_unsupported", "the concatenation extension is not supported")
 
-// TUS serves tus 1.0.0 resumable uploads (creation and termination
-// extensions) with tusd as a library. Bytes wait in tusd's file store on
+// TUS serves tus 1.0.0 resumable uploads (creation, termination and
+// checksum extensions) with tusd as a library; checksums are verified by
+// reel before tusd takes a chunk (http_tus_checksum.go). Bytes wait in tusd's file store on
 // local disk; every request is authenticated and an upload is visible
 // only to its creator. Creation admits the declared Upload-Length against
 // the quota and the daily limit (the pre-create hook), completion runs the
@@ -67,6 +68,9 @@ type TUS struct {
 	// never takes the lock from (and so interrupts) a live transfer.
 	mu     sync.Mutex
 	active map[string]int
+	// started is when this process built the endpoint: files last written
+	// before were written by a process that is gone.
+	started time.Time
 }
 
 // NewTUS builds the tus endpoint; dir holds the partial uploads.
@@ -76,7 +80,8 @@ func NewTUS(svc *Service, auth *authn.Verifier, dir string, trusted []netip.Pref
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tus upload directory: %w", err)
 	}
-	t := &TUS{svc: svc, auth: auth, dir: dir, trusted: trusted, log: log, locker: memorylocker.New(), active: map[string]int{}}
+	t := &TUS{svc: svc, auth: auth, dir: dir, trusted: trusted, log: log, locker: memorylocker.New(), active: map[string]int{},
+		started: time.Now()}
 	t.store = filestore.New(dir)
 	t.store.DirModePerm, t.store.FileModePerm = 0o700, 0o600
 	composer := tusd.NewStoreComposer()
@@ -115,7 +120,10 @@ func (t *TUS) Routes(r httpx.Router) {
 	}
 	// OPTIONS is protocol discovery (Tus-Version, Tus-Extension,
 	// Tus-Max-Size) and needs no credentials.
-	r.Handle("OPTIONS "+UploadsPath, strip(func(w http.ResponseWriter, r *http.Request) {}))
+	discovery := strip(func(w http.ResponseWriter, r *http.Request) {})
+	r.Handle("OPTIONS "+UploadsPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		discovery.ServeHTTP(checksumOptions{w}, r)
+	}))
 	r.Handle("POST "+UploadsPath, t.auth.Require(httpx.HandlerFunc(t.create(strip(t.h.PostFile)))))
 	r.Handle("HEAD "+UploadsPath+"/{id}", t.auth.Require(t.owned(strip(t.h.HeadFile), http.MethodHead)))
 	r.Handle("PATCH "+UploadsPath+"/{id}", t.auth.Require(t.owned(strip(t.h.PatchFile), http.MethodPatch)))
@@ -178,6 +186,14 @@ func (t *TUS) owned(next http.Handler, method string) http.Handler {
 		if method == http.MethodPatch {
 			if err := t.svc.TouchUpload(r.Context(), id); err != nil {
 				return err
+			}
+			if r.Header.Get("Upload-Checksum") != "" {
+				done, err := t.verifyChunk(r, u.Size)
+				if err != nil {
+					checksumProblem(w, r, err)
+					return nil
+				}
+				defer done()
 			}
 		}
 		t.enter(id)
@@ -299,31 +315,36 @@ func (t *TUS) holds(id string) bool {
 	return err == nil
 }
 
-// sweepOrphans deletes partial files older than an expiry period whose
-// upload is not open.
+// sweepOrphans deletes the partial files of uploads that are closed or
+// unknown (a crash between closing an upload and deleting its files, or
+// between tusd's two files), once no request of this process can be
+// writing them: files last written before this process started (so a
+// restart clears them at its first run), or an expiry period ago. An open
+// upload's files always stay: its client may resume it, across restarts.
 func (t *TUS) sweepOrphans(ctx context.Context) error {
 	entries, err := os.ReadDir(t.dir)
 	if err != nil {
 		return fmt.Errorf("sweep tus uploads: %w", err)
 	}
 	before := t.svc.Now().Add(-t.svc.UploadExpiry())
+	seen := map[string]bool{}
 	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), ".info")
-		if !ok || t.busy(id) {
+		id, _ := strings.CutSuffix(e.Name(), ".info")
+		if seen[id] || !validID(id) || t.busy(id) {
 			continue
 		}
+		seen[id] = true
 		fi, err := e.Info()
-		if err != nil || fi.ModTime().After(before) {
+		if err != nil || (fi.ModTime().After(before) && !fi.ModTime().Before(t.started)) {
 			continue
 		}
-		u, err := t.svc.UploadStatus(ctx, id)
-		if err != nil && !errors.Is(err, ErrUploadNotFound) {
+		open, err := t.svc.uploadOpen(ctx, id)
+		if err != nil {
 			return fmt.Errorf("sweep tus uploads: %w", err)
 		}
-		if err == nil && u.Open() {
-			continue
+		if !open {
+			t.removeFiles(id)
 		}
-		t.removeFiles(id)
 	}
 	return nil
 }

@@ -95,6 +95,7 @@ func (s *Service) UploadForm(ctx context.Context, ownerID string, f Form) (Video
 	if err != nil {
 		return Video{}, err
 	}
+	defer adm.done()
 	in, err := s.receive(f.Body, boundary, f.Length)
 	if err != nil {
 		s.releaseAdmission(ctx, adm)
@@ -323,6 +324,16 @@ type admission struct {
 	// settled records which reservations were committed, so a clean-up
 	// releases only the others.
 	quotaCommitted, limitCommitted bool
+	// endLease stops renewing the reservations of an upload received by
+	// this process (nil for a resumable upload's: see Config.ReserveLease).
+	endLease func()
+}
+
+// done stops renewing the admission's reservations, if they are leased.
+func (a *admission) done() {
+	if a != nil && a.endLease != nil {
+		a.endLease()
+	}
 }
 
 // resumeAdmission rebuilds the admission of a resumable upload from the
@@ -333,8 +344,9 @@ func resumeAdmission(ownerID string, bytes int64, quotaID, limitID string) *admi
 
 // admit reserves bytes against the owner's storage quota and daily upload
 // limit before any byte is accepted. Both reservations are atomic in their
-// services, so concurrent uploads cannot overshoot. ttl <= 0 means the
-// configured ReserveTTL.
+// services, so concurrent uploads cannot overshoot. ttl <= 0 leases them
+// to this process (lease.go) until admission.done; a positive ttl holds
+// them for that long (a resumable upload's, which outlive the process).
 func (s *Service) admit(ctx context.Context, ownerID string, bytes int64, ttl time.Duration) (*admission, error) {
 	if bytes < 0 {
 		return nil, ErrValidation.WithMsg("the upload's length must not be negative")
@@ -342,8 +354,9 @@ func (s *Service) admit(ctx context.Context, ownerID string, bytes int64, ttl ti
 	if bytes > s.cfg.MaxUploadSize {
 		return nil, ErrUploadTooLarge.WithMsg(fmt.Sprintf("the upload is %d bytes; the largest allowed is %d bytes", bytes, s.cfg.MaxUploadSize))
 	}
-	if ttl <= 0 {
-		ttl = s.cfg.ReserveTTL
+	leased := ttl <= 0
+	if leased {
+		ttl = s.cfg.ReserveLease
 	}
 	q, err := s.quota.Reserve(ctx, ownerID, bytes, ttl)
 	if err != nil {
@@ -357,7 +370,11 @@ func (s *Service) admit(ctx context.Context, ownerID string, bytes int64, ttl ti
 		s.release(cctx, "release storage reservation", q.ID, s.quota.Release)
 		return nil, fmt.Errorf("admit upload: daily upload limit: %w", err)
 	}
-	return &admission{OwnerID: ownerID, Bytes: bytes, quotaID: q.ID, limitID: l.ID}, nil
+	a := &admission{OwnerID: ownerID, Bytes: bytes, quotaID: q.ID, limitID: l.ID}
+	if leased {
+		a.endLease = s.keepAlive(leaseHold{q.ID, s.quota.Renew}, leaseHold{l.ID, s.limit.RenewUpload})
+	}
+	return a, nil
 }
 
 // releaseAdmission gives back what the admission still holds. A release
@@ -367,6 +384,7 @@ func (s *Service) releaseAdmission(ctx context.Context, a *admission) {
 	if a == nil {
 		return
 	}
+	a.done()
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	if !a.quotaCommitted {

@@ -41,6 +41,7 @@ func (*stubQuota) Reserve(_ context.Context, user string, n int64, _ time.Durati
 }
 func (*stubQuota) Commit(context.Context, string, int64, string) error { return nil }
 func (*stubQuota) Release(context.Context, string) error               { return nil }
+func (*stubQuota) Renew(context.Context, string, time.Duration) error  { return nil }
 func (q *stubQuota) Free(_ context.Context, _, object string) (int64, error) {
 	q.mu.Lock()
 	q.freed = append(q.freed, object)
@@ -53,8 +54,9 @@ type stubLimit struct{}
 func (stubLimit) ReserveUpload(_ context.Context, user string, n int64, _ time.Duration) (reserve.Hold, error) {
 	return reserve.Hold{ID: uuid.NewString(), UserID: user, Bytes: n}, nil
 }
-func (stubLimit) CommitUpload(context.Context, string, int64) error { return nil }
-func (stubLimit) ReleaseUpload(context.Context, string) error       { return nil }
+func (stubLimit) CommitUpload(context.Context, string, int64) error        { return nil }
+func (stubLimit) ReleaseUpload(context.Context, string) error              { return nil }
+func (stubLimit) RenewUpload(context.Context, string, time.Duration) error { return nil }
 
 type stubEgress struct{}
 
@@ -257,21 +259,21 @@ func TestSigner(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	video, viewer := uuid.NewString(), uuid.NewString()
 	tok := s.token(video, viewer, now.Add(time.Hour))
-	if got, err := s.verify(tok, video, now); err != nil || got != viewer {
+	if got, _, err := s.verify(tok, video, now); err != nil || got != viewer {
 		t.Fatalf("verify: %q %v", got, err)
 	}
-	if _, err := s.verify(tok, uuid.NewString(), now); err != ErrBadSignature {
+	if _, _, err := s.verify(tok, uuid.NewString(), now); err != ErrBadSignature {
 		t.Fatalf("other video: %v", err)
 	}
-	if _, err := s.verify(tok, video, now.Add(time.Hour)); err != ErrURLExpired {
+	if _, _, err := s.verify(tok, video, now.Add(time.Hour)); err != ErrURLExpired {
 		t.Fatalf("expired: %v", err)
 	}
 	other := &signer{key: []byte("another key, another key, anothe")}
-	if _, err := other.verify(tok, video, now); err != ErrBadSignature {
+	if _, _, err := other.verify(tok, video, now); err != ErrBadSignature {
 		t.Fatalf("other key: %v", err)
 	}
 	for _, bad := range []string{"", ".", "..", "1.2.3", strings.Repeat("a", 300), "x" + tok} {
-		if _, err := s.verify(bad, video, now); err != ErrBadSignature {
+		if _, _, err := s.verify(bad, video, now); err != ErrBadSignature {
 			t.Fatalf("%q: %v", bad, err)
 		}
 	}
@@ -317,6 +319,10 @@ func TestMediaRange(t *testing.T) {
 		{"bytes=abc", "bytes=abc"}, // malformed: ServeContent's 416
 		{"items=0-", ""},           // an unknown unit is ignored
 		{"0-1", ""},
+		// At most 16 ranges: more are ignored (the whole file).
+		{"bytes=" + strings.Repeat("0-1,", 15) + "2-3", "bytes=" + strings.Repeat("0-1,", 15) + "2-3"},
+		{"bytes=" + strings.Repeat("0-1,", 16) + "2-3", ""},
+		{"bytes=" + strings.Repeat("-0,", 16) + "0-1", ""}, // empty ones count too
 	} {
 		if got := mediaRange(c.in, 100, 10); got != c.want {
 			t.Errorf("%q: %q, want %q", c.in, got, c.want)

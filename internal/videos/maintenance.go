@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/outbox"
 )
 
@@ -28,22 +24,6 @@ const maintenanceBatch = 100
 func (s *Service) SweepSpool(context.Context) error {
 	s.removeStaleSpool()
 	return nil
-}
-
-func (s *Service) removeStaleSpool() {
-	entries, err := os.ReadDir(s.cfg.SpoolDir)
-	if err != nil {
-		return
-	}
-	before := s.now().Add(-24 * time.Hour)
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), "upload-") && !strings.HasPrefix(e.Name(), media.PosterPrefix) {
-			continue
-		}
-		if fi, err := e.Info(); err == nil && fi.ModTime().Before(before) {
-			_ = os.Remove(filepath.Join(s.cfg.SpoolDir, e.Name()))
-		}
-	}
 }
 
 // Maintain finishes what dead processes left half-done: frees the bytes of

@@ -94,6 +94,23 @@ func TestMediaRanges(t *testing.T) {
 		if r := get("GET", "Range", "items=0-1"); r.status != 200 || len(r.raw) != size {
 			t.Fatalf("items=0-1: %d (%d bytes)", r.status, len(r.raw))
 		}
+		// Up to 16 ranges are served as multipart/byteranges; more are
+		// ignored, as nginx does past max_ranges: the whole file.
+		many := func(n int) string {
+			specs := make([]string, n)
+			for i := range specs {
+				specs[i] = fmt.Sprintf("%d-%d", 2*i, 2*i)
+			}
+			return "bytes=" + strings.Join(specs, ",")
+		}
+		if r := get("GET", "Range", many(16)); r.status != 206 || !strings.HasPrefix(r.header.Get("Content-Type"), "multipart/byteranges") {
+			t.Fatalf("16 ranges: %d %v", r.status, r.header)
+		}
+		for _, n := range []int{17, 5000} {
+			if r := get("GET", "Range", many(n)); r.status != 200 || !bytes.Equal(r.raw, clip) {
+				t.Fatalf("%d ranges: %d (%d bytes)", n, r.status, len(r.raw))
+			}
+		}
 		// If-Range: the range only while the ETag matches.
 		if r := get("GET", "Range", "bytes=0-9", "If-Range", etag); r.status != 206 || len(r.raw) != 10 {
 			t.Fatalf("If-Range match: %d", r.status)

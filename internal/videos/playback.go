@@ -131,11 +131,23 @@ func (m *Media) Delivered(n int64) {
 // ErrVideoNotFound, a file it does not have ErrFileNotFound (404 both); a
 // viewer whose daily allowance is spent gets ErrEgressLimit (429, until
 // the next UTC day).
-func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media, error) {
+func (s *Service) OpenMedia(ctx context.Context, token, id, file string, admit ViewerCheck) (*Media, error) {
 	now := s.now()
-	viewer, err := s.signer.verify(token, id, now)
+	viewer, exp, err := s.signer.verify(token, id, now)
 	if err != nil {
 		return nil, err
+	}
+	// The viewer's account as it stands now: a URL outlives its grant by
+	// hours, and a disabled viewer's must stop within seconds, like the
+	// viewer's tokens. The URL was issued a PlaybackTTL before it expires
+	// (as long as the TTL was not changed meanwhile).
+	if admit != nil {
+		if err := admit(ctx, viewer, exp.Add(-s.cfg.PlaybackTTL)); err != nil {
+			if errors.Is(err, authn.ErrRevoked) {
+				return nil, ErrURLRevoked
+			}
+			return nil, err
+		}
 	}
 	p, err := s.playable(ctx, id, now)
 	if err != nil {
@@ -183,6 +195,11 @@ func (s *Service) OpenMedia(ctx context.Context, token, id, file string) (*Media
 	}
 	return &Media{Object: obj, ContentType: ctype, Viewer: viewer, Allowance: allowance, egress: s.egress}, nil
 }
+
+// ViewerCheck checks that viewer, as the account stands now, may still use
+// a media URL issued at issued (authn.Verifier.Admit, whose role is not
+// needed here).
+type ViewerCheck func(ctx context.Context, viewer string, issued time.Time) error
 
 // egressLimit is ErrEgressLimit with the time until the next UTC day.
 func egressLimit(now time.Time) error {
@@ -255,20 +272,20 @@ func (s *signer) token(videoID, viewer string, exp time.Time) string {
 	return strconv.FormatInt(e, 10) + "." + viewer + "." + base64.RawURLEncoding.EncodeToString(s.mac(videoID, viewer, e))
 }
 
-// verify checks a token for videoID at now and returns its viewer. Any
-// malformed or forged token is ErrBadSignature; a genuine one past its
-// expiry is ErrURLExpired.
-func (s *signer) verify(token, videoID string, now time.Time) (string, error) {
+// verify checks a token for videoID at now and returns its viewer and
+// expiry. Any malformed or forged token is ErrBadSignature; a genuine one
+// past its expiry is ErrURLExpired.
+func (s *signer) verify(token, videoID string, now time.Time) (viewer string, expires time.Time, err error) {
 	if len(token) > maxTokenLen {
-		return "", ErrBadSignature
+		return "", time.Time{}, ErrBadSignature
 	}
 	expS, rest, ok := strings.Cut(token, ".")
 	if !ok {
-		return "", ErrBadSignature
+		return "", time.Time{}, ErrBadSignature
 	}
 	i := strings.LastIndexByte(rest, '.')
 	if i <= 0 {
-		return "", ErrBadSignature
+		return "", time.Time{}, ErrBadSignature
 	}
 	viewer, sigS := rest[:i], rest[i+1:]
 	// Only the spelling the signer writes is accepted ("0123" or "+123"
@@ -277,16 +294,16 @@ func (s *signer) verify(token, videoID string, now time.Time) (string, error) {
 	// to log.
 	exp, err := strconv.ParseInt(expS, 10, 64)
 	if err != nil || exp <= 0 || strconv.FormatInt(exp, 10) != expS {
-		return "", ErrBadSignature
+		return "", time.Time{}, ErrBadSignature
 	}
 	sig, err := base64.RawURLEncoding.Strict().DecodeString(sigS)
 	if err != nil || !hmac.Equal(sig, s.mac(videoID, viewer, exp)) {
-		return "", ErrBadSignature
+		return "", time.Time{}, ErrBadSignature
 	}
 	// Checked after the MAC, so that only a genuine token learns that it
 	// expired.
 	if now.Unix() >= exp {
-		return "", ErrURLExpired
+		return "", time.Time{}, ErrURLExpired
 	}
-	return viewer, nil
+	return viewer, time.Unix(exp, 0), nil
 }

@@ -53,10 +53,13 @@ type PosterCounts struct {
 // PosterCounts returns the poster jobs' running totals.
 func (s *Service) PosterCounts() *PosterCounts { return &s.posterCounts }
 
+// posterSourceSuffix ends the name of a poster source (spool.go).
+const posterSourceSuffix = ".poster-source"
+
 // posterSource is where finalise leaves a second name of an upload's file
 // for its poster. The upload- prefix puts it under removeStaleSpool.
 func (s *Service) posterSource(id string) string {
-	return filepath.Join(s.cfg.SpoolDir, "upload-"+id+".poster-source")
+	return filepath.Join(s.cfg.SpoolDir, "upload-"+id+posterSourceSuffix)
 }
 
 // keepPosterSource gives the spooled upload at path a second name, link,

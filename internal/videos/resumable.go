@@ -169,17 +169,17 @@ func (s *Service) ExpiredUploads(ctx context.Context) ([]UploadInfo, error) {
 	return out, nil
 }
 
-// UploadStatus returns an upload whoever owns it, for maintenance;
-// ErrUploadNotFound when there is no such upload.
-func (s *Service) UploadStatus(ctx context.Context, id string) (UploadInfo, error) {
-	if !validID(id) {
-		return UploadInfo{}, ErrUploadNotFound
+// uploadOpen reports whether upload id is open, reading the primary: a
+// sweep must not take a fresh upload for an unknown one.
+func (s *Service) uploadOpen(ctx context.Context, id string) (bool, error) {
+	u, err := s.store.upload(ctx, s.db.W, id)
+	if errors.Is(err, ErrUploadNotFound) {
+		return false, nil
 	}
-	u, err := s.store.upload(ctx, s.db.R, id)
 	if err != nil {
-		return UploadInfo{}, err
+		return false, err
 	}
-	return u.info(), nil
+	return u.State == uploadOpen, nil
 }
 
 // UploadExpiry is how long an idle resumable upload lives.

@@ -42,6 +42,7 @@ var (
 	ErrMalformedUpload = errs.New(errs.Invalid, "malformed_upload", "the upload is not valid multipart/form-data")
 	ErrBadSignature    = errs.New(errs.Forbidden, "invalid_signature", "the media URL is not valid")
 	ErrURLExpired      = errs.New(errs.Forbidden, "url_expired", "the media URL has expired; ask for a new playback URL")
+	ErrURLRevoked      = errs.New(errs.Forbidden, "url_revoked", "the media URL was revoked: its viewer's account was disabled or logged out")
 	ErrEgressLimit     = errs.New(errs.RateLimited, "daily_limit_reached", "your daily viewing volume is used up; it resets at 00:00 UTC")
 	ErrFileNotFound    = errs.New(errs.NotFound, "file_not_found", "the video has no such file")
 )
@@ -91,6 +92,9 @@ type TrashedVideo struct {
 type Quota interface {
 	// Reserve holds bytes for ttl, or refuses when they do not fit.
 	Reserve(ctx context.Context, userID string, bytes int64, ttl time.Duration) (reserve.Hold, error)
+	// Renew pushes a held reservation's expiry to ttl from now; one no
+	// longer held is a conflict (reservation_settled).
+	Renew(ctx context.Context, id string, ttl time.Duration) error
 	// Commit turns a reservation into actual bytes stored under object
 	// (idempotent).
 	Commit(ctx context.Context, id string, actual int64, object string) error
@@ -108,6 +112,7 @@ type UploadLimit interface {
 	ReserveUpload(ctx context.Context, userID string, bytes int64, ttl time.Duration) (reserve.Hold, error)
 	CommitUpload(ctx context.Context, id string, actual int64) error
 	ReleaseUpload(ctx context.Context, id string) error
+	RenewUpload(ctx context.Context, id string, ttl time.Duration) error
 }
 
 // Egress is the daily viewing volume (implemented by the usage service's
@@ -161,6 +166,15 @@ type Config struct {
 	// still running when they lapse is admitted again at commit if there is
 	// room (default 6h).
 	ReserveTTL time.Duration
+	// ReserveLease is how long the reservations of work in this process
+	// (a multipart upload, a poster, a rendition) outlive their last
+	// renewal: they are renewed every quarter of it while the work goes
+	// on, so those of a process that died come back a lease later, not
+	// after ReserveTTL (default 2 min). ReserveTTL stays the bound on
+	// how long work may hold them. A resumable upload's reservations
+	// belong to the upload, which outlives this process, and are not
+	// leased.
+	ReserveLease time.Duration
 	// UploadExpiry is how long a resumable upload may stay idle before it
 	// is expired (default DefaultUploadExpiry).
 	UploadExpiry time.Duration
@@ -221,6 +235,9 @@ type Service struct {
 	// spoolSpace reports the free and total bytes of the spool's file
 	// system (diskSpace; tests replace it).
 	spoolSpace func(dir string) (free, total uint64, err error)
+	// spoolLock is the spool directory, open and locked for the
+	// process's life (spool.go).
+	spoolLock *os.File
 }
 
 // New builds the service on db (migrated with Migrations).
@@ -239,6 +256,9 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 	}
 	if cfg.ReserveTTL <= 0 {
 		cfg.ReserveTTL = 6 * time.Hour
+	}
+	if cfg.ReserveLease <= 0 {
+		cfg.ReserveLease = DefaultReserveLease
 	}
 	if cfg.FinaliseTimeout <= 0 {
 		cfg.FinaliseTimeout = 30 * time.Minute
@@ -273,6 +293,7 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 		}
 	}
 	s.signer = &signer{key: key}
+	s.recoverSpool()
 	s.removeStaleSpool()
 	return s, nil
 }

@@ -47,34 +47,54 @@ func (v *Verifier) SetStanding(src StandingSource) {
 func (v *Verifier) CallerOf(ctx context.Context, c *Claims) (Caller, error) { return v.caller(ctx, c) }
 
 // caller is the principal of verified claims, as the account stands now.
-// When the standing cannot be read (the users service is down in split
-// mode), the token's own claims stand, as they did before revocation
-// existed: requests keep working, and revocation bites once users answers.
 func (v *Verifier) caller(ctx context.Context, c *Claims) (Caller, error) {
-	out := Caller{UserID: c.Subject, Role: c.Role}
-	if v.standing == nil {
-		return out, nil
+	var issued time.Time
+	if c.IssuedAt != nil {
+		issued = c.IssuedAt.Time
 	}
-	st, ok := v.standings.Get(c.Subject)
+	role, err := v.Admit(ctx, c.Subject, issued)
+	if err != nil {
+		return Caller{}, err
+	}
+	if role == "" {
+		role = c.Role
+	}
+	return Caller{UserID: c.Subject, Role: role}, nil
+}
+
+// Admit checks that the account userID, as it stands now (cached for a
+// few seconds), may still use a credential issued at issued (zero when
+// unknown): ErrRevoked for a disabled account, or for a credential issued
+// before the account's tokens were revoked. It returns the account's
+// current role, "" when unknown. Tokens and the viewer of a signed media
+// URL are checked this way. When the standing cannot be read (the users
+// service is down in split mode), the credential stands, as it did before
+// revocation existed: requests keep working, and revocation bites once
+// users answers.
+func (v *Verifier) Admit(ctx context.Context, userID string, issued time.Time) (role string, err error) {
+	if v.standing == nil {
+		return "", nil
+	}
+	st, ok := v.standings.Get(userID)
 	if !ok {
 		var err error
-		if st, err = v.standing.Standing(ctx, c.Subject); err != nil {
-			return out, nil
+		if st, err = v.standing.Standing(ctx, userID); err != nil {
+			return "", nil
 		}
-		v.standings.Add(c.Subject, st)
+		v.standings.Add(userID, st)
 	}
 	if st.Disabled {
-		return Caller{}, fmt.Errorf("account disabled: %w", ErrRevoked)
+		return "", fmt.Errorf("account disabled: %w", ErrRevoked)
 	}
 	// iat has second precision: a token from the second of the cut is
 	// kept, rather than one issued just after it (on re-enabling) refused.
-	if c.IssuedAt != nil && c.IssuedAt.Time.Before(st.ValidAfter.Truncate(time.Second)) {
-		return Caller{}, fmt.Errorf("issued before the cut: %w", ErrRevoked)
+	if !issued.IsZero() && issued.Before(st.ValidAfter.Truncate(time.Second)) {
+		return "", fmt.Errorf("issued before the cut: %w", ErrRevoked)
 	}
 	if st.Role == RoleUser || st.Role == RoleAdmin {
-		out.Role = st.Role
+		return st.Role, nil
 	}
-	return out, nil
+	return "", nil
 }
 
 // Forget drops a cached standing, so that this process applies a change at

@@ -26,9 +26,9 @@ func CORS(origins []string, next http.Handler) http.Handler {
 	const (
 		methods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 		headers = "Authorization, Content-Type, Range, If-Range, If-None-Match, If-Match, X-Request-ID, " +
-			"Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length, Upload-Concat, X-HTTP-Method-Override"
+			"Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Checksum, X-HTTP-Method-Override"
 		expose = "Location, Retry-After, X-Request-ID, Content-Range, Content-Length, Accept-Ranges, ETag, " +
-			"Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Reel-Video-Id"
+			"Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Reel-Video-Id"
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")

@@ -7,6 +7,13 @@
 //	held ──Commit──▶ committed
 //	held ──Release─▶ released
 //	held ──Sweep───▶ expired ──Commit, if it still fits──▶ committed
+//	held ──Renew───▶ held, its time pushed on
+//
+// A holder that may die mid-work (an upload on a server that is killed)
+// takes its hold as a lease: a short time that it renews while the work
+// goes on, so that a dead holder's bytes come back within a lease, not
+// after the hours the work might have lasted. A hold never lives longer
+// than MaxTTL after it was made, however often it is renewed.
 //
 // Every move is one conditional write of the hold's state (Store.Settle),
 // so two concurrent settlements (a Commit racing the sweep) never both
@@ -119,6 +126,10 @@ type Store interface {
 	Expire(ctx context.Context, q sqldb.Querier, now time.Time, limit int) ([]Hold, error)
 	// Forget deletes the holds settled before cutoff.
 	Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error
+	// Extend moves the expiry of hold id to until, but not past its
+	// creation plus maxLife, if it is still held. It returns the new
+	// expiry; ok is false when the hold is not held (or unknown).
+	Extend(ctx context.Context, q sqldb.Querier, id string, until time.Time, maxLife time.Duration) (expires time.Time, ok bool, err error)
 	// GiveBack returns bytes held on the account of userID (and day) to it.
 	GiveBack(ctx context.Context, q sqldb.Querier, userID, day string, bytes int64, now time.Time) error
 	// Lapsed counts the holds still held whose ExpiresAt is before
@@ -335,6 +346,37 @@ func (l *Ledger) Release(ctx context.Context, id string, now time.Time) error {
 	return nil
 }
 
+// Renew pushes the expiry of hold id to ttl from now (a lease renewed),
+// never past MaxTTL after the hold was made. It answers with the new
+// expiry; NotFound for an unknown hold, Settled for one that is no longer
+// held (committed, released, or expired because its lease lapsed: the
+// holder then commits anyway, and the commit admits its bytes anew).
+func (l *Ledger) Renew(ctx context.Context, id string, ttl time.Duration, now time.Time) (time.Time, error) {
+	if !CanonicalUUID(id) {
+		return time.Time{}, l.cfg.NotFound
+	}
+	if ttl <= 0 || ttl > MaxTTL {
+		return time.Time{}, Invalid("ttl", fmt.Sprintf("must be positive and at most %s", MaxTTL))
+	}
+	until := now.Add(ttl).UTC().Truncate(time.Microsecond)
+	exp, ok, err := l.store.Extend(ctx, l.db.W, id, until, MaxTTL)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("renew %s %s: %w", l.cfg.Name, id, err)
+	}
+	if ok {
+		return exp, nil
+	}
+	_, found, err := l.store.Get(ctx, l.db.W, id)
+	switch {
+	case err != nil:
+		return time.Time{}, fmt.Errorf("renew %s %s: %w", l.cfg.Name, id, err)
+	case !found:
+		return time.Time{}, l.cfg.NotFound
+	default:
+		return time.Time{}, l.cfg.Settled.WithMsg("the reservation is no longer held")
+	}
+}
+
 // Sweep expires the holds whose time is up, giving their bytes back, and
 // forgets holds settled more than SettledRetention ago. It returns how
 // many holds expired. Several replicas may sweep at once: each hold is
@@ -412,6 +454,16 @@ func CheckUser(id string) error {
 		return ErrInvalidUserID
 	}
 	return nil
+}
+
+// Millis is ttl in whole milliseconds, as the services' internal routes
+// take it: at least 1 when ttl is positive, so that a sub-millisecond ttl
+// is not sent as the invalid 0.
+func Millis(ttl time.Duration) int64 {
+	if ttl > 0 {
+		return max(1, ttl.Milliseconds())
+	}
+	return ttl.Milliseconds()
 }
 
 // Invalid is ErrInvalid naming field and what is wrong with it.

@@ -359,3 +359,58 @@ func TestCanonicalUUID(t *testing.T) {
 		}
 	}
 }
+
+// A hold taken as a lease lapses a lease after its holder stops renewing
+// it (the holder died), however long the work could have lasted; renewed,
+// it lives on, but never past MaxTTL after it was made.
+func TestRenewedLeaseLivesAndLapsedOneIsReleased(t *testing.T) {
+	withLedger(t, 0, func(t *testing.T, l *ledger) {
+		ctx := t.Context()
+		const lease = 2 * time.Minute
+		user := reserve.NewID()
+		alive := mustReserve(t, l, hold(user, 400), lease, t0)
+		dead := mustReserve(t, l, hold(user, 500), lease, t0)
+		// The live holder renews every 30 s; the dead one never again.
+		now := t0
+		for range 8 {
+			now = now.Add(30 * time.Second)
+			exp, err := l.Renew(ctx, alive.ID, lease, now)
+			if err != nil || !exp.Equal(now.Add(lease)) {
+				t.Fatalf("renew at %s: %s, %v; want %s", now, exp, err, now.Add(lease))
+			}
+			if _, err := l.Sweep(ctx, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := l.state(t, dead.ID); got != reserve.Expired {
+			t.Fatalf("the dead holder's hold is %q after %s, want expired", got, now.Sub(t0))
+		}
+		if got := l.state(t, alive.ID); got != reserve.Held {
+			t.Fatalf("the live holder's hold is %q, want held", got)
+		}
+		l.wantAccount(t, user, day, 400, 0)
+		// The dead holder's bytes are free again: 600 more fit.
+		mustReserve(t, l, hold(user, 600), lease, now)
+		// A lapsed hold cannot be renewed; its holder's commit admits anew.
+		if _, err := l.Renew(ctx, dead.ID, lease, now); !errors.Is(err, errSettled) {
+			t.Fatalf("renew of a lapsed hold: %v, want settled", err)
+		}
+		if _, err := l.Renew(ctx, reserve.NewID(), lease, now); !errors.Is(err, errNotFound) {
+			t.Fatalf("renew of an unknown hold: %v, want not found", err)
+		}
+		if _, err := l.Renew(ctx, alive.ID, 0, now); !errors.Is(err, reserve.ErrInvalid) {
+			t.Fatalf("renew for 0: %v, want invalid", err)
+		}
+		// However often renewed, a hold ends MaxTTL after it was made.
+		late := t0.Add(reserve.MaxTTL - time.Minute)
+		if exp, err := l.Renew(ctx, alive.ID, lease, late); err != nil || !exp.Equal(t0.Add(reserve.MaxTTL)) {
+			t.Fatalf("renew near MaxTTL: %s, %v; want %s", exp, err, t0.Add(reserve.MaxTTL))
+		}
+		if err := l.Release(ctx, alive.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Renew(ctx, alive.ID, lease, now); !errors.Is(err, errSettled) {
+			t.Fatalf("renew of a released hold: %v, want settled", err)
+		}
+	})
+}

@@ -128,6 +128,16 @@ func (testStore) Lapsed(ctx context.Context, q sqldb.Querier, before time.Time) 
 	return l, err
 }
 
+func (testStore) Extend(ctx context.Context, q sqldb.Querier, id string, until time.Time, maxLife time.Duration) (time.Time, bool, error) {
+	var exp int64
+	err := q.QueryRowContext(ctx, `UPDATE holds SET expires_at = CASE WHEN $1 < created_at + $2 THEN $1 ELSE created_at + $2 END
+WHERE id = $3 AND state = 'held' RETURNING expires_at`, until.UnixMicro(), maxLife.Microseconds(), id).Scan(&exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMicro(exp).UTC(), err == nil, err
+}
+
 func (testStore) Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error {
 	_, err := q.ExecContext(ctx, `DELETE FROM holds WHERE state <> 'held' AND settled_at < $1`, cutoff.UnixMicro())
 	return err
