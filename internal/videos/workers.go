@@ -1,6 +1,7 @@
 package videos
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
@@ -26,6 +27,11 @@ type WorkerConfig struct {
 	// StopGrace is how long a stopping process lets running jobs finish
 	// before it cancels them (default 10 s).
 	StopGrace time.Duration
+	// Heartbeat is how often a running streaming job says its process
+	// lives; after three missed the queue runs it again elsewhere
+	// (jobs_rescue.go; default 10 s). Every process of one queue should
+	// use the same.
+	Heartbeat time.Duration
 }
 
 // DefaultTranscodeWorkers is one transcode at a time per two cores, at
@@ -39,10 +45,6 @@ const (
 	purgeEvery    = 10 * time.Minute
 	// maintenanceTimeout bounds one pass of either.
 	maintenanceTimeout = 10 * time.Minute
-	// rescueAfter is how long a job may run before River takes it for one
-	// whose process died and runs it again (a kind with a longer timeout
-	// waits that long instead).
-	rescueAfter = posterTimeout + time.Minute
 	// stopGrace is the default WorkerConfig.StopGrace.
 	stopGrace = 10 * time.Second
 )
@@ -67,8 +69,10 @@ func (s *Service) newQueue(wc *WorkerConfig) error {
 			},
 			Periodic:     s.periodicJobs(),
 			PollInterval: wc.PollInterval,
-			RescueAfter:  rescueAfter,
-			Logger:       s.log,
+			// Each kind's Timeout decides when its job is rescued; a
+			// streaming job's answers by its heartbeat (jobs_rescue.go).
+			RescueAfter: rescueAfterFor(cmp.Or(wc.Heartbeat, defaultHeartbeat)),
+			Logger:      s.log,
 		}
 	}
 	c, err := queue.New(s.db, qc)
