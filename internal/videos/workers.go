@@ -147,10 +147,14 @@ type posterWorker struct {
 }
 
 func (w *posterWorker) Work(ctx context.Context, j *river.Job[posterArgs]) error {
+	defer w.svc.beat(ctx, j.JobRow)()
 	return w.svc.workPoster(ctx, j.Args.VideoID, j.Attempt, j.MaxAttempts)
 }
 
-func (w *posterWorker) Timeout(*river.Job[posterArgs]) time.Duration { return posterTimeout }
+// Timeout is the poster's bound while its process beats (jobs_rescue.go).
+func (w *posterWorker) Timeout(j *river.Job[posterArgs]) time.Duration {
+	return w.svc.liveTimeout(j.JobRow, posterTimeout)
+}
 
 type maintenanceArgs struct{}
 
