@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -81,6 +82,13 @@ func (p *proc) encodes() bool {
 		}
 	}
 	return false
+}
+
+// count is how many times p's whole log holds s.
+func (p *proc) count(s string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return bytes.Count(p.log.Bytes(), []byte(s))
 }
 
 // kill sends SIGKILL and waits for the exit.

@@ -20,7 +20,7 @@ import (
 // that failed to connect again on another replica when doing so cannot do
 // anything twice: an idempotent request without a body (GET, HEAD,
 // OPTIONS) on any failure before its answer's headers, any other request
-// only when no connection was made. Everything else — a POST whose body
+// only when no connection was made (and so no byte of its body read). Everything else — a POST whose body
 // went out, a tus PATCH — answers 503 and is the client's to retry (a tus
 // client asks the offset with HEAD, which is retried, and resumes).
 
@@ -91,12 +91,18 @@ func idempotent(req *http.Request) bool {
 // answers, or the request may not be tried again.
 func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	retry := idempotent(req)
+	// A body is lent to each attempt without its Close (the server
+	// closes the inbound body), and an attempt that failed to connect
+	// before reading a byte of it hands it on to the next replica.
+	var body *lentBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &lentBody{r: req.Body}
+	}
 	var lastErr error
 	for i, r := range p.order(time.Now()) {
-		// Another request goes to the next replica only when sending it
-		// again cannot do anything twice; a body that went out once
-		// cannot be sent again (the inbound one is a stream).
-		if i > 0 && !retry && (!unconnected(lastErr) || (req.Body != nil && req.Body != http.NoBody)) {
+		// Another attempt goes to the next replica only when sending the
+		// request again cannot do anything twice.
+		if i > 0 && !retry && (!unconnected(lastErr) || (body != nil && body.read.Load())) {
 			break
 		}
 		if err := req.Context().Err(); err != nil {
@@ -104,6 +110,9 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		out := req.Clone(req.Context())
 		out.URL.Scheme, out.URL.Host = r.url.Scheme, r.url.Host
+		if body != nil {
+			out.Body = body
+		}
 		res, err := p.try(out, retry)
 		if err == nil {
 			return res, nil
@@ -117,6 +126,20 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return nil, lastErr
 }
+
+// lentBody is a request body that remembers whether any of it was read,
+// and that its borrowers cannot close.
+type lentBody struct {
+	r    io.Reader
+	read atomic.Bool
+}
+
+func (b *lentBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.r.Read(p)
+}
+
+func (b *lentBody) Close() error { return nil }
 
 // try sends one attempt. An idempotent attempt gets tryTimeout to answer
 // its headers; its body is then read without that bound.

@@ -163,3 +163,26 @@ func TestReplicaURLsChecked(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// An upload whose first replica cannot be reached goes to the next whole:
+// no byte of its body was read.
+func TestBodyFailsOverWhenUnconnected(t *testing.T) {
+	bases := map[string]string{}
+	for _, s := range gateway.Services() {
+		bases[s] = echo(t, s).URL
+	}
+	bases["videos"] = deadURL(t) + "," + deadURL(t) + "," + echo(t, "videos-b").URL
+	gw, _ := startWith(t, bases)
+	payload := strings.Repeat("reel", 1<<16)
+	for i := range 4 {
+		res, err := http.Post(gw.URL+"/api/v1/videos", "application/octet-stream", strings.NewReader(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(b), `"bytes":262144`) || !strings.Contains(string(b), "videos-b") {
+			t.Fatalf("POST %d: %d %s", i, res.StatusCode, b)
+		}
+	}
+}
