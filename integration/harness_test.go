@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,6 +69,9 @@ type proc struct {
 	dataDir, dbURL string
 	// bin is the binary to run: reelBin unless set (another release's).
 	bin string
+	// wrap, when set, runs the process under a command (e.g. ip netns
+	// exec <ns>) that execs it in place.
+	wrap []string
 }
 
 type syncBuffer struct {
@@ -88,6 +92,9 @@ func (p *proc) start() {
 		bin = reelBin
 	}
 	cmd := exec.Command(bin, "serve")
+	if len(p.wrap) > 0 {
+		cmd = exec.Command(p.wrap[0], append(p.wrap[1:], bin, "serve")...)
+	}
 	cmd.Env = append(os.Environ(), p.env...)
 	w := syncBuffer{&p.mu, p.log}
 	cmd.Stdout, cmd.Stderr = w, w
@@ -168,6 +175,8 @@ func (p *proc) logs() string {
 type cluster struct {
 	t     *testing.T
 	procs map[string]*proc
+	// order is the order in which split mode starts its processes.
+	order []string
 	entry string // the public base URL
 	blob  string // the videos blob store URL (split mode: S3)
 }
@@ -260,8 +269,13 @@ func split(t *testing.T) *cluster { return splitWith(t, nil) }
 
 // splitWith is split with extra environment for some processes (by
 // service name); a variable given twice takes its last value.
-func splitWith(t *testing.T, extra map[string][]string) *cluster {
-	c := &cluster{t: t, procs: map[string]*proc{}}
+func splitWith(t *testing.T, extra map[string][]string) *cluster { return splitPrepared(t, extra, nil) }
+
+// splitPrepared is splitWith with prepare called before any process
+// starts: it may change the processes' environment and add processes
+// (inserting them in c.order before the gateway).
+func splitPrepared(t *testing.T, extra map[string][]string, prepare func(c *cluster)) *cluster {
+	c := &cluster{t: t, procs: map[string]*proc{}, order: slices.Clone(splitOrder)}
 	key := randomKey()
 	c.blob = s3URL(t)
 	for _, name := range splitOrder {
@@ -288,7 +302,12 @@ func splitWith(t *testing.T, extra map[string][]string) *cluster {
 	for _, name := range splitOrder {
 		p := c.procs[name]
 		p.env = append(p.env, urls...)
-		p.start()
+	}
+	if prepare != nil {
+		prepare(c)
+	}
+	for _, name := range c.order {
+		c.procs[name].start()
 	}
 	c.entry = c.procs["gateway"].base()
 	return c

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"strings"
 
 	"github.com/reel-video/reel/internal/gateway"
 )
@@ -10,11 +11,17 @@ import (
 // on them. The gateway owns no data; its readiness is that of every
 // service behind it.
 func initGateway(_ context.Context, a *App) error {
-	g, err := gateway.New(a.cfg.URLs, a.cfg.HTTP.TrustedProxies, a.log.With("module", "gateway"))
+	bases := map[string]string{}
+	for svc, urls := range a.cfg.Replicas {
+		bases[svc] = strings.Join(urls, ",")
+	}
+	g, err := gateway.New(bases, a.cfg.HTTP.TrustedProxies, a.log.With("module", "gateway"),
+		gateway.WithTryTimeout(a.cfg.GatewayTryTimeout))
 	if err != nil {
 		return err
 	}
 	g.Register(a)
+	a.Every("gateway-probe", gateway.ProbeEvery, g.Probe)
 	// The gateway is the public address in split mode, so its document
 	// describes every public route it forwards.
 	for _, svc := range gateway.Services() {

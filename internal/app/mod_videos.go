@@ -40,9 +40,10 @@ func initVideos(ctx context.Context, a *App) error {
 	videos.NewHandler(svc, a.verifier, videos.HandlerConfig{
 		TrustedProxies: a.cfg.HTTP.TrustedProxies, MediaChunk: a.cfg.Videos.MediaChunk,
 	}).Routes(a)
-	// Resumable uploads wait on this process's disk: see
-	// docs/decisions/0003-tus-uploads-single-writer.md.
-	tus, err := videos.NewTUS(svc, a.verifier, filepath.Join(a.cfg.DataDir, "uploads", "tus"), a.cfg.HTTP.TrustedProxies, a.log.With("service", "videos"))
+	// Resumable uploads wait on this process's disk, or on a directory
+	// the replicas share: see docs/decisions/0003-tus-uploads-single-writer.md
+	// and 0016-transcode-rescue.md.
+	tus, err := videos.NewTUS(svc, a.verifier, a.cfg.Videos.TusDir, a.cfg.HTTP.TrustedProxies, a.log.With("service", "videos"))
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 	}
 	var workers *videos.WorkerConfig
 	if n := a.cfg.Videos.TranscodeWorkers; n > 0 {
-		workers = &videos.WorkerConfig{Transcode: n}
+		workers = &videos.WorkerConfig{Transcode: n, Heartbeat: a.cfg.Videos.JobHeartbeat}
 	}
 	svc, err := videos.New(ctx, db, events, deps, videos.Config{
 		MaxUploadSize:  a.cfg.Videos.MaxUploadSize,

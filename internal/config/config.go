@@ -34,8 +34,16 @@ type Config struct {
 	// Databases maps a service to its database URL (the per-service
 	// override, else the shared REEL_DATABASE_URL).
 	Databases map[string]string
-	// URLs maps a service to its base URL, for split mode.
+	// URLs maps a service to its base URL, for split mode: the first of
+	// its Replicas, which service-to-service clients use.
 	URLs map[string]string
+	// Replicas maps a service to the base URLs of all its replicas
+	// (REEL_<SERVICE>_URL is a comma list), among which the gateway
+	// balances and fails over.
+	Replicas map[string][]string
+	// GatewayTryTimeout is how long the gateway waits for one replica's
+	// answer to an idempotent request before it tries another.
+	GatewayTryTimeout time.Duration
 	// DBMaxConns is the number of reader connections per database
 	// (sqldb.Options); 0 keeps sqldb's default.
 	DBMaxConns int
@@ -118,6 +126,13 @@ type Videos struct {
 	// CheckEvery is how often the periodic consistency check runs (reel
 	// check without -fix); 0 never.
 	CheckEvery time.Duration
+	// JobHeartbeat is how often a running transcode or storyboard job
+	// tells the queue its process lives; after three missed, the queue
+	// takes the job for one whose process died and runs it again.
+	JobHeartbeat time.Duration
+	// TusDir holds resumable uploads' partial bytes: a directory shared
+	// by the videos replicas lets an upload resume on any of them.
+	TusDir string
 }
 
 // option is one setting reachable as a flag and as an environment variable.
@@ -161,7 +176,7 @@ func (b *binder) bind(v flag.Value, name, env, def, usage string, sec secrecy) {
 // the subcommand). extra may add a subcommand's own flags to the same set.
 // The returned Config is validated.
 func Load(name string, args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*Config, *Printer, error) {
-	c := &Config{Databases: map[string]string{}, URLs: map[string]string{}}
+	c := &Config{Databases: map[string]string{}, URLs: map[string]string{}, Replicas: map[string][]string{}}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	b := &binder{fs: fs, getenv: getenv}
@@ -191,8 +206,9 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 		perDB[s], bases[s] = new(string), new(string)
 		up := strings.ToUpper(s)
 		b.bind((*str)(perDB[s]), s+"-database-url", "REEL_"+up+"_DATABASE_URL", "", "database of the "+s+" service (default: -database-url)", secretDBURL)
-		b.bind((*str)(bases[s]), s+"-url", "REEL_"+up+"_URL", "", "base URL of the "+s+" service when it runs in another process", public)
+		b.bind((*str)(bases[s]), s+"-url", "REEL_"+up+"_URL", "", "base URL of the "+s+" service when it runs in another process (a comma list of its replicas' URLs: the gateway balances among them and fails over; other services use the first)", public)
 	}
+	b.bind((*dur)(&c.GatewayTryTimeout), "gateway-try-timeout", "REEL_GATEWAY_TRY_TIMEOUT", "10s", "how long the gateway waits for one replica's answer headers to an idempotent request (GET, HEAD) before it tries the next replica (0: no bound)", public)
 	var serviceKeyFile string
 	b.bind((*str)(&c.ServiceKey), "service-key", "REEL_SERVICE_KEY", "", "shared key that signs service credentials in split mode", secret)
 	b.bind((*str)(&serviceKeyFile), "service-key-file", "REEL_SERVICE_KEY_FILE", "", "file holding the service key", public)
@@ -223,6 +239,9 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*dur)(&c.Videos.CheckEvery), "check-interval", "REEL_CHECK_INTERVAL", "24h", "how often the consistency check runs as a job, reporting in the log and metrics (0: never)", public)
 	b.bind((*intv)(&c.Videos.TranscodeWorkers), "transcode-workers", "REEL_TRANSCODE_WORKERS", strconv.Itoa(max(1, runtime.NumCPU()/2)), "transcode jobs run at once by a process working the videos jobs (0: the videos target works no jobs, a transcode target does)", public)
 
+	b.bind((*dur)(&c.Videos.JobHeartbeat), "job-heartbeat", "REEL_JOB_HEARTBEAT", "10s", "how often a running transcode or storyboard job says its process lives; three missed and another worker takes the job over", public)
+	b.bind((*str)(&c.Videos.TusDir), "tus-dir", "REEL_TUS_DIR", "", "directory of resumable uploads' partial bytes (default <data-dir>/uploads/tus); share it among videos replicas so that an upload resumes on any of them", public)
+
 	for _, f := range extra {
 		f(fs)
 	}
@@ -252,12 +271,20 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 		if *u != "" {
 			c.Databases[s] = *u
 		}
-		if *bases[s] != "" {
-			c.URLs[s] = strings.TrimRight(*bases[s], "/")
+		for _, u := range strings.Split(*bases[s], ",") {
+			if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+				c.Replicas[s] = append(c.Replicas[s], u)
+			}
+		}
+		if len(c.Replicas[s]) > 0 {
+			c.URLs[s] = c.Replicas[s][0]
 		}
 	}
 	if c.Videos.BlobURL == "" {
 		c.Videos.BlobURL = filepath.Join(c.DataDir, "blobs")
+	}
+	if c.Videos.TusDir == "" {
+		c.Videos.TusDir = filepath.Join(c.DataDir, "uploads", "tus")
 	}
 	if serviceKeyFile != "" && c.ServiceKey == "" {
 		k, err := os.ReadFile(serviceKeyFile)
@@ -334,6 +361,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Videos.ReserveLease < time.Second || c.Videos.ReserveLease > 24*time.Hour {
 		errs = append(errs, errors.New("REEL_RESERVE_LEASE must be between 1s and 24h"))
+	}
+	if c.Videos.JobHeartbeat < 100*time.Millisecond {
+		errs = append(errs, errors.New("REEL_JOB_HEARTBEAT must be at least 100ms"))
+	}
+	if c.GatewayTryTimeout < 0 {
+		errs = append(errs, errors.New("REEL_GATEWAY_TRY_TIMEOUT must not be negative"))
 	}
 	if c.Videos.TranscodeWorkers < 0 {
 		errs = append(errs, errors.New("REEL_TRANSCODE_WORKERS must not be negative"))

@@ -89,17 +89,19 @@ func TestEnvAndFlags(t *testing.T) {
 
 func TestInvalid(t *testing.T) {
 	cases := map[string]map[string]string{
-		"REEL_STORAGE_QUOTA":    {"REEL_STORAGE_QUOTA": "lots"},
-		"REEL_LOG_RETENTION":    {"REEL_LOG_RETENTION": "forever"},
-		"REEL_TLS_KEY":          {"REEL_TLS_CERT": "cert.pem"},
-		"REEL_ADMIN_PASSWORD":   {"REEL_ADMIN_EMAIL": "a@b.c"},
-		"REEL_TRUSTED_PROXIES":  {"REEL_TRUSTED_PROXIES": "not-an-ip"},
-		"REEL_HASH_CONCURRENCY": {"REEL_HASH_CONCURRENCY": "0"},
-		"REEL_DB_MAX_CONNS":     {"REEL_DB_MAX_CONNS": "-1"},
-		"REEL_DEBUG_ADDR":       {"REEL_DEBUG_ADDR": "6060"},
-		"REEL_LOG_FORMAT":       {"REEL_LOG_FORMAT": "xml"},
-		"REEL_LOG_LEVEL":        {"REEL_LOG_LEVEL": "loud"},
-		"REEL_SERVICE_KEY":      {"REEL_SERVICE_KEY": "short"},
+		"REEL_STORAGE_QUOTA":       {"REEL_STORAGE_QUOTA": "lots"},
+		"REEL_LOG_RETENTION":       {"REEL_LOG_RETENTION": "forever"},
+		"REEL_TLS_KEY":             {"REEL_TLS_CERT": "cert.pem"},
+		"REEL_ADMIN_PASSWORD":      {"REEL_ADMIN_EMAIL": "a@b.c"},
+		"REEL_TRUSTED_PROXIES":     {"REEL_TRUSTED_PROXIES": "not-an-ip"},
+		"REEL_HASH_CONCURRENCY":    {"REEL_HASH_CONCURRENCY": "0"},
+		"REEL_DB_MAX_CONNS":        {"REEL_DB_MAX_CONNS": "-1"},
+		"REEL_DEBUG_ADDR":          {"REEL_DEBUG_ADDR": "6060"},
+		"REEL_LOG_FORMAT":          {"REEL_LOG_FORMAT": "xml"},
+		"REEL_LOG_LEVEL":           {"REEL_LOG_LEVEL": "loud"},
+		"REEL_SERVICE_KEY":         {"REEL_SERVICE_KEY": "short"},
+		"REEL_JOB_HEARTBEAT":       {"REEL_JOB_HEARTBEAT": "1ms"},
+		"REEL_GATEWAY_TRY_TIMEOUT": {"REEL_GATEWAY_TRY_TIMEOUT": "-1s"},
 	}
 	for name, env := range cases {
 		_, _, err := load(t, env)
@@ -149,5 +151,20 @@ func TestSeveralErrorsOneLine(t *testing.T) {
 	_, _, err := load(t, map[string]string{"REEL_STORAGE_QUOTA": "x", "REEL_MEDIA_CHUNK": "y"})
 	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "REEL_MEDIA_CHUNK") || !strings.Contains(err.Error(), "REEL_STORAGE_QUOTA") {
 		t.Fatalf("%q", err)
+	}
+}
+
+// A service's URL may list its replicas: the gateway gets them all,
+// service-to-service clients the first.
+func TestReplicaURLs(t *testing.T) {
+	c, _, err := load(t, map[string]string{"REEL_VIDEOS_URL": " http://a:8080/ , http://b:8080,", "REEL_DATA_DIR": "/d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.URLs["videos"] != "http://a:8080" || strings.Join(c.Replicas["videos"], "|") != "http://a:8080|http://b:8080" {
+		t.Fatalf("%v %v", c.URLs, c.Replicas)
+	}
+	if c.Videos.TusDir != "/d/uploads/tus" || c.Videos.JobHeartbeat != 10*time.Second || c.GatewayTryTimeout != 10*time.Second {
+		t.Fatalf("defaults: %q %v %v", c.Videos.TusDir, c.Videos.JobHeartbeat, c.GatewayTryTimeout)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -75,20 +74,40 @@ var errUpstreamDown = errors.New("upstream unavailable")
 
 // Gateway proxies public paths to services.
 type Gateway struct {
-	upstreams map[string]*url.URL
-	proxies   map[string]*httputil.ReverseProxy
-	trusted   []netip.Prefix
-	log       *slog.Logger
-	client    *http.Client
+	pools   map[string]*pool
+	proxies map[string]*httputil.ReverseProxy
+	trusted []netip.Prefix
+	log     *slog.Logger
+	client  *http.Client
 }
 
-// New builds a gateway over the services' base URLs. trusted are the
-// proxies in front of the gateway whose X-Forwarded-For it extends.
-func New(bases map[string]string, trusted []netip.Prefix, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{upstreams: map[string]*url.URL{}, proxies: map[string]*httputil.ReverseProxy{}, trusted: trusted, log: log}
+// DefaultTryTimeout is how long an idempotent request waits for one
+// replica's answer headers before the gateway tries the next replica.
+const DefaultTryTimeout = 10 * time.Second
+
+// Option tunes a gateway.
+type Option func(*options)
+
+type options struct{ tryTimeout time.Duration }
+
+// WithTryTimeout sets how long an idempotent request waits for one
+// replica's answer headers before it is tried on the next (zero: no
+// bound).
+func WithTryTimeout(d time.Duration) Option { return func(o *options) { o.tryTimeout = d } }
+
+// New builds a gateway over the services' base URLs; a service's value may
+// list several replicas, separated by commas, which must share their
+// path. trusted are the proxies in front of the gateway whose
+// X-Forwarded-For it extends.
+func New(bases map[string]string, trusted []netip.Prefix, log *slog.Logger, opts ...Option) (*Gateway, error) {
+	o := options{tryTimeout: DefaultTryTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	g := &Gateway{pools: map[string]*pool{}, proxies: map[string]*httputil.ReverseProxy{}, trusted: trusted, log: log}
 	transport := &http.Transport{
 		Proxy:                 nil, // never send service traffic through an environment proxy
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   512,
 		IdleConnTimeout:       90 * time.Second,
@@ -97,17 +116,27 @@ func New(bases map[string]string, trusted []netip.Prefix, log *slog.Logger) (*Ga
 	g.client = &http.Client{Transport: transport, Timeout: 3 * time.Second}
 	var missing []string
 	for _, svc := range Services() {
+		env := "REEL_" + strings.ToUpper(svc) + "_URL"
 		base, ok := bases[svc]
-		if !ok || base == "" {
-			missing = append(missing, "REEL_"+strings.ToUpper(svc)+"_URL")
+		if !ok || strings.TrimSpace(base) == "" {
+			missing = append(missing, env)
 			continue
 		}
-		u, err := url.Parse(base)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("gateway: REEL_%s_URL=%q is not an http(s) URL", strings.ToUpper(svc), base)
+		p := &pool{svc: svc, base: transport, tryTimeout: o.tryTimeout, onFail: func(svc, host string, err error) {
+			log.Warn("gateway: replica out of rotation", "service", svc, "replica", host, "for", ejectFor, "err", err)
+		}}
+		for _, one := range strings.Split(base, ",") {
+			u, err := url.Parse(strings.TrimRight(strings.TrimSpace(one), "/"))
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("gateway: %s=%q is not a comma list of http(s) URLs", env, base)
+			}
+			if len(p.replicas) > 0 && u.Path != p.replicas[0].url.Path {
+				return nil, fmt.Errorf("gateway: the replicas in %s must share one path", env)
+			}
+			p.replicas = append(p.replicas, &replica{url: u})
 		}
-		g.upstreams[svc] = u
-		g.proxies[svc] = g.proxy(svc, u, transport)
+		g.pools[svc] = p
+		g.proxies[svc] = g.proxy(svc, p.replicas[0].url, p)
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("gateway: set %s to the services' base URLs", strings.Join(missing, ", "))
@@ -119,6 +148,7 @@ func (g *Gateway) proxy(svc string, target *url.URL, transport http.RoundTripper
 	return &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The path is the service's; the pool picks the replica.
 			pr.SetURL(target)
 			// Extend the chain only when our peer is a trusted proxy; a
 			// client's own X-Forwarded-For is otherwise dropped, so services
@@ -168,27 +198,36 @@ func (g *Gateway) Register(r httpx.Router) {
 	}))
 }
 
-// Checks returns one readiness check per service: its /readyz answers 200.
+// Checks returns one readiness check per service: the /readyz of one of
+// its replicas at least answers 200.
 func (g *Gateway) Checks() map[string]func(context.Context) error {
 	out := map[string]func(context.Context) error{}
-	for svc, u := range g.upstreams {
-		readyz := u.JoinPath("/readyz").String()
+	for svc, p := range g.pools {
 		out["service:"+svc] = func(ctx context.Context) error {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, readyz, nil)
-			if err != nil {
-				return err
+			var errs []error
+			for _, r := range p.replicas {
+				err := ready(ctx, g.client, r.url)
+				if err == nil {
+					return nil
+				}
+				errs = append(errs, fmt.Errorf("%s %s: %w", svc, r.url.Host, err))
 			}
-			res, err := g.client.Do(req)
-			if err != nil {
-				return fmt.Errorf("%s: %w", svc, err)
-			}
-			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s: readyz answered %d", svc, res.StatusCode)
-			}
-			return nil
+			return errors.Join(errs...)
 		}
 	}
 	return out
+}
+
+// ProbeEvery is how often Probe should run.
+const ProbeEvery = 2 * time.Second
+
+// Probe asks the /readyz of every replica of every service with more than
+// one, and takes those that do not answer out of rotation until they do.
+func (g *Gateway) Probe(ctx context.Context) error {
+	for _, p := range g.pools {
+		if len(p.replicas) > 1 {
+			p.probe(ctx, g.client)
+		}
+	}
+	return nil
 }

@@ -94,6 +94,9 @@ func videoTag(id string) string { return "video-" + id }
 type jobMeta struct {
 	VideoID string `json:"video_id"`
 	OwnerID string `json:"owner_id,omitempty"`
+	// DurationSeconds is the video's, which bounds a streaming job's
+	// attempt (jobs_rescue.go).
+	DurationSeconds float64 `json:"duration_seconds,omitempty"`
 }
 
 // enqueueTx inserts a job of kind about video v in tx, unless the video
@@ -116,7 +119,7 @@ func (s *Service) enqueueAtTx(ctx context.Context, tx *sql.Tx, kind string, v re
 	if err != nil {
 		return err
 	}
-	meta, err := json.Marshal(jobMeta{VideoID: v.ID, OwnerID: v.OwnerID})
+	meta, err := json.Marshal(jobMeta{VideoID: v.ID, OwnerID: v.OwnerID, DurationSeconds: v.DurationSeconds})
 	if err != nil {
 		return err
 	}

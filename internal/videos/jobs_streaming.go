@@ -42,12 +42,11 @@ const (
 	// job whose failures may pass (storage down, a killed process).
 	transcodeAttempts  = 5
 	storyboardAttempts = 5
-	// transcodeTimeout bounds a transcode job: a full ladder of a long
-	// video takes about its duration on two cores. The queue's rescue of
-	// stuck jobs must wait longer than this.
+	// transcodeTimeout bounds a transcode job of a video whose duration
+	// is unknown; others get streamingTimeout (jobs_rescue.go).
 	transcodeTimeout = 6 * time.Hour
-	// storyboardTimeout bounds a storyboard job, which decodes the
-	// smallest rendition.
+	// storyboardTimeout is the same for a storyboard job, which decodes
+	// the smallest rendition.
 	storyboardTimeout = time.Hour
 )
 
@@ -72,8 +71,8 @@ func (StoryboardArgs) Kind() string { return KindStoryboard }
 // restOpts are the insert options of the rest of a video's ladder: after
 // its first rendition, at the ladder's priority or, when the first was
 // backfilled (a lower priority: a higher number), at the first's.
-func restOpts(videoID string, firstPriority int) *river.InsertOpts {
-	meta, _ := json.Marshal(jobMeta{VideoID: videoID}) // cannot fail
+func restOpts(videoID string, firstPriority int, duration float64) *river.InsertOpts {
+	meta, _ := json.Marshal(jobMeta{VideoID: videoID, DurationSeconds: duration}) // cannot fail
 	return &river.InsertOpts{
 		Metadata: meta,
 		Queue:    queueTranscode, Priority: max(priorityRest, firstPriority), MaxAttempts: transcodeAttempts, Tags: []string{videoTag(videoID)},
@@ -107,13 +106,17 @@ type TranscodeWorker struct {
 // with river.AddWorker.
 func NewTranscodeWorker(svc *Service) *TranscodeWorker { return &TranscodeWorker{svc: svc} }
 
-// Timeout implements river.Worker.
-func (w *TranscodeWorker) Timeout(*river.Job[TranscodeArgs]) time.Duration { return transcodeTimeout }
+// Timeout implements river.Worker: the video's duration bounds the job,
+// and a job whose process stopped beating is let go (jobs_rescue.go).
+func (w *TranscodeWorker) Timeout(job *river.Job[TranscodeArgs]) time.Duration {
+	return w.svc.liveTimeout(job.JobRow, streamingTimeout(videoDuration(job.JobRow), transcodeTimeout))
+}
 
 // Work implements river.Worker. Once the first rung is done it enqueues
 // the rest; a job that cannot succeed is cancelled rather than retried.
 func (w *TranscodeWorker) Work(ctx context.Context, job *river.Job[TranscodeArgs]) error {
 	id := job.Args.VideoID
+	defer w.svc.beat(ctx, job.JobRow)()
 	err := w.svc.Transcode(ctx, id, job.Args.Stage)
 	if err == nil && job.Args.Stage == StageFirst {
 		client, cerr := river.ClientFromContextSafely[*sql.Tx](ctx)
@@ -122,7 +125,7 @@ func (w *TranscodeWorker) Work(ctx context.Context, job *river.Job[TranscodeArgs
 		}
 		// Inserted after the first rung is recorded: if this fails, the
 		// job is retried, finds its rung done and inserts again.
-		_, err = client.Insert(ctx, TranscodeArgs{VideoID: id, Stage: StageRest}, restOpts(id, job.Priority))
+		_, err = client.Insert(ctx, TranscodeArgs{VideoID: id, Stage: StageRest}, restOpts(id, job.Priority, videoDuration(job.JobRow)))
 	}
 	return w.svc.jobOutcome(ctx, job.Attempt, job.MaxAttempts, id, err, true)
 }
@@ -137,13 +140,14 @@ type StoryboardWorker struct {
 // with river.AddWorker.
 func NewStoryboardWorker(svc *Service) *StoryboardWorker { return &StoryboardWorker{svc: svc} }
 
-// Timeout implements river.Worker.
-func (w *StoryboardWorker) Timeout(*river.Job[StoryboardArgs]) time.Duration {
-	return storyboardTimeout
+// Timeout implements river.Worker, as TranscodeWorker's does.
+func (w *StoryboardWorker) Timeout(job *river.Job[StoryboardArgs]) time.Duration {
+	return w.svc.liveTimeout(job.JobRow, streamingTimeout(videoDuration(job.JobRow), storyboardTimeout))
 }
 
 // Work implements river.Worker.
 func (w *StoryboardWorker) Work(ctx context.Context, job *river.Job[StoryboardArgs]) error {
+	defer w.svc.beat(ctx, job.JobRow)()
 	err := w.svc.Storyboard(ctx, job.Args.VideoID)
 	return w.svc.jobOutcome(ctx, job.Attempt, job.MaxAttempts, job.Args.VideoID, err, false)
 }

@@ -1,6 +1,7 @@
 package videos
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
@@ -26,6 +27,11 @@ type WorkerConfig struct {
 	// StopGrace is how long a stopping process lets running jobs finish
 	// before it cancels them (default 10 s).
 	StopGrace time.Duration
+	// Heartbeat is how often a running streaming job says its process
+	// lives; after three missed the queue runs it again elsewhere
+	// (jobs_rescue.go; default 10 s). Every process of one queue should
+	// use the same.
+	Heartbeat time.Duration
 }
 
 // DefaultTranscodeWorkers is one transcode at a time per two cores, at
@@ -43,10 +49,6 @@ const (
 	// the lines it logs.
 	checkTimeout      = time.Hour
 	maxLoggedFindings = 100
-	// rescueAfter is how long a job may run before River takes it for one
-	// whose process died and runs it again (a kind with a longer timeout
-	// waits that long instead).
-	rescueAfter = posterTimeout + time.Minute
 	// stopGrace is the default WorkerConfig.StopGrace.
 	stopGrace = 10 * time.Second
 )
@@ -72,8 +74,10 @@ func (s *Service) newQueue(wc *WorkerConfig) error {
 			},
 			Periodic:     s.periodicJobs(),
 			PollInterval: wc.PollInterval,
-			RescueAfter:  rescueAfter,
-			Logger:       s.log,
+			// Each kind's Timeout decides when its job is rescued; a
+			// streaming job's answers by its heartbeat (jobs_rescue.go).
+			RescueAfter: rescueAfterFor(cmp.Or(wc.Heartbeat, defaultHeartbeat)),
+			Logger:      s.log,
 		}
 	}
 	c, err := queue.New(s.db, qc)
@@ -154,10 +158,14 @@ type posterWorker struct {
 }
 
 func (w *posterWorker) Work(ctx context.Context, j *river.Job[posterArgs]) error {
+	defer w.svc.beat(ctx, j.JobRow)()
 	return w.svc.workPoster(ctx, j.Args.VideoID, j.Attempt, j.MaxAttempts)
 }
 
-func (w *posterWorker) Timeout(*river.Job[posterArgs]) time.Duration { return posterTimeout }
+// Timeout is the poster's bound while its process beats (jobs_rescue.go).
+func (w *posterWorker) Timeout(j *river.Job[posterArgs]) time.Duration {
+	return w.svc.liveTimeout(j.JobRow, posterTimeout)
+}
 
 type maintenanceArgs struct{}
 

@@ -48,8 +48,10 @@ type Config struct {
 	PollInterval time.Duration
 	// RescueAfter is how long a job may run before River takes it for one
 	// whose worker died (a killed process) and makes it available again;
-	// a kind whose worker sets a longer Timeout waits that long instead.
-	// Zero keeps River's default (an hour).
+	// a kind whose worker sets a longer Timeout waits that long instead
+	// (River asks Timeout of the job row each time it looks, so a worker
+	// may answer by a heartbeat it keeps in the job). Zero keeps River's
+	// default (an hour).
 	RescueAfter time.Duration
 	// Logger receives River's own log lines (warnings and up).
 	Logger *slog.Logger
@@ -128,6 +130,12 @@ func New(db *sqldb.DB, cfg Config) (*Client, error) {
 		ErrorHandler:         errorLogger{logger},
 		PeriodicJobs:         cfg.Periodic,
 		RescueStuckJobsAfter: cfg.RescueAfter,
+	}
+	// River wants the rescue to wait at least its default job timeout,
+	// which bounds only kinds whose worker sets none; with a short rescue
+	// (a heartbeat decides, see RescueAfter) that default shrinks to it.
+	if cfg.RescueAfter > 0 && cfg.RescueAfter < river.JobTimeoutDefault {
+		rc.JobTimeout = cfg.RescueAfter
 	}
 	if rc.FetchPollInterval == 0 {
 		rc.FetchPollInterval = time.Second
