@@ -85,9 +85,12 @@ func setOf(r record, key string) (derivedSet, bool) {
 
 // planRepair notes that the finding at index i, a derived file of r that
 // is missing or resized, is to be repaired with its set.
+//
+// A video changed within the grace period, or whose ladder is being made,
+// is left for a later check: a job of its own may be at work on it.
 func (c *checker) planRepair(r record, key string, i int) {
 	set, ok := setOf(r, key)
-	if !ok {
+	if !ok || !c.settled(r) || (set.kind == KindTranscode && r.StreamingState == streamingRunning) {
 		return
 	}
 	id := r.ID + "/" + set.name
@@ -128,6 +131,9 @@ func (s *Service) remake(ctx context.Context, set *derivedSet) (bool, error) {
 	}
 	if err := s.loadFiles(ctx, &now); err != nil {
 		return false, err
+	}
+	if now.StreamingState != set.r.StreamingState {
+		return false, nil
 	}
 	if again, ok := setOf(now, set.keys[0]); !ok || !slices.Equal(set.charges(), again.charges()) {
 		return false, nil
