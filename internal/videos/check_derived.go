@@ -132,7 +132,7 @@ func (s *Service) remake(ctx context.Context, set *derivedSet) (bool, error) {
 	if err := s.loadFiles(ctx, &now); err != nil {
 		return false, err
 	}
-	if now.StreamingState != set.r.StreamingState {
+	if set.kind == KindTranscode && now.StreamingState != set.r.StreamingState {
 		return false, nil
 	}
 	if again, ok := setOf(now, set.keys[0]); !ok || !slices.Equal(set.charges(), again.charges()) {

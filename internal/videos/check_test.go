@@ -133,9 +133,14 @@ func testCheck(t *testing.T, streaming bool, opts ...func(*envConfig)) {
 		if streaming && rung == "" {
 			t.Fatalf("no rendition among %v", before)
 		}
+		remade := map[string]bool{}
 		if rung != "" {
 			missing["videos/"+id+"/"+rung] = true
-			t.Logf("removing %s of the ladder %v", rung, before)
+			remade[rung], remade[strings.TrimSuffix(rung, ".mp4")+".m3u8"] = true, true
+			// And the storyboard's WebVTT file (its sprite goes with it).
+			missing["videos/"+id+"/"+videos.StoryboardFile] = true
+			remade[videos.StoryboardFile], remade[videos.StoryboardSprite] = true, true
+			t.Logf("removing %s and %s of %v", rung, videos.StoryboardFile, before)
 		}
 		for k := range missing {
 			if err := e.blobs.Delete(ctx, k); err != nil {
@@ -198,8 +203,9 @@ VALUES ($1, 'videos/stray/video.mp4', 50, 0, 0)`, bob.id); err != nil {
 			t.Errorf("bob's usage after the fix: %+v, %v", u, err)
 		}
 
-		// The poster and the rung are made again by their jobs, the rung
-		// alone: the other files of the ladder are the ones made before.
+		// The poster, the rung and the storyboard are made again by their
+		// jobs, the rung alone: the ladder's other files are those made
+		// before.
 		e.runJobs(videos.KindPoster, videos.KindTranscode, videos.KindStoryboard)
 		if got := e.readBlob(t, poster); len(got) == 0 {
 			t.Fatal("the poster made again is empty")
@@ -210,7 +216,7 @@ VALUES ($1, 'videos/stray/video.mp4', 50, 0, 0)`, bob.id); err != nil {
 		}
 		for name, made := range before {
 			switch {
-			case name == rung || name == strings.TrimSuffix(rung, ".mp4")+".m3u8":
+			case remade[name]:
 				if after[name] == made {
 					t.Errorf("%s was not made again", name)
 				}
