@@ -138,6 +138,10 @@ func (s *Service) remake(ctx context.Context, set *derivedSet) (bool, error) {
 	if again, ok := setOf(now, set.keys[0]); !ok || !slices.Equal(set.charges(), again.charges()) {
 		return false, nil
 	}
+	// Should the record change between the read above and the
+	// transaction (a settled video has no job of the set's at work), the
+	// transaction rolls back and the next check finds what to repair:
+	// the ledger short of the freed bytes, the files missing.
 	for _, k := range set.keys {
 		if _, err := s.quota.Free(ctx, now.OwnerID, k); err != nil {
 			return false, fmt.Errorf("free %s: %w", k, err)
