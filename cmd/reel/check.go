@@ -23,7 +23,7 @@ func checkCmd(ctx context.Context, args []string, getenv func(string) string, st
 	var opt videos.CheckOptions
 	var asJSON bool
 	cfg, log, err := load("check", args, getenv, stdout, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&opt.Fix, "fix", false, "repair what can be repaired safely: delete orphan blobs, correct ledgers, release lapsed reservations")
+		fs.BoolVar(&opt.Fix, "fix", false, "repair what can be repaired safely: delete orphan blobs, correct ledgers, have missing posters, renditions and storyboards made again, release lapsed reservations")
 		fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 		fs.DurationVar(&opt.Grace, "grace", videos.DefaultCheckGrace, "leave alone what changed more recently than this, as possibly in flight (0: nothing)")
 	})

@@ -162,6 +162,10 @@ type checker struct {
 	// object; busy marks owners with a change in flight.
 	owed map[string]map[string]int64
 	busy map[string]bool
+	// repairs are the damaged derived file sets Fix remakes, by video
+	// and set, in the order found (check_derived.go).
+	repairs     map[string]*derivedSet
+	repairOrder []string
 }
 
 // Check runs the consistency check; see CheckOptions. An error means a part
@@ -179,6 +183,7 @@ func (s *Service) Check(ctx context.Context, opt CheckOptions) (*CheckReport, er
 		s: s, opt: opt, now: now, cutoff: micros(now.Add(-opt.Grace)),
 		rep: &CheckReport{Started: now, Fix: opt.Fix, Findings: []Finding{}},
 		ids: map[string]bool{}, owed: map[string]map[string]int64{}, busy: map[string]bool{},
+		repairs: map[string]*derivedSet{},
 	}
 	err := c.videos(ctx)
 	if err == nil {
@@ -186,6 +191,9 @@ func (s *Service) Check(ctx context.Context, opt CheckOptions) (*CheckReport, er
 	}
 	if err == nil {
 		err = c.ledger(ctx)
+	}
+	if err == nil {
+		err = c.repair(ctx)
 	}
 	if err == nil {
 		c.spool()
@@ -258,12 +266,15 @@ func (c *checker) settled(r record) bool {
 // blobsOf checks that the blobs of a ready video (in the trash too, until
 // its purge) are stored with their recorded sizes. A missing blob is
 // reported once a second read of the video shows it still there and not
-// being purged.
+// being purged. With Fix, a damaged derived file of a video whose own
+// bytes are sound is planned for repair (check_derived.go).
 func (c *checker) blobsOf(ctx context.Context, r record) error {
 	if r.Status != StatusReady || r.PurgingAt.Valid {
 		return nil
 	}
+	sourceOK := false // the video's own bytes come first in charges
 	for _, ch := range r.charges() {
+		damaged := len(c.rep.Findings)
 		info, err := c.s.blobs.Stat(ctx, ch.key)
 		switch {
 		case errors.Is(err, blob.ErrNotFound):
@@ -285,6 +296,11 @@ func (c *checker) blobsOf(ctx context.Context, r record) error {
 		case info.Size != ch.bytes:
 			c.add(Finding{Kind: FindBlobSize, VideoID: r.ID, UserID: r.OwnerID, Key: ch.key, Want: ch.bytes, Got: info.Size,
 				Detail: fmt.Sprintf("video %s: %s is stored with %d bytes, recorded with %d", r.ID, ch.key, info.Size, ch.bytes)})
+		default:
+			sourceOK = sourceOK || ch.key == r.VideoKey
+		}
+		if c.opt.Fix && sourceOK && len(c.rep.Findings) > damaged {
+			c.planRepair(r, ch.key, damaged)
 		}
 	}
 	return nil

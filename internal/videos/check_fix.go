@@ -17,12 +17,17 @@ import (
 //   - a user's ledger is set to what their videos store, object by object,
 //     each correction applied only if the ledger still has what the check
 //     saw (storage.Service.Correct);
+//   - a missing or resized derived file (poster, rendition, storyboard) of
+//     a video whose own bytes are sound is dropped with its set, its
+//     charges given back, and its job enqueued to make it again
+//     (check_derived.go);
 //   - reservations past their time are released by their sweep.
 //
-// A missing or resized blob is reported only: the video is left as it is,
-// in its state, for the operator to restore the blob from a backup (a
-// video marked failed or deleted here could not be given back its bytes
-// by a restore of the blob store).
+// A video's own bytes missing or resized are reported only: the video is
+// left as it is, in its state, for the operator to restore the blob from
+// a backup (nothing can make those bytes again, and a video marked failed
+// or deleted here could not be given back its bytes by a restore of the
+// blob store).
 
 // ledger compares each storage account with what its owner's videos store.
 func (c *checker) ledger(ctx context.Context) error {

@@ -68,9 +68,12 @@ func (e *env) readBlob(t *testing.T, key string) []byte {
 }
 
 // TestCheck: a healthy system after a normal flow checks clean; then an
-// orphan blob, a missing blob, two ledgers off (a total and a stray
-// object) and reservations past their time are found, -fix repairs all
-// but the missing blob (reported only), and a second check finds only it.
+// orphan blob, missing derived files (the poster, and a rendition's file
+// where there are renditions), two ledgers off (a total and a stray
+// object) and reservations past their time are found; -fix repairs them
+// all, the poster and rendition jobs make the files again, the ledger is
+// exact to the byte and a second check is clean. A missing source blob is
+// reported only (TestCheckMissingSource).
 func TestCheck(t *testing.T) {
 	testCheck(t, true)
 }
@@ -115,11 +118,34 @@ func testCheck(t *testing.T, streaming bool, opts ...func(*envConfig)) {
 		if _, err := e.blobs.Put(ctx, orphan, strings.NewReader("left behind"), -1, "video/mp4"); err != nil {
 			t.Fatal(err)
 		}
-		// A missing blob: the kept video's poster.
+		// Missing derived files: the kept video's poster, and where there
+		// are renditions, the lowest rung's video file (a rung of the
+		// rest of the ladder when it has more than one).
 		poster := "videos/" + id + "/" + videos.PosterFile
-		posterBytes := e.readBlob(t, poster)
-		if err := e.blobs.Delete(ctx, poster); err != nil {
-			t.Fatal(err)
+		missing := map[string]bool{poster: true}
+		before := e.derivedFiles(t, id)
+		rung := ""
+		for name := range before {
+			if strings.HasSuffix(name, ".mp4") && (rung == "" || len(name) < len(rung) || (len(name) == len(rung) && name < rung)) {
+				rung = name
+			}
+		}
+		if streaming && rung == "" {
+			t.Fatalf("no rendition among %v", before)
+		}
+		remade := map[string]bool{}
+		if rung != "" {
+			missing["videos/"+id+"/"+rung] = true
+			remade[rung], remade[strings.TrimSuffix(rung, ".mp4")+".m3u8"] = true, true
+			// And the storyboard's WebVTT file (its sprite goes with it).
+			missing["videos/"+id+"/"+videos.StoryboardFile] = true
+			remade[videos.StoryboardFile], remade[videos.StoryboardSprite] = true, true
+			t.Logf("removing %s and %s of %v", rung, videos.StoryboardFile, before)
+		}
+		for k := range missing {
+			if err := e.blobs.Delete(ctx, k); err != nil {
+				t.Fatal(err)
+			}
 		}
 		// Ann's ledger counts 7 bytes too many; Bob's (whose only video
 		// is in the trash) an object that is not his.
@@ -147,7 +173,7 @@ VALUES ($1, 'videos/stray/video.mp4', 50, 0, 0)`, bob.id); err != nil {
 		rs.usage.SetClock(later)
 
 		found := map[string]int{
-			videos.FindOrphanBlob: 1, videos.FindMissingBlob: 1, videos.FindLedger: 2,
+			videos.FindOrphanBlob: 1, videos.FindMissingBlob: len(missing), videos.FindLedger: 2,
 			videos.FindLapsedStorage: 1, videos.FindLapsedUpload: 1,
 		}
 		rep = e.check(t, false)
@@ -158,7 +184,7 @@ VALUES ($1, 'videos/stray/video.mp4', 50, 0, 0)`, bob.id); err != nil {
 		for _, f := range rep.Findings {
 			switch {
 			case f.Kind == videos.FindOrphanBlob && f.Key != orphan,
-				f.Kind == videos.FindMissingBlob && (f.Key != poster || f.VideoID != id),
+				f.Kind == videos.FindMissingBlob && (!missing[f.Key] || f.VideoID != id),
 				f.Kind == videos.FindLedger && f.UserID == ann.id && f.Got != f.Want+7,
 				f.Kind == videos.FindLedger && f.UserID == bob.id && (f.Got != 50 || f.Want != 0):
 				t.Errorf("finding %+v", f)
@@ -167,10 +193,8 @@ VALUES ($1, 'videos/stray/video.mp4', 50, 0, 0)`, bob.id); err != nil {
 
 		rep = e.check(t, true)
 		wantFindings(t, rep, found)
-		for _, f := range rep.Findings {
-			if f.Fixed != (f.Kind != videos.FindMissingBlob) {
-				t.Errorf("fixed %v: %s", f.Fixed, f)
-			}
+		if n := rep.Unfixed(); n != 0 {
+			t.Fatalf("%d findings not fixed: %+v", n, rep.Findings)
 		}
 		if _, err := e.blobs.Stat(ctx, orphan); !errors.Is(err, blob.ErrNotFound) {
 			t.Errorf("the orphan is still there: %v", err)
@@ -179,17 +203,116 @@ VALUES ($1, 'videos/stray/video.mp4', 50, 0, 0)`, bob.id); err != nil {
 			t.Errorf("bob's usage after the fix: %+v, %v", u, err)
 		}
 
-		// Only the missing blob is left: reported, not repaired.
+		// The poster, the rung and the storyboard are made again by their
+		// jobs, the rung alone: the ladder's other files are those made
+		// before.
+		e.runJobs(videos.KindPoster, videos.KindTranscode, videos.KindStoryboard)
+		if got := e.readBlob(t, poster); len(got) == 0 {
+			t.Fatal("the poster made again is empty")
+		}
+		after := e.derivedFiles(t, id)
+		if len(after) != len(before) {
+			t.Fatalf("files after the repair %v, before %v", after, before)
+		}
+		for name, made := range before {
+			switch {
+			case remade[name]:
+				if after[name] == made {
+					t.Errorf("%s was not made again", name)
+				}
+			case after[name] != made:
+				t.Errorf("%s was made again (%d, was %d)", name, after[name], made)
+			}
+		}
+		if rung != "" {
+			var state string
+			if err := e.db.R.QueryRowContext(ctx, `SELECT state FROM video_renditions WHERE video_id = $1 AND height = $2`,
+				id, strings.TrimSuffix(rung, ".mp4")).Scan(&state); err != nil || state != "done" {
+				t.Fatalf("rendition %s: %q, %v", rung, state, err)
+			}
+			if v := e.do("GET", "/api/v1/videos/"+id, ann.token, nil).video(t); v["streaming"].(map[string]any)["state"] != "done" {
+				t.Fatalf("streaming after the repair: %v", v["streaming"])
+			}
+		}
+		// Ann's ledger counts exactly what her video records.
+		var stored int64
+		if err := e.db.R.QueryRowContext(ctx, `SELECT size_bytes + poster_bytes
+  + COALESCE((SELECT SUM(size_bytes) FROM video_files WHERE video_id = $1), 0) FROM videos WHERE id = $1`, id).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if u, err := rs.storage.Usage(ctx, ann.id); err != nil || u.UsedBytes != stored {
+			t.Fatalf("ann's usage after the repair: %+v, %v; her video stores %d bytes", u, err, stored)
+		}
+
 		rep = e.check(t, false)
-		wantFindings(t, rep, map[string]int{videos.FindMissingBlob: 1})
+		wantFindings(t, rep, nil)
 		if rep.InFlight != 0 {
 			t.Fatalf("%d accounts left alone as in flight", rep.InFlight)
 		}
-		if _, err := e.blobs.Put(ctx, poster, bytes.NewReader(posterBytes), int64(len(posterBytes)), "image/jpeg"); err != nil {
+	}, opts...)
+}
+
+// derivedFiles maps the names of a video's derived files to when each
+// was recorded.
+func (e *env) derivedFiles(t *testing.T, id string) map[string]int64 {
+	t.Helper()
+	rows, err := e.db.R.QueryContext(context.Background(), `SELECT name, created_at FROM video_files WHERE video_id = $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var at int64
+		if err := rows.Scan(&name, &at); err != nil {
 			t.Fatal(err)
 		}
+		out[name] = at
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestCheckMissingSource: a video whose own bytes are missing is reported
+// and left as it is by -fix (nothing can make them again), its poster too;
+// once the blob is restored the check is clean.
+func TestCheckMissingSource(t *testing.T) {
+	clip := testVideo(t, 1, 160, 120)
+	withRealServices(t, -1, -1, func(t *testing.T, e *env, _ *realServices) {
+		ctx := context.Background()
+		ann := e.user("user")
+		id := e.mustUpload(ann, "lost", clip)
+		var key string
+		if err := e.db.R.QueryRowContext(ctx, `SELECT video_key FROM videos WHERE id = $1`, id).Scan(&key); err != nil {
+			t.Fatal(err)
+		}
+		saved := e.readBlob(t, key)
+		poster := "videos/" + id + "/" + videos.PosterFile
+		if err := e.blobs.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.blobs.Delete(ctx, poster); err != nil {
+			t.Fatal(err)
+		}
+		rep := e.check(t, true)
+		wantFindings(t, rep, map[string]int{videos.FindMissingBlob: 2})
+		if rep.Unfixed() != 2 {
+			t.Fatalf("-fix fixed something of a video without its bytes: %+v", rep.Findings)
+		}
+		if _, err := e.blobs.Put(ctx, key, bytes.NewReader(saved), int64(len(saved)), "video/mp4"); err != nil {
+			t.Fatal(err)
+		}
+		rep = e.check(t, true)
+		wantFindings(t, rep, map[string]int{videos.FindMissingBlob: 1})
+		if rep.Unfixed() != 0 {
+			t.Fatalf("the poster was not repaired: %+v", rep.Findings)
+		}
+		e.cutPosters()
 		wantFindings(t, e.check(t, false), nil)
-	}, opts...)
+	})
 }
 
 // TestCheckLeavesInFlightAlone: within the grace period, a ledger that

@@ -580,15 +580,21 @@ func (e *env) startWorkers() {
 // bound on a run.
 func (e *env) cutPosters() {
 	e.t.Helper()
+	e.runJobs(videos.KindPoster)
+}
+
+// runJobs is cutPosters for the jobs of kinds.
+func (e *env) runJobs(kinds ...string) {
+	e.t.Helper()
 	e.startWorkers()
 	ctx := context.Background()
 	q := e.svc.Queue()
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		res, err := q.JobList(ctx, river.NewJobListParams().Kinds(videos.KindPoster).
+		res, err := q.JobList(ctx, river.NewJobListParams().Kinds(kinds...).
 			States(rivertype.JobStateAvailable, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStatePending).First(1000))
 		if err != nil {
-			e.t.Fatalf("list poster jobs: %v", err)
+			e.t.Fatalf("list %v jobs: %v", kinds, err)
 		}
 		if len(res.Jobs) == 0 {
 			return
@@ -601,7 +607,7 @@ func (e *env) cutPosters() {
 			}
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("poster jobs still unfinished: %d", len(res.Jobs))
+			e.t.Fatalf("%v jobs still unfinished: %d", kinds, len(res.Jobs))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
