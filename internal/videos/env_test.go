@@ -291,6 +291,8 @@ type envConfig struct {
 	lease time.Duration
 	// spool is the spool directory (default: one of the env's own).
 	spool string
+	// tus is the tus directory (default: one of the env's own).
+	tus string
 	// standing makes the verifier check accounts' standing (authn).
 	standing authn.StandingSource
 	// wrapQuota wraps the quota the service uses (a fake or the real one).
@@ -356,6 +358,9 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	e.dirs.blobs, e.dirs.spool, e.dirs.tus = filepath.Join(root, "blobs"), filepath.Join(root, "spool"), filepath.Join(root, "tus")
 	if cfg.spool != "" {
 		e.dirs.spool = cfg.spool
+	}
+	if cfg.tus != "" {
+		e.dirs.tus = cfg.tus
 	}
 	disk, err := blob.NewDisk(e.dirs.blobs)
 	if err != nil {
