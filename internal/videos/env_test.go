@@ -293,6 +293,9 @@ type envConfig struct {
 	spool string
 	// tus is the tus directory (default: one of the env's own).
 	tus string
+	// iss issues the tokens (default: an issuer of the env's own); another
+	// env's makes its users' tokens good here too.
+	iss *authntest.Issuer
 	// standing makes the verifier check accounts' standing (authn).
 	standing authn.StandingSource
 	// wrapQuota wraps the quota the service uses (a fake or the real one).
@@ -353,7 +356,10 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, db: db, quota: newFakeQuota(cfg.quota), limit: newFakeLimit(cfg.daily), egress: newFakeEgress(),
-		iss: authntest.New(t), now: time.Now()}
+		iss: cfg.iss, now: time.Now()}
+	if e.iss == nil {
+		e.iss = authntest.New(t)
+	}
 	root := t.TempDir()
 	e.dirs.blobs, e.dirs.spool, e.dirs.tus = filepath.Join(root, "blobs"), filepath.Join(root, "spool"), filepath.Join(root, "tus")
 	if cfg.spool != "" {
