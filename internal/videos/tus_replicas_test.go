@@ -28,7 +28,9 @@ func TestTusReplicasOneWriterAtATime(t *testing.T) {
 		one := newEnv(t, db, func(c *envConfig) { c.tus = dir })
 		two := newEnv(t, db, func(c *envConfig) {
 			c.tus, c.iss = dir, one.iss
-			c.deps = func(*sqldb.DB) (videos.Quota, videos.UploadLimit, videos.Egress) { return one.quota, one.limit, one.egress }
+			c.deps = func(*sqldb.DB) (videos.Quota, videos.UploadLimit, videos.Egress) {
+				return one.quota, one.limit, one.egress
+			}
 		})
 		clip := testVideo(t, 2, 320, 240)
 		ann := one.user("user")
