@@ -25,9 +25,11 @@ import (
 // process.
 const (
 	// tusLockLease is how long a lock outlives its last renewal: a
-	// replica that dies mid-PATCH holds the upload that long. It is
-	// renewed every third of it.
-	tusLockLease = 15 * time.Second
+	// replica that dies mid-PATCH (or is cut off) holds the upload that
+	// long, so it is short: a client resuming through the gateway must
+	// not wait for it past the gateway's patience. It is renewed every
+	// third of it.
+	tusLockLease = 5 * time.Second
 	// tusLockPoll is how often a holder reads whether it is asked to let
 	// go, and a waiter tries again.
 	tusLockPoll = 500 * time.Millisecond
