@@ -172,7 +172,12 @@ func (g *Gateway) proxy(svc string, target *url.URL, transport http.RoundTripper
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
-				return // the client went away; nothing to answer
+				// The client went away (the answer reaches no one), or
+				// its body was cut off as too slow while the request
+				// waited: it must not get an empty 200.
+				obs.Logger(r.Context(), g.log).Info("gateway: request ended", "service", svc, "err", err)
+				httpx.Error(w, r, fmt.Errorf("%s: %w", svc, httpx.ErrSlowBody))
+				return
 			}
 			obs.Logger(r.Context(), g.log).Warn("gateway: service unreachable", "service", svc, "err", err)
 			httpx.Error(w, r, fmt.Errorf("%s: %w: %w", svc, errUpstreamDown, errsUnavailable))

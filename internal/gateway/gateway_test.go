@@ -1,10 +1,12 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reel-video/reel/internal/gateway"
 	"github.com/reel-video/reel/internal/platform/httpx"
@@ -266,5 +269,56 @@ func TestCORSIsTheGatewaysAlone(t *testing.T) {
 	}
 	if got := res.Header.Values("Access-Control-Expose-Headers"); len(got) != 1 || !strings.Contains(got[0], "Reel-Video-Id") {
 		t.Fatalf("Access-Control-Expose-Headers %q", got)
+	}
+}
+
+// A body cut off at the gateway as too slow, while a replica that was cut
+// off the network waits for it, is answered with a problem, never an empty 200 (a
+// tus client would take that for its PATCH accepted).
+func TestSlowBodyIsAnError(t *testing.T) {
+	bases := map[string]string{}
+	for _, s := range gateway.Services() {
+		bases[s] = echo(t, s).URL
+	}
+	// The videos replica takes the connection and is then cut off: it
+	// reads nothing and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}()
+	bases["videos"] = "http://" + ln.Addr().String()
+	g, err := gateway.New(bases, nil, obs.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux)
+	gw := httptest.NewServer(httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard(),
+		BodyRate: httpx.BodyRate{MinBytes: 1 << 10, Window: time.Second}}))
+	t.Cleanup(gw.Close)
+	conn, err := net.Dial("tcp", gw.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH /api/v1/uploads/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", 1<<20, strings.Repeat("a", 100))
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode < 400 || res.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("a stalled body answered %d %v", res.StatusCode, res.Header)
 	}
 }

@@ -59,6 +59,11 @@ type envConfig struct {
 	lease time.Duration
 	// spool is the spool directory (default: one of the env's own).
 	spool string
+	// tus is the tus directory (default: one of the env's own).
+	tus string
+	// iss issues the tokens (default: an issuer of the env's own); another
+	// env's makes its users' tokens good here too.
+	iss *authntest.Issuer
 	// standing makes the verifier check accounts' standing (authn).
 	standing authn.StandingSource
 	// wrapQuota wraps the quota the service uses (a fake or the real one).
@@ -119,11 +124,17 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, db: db, quota: newFakeQuota(cfg.quota), limit: newFakeLimit(cfg.daily), egress: newFakeEgress(),
-		iss: authntest.New(t), now: time.Now()}
+		iss: cfg.iss, now: time.Now()}
+	if e.iss == nil {
+		e.iss = authntest.New(t)
+	}
 	root := t.TempDir()
 	e.dirs.blobs, e.dirs.spool, e.dirs.tus = filepath.Join(root, "blobs"), filepath.Join(root, "spool"), filepath.Join(root, "tus")
 	if cfg.spool != "" {
 		e.dirs.spool = cfg.spool
+	}
+	if cfg.tus != "" {
+		e.dirs.tus = cfg.tus
 	}
 	disk, err := blob.NewDisk(e.dirs.blobs)
 	if err != nil {

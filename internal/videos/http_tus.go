@@ -18,7 +18,6 @@ import (
 
 	"github.com/tus/tusd/v2/pkg/filestore"
 	tusd "github.com/tus/tusd/v2/pkg/handler"
-	"github.com/tus/tusd/v2/pkg/memorylocker"
 	xslog "golang.org/x/exp/slog"
 
 	"github.com/reel-video/reel/internal/platform/authn"
@@ -50,15 +49,15 @@ var ErrConcatenation = errs.New(errs.Invalid, "concatenation_unsupported", "the 
 // same finalisation as a multipart upload, and termination or expiry
 // gives everything back and deletes the partial file.
 //
-// Locking is tusd's in-process memory locker, which is enough because of
-// the single-writer rule in docs/decisions/0003-tus-uploads-single-writer.md: all
-// requests for one upload must reach the replica that holds its file.
+// Locking is in the videos database (tuslock.go, decision 0017), so that
+// replicas sharing the tus directory (REEL_TUS_DIR) never write one upload
+// at once.
 type TUS struct {
 	svc    *Service
 	auth   *authn.Verifier
 	dir    string
 	store  filestore.FileStore
-	locker *memorylocker.MemoryLocker
+	locker *tusLocker
 	h      *tusd.UnroutedHandler
 	log    *slog.Logger
 	// trusted are the proxies whose forwarding headers are believed.
@@ -80,7 +79,7 @@ func NewTUS(svc *Service, auth *authn.Verifier, dir string, trusted []netip.Pref
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tus upload directory: %w", err)
 	}
-	t := &TUS{svc: svc, auth: auth, dir: dir, trusted: trusted, log: log, locker: memorylocker.New(), active: map[string]int{},
+	t := &TUS{svc: svc, auth: auth, dir: dir, trusted: trusted, log: log, locker: newTUSLocker(svc.db, log), active: map[string]int{},
 		started: time.Now()}
 	t.store = filestore.New(dir)
 	t.store.DirModePerm, t.store.FileModePerm = 0o700, 0o600
@@ -89,7 +88,8 @@ func NewTUS(svc *Service, auth *authn.Verifier, dir string, trusted []netip.Pref
 	// (admission needs the size), no download (videos play from /media).
 	composer.UseCore(t.store)
 	composer.UseTerminater(t.store)
-	t.locker.UseIn(composer)
+	t.locker.fail = t.problem
+	composer.UseLocker(t.locker)
 	h, err := tusd.NewUnroutedHandler(tusd.Config{
 		StoreComposer:              composer,
 		BasePath:                   UploadsPath + "/",
@@ -102,6 +102,7 @@ func NewTUS(svc *Service, auth *authn.Verifier, dir string, trusted []netip.Pref
 		PreUploadCreateCallback:    t.preCreate,
 		PreFinishResponseCallback:  t.preFinish,
 		PreUploadTerminateCallback: t.preTerminate,
+		AcquireLockTimeout:         tusLockWait,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tus handler: %w", err)
@@ -306,6 +307,9 @@ func (t *TUS) Expire(ctx context.Context) error {
 	if err := t.sweepOrphans(ctx); err != nil {
 		errsOut = append(errsOut, err)
 	}
+	if err := t.locker.sweep(ctx, time.Now().Add(-t.svc.UploadExpiry())); err != nil {
+		errsOut = append(errsOut, err)
+	}
 	return errors.Join(errsOut...)
 }
 
@@ -350,10 +354,9 @@ func (t *TUS) sweepOrphans(ctx context.Context) error {
 }
 
 func (t *TUS) expireOne(ctx context.Context, id string) error {
-	lock, err := t.locker.NewLock(id)
-	if err != nil {
-		return err
-	}
+	// Polite: a request holding the upload (here or on another replica)
+	// is not interrupted; it is not idle after all.
+	lock := t.locker.newLock(id, true)
 	lctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if err := lock.Lock(lctx, func() {}); err != nil {
