@@ -112,6 +112,16 @@ func TestStreamingBackfill(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// A job some worker had already taken stays running until that
+		// worker sees the cancel; only then is there room in the batch.
+		eventually(t, time.Minute, func() string {
+			for _, j := range streamingJobRows(t, e, cancelled) {
+				if j.State != rivertype.JobStateCancelled {
+					return fmt.Sprintf("the cancelled video's %s job is still %s", j.Kind, j.State)
+				}
+			}
+			return ""
+		})
 		if err := e.svc.BackfillStreaming(ctx, 2); err != nil {
 			t.Fatal(err)
 		}
