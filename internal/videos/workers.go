@@ -39,9 +39,11 @@ type WorkerConfig struct {
 func DefaultTranscodeWorkers() int { return max(1, runtime.NumCPU()/2) }
 
 // How often the periodic jobs run. Maintenance is cheap when there is
-// nothing to do; the purge works in days.
+// nothing to do, and runs at least once a reservation lease (maintainEvery)
+// so that a dead process's finalising upload is undone soon after its
+// lease lapses; the purge works in days.
 const (
-	maintainEvery = time.Minute
+	maintainAtMost = time.Minute
 	purgeEvery    = 10 * time.Minute
 	// maintenanceTimeout bounds one pass of either.
 	maintenanceTimeout = 10 * time.Minute
@@ -98,6 +100,12 @@ func cmpOr(v, def int) int {
 	return def
 }
 
+// maintainEvery is the maintenance's period: a lease, within a second and
+// a minute.
+func (s *Service) maintainEvery() time.Duration {
+	return min(maintainAtMost, max(time.Second, s.cfg.ReserveLease))
+}
+
 // periodicJobs are the service's maintenance, as River periodic jobs.
 // Only River's elected leader enqueues them, at start and then every
 // period, and a job already waiting or running makes the next insert a
@@ -110,7 +118,7 @@ func (s *Service) periodicJobs() []*river.PeriodicJob {
 	opts := &river.InsertOpts{Queue: queueMaintenance, Priority: 4, MaxAttempts: 1,
 		UniqueOpts: river.UniqueOpts{ByState: uniqueStates}}
 	jobs := []*river.PeriodicJob{
-		river.NewPeriodicJob(river.PeriodicInterval(maintainEvery),
+		river.NewPeriodicJob(river.PeriodicInterval(s.maintainEvery()),
 			func() (river.JobArgs, *river.InsertOpts) { return maintenanceArgs{}, opts },
 			&river.PeriodicJobOpts{ID: KindMaintenance, RunOnStart: true}),
 		river.NewPeriodicJob(river.PeriodicInterval(purgeEvery),
