@@ -44,7 +44,7 @@ func DefaultTranscodeWorkers() int { return max(1, runtime.NumCPU()/2) }
 // lease lapses; the purge works in days.
 const (
 	maintainAtMost = time.Minute
-	purgeEvery    = 10 * time.Minute
+	purgeEvery     = 10 * time.Minute
 	// maintenanceTimeout bounds one pass of either.
 	maintenanceTimeout = 10 * time.Minute
 	// checkTimeout bounds one periodic check; maxLoggedFindings bounds
@@ -184,7 +184,8 @@ type maintenanceWorker struct {
 	svc *Service
 }
 
-func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceArgs]) error {
+func (w *maintenanceWorker) Work(ctx context.Context, j *river.Job[maintenanceArgs]) error {
+	defer w.svc.beat(ctx, j.JobRow)()
 	if err := w.svc.Maintain(ctx); err != nil {
 		w.svc.log.Error("maintenance failed", "err", err)
 		return failed(msgMaintain, err)
@@ -192,8 +193,12 @@ func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceAr
 	return nil
 }
 
-func (w *maintenanceWorker) Timeout(*river.Job[maintenanceArgs]) time.Duration {
-	return maintenanceTimeout
+// Timeout is the maintenance's bound while its process beats: a run that a
+// killed process left running would otherwise keep the next runs, which
+// it makes duplicates, from being enqueued until the full bound passed.
+// So do the purge and the check.
+func (w *maintenanceWorker) Timeout(j *river.Job[maintenanceArgs]) time.Duration {
+	return w.svc.liveTimeout(j.JobRow, maintenanceTimeout)
 }
 
 type purgeArgs struct{}
@@ -205,7 +210,8 @@ type purgeWorker struct {
 	svc *Service
 }
 
-func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[purgeArgs]) error {
+func (w *purgeWorker) Work(ctx context.Context, j *river.Job[purgeArgs]) error {
+	defer w.svc.beat(ctx, j.JobRow)()
 	if _, err := w.svc.Purge(ctx); err != nil {
 		w.svc.log.Error("purge failed", "err", err)
 		return failed(msgPurge, err)
@@ -213,7 +219,9 @@ func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[purgeArgs]) error {
 	return nil
 }
 
-func (w *purgeWorker) Timeout(*river.Job[purgeArgs]) time.Duration { return maintenanceTimeout }
+func (w *purgeWorker) Timeout(j *river.Job[purgeArgs]) time.Duration {
+	return w.svc.liveTimeout(j.JobRow, maintenanceTimeout)
+}
 
 type checkArgs struct{}
 
@@ -227,7 +235,8 @@ type checkWorker struct {
 	svc *Service
 }
 
-func (w *checkWorker) Work(ctx context.Context, _ *river.Job[checkArgs]) error {
+func (w *checkWorker) Work(ctx context.Context, j *river.Job[checkArgs]) error {
+	defer w.svc.beat(ctx, j.JobRow)()
 	rep, err := w.svc.Check(ctx, CheckOptions{})
 	if err != nil {
 		w.svc.log.Error("check failed", "err", err)
@@ -247,4 +256,6 @@ func (w *checkWorker) Work(ctx context.Context, _ *river.Job[checkArgs]) error {
 }
 
 // A check reads every video and blob: on S3, a request per blob.
-func (w *checkWorker) Timeout(*river.Job[checkArgs]) time.Duration { return checkTimeout }
+func (w *checkWorker) Timeout(j *river.Job[checkArgs]) time.Duration {
+	return w.svc.liveTimeout(j.JobRow, checkTimeout)
+}
