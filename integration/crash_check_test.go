@@ -152,7 +152,7 @@ func (c *crash) wantRecovered(round int, drained bool) {
 			c.t.Logf("%s: %.300s", time.Since(start).Round(time.Millisecond), last)
 		}
 		if time.Now().After(deadline) {
-			c.t.Errorf("round %d: not recovered after %s: %s", round, recoveryWithin, last)
+			c.t.Errorf("round %d: not recovered after %s: %s\nreel check: %s", round, recoveryWithin, last, c.check())
 			return
 		}
 		time.Sleep(500 * time.Millisecond)

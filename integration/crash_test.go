@@ -405,7 +405,7 @@ func (c *crash) trashWorker(u *crashUser, r *mrand.Rand, stop <-chan struct{}) {
 // videos 1 s here), so that the kill may find a purge half-way.
 func (c *crash) purgeWorker(r *mrand.Rand, stop <-chan struct{}) {
 	for !stopped(stop) {
-		pause(r, stop, time.Second)
+		pause(r, stop, 300*time.Millisecond)
 		a := c.admin.get("/api/v1/jobs?kind=" + videos.KindPurge + "&limit=1")
 		c.note("list purge jobs", a)
 		if a.status != 200 {
@@ -420,6 +420,10 @@ func (c *crash) purgeWorker(r *mrand.Rand, stop <-chan struct{}) {
 		if err := json.Unmarshal(a.raw, &jobs); err != nil || len(jobs.Items) == 0 || jobs.Items[0].State != "completed" {
 			continue
 		}
-		c.note("retry the purge", c.admin.do("POST", "/api/v1/jobs/"+jobs.Items[0].ID+"/retry", nil))
+		a = c.admin.do("POST", "/api/v1/jobs/"+jobs.Items[0].ID+"/retry", nil)
+		c.note("retry the purge", a)
+		if os.Getenv("CRASHDEBUG") != "" {
+			c.t.Logf("retry the purge: %d %.300s", a.status, a.raw)
+		}
 	}
 }
