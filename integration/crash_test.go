@@ -87,6 +87,9 @@ type crash struct {
 	videos map[string]*crashVideo
 	// errors are answers no kill explains (5xx before the kill).
 	errors []string
+	// underCounted marks users whose day's volume missed an upload the
+	// kill cut short (a known gap, logged once).
+	underCounted map[string]bool
 }
 
 type crashUser struct {
@@ -134,7 +137,7 @@ const (
 )
 
 func crashRounds(t *testing.T, engine string, rounds int, seed uint64) {
-	c := &crash{t: t, videos: map[string]*crashVideo{}}
+	c := &crash{t: t, videos: map[string]*crashVideo{}, underCounted: map[string]bool{}}
 	for _, file := range []string{makeVideo(t, 1), makeVideo(t, 2), makeNoisyVideo(t)} {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -164,6 +167,14 @@ func crashRounds(t *testing.T, engine string, rounds int, seed uint64) {
 	c.admin = cl.client()
 	c.admin.login(adminEmail, adminPassword, false)
 
+	// The purge runs once at start, when River has elected a leader: from
+	// then on the purge worker can have it run again.
+	eventually(t, time.Minute, func() string {
+		if a := c.admin.get("/api/v1/jobs?kind=" + videos.KindPurge + "&state=completed&limit=1"); !strings.Contains(string(a.raw), `"id"`) {
+			return fmt.Sprintf("no purge has run yet: %d %s", a.status, a.raw)
+		}
+		return ""
+	})
 	rng := mrand.New(mrand.NewPCG(seed, 0))
 	for round := 1; round <= rounds; round++ {
 		delay := time.Duration(200+rng.IntN(2800)) * time.Millisecond
@@ -413,17 +424,14 @@ func (c *crash) purgeWorker(r *mrand.Rand, stop <-chan struct{}) {
 		}
 		var jobs struct {
 			Items []struct {
-				ID    string `json:"id"`
+				ID    int64  `json:"id"`
 				State string `json:"state"`
 			} `json:"items"`
 		}
 		if err := json.Unmarshal(a.raw, &jobs); err != nil || len(jobs.Items) == 0 || jobs.Items[0].State != "completed" {
 			continue
 		}
-		a = c.admin.do("POST", "/api/v1/jobs/"+jobs.Items[0].ID+"/retry", nil)
+		a = c.admin.do("POST", "/api/v1/jobs/"+strconv.FormatInt(jobs.Items[0].ID, 10)+"/retry", nil)
 		c.note("retry the purge", a)
-		if os.Getenv("CRASHDEBUG") != "" {
-			c.t.Logf("retry the purge: %d %.300s", a.status, a.raw)
-		}
 	}
 }
