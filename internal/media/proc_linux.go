@@ -14,6 +14,14 @@ import (
 // uses rather than by the clock (see runHeld).
 const cpuBounded = true
 
+// dieWithReel has the kernel kill the tool when reel dies, SIGKILL
+// included: a tool in a session of its own outlives its parent otherwise,
+// burning CPU for nothing and writing its output into the spool after the
+// next start has cleared it. (The signal follows the thread that started
+// the tool; Go ends a thread only when a goroutine locked to it exits,
+// which reel's goroutines that run tools never are.)
+func dieWithReel(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }
+
 // Background gives a process just started, the leader of a session of its
 // own, only the cores nothing else wants: nice 19 for its group and its
 // session's autogroup, then SCHED_IDLE, which its threads and children

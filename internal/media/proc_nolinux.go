@@ -4,6 +4,7 @@ package media
 
 import (
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -13,6 +14,9 @@ const cpuBounded = false
 
 // toBackground runs the tool just started at the lowest priority.
 func toBackground(pid int, _ time.Duration) { Background(pid) }
+
+// dieWithReel does nothing: only Linux kills a child with its parent.
+func dieWithReel(*syscall.SysProcAttr) {}
 
 // Background runs a process just started at the lowest priority.
 func Background(pid int) { lowerPriority(pid, backgroundNice) }

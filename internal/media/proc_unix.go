@@ -22,6 +22,7 @@ func killProcessGroupOnCancel(cmd *exec.Cmd, newSession bool) {
 	// A session leader leads a process group of its own too, as Setpgid
 	// would make it: the kill below reaches it the same way.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !newSession, Setsid: newSession}
+	dieWithReel(cmd.SysProcAttr)
 	cmd.Cancel = func() error {
 		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		if errors.Is(err, syscall.ESRCH) {

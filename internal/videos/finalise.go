@@ -109,12 +109,23 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 		VideoCodec: info.VideoCodec, AudioCodec: info.AudioCodec,
 		VideoKey:   blobKey(id, VideoFile(info.ContentType)),
 		QuotaState: quotaCharging, QuotaAt: micros(now), UpdatedAt: micros(now),
+		LeaseUntil: micros(now.Add(s.cfg.ReserveLease)),
 	}
 	// The row comes first, in state processing: if this process dies
 	// from here on, the maintenance job finds the row and undoes the rest.
+	// The row is a lease, renewed as the upload's reservations are, so
+	// that a killed process's row is undone within minutes, not after
+	// staleAfter; its poster source and reservations go with it.
 	if err := s.store.insertVideo(ctx, s.db.W, rec); err != nil {
 		return Video{}, fmt.Errorf("finalise upload: %w", err)
 	}
+	defer s.keepAlive(leaseHold{id: id, renew: func(ctx context.Context, id string, ttl time.Duration) error {
+		held, err := s.store.renewFinalise(ctx, s.db.W, id, micros(s.now().Add(ttl)))
+		if err == nil && !held {
+			return ErrVideoNotFound // ready, failed or gone: nothing left to keep
+		}
+		return err
+	}})()
 	ok := false
 	defer func() {
 		if !ok {

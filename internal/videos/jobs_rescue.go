@@ -16,7 +16,8 @@ import (
 // River takes a running job for a dead worker's once it has run longer
 // than both its client's RescueAfter and its kind's Timeout(job), which
 // River asks of the job row as it is now. So a running transcode,
-// storyboard or poster job writes a heartbeat into its output every JobHeartbeat;
+// storyboard or poster job (and the maintenance, purge and check) writes a
+// heartbeat into its output every JobHeartbeat;
 // Timeout answers the job's full, duration-based bound while the
 // heartbeat is fresh and a nanosecond once three have been missed, and
 // the leader's rescuer makes the job available to another worker on its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/outbox"
@@ -64,7 +65,7 @@ func (s *Service) Maintain(ctx context.Context) error {
 			errsOut = append(errsOut, err)
 		}
 	}
-	stale, err := s.store.staleProcessing(ctx, micros(now.Add(-staleAfter)), maintenanceBatch)
+	stale, err := s.store.staleProcessing(ctx, micros(now.Add(-staleAfter)), micros(now), maintenanceBatch)
 	if err != nil {
 		return err
 	}
@@ -73,6 +74,9 @@ func (s *Service) Maintain(ctx context.Context) error {
 			errsOut = append(errsOut, err)
 			continue
 		}
+		// Its poster source, if the dead finalisation ran here (else the
+		// spool sweep of its process takes it a day on).
+		_ = os.Remove(s.posterSource(r.ID))
 		if _, err := s.store.markFailed(ctx, s.db.W, r.ID, micros(s.now())); err != nil {
 			errsOut = append(errsOut, err)
 			continue

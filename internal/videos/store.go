@@ -66,6 +66,9 @@ type record struct {
 	// loaded only where needed: nil means not loaded.
 	Renditions []rendition
 	Files      []derivedFile
+	// LeaseUntil is written with a finalising row only: when the row is
+	// taken for abandoned unless its process renews it (finalise.go).
+	LeaseUntil int64
 }
 
 // storedBytes is what the video counts toward its owner's quota.
@@ -111,12 +114,13 @@ func scanVideo(s scanner) (record, error) {
 }
 
 func (s *store) insertVideo(ctx context.Context, q sqldb.Querier, r record) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO videos (`+videoCols+`) VALUES
+	_, err := q.ExecContext(ctx, `INSERT INTO videos (`+videoCols+`, lease_until) VALUES
 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, NULL, NULL, $21, $22,
- $23, 0, 0)`,
+ $23, 0, 0, $24)`,
 		r.ID, r.OwnerID, r.Title, r.Description, r.Filename, r.Status, r.SizeBytes, r.ContentType,
 		r.DurationSeconds, r.Width, r.Height, r.VideoCodec, r.AudioCodec, r.VideoKey, r.PosterKey, r.PosterBytes,
-		r.QuotaState, r.QuotaAt, micros(r.CreatedAt), r.UpdatedAt, boolInt(r.PosterNone), r.PosterDue, cmp.Or(r.StreamingState, streamingPending))
+		r.QuotaState, r.QuotaAt, micros(r.CreatedAt), r.UpdatedAt, boolInt(r.PosterNone), r.PosterDue, cmp.Or(r.StreamingState, streamingPending),
+		r.LeaseUntil)
 	if err != nil {
 		return fmt.Errorf("insert video: %w", err)
 	}
@@ -343,9 +347,17 @@ WHERE quota_state IN ('charging', 'freeing') AND quota_at < $1 AND quota_state =
 
 // staleProcessing lists videos whose finalisation began before before and
 // never finished (the process died).
-func (s *store) staleProcessing(ctx context.Context, before int64, limit int) ([]record, error) {
+func (s *store) staleProcessing(ctx context.Context, before, now int64, limit int) ([]record, error) {
 	return s.list(ctx, "stale processing videos", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
-WHERE status = 'processing' AND updated_at < $1 ORDER BY updated_at LIMIT %d`, limit), before)
+WHERE status = 'processing' AND (updated_at < $1 OR (lease_until > 0 AND lease_until < $2))
+ORDER BY updated_at LIMIT %d`, limit), before, now)
+}
+
+// renewFinalise pushes a finalising video's lease on; false once the row
+// is no longer processing.
+func (s *store) renewFinalise(ctx context.Context, q sqldb.Querier, id string, until int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET lease_until = $1 WHERE id = $2 AND status = 'processing'`, until, id)
+	return affected(res, err, "renew finalise lease")
 }
 
 // purgeable lists trashed videos deleted before cutoff whose bytes are no

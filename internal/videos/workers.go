@@ -39,10 +39,12 @@ type WorkerConfig struct {
 func DefaultTranscodeWorkers() int { return max(1, runtime.NumCPU()/2) }
 
 // How often the periodic jobs run. Maintenance is cheap when there is
-// nothing to do; the purge works in days.
+// nothing to do, and runs at least once a reservation lease (maintainEvery)
+// so that a dead process's finalising upload is undone soon after its
+// lease lapses; the purge works in days.
 const (
-	maintainEvery = time.Minute
-	purgeEvery    = 10 * time.Minute
+	maintainAtMost = time.Minute
+	purgeEvery     = 10 * time.Minute
 	// maintenanceTimeout bounds one pass of either.
 	maintenanceTimeout = 10 * time.Minute
 	// checkTimeout bounds one periodic check; maxLoggedFindings bounds
@@ -98,6 +100,12 @@ func cmpOr(v, def int) int {
 	return def
 }
 
+// maintainEvery is the maintenance's period: a lease, within a second and
+// a minute.
+func (s *Service) maintainEvery() time.Duration {
+	return min(maintainAtMost, max(time.Second, s.cfg.ReserveLease))
+}
+
 // periodicJobs are the service's maintenance, as River periodic jobs.
 // Only River's elected leader enqueues them, at start and then every
 // period, and a job already waiting or running makes the next insert a
@@ -110,7 +118,7 @@ func (s *Service) periodicJobs() []*river.PeriodicJob {
 	opts := &river.InsertOpts{Queue: queueMaintenance, Priority: 4, MaxAttempts: 1,
 		UniqueOpts: river.UniqueOpts{ByState: uniqueStates}}
 	jobs := []*river.PeriodicJob{
-		river.NewPeriodicJob(river.PeriodicInterval(maintainEvery),
+		river.NewPeriodicJob(river.PeriodicInterval(s.maintainEvery()),
 			func() (river.JobArgs, *river.InsertOpts) { return maintenanceArgs{}, opts },
 			&river.PeriodicJobOpts{ID: KindMaintenance, RunOnStart: true}),
 		river.NewPeriodicJob(river.PeriodicInterval(purgeEvery),
@@ -176,7 +184,8 @@ type maintenanceWorker struct {
 	svc *Service
 }
 
-func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceArgs]) error {
+func (w *maintenanceWorker) Work(ctx context.Context, j *river.Job[maintenanceArgs]) error {
+	defer w.svc.beat(ctx, j.JobRow)()
 	if err := w.svc.Maintain(ctx); err != nil {
 		w.svc.log.Error("maintenance failed", "err", err)
 		return failed(msgMaintain, err)
@@ -184,8 +193,12 @@ func (w *maintenanceWorker) Work(ctx context.Context, _ *river.Job[maintenanceAr
 	return nil
 }
 
-func (w *maintenanceWorker) Timeout(*river.Job[maintenanceArgs]) time.Duration {
-	return maintenanceTimeout
+// Timeout is the maintenance's bound while its process beats: a run that a
+// killed process left running would otherwise keep the next runs, which
+// it makes duplicates, from being enqueued until the full bound passed.
+// So do the purge and the check.
+func (w *maintenanceWorker) Timeout(j *river.Job[maintenanceArgs]) time.Duration {
+	return w.svc.liveTimeout(j.JobRow, maintenanceTimeout)
 }
 
 type purgeArgs struct{}
@@ -197,7 +210,8 @@ type purgeWorker struct {
 	svc *Service
 }
 
-func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[purgeArgs]) error {
+func (w *purgeWorker) Work(ctx context.Context, j *river.Job[purgeArgs]) error {
+	defer w.svc.beat(ctx, j.JobRow)()
 	if _, err := w.svc.Purge(ctx); err != nil {
 		w.svc.log.Error("purge failed", "err", err)
 		return failed(msgPurge, err)
@@ -205,7 +219,9 @@ func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[purgeArgs]) error {
 	return nil
 }
 
-func (w *purgeWorker) Timeout(*river.Job[purgeArgs]) time.Duration { return maintenanceTimeout }
+func (w *purgeWorker) Timeout(j *river.Job[purgeArgs]) time.Duration {
+	return w.svc.liveTimeout(j.JobRow, maintenanceTimeout)
+}
 
 type checkArgs struct{}
 
@@ -219,7 +235,8 @@ type checkWorker struct {
 	svc *Service
 }
 
-func (w *checkWorker) Work(ctx context.Context, _ *river.Job[checkArgs]) error {
+func (w *checkWorker) Work(ctx context.Context, j *river.Job[checkArgs]) error {
+	defer w.svc.beat(ctx, j.JobRow)()
 	rep, err := w.svc.Check(ctx, CheckOptions{})
 	if err != nil {
 		w.svc.log.Error("check failed", "err", err)
@@ -239,4 +256,6 @@ func (w *checkWorker) Work(ctx context.Context, _ *river.Job[checkArgs]) error {
 }
 
 // A check reads every video and blob: on S3, a request per blob.
-func (w *checkWorker) Timeout(*river.Job[checkArgs]) time.Duration { return checkTimeout }
+func (w *checkWorker) Timeout(j *river.Job[checkArgs]) time.Duration {
+	return w.svc.liveTimeout(j.JobRow, checkTimeout)
+}
