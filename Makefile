@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test build bench fuzz
+.PHONY: run test build bench crash fuzz
 
 run:
 	go run ./cmd/reel serve
@@ -19,3 +19,9 @@ bench:
 FUZZTIME ?= 1m
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# The crash harness (integration/crash_test.go): reel killed at random
+# points, round after round; ROUNDS and SEED replay or lengthen it.
+crash:
+	env REEL_TEST_CRASH=1 REEL_TEST_CRASH_ROUNDS=$${ROUNDS:-3} $${SEED:+REEL_TEST_CRASH_SEED=$$SEED} \
+		./scripts/test.sh -run TestCrashHarness -v ./integration/

@@ -19,7 +19,7 @@ func TestDocsAndDeployNameKnownVariables(t *testing.T) {
 	known := p.Pairs()
 	// Read elsewhere: by `reel loadtest` and by the test helpers.
 	for _, v := range []string{"REEL_LOADTEST_ADMIN_PASSWORD", "REEL_TEST_POSTGRES_URL", "REEL_TEST_S3_URL", "REEL_TEST_OUTPUT", "REEL_TEST_UPGRADE_BASE",
-		"REEL_TEST_CRASH_ROUNDS", "REEL_TEST_CRASH_SEED", "REEL_TEST_CRASH_POSTGRES"} {
+		"REEL_TEST_CRASH", "REEL_TEST_CRASH_ROUNDS", "REEL_TEST_CRASH_SEED", "REEL_TEST_CRASH_POSTGRES"} {
 		known[v] = ""
 	}
 	root := filepath.Join("..", "..")
