@@ -356,9 +356,8 @@ func wantNoFiles(t *testing.T, videos *proc) {
 	}
 }
 
-// wantBlobs checks that the bucket holds exactly keys, and no unfinished
-// multipart upload.
-func wantBlobs(t *testing.T, blobURL string, keys ...string) {
+// bucketClient is a client of the bucket the test's S3 blob URL names.
+func bucketClient(t *testing.T, blobURL string) (*minio.Client, blob.S3Config) {
 	t.Helper()
 	cfg, err := blob.ParseS3URL(blobURL, nil)
 	if err != nil {
@@ -370,6 +369,14 @@ func wantBlobs(t *testing.T, blobURL string, keys ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mc, cfg
+}
+
+// wantBlobs checks that the bucket holds exactly keys, and no unfinished
+// multipart upload.
+func wantBlobs(t *testing.T, blobURL string, keys ...string) {
+	t.Helper()
+	mc, cfg := bucketClient(t, blobURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var got []string

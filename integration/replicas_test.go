@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
@@ -123,16 +121,7 @@ func logJobsOnFailure(t *testing.T, db *sqldb.DB) {
 // bucketObjects lists the bucket: key → size.
 func bucketObjects(t *testing.T, blobURL string) map[string]int64 {
 	t.Helper()
-	cfg, err := blob.ParseS3URL(blobURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mc, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), Secure: !cfg.Insecure, Region: cfg.Region,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc, cfg := bucketClient(t, blobURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out := map[string]int64{}
