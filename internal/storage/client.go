@@ -54,7 +54,7 @@ func (c *Client) Commit(ctx context.Context, reservationID string, actualBytes i
 // Renew implements Quota.
 func (c *Client) Renew(ctx context.Context, reservationID string, ttl time.Duration) error {
 	return c.rpc.Call(ctx, "renew", http.MethodPost, "/internal/v1/storage/reservations/"+url.PathEscape(reservationID)+"/renew",
-		renewRequest{TTLMS: reserve.Millis(ttl)}, nil, true)
+		reserve.RenewRequest{TTLMS: reserve.Millis(ttl)}, nil, true)
 }
 
 // Release implements Quota.

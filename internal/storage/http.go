@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/errs"
@@ -79,7 +78,7 @@ func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
 	r.Handle("POST /internal/v1/storage/reservations", in(h.reserve))
 	r.Handle("POST /internal/v1/storage/reservations/{id}/commit", in(h.commit))
 	r.Handle("POST /internal/v1/storage/reservations/{id}/release", in(h.release))
-	r.Handle("POST /internal/v1/storage/reservations/{id}/renew", in(h.renew))
+	r.Handle("POST /internal/v1/storage/reservations/{id}/renew", in(reserve.RenewHandler(h.svc.Renew)))
 	r.Handle("POST /internal/v1/storage/users/{id}/free", in(h.free))
 	r.Handle("POST /internal/v1/storage/users/{id}/charge", in(h.charge))
 	r.Handle("GET /internal/v1/storage/users/{id}", in(h.usage))
@@ -94,11 +93,6 @@ type reserveRequest struct {
 	UserID string `json:"user_id"`
 	Bytes  int64  `json:"bytes"`
 	TTLMS  int64  `json:"ttl_ms"`
-}
-
-// renewRequest is the body of the internal renew route.
-type renewRequest struct {
-	TTLMS int64 `json:"ttl_ms"`
 }
 
 type commitRequest struct {
@@ -124,10 +118,11 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.Decode(w, r, &in, 0); err != nil {
 		return err
 	}
-	if in.TTLMS <= 0 || in.TTLMS > MaxTTL.Milliseconds() {
-		return reserve.Invalid("ttl_ms", "must be positive and at most a week")
+	ttl, err := reserve.TTL(in.TTLMS)
+	if err != nil {
+		return err
 	}
-	res, err := h.svc.reserve(r.Context(), in.ID, in.UserID, in.Bytes, time.Duration(in.TTLMS)*time.Millisecond)
+	res, err := h.svc.reserve(r.Context(), in.ID, in.UserID, in.Bytes, ttl)
 	if err != nil {
 		return err
 	}
@@ -149,21 +144,6 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) release(w http.ResponseWriter, r *http.Request) error {
 	if err := h.svc.Release(r.Context(), r.PathValue("id")); err != nil {
-		return err
-	}
-	httpx.NoContent(w)
-	return nil
-}
-
-func (h *Handler) renew(w http.ResponseWriter, r *http.Request) error {
-	var in renewRequest
-	if err := httpx.Decode(w, r, &in, 0); err != nil {
-		return err
-	}
-	if in.TTLMS <= 0 || in.TTLMS > MaxTTL.Milliseconds() {
-		return reserve.Invalid("ttl_ms", "must be positive and at most a week")
-	}
-	if err := h.svc.Renew(r.Context(), r.PathValue("id"), time.Duration(in.TTLMS)*time.Millisecond); err != nil {
 		return err
 	}
 	httpx.NoContent(w)

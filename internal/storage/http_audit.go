@@ -6,7 +6,6 @@ import (
 
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/reserve"
-	"github.com/reel-video/reel/internal/platform/rpc"
 )
 
 // The internal routes of the consistency check (reel check), which the
@@ -16,8 +15,8 @@ func (h *Handler) auditRoutes(r httpx.Router, in func(httpx.HandlerFunc) http.Ha
 	r.Handle("GET /internal/v1/storage/accounts", in(h.accounts))
 	r.Handle("GET /internal/v1/storage/users/{id}/objects", in(h.objects))
 	r.Handle("POST /internal/v1/storage/users/{id}/corrections", in(h.correct))
-	r.Handle("GET /internal/v1/storage/reservations/lapsed", in(h.lapsed))
-	r.Handle("POST /internal/v1/storage/sweep", in(h.sweep))
+	r.Handle("GET /internal/v1/storage/reservations/lapsed", in(reserve.LapsedHandler(h.svc.Lapsed)))
+	r.Handle("POST /internal/v1/storage/sweep", in(reserve.SweepHandler(h.svc.Sweep)))
 }
 
 // maxCorrections bounds one Correct call, so that its body stays small.
@@ -78,26 +77,5 @@ func (h *Handler) correct(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpx.JSON(w, http.StatusOK, correctResponse{n})
-	return nil
-}
-
-func (h *Handler) lapsed(w http.ResponseWriter, r *http.Request) error {
-	grace, err := rpc.DurationParam(r, "grace_ms")
-	if err != nil {
-		return err
-	}
-	l, err := h.svc.Lapsed(r.Context(), grace)
-	if err != nil {
-		return err
-	}
-	httpx.JSON(w, http.StatusOK, l)
-	return nil
-}
-
-func (h *Handler) sweep(w http.ResponseWriter, r *http.Request) error {
-	if err := h.svc.Sweep(r.Context()); err != nil {
-		return err
-	}
-	httpx.NoContent(w)
 	return nil
 }

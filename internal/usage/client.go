@@ -68,7 +68,7 @@ func (c *Client) ReleaseUpload(ctx context.Context, reservationID string) error 
 // RenewUpload implements Meter.
 func (c *Client) RenewUpload(ctx context.Context, reservationID string, ttl time.Duration) error {
 	return c.do(ctx, "renew upload", http.MethodPost, "/internal/v1/usage/uploads/"+url.PathEscape(reservationID)+"/renew",
-		renewRequest{TTLMS: reserve.Millis(ttl)}, nil)
+		reserve.RenewRequest{TTLMS: reserve.Millis(ttl)}, nil)
 }
 
 // AddEgress implements Meter.

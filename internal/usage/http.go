@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/errs"
@@ -91,35 +90,14 @@ func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
 	r.Handle("POST /internal/v1/usage/uploads", in(h.reserve))
 	r.Handle("POST /internal/v1/usage/uploads/{id}/commit", in(h.commit))
 	r.Handle("POST /internal/v1/usage/uploads/{id}/release", in(h.release))
-	r.Handle("POST /internal/v1/usage/uploads/{id}/renew", in(h.renew))
+	r.Handle("POST /internal/v1/usage/uploads/{id}/renew", in(reserve.RenewHandler(h.svc.RenewUpload)))
 	r.Handle("POST /internal/v1/usage/egress", in(h.egress))
 	r.Handle("GET /internal/v1/usage/users/{id}", in(h.today))
 	r.Handle("GET /internal/v1/usage/users/{id}/allowance", in(h.allowance))
 	r.Handle("PATCH /internal/v1/usage/users/{id}/limits", in(h.setLimits))
 	// For the consistency check (reel check), run by the videos service.
-	r.Handle("GET /internal/v1/usage/uploads/lapsed", in(h.lapsed))
-	r.Handle("POST /internal/v1/usage/sweep", in(h.sweep))
-}
-
-func (h *Handler) lapsed(w http.ResponseWriter, r *http.Request) error {
-	grace, err := rpc.DurationParam(r, "grace_ms")
-	if err != nil {
-		return err
-	}
-	l, err := h.svc.Lapsed(r.Context(), grace)
-	if err != nil {
-		return err
-	}
-	httpx.JSON(w, http.StatusOK, l)
-	return nil
-}
-
-func (h *Handler) sweep(w http.ResponseWriter, r *http.Request) error {
-	if err := h.svc.Sweep(r.Context()); err != nil {
-		return err
-	}
-	httpx.NoContent(w)
-	return nil
+	r.Handle("GET /internal/v1/usage/uploads/lapsed", in(reserve.LapsedHandler(h.svc.Lapsed)))
+	r.Handle("POST /internal/v1/usage/sweep", in(reserve.SweepHandler(h.svc.Sweep)))
 }
 
 type reserveRequest struct {
@@ -147,10 +125,11 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.Decode(w, r, &in, 0); err != nil {
 		return err
 	}
-	if in.TTLMS <= 0 || in.TTLMS > MaxTTL.Milliseconds() {
-		return reserve.Invalid("ttl_ms", "must be positive and at most a week")
+	ttl, err := reserve.TTL(in.TTLMS)
+	if err != nil {
+		return err
 	}
-	res, err := h.svc.reserve(r.Context(), in.ID, in.UserID, in.Bytes, time.Duration(in.TTLMS)*time.Millisecond)
+	res, err := h.svc.reserve(r.Context(), in.ID, in.UserID, in.Bytes, ttl)
 	if err != nil {
 		return err
 	}
@@ -172,26 +151,6 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) release(w http.ResponseWriter, r *http.Request) error {
 	if err := h.svc.ReleaseUpload(r.Context(), r.PathValue("id")); err != nil {
-		return err
-	}
-	httpx.NoContent(w)
-	return nil
-}
-
-// renewRequest is the body of the internal renew route.
-type renewRequest struct {
-	TTLMS int64 `json:"ttl_ms"`
-}
-
-func (h *Handler) renew(w http.ResponseWriter, r *http.Request) error {
-	var in renewRequest
-	if err := httpx.Decode(w, r, &in, 0); err != nil {
-		return err
-	}
-	if in.TTLMS <= 0 || in.TTLMS > MaxTTL.Milliseconds() {
-		return reserve.Invalid("ttl_ms", "must be positive and at most a week")
-	}
-	if err := h.svc.RenewUpload(r.Context(), r.PathValue("id"), time.Duration(in.TTLMS)*time.Millisecond); err != nil {
 		return err
 	}
 	httpx.NoContent(w)
