@@ -67,6 +67,7 @@ func Check(ctx context.Context, cfg *config.Config, log *slog.Logger, opt videos
 	if err != nil {
 		return nil, err
 	}
+	defer svc.Close()
 	return svc.Check(ctx, opt)
 }
 

@@ -162,6 +162,11 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 		a.Background("videos-jobs", svc.RunJobs)
 	}
 	a.Every("videos-spool-sweep", videosSpoolEvery, svc.SweepSpool)
+	// Holds the spool's lock until shutdown (videos.Service.Close).
+	a.Background("videos-spool-lock", func(ctx context.Context) error {
+		<-ctx.Done()
+		return svc.Close()
+	})
 	return svc, nil
 }
 

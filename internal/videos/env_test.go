@@ -185,6 +185,9 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Close at the end also keeps the service, and its spool lock, alive
+	// for the whole test.
+	t.Cleanup(func() { _ = e.svc.Close() })
 	e.svc.SetClock(e.clock)
 	if cfg.noServer {
 		return e

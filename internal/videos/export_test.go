@@ -11,10 +11,6 @@ import (
 // bytes.
 func (s *Service) SetSpoolSpace(f func(dir string) (free, total uint64, err error)) { s.spoolSpace = f }
 
-// DropSpoolLock closes the spool directory's lock as the death of the
-// process would.
-func (s *Service) DropSpoolLock() { _ = s.spoolLock.Close() }
-
 // Queue is the service's River client.
 func (s *Service) Queue() *queue.Client { return s.jobs }
 

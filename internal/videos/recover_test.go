@@ -102,7 +102,9 @@ func TestStartRemovesOrphanedSpoolFiles(t *testing.T) {
 		}
 		// The first process dies; a third starts... but the second still
 		// lives: nothing is removed until the spool has no live user.
-		first.svc.DropSpoolLock()
+		if err := first.svc.Close(); err != nil {
+			t.Fatal(err)
+		}
 		newEnv(t, db, withSpool)
 		if got := files(t, spool); !slices.Equal(got, want) {
 			t.Fatalf("removed with a live user left: %v, want %v", got, want)

@@ -1,6 +1,7 @@
 package videos
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,21 @@ func (s *Service) recoverSpool() {
 	if n > 0 {
 		s.log.Info("removed spool files left by a process that is gone", "count", n)
 	}
+}
+
+// Close releases the spool directory's lock (recoverSpool): call it when
+// the process stops serving. The lock must not rest on the Service staying
+// reachable: the garbage collector closes an unreachable *os.File, and with
+// it the lock another process's start relies on.
+func (s *Service) Close() error {
+	if s.spoolLock == nil {
+		return nil
+	}
+	err := s.spoolLock.Close()
+	if errors.Is(err, os.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // workFile reports whether a spool file is the work of a live request or
