@@ -146,7 +146,7 @@ var _ Quota = (*Service)(nil)
 // New returns the service on db (migrated with Migrations), recording
 // activity events in events.
 func New(db *sqldb.DB, events *outbox.Outbox, cfg Config, log *slog.Logger) *Service {
-	st := &store{db: db, defaultQuota: cfg.DefaultQuota}
+	st := &store{Table: "storage_reservations", db: db, defaultQuota: cfg.DefaultQuota}
 	return &Service{
 		db: db, store: st, events: events, log: log, now: time.Now,
 		ledger: reserve.New(db, st, reserve.Config{

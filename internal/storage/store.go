@@ -16,6 +16,8 @@ import (
 // Every method takes the Querier to run on, so the service decides what
 // happens in one transaction.
 type store struct {
+	// Table answers Extend, Lapsed and Forget.
+	reserve.Table
 	db *sqldb.DB
 	// defaultQuota replaces a NULL quota column; it is a parameter, not
 	// stored, so that changing REEL_STORAGE_QUOTA applies to every user
@@ -177,41 +179,6 @@ AND state = 'held' RETURNING id, user_id, bytes`, limit), micros(now))
 		return nil, fmt.Errorf("expire reservations: %w", err)
 	}
 	return out, nil
-}
-
-// Lapsed implements reserve.Store.
-func (s *store) Lapsed(ctx context.Context, q sqldb.Querier, before time.Time) (reserve.Lapsed, error) {
-	var l reserve.Lapsed
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM storage_reservations WHERE state = 'held' AND expires_at < $1`,
-		micros(before)).Scan(&l.Count, &l.Bytes)
-	if err != nil {
-		return reserve.Lapsed{}, fmt.Errorf("count lapsed reservations: %w", err)
-	}
-	return l, nil
-}
-
-// Extend implements reserve.Store.
-func (s *store) Extend(ctx context.Context, q sqldb.Querier, id string, until time.Time, maxLife time.Duration) (time.Time, bool, error) {
-	var exp int64
-	err := q.QueryRowContext(ctx, `UPDATE storage_reservations
-SET expires_at = CASE WHEN $1 < created_at + $2 THEN $1 ELSE created_at + $2 END
-WHERE id = $3 AND state = 'held' RETURNING expires_at`, micros(until), maxLife.Microseconds(), id).Scan(&exp)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, false, nil
-	}
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("renew reservation: %w", err)
-	}
-	return fromMicros(exp), true, nil
-}
-
-// Forget implements reserve.Store.
-func (s *store) Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error {
-	_, err := q.ExecContext(ctx, `DELETE FROM storage_reservations WHERE state <> 'held' AND settled_at < $1`, micros(cutoff))
-	if err != nil {
-		return fmt.Errorf("delete settled reservations: %w", err)
-	}
-	return nil
 }
 
 // GiveBack implements reserve.Store: reserved bytes go back to the

@@ -158,7 +158,7 @@ var _ Meter = (*Service)(nil)
 // New returns the service on db (migrated with Migrations), recording
 // activity events in events.
 func New(db *sqldb.DB, events *outbox.Outbox, cfg Config, log *slog.Logger) *Service {
-	st := &store{db: db, defaultUpload: cfg.DailyUpload, defaultEgr: cfg.DailyEgress}
+	st := &store{Table: "usage_reservations", db: db, defaultUpload: cfg.DailyUpload, defaultEgr: cfg.DailyEgress}
 	return &Service{
 		db: db, store: st, events: events, log: log, now: time.Now,
 		ledger: reserve.New(db, st, reserve.Config{

@@ -56,7 +56,8 @@ var (
 	errFull     = errs.New(errs.TooLarge, "full", "the account is full")
 )
 
-type testStore struct{}
+// testStore answers Extend, Lapsed and Forget as the services' stores do.
+type testStore struct{ reserve.Table }
 
 func (testStore) Get(ctx context.Context, q sqldb.Querier, id string) (reserve.Record, bool, error) {
 	var (
@@ -121,28 +122,6 @@ AND state = 'held' RETURNING id, user_id, day, bytes`, limit), now.UnixMicro())
 	return out, rows.Err()
 }
 
-func (testStore) Lapsed(ctx context.Context, q sqldb.Querier, before time.Time) (reserve.Lapsed, error) {
-	var l reserve.Lapsed
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM holds WHERE state = 'held' AND expires_at < $1`,
-		before.UnixMicro()).Scan(&l.Count, &l.Bytes)
-	return l, err
-}
-
-func (testStore) Extend(ctx context.Context, q sqldb.Querier, id string, until time.Time, maxLife time.Duration) (time.Time, bool, error) {
-	var exp int64
-	err := q.QueryRowContext(ctx, `UPDATE holds SET expires_at = CASE WHEN $1 < created_at + $2 THEN $1 ELSE created_at + $2 END
-WHERE id = $3 AND state = 'held' RETURNING expires_at`, until.UnixMicro(), maxLife.Microseconds(), id).Scan(&exp)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, false, nil
-	}
-	return time.UnixMicro(exp).UTC(), err == nil, err
-}
-
-func (testStore) Forget(ctx context.Context, q sqldb.Querier, cutoff time.Time) error {
-	_, err := q.ExecContext(ctx, `DELETE FROM holds WHERE state <> 'held' AND settled_at < $1`, cutoff.UnixMicro())
-	return err
-}
-
 func (testStore) GiveBack(ctx context.Context, q sqldb.Querier, userID, day string, bytes int64, _ time.Time) error {
 	_, err := q.ExecContext(ctx, `UPDATE accounts SET held = held - $1 WHERE user_id = $2 AND day = $3`, bytes, userID, day)
 	return err
@@ -191,7 +170,7 @@ type ledger struct {
 
 func withLedger(t *testing.T, sweepBatch int, fn func(t *testing.T, l *ledger)) {
 	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
-		l := &ledger{db: db}
+		l := &ledger{db: db, store: testStore{"holds"}}
 		l.Ledger = reserve.New(db, l.store, reserve.Config{
 			Name: "test hold", NotFound: errNotFound, Settled: errSettled, SweepBatch: sweepBatch,
 		}, obs.Discard())
