@@ -3,6 +3,7 @@ package videos_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reel-video/reel/internal/platform/authn/authntest"
 	"github.com/reel-video/reel/internal/platform/blob"
@@ -340,4 +343,54 @@ func TestCheckLeavesInFlightAlone(t *testing.T) {
 			t.Fatalf("in flight: %d, want ann's account", rep.InFlight)
 		}
 	})
+}
+
+// The periodic check runs once a period across restarts: River's leader
+// enqueues it at each start, and a check that ended less than a period
+// ago makes that one a skip. A skipped check does not count as one that
+// ran.
+func TestPeriodicCheckRunsOncePerPeriod(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.mustUpload(e.user("user"), "checked", testVideo(t, 1, 64, 48))
+		run := func() (ran bool) {
+			t.Helper()
+			if err := e.svc.EnqueueCheck(ctx); err != nil {
+				t.Fatal(err)
+			}
+			e.runJobs(videos.KindCheck)
+			res, err := e.svc.Queue().JobList(ctx, river.NewJobListParams().Kinds(videos.KindCheck).
+				States(rivertype.JobStateCompleted).OrderBy(river.JobListOrderByID, river.SortOrderDesc).First(1))
+			if err != nil || len(res.Jobs) != 1 {
+				t.Fatalf("the check job: %v %v", res, err)
+			}
+			var out struct {
+				Skipped  bool `json:"skipped"`
+				Findings *int `json:"findings"`
+			}
+			if err := json.Unmarshal(res.Jobs[0].Output(), &out); err != nil {
+				t.Fatalf("the check job's output %q: %v", res.Jobs[0].Output(), err)
+			}
+			if !out.Skipped && (out.Findings == nil || *out.Findings != 0) {
+				t.Fatalf("the check job's output: %s", res.Jobs[0].Output())
+			}
+			return !out.Skipped
+		}
+		if !run() {
+			t.Fatal("the first check was skipped")
+		}
+		if e.svc.CheckStats().Last() == nil {
+			t.Fatal("no report from the check that ran")
+		}
+		e.advance(50 * time.Minute)
+		if run() {
+			t.Fatal("a check ran 50 minutes after the last, with a period of an hour")
+		}
+		// The skip is not the last check: an hour after the one that ran,
+		// the next runs.
+		e.advance(15 * time.Minute)
+		if !run() {
+			t.Fatal("a check was skipped an hour after the last one ran")
+		}
+	}, func(c *envConfig) { c.checkEvery = time.Hour })
 }

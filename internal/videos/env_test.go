@@ -73,6 +73,9 @@ type envConfig struct {
 	// streamingJobs enqueues streaming jobs on upload and restore, as the
 	// app does (off by default: most tests check a video's own charges).
 	streamingJobs bool
+	// checkEvery is the periodic check's period (its job is only run
+	// when a test enqueues it).
+	checkEvery time.Duration
 }
 
 type env struct {
@@ -173,6 +176,7 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 		MaxUploadSize: cfg.maxUpload, TrashRetention: cfg.trashRetained, PlaybackTTL: time.Hour,
 		SpoolDir: e.dirs.spool, UploadExpiry: time.Hour, ReserveLease: cfg.lease,
 		Workers: &videos.WorkerConfig{PollInterval: 50 * time.Millisecond}, FairStep: cfg.fairStep,
+		CheckEvery: cfg.checkEvery,
 	}
 	videos.WithoutPeriodicJobs(&vcfg)
 	if !cfg.streamingJobs {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 
 	"github.com/reel-video/reel/internal/platform/queue"
+	"github.com/riverqueue/river"
 )
 
 // SetSpoolSpace replaces how the service reads the spool's free and total
@@ -49,4 +50,10 @@ func (s *Service) BackfillStreaming(ctx context.Context, batch int) error {
 	s.cfg.noStreamingJobs = false
 	defer func() { s.cfg = cfg }()
 	return s.backfillStreaming(ctx, batch)
+}
+
+// EnqueueCheck inserts a periodic check job, as River's leader does.
+func (s *Service) EnqueueCheck(ctx context.Context) error {
+	_, err := s.jobs.Insert(ctx, checkArgs{}, &river.InsertOpts{Queue: queueMaintenance, MaxAttempts: 1})
+	return err
 }

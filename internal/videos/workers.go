@@ -3,11 +3,13 @@ package videos
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reel-video/reel/internal/platform/queue"
 )
@@ -235,8 +237,19 @@ type checkWorker struct {
 	svc *Service
 }
 
+// checkOutput is what a check job records (River's job output): whether
+// it ran, and its findings.
+type checkOutput struct {
+	Skipped  bool `json:"skipped,omitempty"`
+	Findings int  `json:"findings"`
+}
+
 func (w *checkWorker) Work(ctx context.Context, j *river.Job[checkArgs]) error {
 	defer w.svc.beat(ctx, j.JobRow)()
+	if last, ok := w.svc.lastCheck(ctx); ok {
+		w.svc.log.Info("check skipped: the last one ended less than a period ago", "ended", last)
+		return river.RecordOutput(ctx, checkOutput{Skipped: true})
+	}
 	rep, err := w.svc.Check(ctx, CheckOptions{})
 	if err != nil {
 		w.svc.log.Error("check failed", "err", err)
@@ -252,7 +265,31 @@ func (w *checkWorker) Work(ctx context.Context, j *river.Job[checkArgs]) error {
 	}
 	w.svc.log.Info("check done", "findings", len(rep.Findings), "videos", rep.Videos, "blobs", rep.Blobs,
 		"accounts", rep.Accounts, "in_flight", rep.InFlight, "unchecked", rep.Unchecked, "took", rep.Finished.Sub(rep.Started).String())
-	return nil
+	return river.RecordOutput(ctx, checkOutput{Findings: len(rep.Findings)})
+}
+
+// lastCheck returns when the last check that ran ended, if that was less
+// than a period ago (less a tenth, for the run's own time). River's leader
+// enqueues the check at each start as well as every period, so without
+// this a fleet deployed more often than the period would read every video
+// and list every blob at each deploy. It reads River's completed jobs,
+// which River keeps a day: a longer period's check may run once more.
+func (s *Service) lastCheck(ctx context.Context) (time.Time, bool) {
+	res, err := s.jobs.JobList(ctx, river.NewJobListParams().Kinds(KindCheck).States(rivertype.JobStateCompleted).
+		OrderBy(river.JobListOrderByFinalizedAt, river.SortOrderDesc).First(50))
+	if err != nil {
+		s.log.Warn("read the last check; checking", "err", err)
+		return time.Time{}, false
+	}
+	for _, j := range res.Jobs {
+		var out checkOutput
+		if j.FinalizedAt == nil || json.Unmarshal(j.Output(), &out) != nil || out.Skipped {
+			continue
+		}
+		ended := *j.FinalizedAt
+		return ended, s.now().Sub(ended) < s.cfg.CheckEvery-s.cfg.CheckEvery/10
+	}
+	return time.Time{}, false
 }
 
 // A check reads every video and blob: on S3, a request per blob.
