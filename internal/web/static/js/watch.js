@@ -130,7 +130,7 @@ function quality(measured) {
     stalls = stalls.filter((t) => now - t < 30000).concat(now);
     clearTimeout(stuck);
     if (stalls.length >= 2) down();
-    else stuck = setTimeout(() => { if (video.readyState < 3 && !video.paused) down(); }, 4000);
+    else stuck = setTimeout(() => { if (adapting() && video.readyState < 3 && !video.paused) down(); }, 4000);
   });
   video.addEventListener('playing', () => clearTimeout(stuck));
   // up goes to a taller rung when the throughput carries it by half as
@@ -147,8 +147,13 @@ function quality(measured) {
     else up();
   };
   addEventListener('resize', up); // full screen, a turned phone
+  // Each second, the buffer's growth; a probe only of a rung the player
+  // is large enough for (fit with no bandwidth asked).
   setInterval(() => {
-    if (adapting() && !document.hidden) measured.sample(current(), rungs, video.paused);
+    const cur = current();
+    if (!adapting() || document.hidden || !cur) return;
+    const roomy = fit(0);
+    measured.sample(cur, roomy.height > cur.height && rungs[rungs.indexOf(cur) + 1], video.paused);
   }, 1000);
   choose();
 }
@@ -180,16 +185,19 @@ function throughput() {
   let probed = 0;
   let gap = 10000;
   m.from = () => { mark = null; gap = 10000; };
-  m.sample = (rung, rungs, paused) => {
+  m.sample = (rung, next, paused) => {
     const now = performance.now();
     const b = video.buffered;
+    let start = -1;
     let end = 0;
-    for (let i = 0; i < b.length; i++) if (b.start(i) <= video.currentTime + 0.5) end = Math.max(end, b.end(i));
-    if (rung && mark && video.src === mark.src && end > mark.end) {
+    for (let i = 0; i < b.length; i++) {
+      if (b.start(i) <= video.currentTime + 0.5 && b.end(i) >= video.currentTime) [start, end] = [b.start(i), b.end(i)];
+    }
+    // Only the same range growing: a seek into another is no download.
+    if (mark && video.src === mark.src && start === mark.start && end > mark.end && !video.seeking) {
       add(((end - mark.end) / ((now - mark.t) / 1000)) * rung.bandwidth);
     }
-    mark = { src: video.src, end, t: now };
-    const next = rungs[rungs.indexOf(rung) + 1];
+    mark = { src: video.src, start, end, t: now };
     if (!next || paused || video.networkState === 2 || now - m.last < gap || now - probed < gap) return;
     probed = now;
     gap = Math.min(gap * 2, 120000);
@@ -292,8 +300,9 @@ async function storyboard(url) {
 
 // fullScreen puts the player with its own bar (seek bar and previews,
 // quality) in full screen, rather than the bare <video> with the
-// browser's controls: by the button, by f, and by a double click on the
-// picture; Escape leaves, as the browser's own full screen does.
+// browser's controls: by the button or f; Escape leaves, as the
+// browser's own full screen does. (No double click: Firefox's controls
+// would put the bare <video> in full screen at the same time.)
 function fullScreen() {
   const screen = document.getElementById('screen');
   const button = document.getElementById('full');
@@ -306,7 +315,6 @@ function fullScreen() {
     else screen.requestFullscreen().catch(() => {});
   };
   button.addEventListener('click', toggle);
-  video.addEventListener('dblclick', toggle);
   document.addEventListener('fullscreenchange', () => {
     const on = document.fullscreenElement === screen;
     button.setAttribute('aria-label', on ? 'Leave full screen' : 'Full screen');
