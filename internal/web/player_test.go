@@ -59,9 +59,9 @@ func TestBrowserAutoQualityAndFullScreen(t *testing.T) {
 	tb.open("/watch/" + id)
 	tb.at("/watch/" + id)
 	tb.until(`document.getElementById("player").src.endsWith("/240.mp4") && document.getElementById("quality").selectedOptions[0].textContent === "Auto (240p)"`)
+	tb.shot("auto-slow")
 	eval[bool](tb, start)
 	tb.until(playing(240, 1))
-	tb.shot("auto-slow")
 	// The connection gets fast: Auto steps up in the 960 px wide player,
 	// from where it was and still playing. The page notes where the old
 	// source was when the new one started, and where the new one went.
@@ -74,7 +74,9 @@ func TestBrowserAutoQualityAndFullScreen(t *testing.T) {
 	tb.until(playing(360, 0))
 	sw := eval[[][]float64](tb, `switches`)
 	t.Logf("stepped up to 360p: %v (the old source's position, the new one's)", sw)
-	if len(sw) != 1 || len(sw[0]) != 2 || sw[0][0] < 0.5 || math.Abs(sw[0][1]-sw[0][0]) > 0.5 {
+	// The clip loops, so the position may be anywhere but where it was;
+	// starting over would not seek at all.
+	if len(sw) != 1 || len(sw[0]) != 2 || sw[0][1] < 0.1 || math.Abs(sw[0][1]-sw[0][0]) > 0.5 {
 		t.Fatalf("stepping up did not go on from where it was: %v", sw)
 	}
 	tb.shot("auto-stepped-up")

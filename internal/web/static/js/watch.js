@@ -183,8 +183,8 @@ function throughput() {
   }
   let mark = null;
   let probed = 0;
-  let gap = 10000;
-  m.from = () => { mark = null; gap = 10000; };
+  let gap = 4000;
+  m.from = () => { mark = null; gap = 4000; };
   m.sample = (rung, next, paused) => {
     const now = performance.now();
     const b = video.buffered;
