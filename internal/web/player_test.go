@@ -36,7 +36,8 @@ func playing(height int, after float64) string {
 
 // Where the browser plays no HLS itself, Auto starts low on a slow
 // connection and steps up, going on from where it was, when the
-// connection allows; it starts low in a small player and steps up when
+// connection allows; two stalls step it down, and it keeps below the rung
+// it left for a while; it starts low in a small player and steps up when
 // the player grows. Full screen takes the page's own bar along, so the
 // storyboard's previews show there too; f enters it and Escape leaves.
 func TestBrowserAutoQualityAndFullScreen(t *testing.T) {
@@ -67,19 +68,32 @@ func TestBrowserAutoQualityAndFullScreen(t *testing.T) {
 	// source was when the new one started, and where the new one went.
 	eval[bool](tb, `(() => { const v = document.getElementById("player"); let last = 0; window.switches = [];
 		v.addEventListener("timeupdate", () => { last = v.currentTime });
-		v.addEventListener("emptied", () => switches.push([last]));
-		v.addEventListener("seeked", () => { const s = switches[switches.length - 1]; if (s && s.length === 1) s.push(v.currentTime) });
+		v.addEventListener("emptied", () => switches.push([last, performance.now()]));
+		v.addEventListener("seeked", () => { const s = switches[switches.length - 1]; if (s && s.length === 2) s.push(v.currentTime) });
 		return true })()`)
 	tb.limit(-1, -1)
 	tb.until(playing(360, 0))
 	sw := eval[[][]float64](tb, `switches`)
-	t.Logf("stepped up to 360p: %v (the old source's position, the new one's)", sw)
+	t.Logf("stepped up to 360p: %v (the old source's position, when, the new one's)", sw)
 	// The clip loops, so the position may be anywhere but where it was;
 	// starting over would not seek at all.
-	if len(sw) != 1 || len(sw[0]) != 2 || sw[0][1] < 0.1 || math.Abs(sw[0][1]-sw[0][0]) > 0.5 {
+	if len(sw) != 1 || len(sw[0]) != 3 || sw[0][2] < 0.1 || math.Abs(sw[0][2]-sw[0][0]) > 0.5 {
 		t.Fatalf("stepping up did not go on from where it was: %v", sw)
 	}
 	tb.shot("auto-stepped-up")
+
+	// Two stalls while playing step down a rung, and Auto keeps below the
+	// rung it left for a while (15 s the first time) however fast the
+	// connection, then goes back up.
+	eval[bool](tb, `new Promise(r => setTimeout(r, 3500)).then(() => { const v = document.getElementById("player");
+		v.dispatchEvent(new Event("waiting")); v.dispatchEvent(new Event("waiting")); return true })`)
+	tb.until(playing(240, 0))
+	tb.until(playing(360, 0))
+	sw = eval[[][]float64](tb, `switches`)
+	t.Logf("down and up again: %v", sw)
+	if len(sw) != 3 || sw[2][1]-sw[1][1] < 14900 {
+		t.Fatalf("Auto went back up too soon: %v", sw)
+	}
 
 	// A phone-sized player takes the lowest rung; grown, it steps up.
 	tb.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))

@@ -63,7 +63,7 @@ function quality(measured) {
   const current = () => rungs.find((r) => video.src === r.src);
   let stalls = [];
   let switched = 0; // when Auto last changed rung
-  let ceiling = { height: Infinity, until: 0, hold: 15000 };
+  let ceiling = { height: Infinity, until: -Infinity, hold: 15000 };
   let stuck = 0;
 
   // fit is the tallest rung the player shows at its size (in device
