@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -258,16 +259,31 @@ func (tb *tab) cookie(path, name string) string {
 }
 
 // throttle limits the tab's upload speed (bytes per second; -1: none).
-func (tb *tab) throttle(up float64) {
+func (tb *tab) throttle(up float64) { tb.limit(-1, up) }
+
+// byRule is Network.emulateNetworkConditionsByRule as the browser has it:
+// it wants the offline field that cdproto's parameters lack.
+type byRuleParams struct {
+	Offline    bool                  `json:"offline"`
+	Conditions []*network.Conditions `json:"matchedNetworkConditions"`
+}
+
+var byRule = cdp.Command[byRuleParams, cdp.Empty]{Method: network.CommandEmulateNetworkConditionsByRule}
+
+// limit limits the tab's download and upload speeds (bytes per second;
+// -1: none), and what navigator.connection says of them.
+func (tb *tab) limit(down, up float64) {
 	tb.t.Helper()
 	if _, err := chromedp.Call(tb.ctx, network.Enable, network.EnableParams{}); err != nil {
 		tb.t.Fatal(err)
 	}
-	_, err := chromedp.Call(tb.ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
-		MatchedNetworkConditions: []*network.Conditions{{DownloadThroughput: -1, UploadThroughput: up}},
-	})
+	p := byRuleParams{Conditions: []*network.Conditions{{DownloadThroughput: down, UploadThroughput: up}}}
+	if _, err := chromedp.Call(tb.ctx, byRule, p); err != nil {
+		tb.t.Fatalf("emulate network conditions: %v", err)
+	}
+	_, err := chromedp.Call(tb.ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{DownloadThroughput: down, UploadThroughput: up, ConnectionType: network.ConnectionTypeWifi})
 	if err != nil {
-		tb.t.Fatal(err)
+		tb.t.Fatalf("override network state: %v", err)
 	}
 }
 
