@@ -11,6 +11,8 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
 // The videos service's work that nobody waits for runs as jobs on River
@@ -63,10 +65,6 @@ var videoKinds = map[string]kindSpec{
 		queue: queueTranscode, priority: priorityStoryboard, attempts: storyboardAttempts, fairStep: 10 * time.Second,
 	},
 }
-
-// jobsPerVideo bounds the unfinished jobs one video can have: one of each
-// kind, and the transcode kind twice (its first stage and the rest).
-var jobsPerVideo = len(videoKinds) + 1
 
 // unfinished are the states of a job still to run or running. A video has
 // at most one job of a kind in them (uniqueStates), so a finished job
@@ -164,34 +162,57 @@ AND state IN ('available', 'pending', 'retryable', 'scheduled') AND metadata ->>
 	return time.Now().Add(time.Duration(waiting) * step), nil
 }
 
-// cancelBatch is how many videos' jobs are listed in one query.
+// cancelBatch is how many videos' jobs are cancelled in one statement.
 const cancelBatch = 100
 
 // cancelVideoJobs cancels the unfinished jobs of videos that went to the
-// trash: a waiting one never runs; a running one here has its context
-// cancelled at once, one on another replica when River there next polls,
-// and its watchdog (watch) stops it within watchInterval in any case. It
-// runs after the trash has committed; should it fail or the process stop
-// first, each job finds its video in the trash and does nothing.
+// trash: a waiting one never runs; a running one is marked as River marks
+// a job it is asked to cancel, so that River stops it when it next polls
+// for cancellations (and never rescues it), and its watchdog (watch)
+// stops it within watchInterval in any case, whichever replica runs it.
+// It runs after the trash has committed; should it fail or the process
+// stop first, each job finds its video in the trash and does nothing.
+//
+// It is one statement for up to cancelBatch videos, on the queue's pool,
+// where River's own JobCancel is a statement per job: a delete-all of a
+// user's hundred videos made hundreds.
 func (s *Service) cancelVideoJobs(ctx context.Context, ids ...string) {
+	at, err := time.Now().UTC().MarshalJSON()
+	if err != nil {
+		return // cannot fail for the current time
+	}
 	for len(ids) > 0 {
 		n := min(len(ids), cancelBatch)
-		tags := make([]string, n)
-		for i, id := range ids[:n] {
-			tags[i] = videoTag(id)
+		args := make([]any, 0, n+1)
+		args = append(args, string(at[1:len(at)-1])) // the time without its JSON quotes
+		for _, id := range ids[:n] {
+			args = append(args, videoTag(id))
 		}
 		ids = ids[n:]
-		res, err := s.jobs.JobList(ctx, river.NewJobListParams().States(unfinished...).TagsAny(tags...).First(n*jobsPerVideo+1))
-		if err != nil {
+		if _, err := s.db.Q.ExecContext(ctx, s.cancelJobsSQL(n), args...); err != nil {
 			s.log.Warn("cancel the jobs of trashed videos", "err", err)
 			return
 		}
-		for _, j := range res.Jobs {
-			if _, err := s.jobs.JobCancel(ctx, j.ID); err != nil && !errors.Is(err, river.ErrNotFound) {
-				s.log.Warn("cancel a job of a trashed video", "job_id", j.ID, "err", err)
-			}
-		}
 	}
+}
+
+// cancelJobsSQL cancels the unfinished jobs tagged with any of the n tags
+// $2…: River's JobCancel for each (its own SQL, river_job being its
+// table), where only the JSON functions and the tags' type differ.
+func (s *Service) cancelJobsSQL(n int) string {
+	now, meta, tagged := "now()",
+		"jsonb_set(metadata, '{cancel_attempted_at}', to_jsonb($1::text), true)",
+		"tags && ARRAY["+placeholders(2, n)+"]::varchar[]"
+	if s.db.Dialect == sqldb.SQLite {
+		now, meta, tagged = "datetime('now', 'subsec')",
+			"jsonb_set(metadata, '$.cancel_attempted_at', $1)",
+			"EXISTS (SELECT 1 FROM json_each(river_job.tags) WHERE value IN ("+placeholders(2, n)+"))"
+	}
+	return `UPDATE river_job SET
+state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE ` + now + ` END,
+metadata = ` + meta + `
+WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND ` + tagged
 }
 
 // requeueTx enqueues in tx what a restored video is missing: its poster,
