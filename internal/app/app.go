@@ -137,13 +137,18 @@ func (a *App) Ready(name string, fn func(context.Context) error) {
 	a.checks = append(a.checks, check{name, fn})
 }
 
+// dbOptions are the pool sizes of every database a process opens.
+func dbOptions(cfg *config.Config) sqldb.Options {
+	return sqldb.Options{MaxOpenConns: cfg.DBMaxConns, QueueConns: cfg.DBQueueConns}
+}
+
 // Database opens (once per URL) and migrates the database of a service.
 func (a *App) Database(ctx context.Context, service string, migrations fs.FS, table string) (*sqldb.DB, error) {
 	url := a.cfg.Databases[service]
 	db, ok := a.dbs[url]
 	if !ok {
 		var err error
-		db, err = sqldb.Open(ctx, url, sqldb.Options{MaxOpenConns: a.cfg.DBMaxConns})
+		db, err = sqldb.Open(ctx, url, dbOptions(a.cfg))
 		if err != nil {
 			return nil, fmt.Errorf("%s database %s: %w", service, sqldb.Redacted(url), err)
 		}
@@ -155,6 +160,9 @@ func (a *App) Database(ctx context.Context, service string, migrations fs.FS, ta
 		a.prom.MustRegister(collectors.NewDBStatsCollector(db.W, service))
 		if db.R != db.W {
 			a.prom.MustRegister(collectors.NewDBStatsCollector(db.R, service+"_read"))
+		}
+		if db.Q != db.W {
+			a.prom.MustRegister(collectors.NewDBStatsCollector(db.Q, service+"_queue"))
 		}
 	}
 	if err := sqldb.Migrate(ctx, db, migrations, table); err != nil {

@@ -153,7 +153,7 @@ func Migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if !ok {
 			continue
 		}
-		db, err := sqldb.Open(ctx, cfg.Databases[name], sqldb.Options{MaxOpenConns: cfg.DBMaxConns})
+		db, err := sqldb.Open(ctx, cfg.Databases[name], dbOptions(cfg))
 		if err != nil {
 			return fmt.Errorf("%s database: %w", name, err)
 		}
@@ -213,7 +213,7 @@ func withUsers(ctx context.Context, cfg *config.Config, log *slog.Logger, fn fun
 // for the outbox, then closes the database.
 func openOffline(ctx context.Context, cfg *config.Config, log *slog.Logger, service string) (*sqldb.DB, *outbox.Outbox, error) {
 	sc := schemas[service]
-	db, err := sqldb.Open(ctx, cfg.Databases[service], sqldb.Options{MaxOpenConns: cfg.DBMaxConns})
+	db, err := sqldb.Open(ctx, cfg.Databases[service], dbOptions(cfg))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s database: %w", service, err)
 	}

@@ -47,6 +47,9 @@ type Config struct {
 	// DBMaxConns is the number of reader connections per database
 	// (sqldb.Options); 0 keeps sqldb's default.
 	DBMaxConns int
+	// DBQueueConns is the size of the job queue's PostgreSQL pool
+	// (sqldb.Options.QueueConns); 0 keeps sqldb's default.
+	DBQueueConns int
 	// ServiceKey signs service credentials in split mode.
 	ServiceKey string
 	Users      Users
@@ -198,6 +201,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	b.bind((*str)(&c.HTTP.MetricsAddr), "metrics-addr", "REEL_METRICS_ADDR", "", "private address serving Prometheus metrics at /metrics (e.g. :9090 in a pod); the public address answers /metrics to this machine only", public)
 	b.bind((*str)(&c.HTTP.DebugAddr), "debug-addr", "REEL_DEBUG_ADDR", "", "address serving Go's pprof profiles at /debug/pprof/ (off when empty; keep it private, e.g. 127.0.0.1:6060: profiles show memory)", public)
 	b.bind((*intv)(&c.DBMaxConns), "db-max-conns", "REEL_DB_MAX_CONNS", "0", "reader connections per database (0: 4×cores within 8–14 on PostgreSQL, beside half as many writers, 2–6; max(4, 2×cores) on SQLite, beside its one writer)", public)
+	b.bind((*intv)(&c.DBQueueConns), "db-queue-conns", "REEL_DB_QUEUE_CONNS", "0", "connections of the job queue's own pool in the videos database on PostgreSQL (0: as many as the writers, 2–6; SQLite's queue shares its one writer)", public)
 
 	var dbURL string
 	b.bind((*str)(&dbURL), "database-url", "REEL_DATABASE_URL", "", "database for every service: postgres://… or a SQLite file (default <data-dir>/reel.db)", secretDBURL)
@@ -338,6 +342,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DBMaxConns < 0 {
 		errs = append(errs, errors.New("REEL_DB_MAX_CONNS must not be negative"))
+	}
+	if c.DBQueueConns < 0 {
+		errs = append(errs, errors.New("REEL_DB_QUEUE_CONNS must not be negative"))
 	}
 	if c.HTTP.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.DebugAddr); err != nil {

@@ -96,6 +96,7 @@ func TestInvalid(t *testing.T) {
 		"REEL_TRUSTED_PROXIES":     {"REEL_TRUSTED_PROXIES": "not-an-ip"},
 		"REEL_HASH_CONCURRENCY":    {"REEL_HASH_CONCURRENCY": "0"},
 		"REEL_DB_MAX_CONNS":        {"REEL_DB_MAX_CONNS": "-1"},
+		"REEL_DB_QUEUE_CONNS":      {"REEL_DB_QUEUE_CONNS": "-1"},
 		"REEL_DEBUG_ADDR":          {"REEL_DEBUG_ADDR": "6060"},
 		"REEL_LOG_FORMAT":          {"REEL_LOG_FORMAT": "xml"},
 		"REEL_LOG_LEVEL":           {"REEL_LOG_LEVEL": "loud"},

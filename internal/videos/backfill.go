@@ -42,9 +42,14 @@ func (s *Service) backfillStreaming(ctx context.Context, batch int) error {
 	}
 	var errsOut []error
 	for _, r := range rs {
-		err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		plan, err := s.planFair(ctx, r.OwnerID)
+		if err != nil {
+			errsOut = append(errsOut, fmt.Errorf("backfill video %s: %w", r.ID, err))
+			continue
+		}
+		err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 			for _, kind := range []string{KindTranscode, KindStoryboard} {
-				if err := s.enqueueAtTx(ctx, tx, kind, r, priorityBackfill); err != nil {
+				if err := s.enqueueAtTx(ctx, tx, kind, r, priorityBackfill, plan); err != nil {
 					return err
 				}
 			}

@@ -150,6 +150,10 @@ func (s *Service) remake(ctx context.Context, set *derivedSet) (bool, error) {
 			return false, err
 		}
 	}
+	plan, err := s.planFair(ctx, now.OwnerID)
+	if err != nil {
+		return false, err
+	}
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		dropped, err := s.store.dropSet(ctx, tx, set, micros(s.now()))
 		if err == nil && !dropped {
@@ -164,7 +168,7 @@ func (s *Service) remake(ctx context.Context, set *derivedSet) (bool, error) {
 		if now.DeletedAt != nil || now.QuotaState != quotaCharged {
 			return nil
 		}
-		return s.enqueueTx(ctx, tx, set.kind, now)
+		return s.enqueueTx(ctx, tx, set.kind, now, plan)
 	})
 	if errors.Is(err, errSetChanged) {
 		return false, nil

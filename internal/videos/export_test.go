@@ -29,7 +29,11 @@ func (s *Service) EnqueueStreaming(ctx context.Context, tx *sql.Tx, id string) e
 	cfg := s.cfg
 	s.cfg.noStreamingJobs = false
 	defer func() { s.cfg = cfg }()
-	return s.enqueueStreamingTx(ctx, tx, r)
+	plan, err := s.planFair(ctx, r.OwnerID)
+	if err != nil {
+		return err
+	}
+	return s.enqueueStreamingTx(ctx, tx, r, plan)
 }
 
 // VideoTag is the tag of a video's jobs.

@@ -156,6 +156,12 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 	adm.quotaCommitted = true
 	rec.Status = StatusReady
 	rec.QuotaState = quotaCharged
+	// Read before the transaction, which then holds its write connection
+	// only for its own statements.
+	plan, err := s.planFair(ctx, rec.OwnerID)
+	if err != nil {
+		return Video{}, fmt.Errorf("finalise upload: %w", err)
+	}
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		done, err := s.store.markReady(ctx, tx, rec, micros(s.now()))
 		if err != nil {
@@ -166,10 +172,10 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 		}
 		// In the same transaction: a video is never ready without its
 		// poster job, and a rolled-back one never has one.
-		if err := s.enqueueTx(ctx, tx, KindPoster, rec); err != nil {
+		if err := s.enqueueTx(ctx, tx, KindPoster, rec, plan); err != nil {
 			return err
 		}
-		if err := s.enqueueStreamingTx(ctx, tx, rec); err != nil {
+		if err := s.enqueueStreamingTx(ctx, tx, rec, plan); err != nil {
 			return err
 		}
 		e := s.event(ctx, "UPLOAD_VIDEO", outbox.Success, "uploaded video "+quote(rec.Title)).

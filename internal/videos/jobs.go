@@ -11,6 +11,8 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
 // The videos service's work that nobody waits for runs as jobs on River
@@ -43,7 +45,7 @@ type kindSpec struct {
 	queue    string
 	priority int // 1 runs first
 	attempts int
-	// fairStep spaces one owner's waiting jobs of the kind (fairAt).
+	// fairStep spaces one owner's waiting jobs of the kind (planFair).
 	fairStep time.Duration
 }
 
@@ -63,10 +65,6 @@ var videoKinds = map[string]kindSpec{
 		queue: queueTranscode, priority: priorityStoryboard, attempts: storyboardAttempts, fairStep: 10 * time.Second,
 	},
 }
-
-// jobsPerVideo bounds the unfinished jobs one video can have: one of each
-// kind, and the transcode kind twice (its first stage and the rest).
-var jobsPerVideo = len(videoKinds) + 1
 
 // unfinished are the states of a job still to run or running. A video has
 // at most one job of a kind in them (uniqueStates), so a finished job
@@ -100,14 +98,15 @@ type jobMeta struct {
 }
 
 // enqueueTx inserts a job of kind about video v in tx, unless the video
-// has one of that kind already waiting or running.
-func (s *Service) enqueueTx(ctx context.Context, tx *sql.Tx, kind string, v record) error {
-	return s.enqueueAtTx(ctx, tx, kind, v, 0)
+// has one of that kind already waiting or running, at the time plan
+// gives the kind (at once when it gives none).
+func (s *Service) enqueueTx(ctx context.Context, tx *sql.Tx, kind string, v record, plan fairPlan) error {
+	return s.enqueueAtTx(ctx, tx, kind, v, 0, plan)
 }
 
 // enqueueAtTx is enqueueTx at priority instead of the kind's own (zero:
 // the kind's), for the backfill (priorityBackfill).
-func (s *Service) enqueueAtTx(ctx context.Context, tx *sql.Tx, kind string, v record, priority int) error {
+func (s *Service) enqueueAtTx(ctx context.Context, tx *sql.Tx, kind string, v record, priority int, plan fairPlan) error {
 	spec, ok := videoKinds[kind]
 	if !ok {
 		return fmt.Errorf("enqueue: unknown job kind %q", kind)
@@ -115,10 +114,7 @@ func (s *Service) enqueueAtTx(ctx context.Context, tx *sql.Tx, kind string, v re
 	if priority == 0 {
 		priority = spec.priority
 	}
-	at, err := s.fairAt(ctx, tx, kind, v.OwnerID, spec.fairStep)
-	if err != nil {
-		return err
-	}
+	at := plan[kind]
 	meta, err := json.Marshal(jobMeta{VideoID: v.ID, OwnerID: v.OwnerID, DurationSeconds: v.DurationSeconds})
 	if err != nil {
 		return err
@@ -136,74 +132,135 @@ func (s *Service) enqueueAtTx(ctx context.Context, tx *sql.Tx, kind string, v re
 
 // enqueue inserts a job in a transaction of its own.
 func (s *Service) enqueue(ctx context.Context, kind string, v record) error {
-	return s.db.Tx(ctx, func(tx *sql.Tx) error { return s.enqueueTx(ctx, tx, kind, v) })
+	plan, err := s.planFair(ctx, v.OwnerID)
+	if err != nil {
+		return err
+	}
+	return s.db.Tx(ctx, func(tx *sql.Tx) error { return s.enqueueTx(ctx, tx, kind, v, plan) })
 }
 
-// fairAt is when a job of kind for owner may run: at once if the owner
-// has no job of that kind waiting, else after step for each one waiting.
-// So one user's hundred uploads are spaced out while another user's first
-// job runs at once, ahead of all but the first of them. The time is
-// River's (the wall clock), not the service's.
-func (s *Service) fairAt(ctx context.Context, tx *sql.Tx, kind, owner string, step time.Duration) (time.Time, error) {
-	if s.cfg.FairStep < 0 || step <= 0 {
-		return time.Time{}, nil
+// fairPlan is when one owner's next job of each kind may run (planFair);
+// a kind it leaves out runs at once.
+type fairPlan map[string]time.Time
+
+// fairKinds are the kinds spaced by fair queueing, and the placeholders
+// of their names after the owner's ($1) in planFair's query.
+var fairKinds, fairKindsIn = func() ([]any, string) {
+	var ks []any
+	for kind, spec := range videoKinds {
+		if spec.fairStep > 0 {
+			ks = append(ks, kind)
+		}
 	}
-	if s.cfg.FairStep > 0 {
-		step = s.cfg.FairStep
+	return ks, placeholders(2, len(ks))
+}()
+
+// planFair is fair queueing: a job of a kind for owner runs at once if
+// the owner has no job of that kind waiting, else after the kind's step
+// for each one waiting. So one user's hundred uploads are spaced out while
+// another user's first job runs at once, ahead of all but the first of
+// them. The times are River's (the wall clock), not the service's.
+//
+// It is one query on the read pool, made before the transaction that
+// inserts the jobs so that the transaction (an upload's finalisation)
+// holds its write connection no longer for it. Two transactions of one
+// owner at once may then both count the other's job out and get the same
+// time: fair queueing spaces the jobs, it does not order them.
+func (s *Service) planFair(ctx context.Context, owner string) (fairPlan, error) {
+	if s.cfg.FairStep < 0 || len(fairKinds) == 0 {
+		return nil, nil
 	}
 	// River's own table; ->> reads the JSON metadata alike on both engines.
-	var waiting int64
-	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM river_job WHERE kind = $1
-AND state IN ('available', 'pending', 'retryable', 'scheduled') AND metadata ->> 'owner_id' = $2`, kind, owner).Scan(&waiting)
+	rows, err := s.db.R.QueryContext(ctx, `SELECT kind, COUNT(*) FROM river_job WHERE kind IN (`+fairKindsIn+`)
+AND state IN ('available', 'pending', 'retryable', 'scheduled') AND metadata ->> 'owner_id' = $1 GROUP BY kind`,
+		append([]any{owner}, fairKinds...)...)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("count waiting jobs: %w", err)
+		return nil, fmt.Errorf("count waiting jobs: %w", err)
 	}
-	if waiting == 0 {
-		return time.Time{}, nil
+	defer rows.Close()
+	now := time.Now()
+	plan := fairPlan{}
+	for rows.Next() {
+		var kind string
+		var waiting int64
+		if err := rows.Scan(&kind, &waiting); err != nil {
+			return nil, fmt.Errorf("count waiting jobs: %w", err)
+		}
+		step := videoKinds[kind].fairStep
+		if s.cfg.FairStep > 0 {
+			step = s.cfg.FairStep
+		}
+		plan[kind] = now.Add(time.Duration(waiting) * step)
 	}
-	return time.Now().Add(time.Duration(waiting) * step), nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count waiting jobs: %w", err)
+	}
+	return plan, nil
 }
 
-// cancelBatch is how many videos' jobs are listed in one query.
+// cancelBatch is how many videos' jobs are cancelled in one statement.
 const cancelBatch = 100
 
 // cancelVideoJobs cancels the unfinished jobs of videos that went to the
-// trash: a waiting one never runs; a running one here has its context
-// cancelled at once, one on another replica when River there next polls,
-// and its watchdog (watch) stops it within watchInterval in any case. It
-// runs after the trash has committed; should it fail or the process stop
-// first, each job finds its video in the trash and does nothing.
+// trash: a waiting one never runs; a running one is marked as River marks
+// a job it is asked to cancel, so that River stops it when it next polls
+// for cancellations (and never rescues it), and its watchdog (watch)
+// stops it within watchInterval in any case, whichever replica runs it.
+// It runs after the trash has committed; should it fail or the process
+// stop first, each job finds its video in the trash and does nothing.
+//
+// It is one statement for up to cancelBatch videos, on the queue's pool,
+// where River's own JobCancel is a statement per job: a delete-all of a
+// user's hundred videos made hundreds.
 func (s *Service) cancelVideoJobs(ctx context.Context, ids ...string) {
+	at, err := time.Now().UTC().MarshalJSON()
+	if err != nil {
+		return // cannot fail for the current time
+	}
 	for len(ids) > 0 {
 		n := min(len(ids), cancelBatch)
-		tags := make([]string, n)
-		for i, id := range ids[:n] {
-			tags[i] = videoTag(id)
+		args := make([]any, 0, n+1)
+		args = append(args, string(at[1:len(at)-1])) // the time without its JSON quotes
+		for _, id := range ids[:n] {
+			args = append(args, videoTag(id))
 		}
 		ids = ids[n:]
-		res, err := s.jobs.JobList(ctx, river.NewJobListParams().States(unfinished...).TagsAny(tags...).First(n*jobsPerVideo+1))
-		if err != nil {
+		if _, err := s.db.Q.ExecContext(ctx, s.cancelJobsSQL(n), args...); err != nil {
 			s.log.Warn("cancel the jobs of trashed videos", "err", err)
 			return
 		}
-		for _, j := range res.Jobs {
-			if _, err := s.jobs.JobCancel(ctx, j.ID); err != nil && !errors.Is(err, river.ErrNotFound) {
-				s.log.Warn("cancel a job of a trashed video", "job_id", j.ID, "err", err)
-			}
-		}
 	}
+}
+
+// cancelJobsSQL cancels the unfinished jobs tagged with any of the n tags
+// $2…: River's JobCancel for each (its own SQL, river_job being its
+// table), where only the JSON functions and the tags' type differ.
+func (s *Service) cancelJobsSQL(n int) string {
+	now, meta, tagged := "now()",
+		"jsonb_set(metadata, '{cancel_attempted_at}', to_jsonb($1::text), true)",
+		"tags && ARRAY["+placeholders(2, n)+"]::varchar[]"
+	if s.db.Dialect == sqldb.SQLite {
+		now, meta, tagged = "datetime('now', 'subsec')",
+			"jsonb_set(metadata, '$.cancel_attempted_at', $1)",
+			"EXISTS (SELECT 1 FROM json_each(river_job.tags) WHERE value IN ("+placeholders(2, n)+"))"
+	}
+	return `UPDATE river_job SET
+state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE ` + now + ` END,
+metadata = ` + meta + `
+WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND ` + tagged
 }
 
 // requeueTx enqueues in tx what a restored video is missing: its poster,
 // unless it went without one, and its streaming files (a job that finds
 // its work done returns at once).
-func (s *Service) requeueTx(ctx context.Context, tx *sql.Tx, r record) error {
+func (s *Service) requeueTx(ctx context.Context, tx *sql.Tx, r record, plan fairPlan) error {
 	if r.PosterKey == "" && !r.PosterNone {
-		if err := s.enqueueTx(ctx, tx, KindPoster, r); err != nil {
+		if err := s.enqueueTx(ctx, tx, KindPoster, r, plan); err != nil {
 			return err
 		}
 	}
-	return s.enqueueStreamingTx(ctx, tx, r)
+	return s.enqueueStreamingTx(ctx, tx, r, plan)
 }
 
 // sweepBatch bounds the videos one maintenance pass gives a missing job.

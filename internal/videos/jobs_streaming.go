@@ -84,12 +84,12 @@ func restOpts(videoID string, firstPriority int, duration float64) *river.Insert
 // streaming files (its first rendition, then its storyboard): in the
 // transaction that makes the video ready, and in the one that restores
 // it. A process without the media tools (no ffmpeg) enqueues none.
-func (s *Service) enqueueStreamingTx(ctx context.Context, tx *sql.Tx, r record) error {
+func (s *Service) enqueueStreamingTx(ctx context.Context, tx *sql.Tx, r record, plan fairPlan) error {
 	if s.tools == nil || s.cfg.noStreamingJobs {
 		return nil
 	}
 	for _, kind := range []string{KindTranscode, KindStoryboard} {
-		if err := s.enqueueTx(ctx, tx, kind, r); err != nil {
+		if err := s.enqueueTx(ctx, tx, kind, r, plan); err != nil {
 			return err
 		}
 	}

@@ -66,8 +66,14 @@ func TestTrashCancelsRestoreRequeues(t *testing.T) {
 		if d := e.do("DELETE", "/api/v1/videos/"+id, ann.token, nil); d.status != 204 {
 			t.Fatalf("delete: %d", d.status)
 		}
-		if jobs := e.posterJobs(id); len(jobs) != 1 || jobs[0].State != rivertype.JobStateCancelled {
+		jobs := e.posterJobs(id)
+		if len(jobs) != 1 || jobs[0].State != rivertype.JobStateCancelled {
 			t.Fatalf("the poster job of a trashed video: %v", jobStates(jobs))
+		}
+		// Cancelled as River's own JobCancel would have: finalized, and
+		// marked so that River's rescuer leaves it be.
+		if jobs[0].FinalizedAt == nil || !strings.Contains(string(jobs[0].Metadata), "cancel_attempted_at") {
+			t.Fatalf("the cancelled job: finalized at %v, metadata %s", jobs[0].FinalizedAt, jobs[0].Metadata)
 		}
 		e.cutPosters()
 		if p := posterBlobs(e); len(p) != 0 {
@@ -77,7 +83,7 @@ func TestTrashCancelsRestoreRequeues(t *testing.T) {
 			t.Fatalf("restore: %d %s", rs.status, rs.raw)
 		}
 		// (The workers run since cutPosters: the new job may have started.)
-		jobs := e.posterJobs(id)
+		jobs = e.posterJobs(id)
 		if len(jobs) != 2 || jobs[0].State == rivertype.JobStateCancelled {
 			t.Fatalf("poster jobs after the restore: %v", jobStates(jobs))
 		}

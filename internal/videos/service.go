@@ -185,7 +185,7 @@ type Config struct {
 	// makes it only insert and manage them.
 	Workers *WorkerConfig
 	// FairStep replaces each job kind's fair queueing step (jobs.go:
-	// fairAt); negative turns fair queueing off.
+	// planFair); negative turns fair queueing off.
 	FairStep time.Duration
 	// CheckEvery is how often the periodic check job runs (check.go);
 	// 0 runs none.

@@ -209,6 +209,11 @@ func (s *Service) Restore(ctx context.Context, c authn.Caller, id string) (Video
 		}
 		return s.restored(ctx, id)
 	}
+	// Read before the claim, which a failure here then need not undo.
+	plan, err := s.planFair(ctx, r.OwnerID)
+	if err != nil {
+		return Video{}, fmt.Errorf("restore video: %w", err)
+	}
 	claimed, err := s.store.claimRestore(ctx, s.db.W, id, now)
 	if err != nil {
 		return Video{}, fmt.Errorf("restore video: %w", err)
@@ -239,7 +244,7 @@ func (s *Service) Restore(ctx context.Context, c authn.Caller, id string) (Video
 		if err := s.events.Add(ctx, tx, e); err != nil {
 			return err
 		}
-		return s.requeueTx(ctx, tx, r)
+		return s.requeueTx(ctx, tx, r, plan)
 	})
 	if err != nil {
 		cctx, cancel := detached(ctx)

@@ -57,15 +57,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// driver picks River's driver for the engine. Writes go to db.W: on SQLite
-// that is the single writer connection, so River's statements queue with
-// reel's own writes instead of meeting SQLITE_BUSY.
+// driver picks River's driver for the engine, on the queue's pool db.Q
+// (what River does outside a caller's transaction: fetches, completions,
+// cancellations, the leader's maintenance). On PostgreSQL that pool is
+// River's own, so its churn cannot take the connections the service's
+// writes wait for; on SQLite it is the single writer connection, so
+// River's statements queue with reel's own writes instead of meeting
+// SQLITE_BUSY.
 func driver(db *sqldb.DB) (riverdriver.Driver[*sql.Tx], error) {
 	switch db.Dialect {
 	case sqldb.SQLite:
-		return riversqlite.New(db.W), nil
+		return riversqlite.New(db.Q), nil
 	case sqldb.Postgres:
-		return riverdatabasesql.New(db.W), nil
+		return riverdatabasesql.New(db.Q), nil
 	default:
 		return nil, fmt.Errorf("queue: unknown dialect %q", db.Dialect)
 	}
@@ -87,7 +91,7 @@ func Migrate(ctx context.Context, db *sqldb.DB) error {
 		// River's migrations must not share one transaction (a migration
 		// adds an enum value that the next one uses), so the lock is a
 		// session lock on a connection of its own, held while they run.
-		conn, err := db.W.Conn(ctx)
+		conn, err := db.Q.Conn(ctx)
 		if err != nil {
 			return fmt.Errorf("queue: migrate: %w", err)
 		}

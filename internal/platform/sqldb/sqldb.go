@@ -42,8 +42,8 @@ const (
 
 // DB is a database handle: on SQLite a single writer connection beside a
 // reader pool (SQLite allows one writer; serialising writes in Go avoids
-// SQLITE_BUSY storms), on PostgreSQL both fields are the same pgx-backed
-// pool.
+// SQLITE_BUSY storms), on PostgreSQL a write pool, a read pool and the job
+// queue's pool.
 type DB struct {
 	// W is for all writes and transactions. On SQLite it has exactly one
 	// connection, so code must never use W while it holds a transaction
@@ -52,6 +52,13 @@ type DB struct {
 	// R is for read-only queries. On SQLite its connections are opened with
 	// query_only, so a write sent here fails instead of racing the writer.
 	R *sql.DB
+	// Q is the job queue's (River's): its fetches, completions, heartbeats
+	// and cancellations. On PostgreSQL it is a pool of its own, so that the
+	// queue's churn never makes the service's writes wait for a connection
+	// of W (decision 0011); it opens no connection until River uses it. On
+	// SQLite it is W, the single writer, which River's writes must queue
+	// behind like everyone's.
+	Q *sql.DB
 	// Dialect tells which engine this is, for the rare query that must
 	// differ between engines.
 	Dialect Dialect
@@ -66,6 +73,9 @@ type Options struct {
 	// write pool has half as many, 2 to 6 (PostgresWriters); the SQLite
 	// writer always has exactly one connection.
 	MaxOpenConns int
+	// QueueConns is the size of PostgreSQL's job queue pool (Q); 0 picks
+	// PostgresQueueConns. SQLite's queue shares its one writer.
+	QueueConns int
 }
 
 const (
@@ -87,8 +97,8 @@ const (
 // In-memory SQLite databases are refused: the writer and the reader pool are
 // separate connections and would each see their own empty database.
 func Open(ctx context.Context, url string, opts Options) (*DB, error) {
-	if opts.MaxOpenConns < 0 {
-		return nil, fmt.Errorf("sqldb: open %s: MaxOpenConns %d is negative", Redacted(url), opts.MaxOpenConns)
+	if opts.MaxOpenConns < 0 || opts.QueueConns < 0 {
+		return nil, fmt.Errorf("sqldb: open %s: a pool size is negative (%d readers, %d for the queue)", Redacted(url), opts.MaxOpenConns, opts.QueueConns)
 	}
 	if isPostgresURL(url) {
 		return openPostgres(ctx, url, opts)
@@ -120,7 +130,15 @@ func openPostgres(ctx context.Context, url string, opts Options) (*DB, error) {
 	// Two pools, as on SQLite: reads (one statement each, most requests)
 	// never wait for a connection behind the writes' transactions, which
 	// hold theirs for several round trips (an upload's, a relay's).
-	db := &DB{W: postgresPool(cfg, PostgresWriters(n)), R: postgresPool(cfg, n), Dialect: Postgres}
+	// The queue's pool is a third: River polls, completes and cancels
+	// jobs on its own schedule, and on the write pool those statements
+	// took the connections the requests' short writes (the read events'
+	// batches, decision 0005) waited for.
+	q := opts.QueueConns
+	if q == 0 {
+		q = PostgresQueueConns(n)
+	}
+	db := &DB{W: postgresPool(cfg, PostgresWriters(n)), R: postgresPool(cfg, n), Q: postgresPool(cfg, q), Dialect: Postgres}
 	if err := db.Ping(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqldb: open %s: %w", Redacted(url), err)
@@ -160,6 +178,16 @@ func PostgresDefaultMaxOpen(procs int) int {
 // connection behind the writes' transactions (decision 0011).
 func PostgresWriters(readers int) int {
 	return min(6, max(2, readers/2))
+}
+
+// PostgresQueueConns is the size of the job queue's PostgreSQL pool beside
+// a read pool of readers: as many as the writers (PostgresWriters), 2 to
+// 6. River keeps a few statements in flight at once (a fetch per queue,
+// the batched completions, the leader's maintenance, heartbeats); only
+// the videos database's pool is ever used, and an unused one holds no
+// connection.
+func PostgresQueueConns(readers int) int {
+	return PostgresWriters(readers)
 }
 
 // sqliteTarget is a parsed SQLite location.
@@ -352,7 +380,7 @@ func openSQLite(ctx context.Context, t sqliteTarget, opts Options) (_ *DB, err e
 	// Keep them all idle rather than the default 2, since each new SQLite
 	// connection re-reads the schema and re-runs the pragmas.
 	r.SetMaxIdleConns(n)
-	db := &DB{W: w, R: r, Dialect: SQLite}
+	db := &DB{W: w, R: r, Q: w, Dialect: SQLite}
 	if err := r.PingContext(ctx); err != nil {
 		_ = r.Close()
 		return nil, fmt.Errorf("sqldb: ping sqlite readers %s: %w", t.path, err)
@@ -360,11 +388,14 @@ func openSQLite(ctx context.Context, t sqliteTarget, opts Options) (_ *DB, err e
 	return db, nil
 }
 
-// Close closes the writer and the readers.
+// Close closes the writer, the readers and the queue's pool.
 func (db *DB) Close() error {
 	err := db.W.Close()
 	if db.R != db.W {
 		err = errors.Join(err, db.R.Close())
+	}
+	if db.Q != nil && db.Q != db.W {
+		err = errors.Join(err, db.Q.Close())
 	}
 	if err != nil {
 		return fmt.Errorf("sqldb: close %s database: %w", db.Dialect, err)

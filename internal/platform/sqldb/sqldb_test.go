@@ -118,6 +118,16 @@ func TestOpen(t *testing.T) {
 			if got, want := db.W.Stats().MaxOpenConnections, sqldb.PostgresWriters(readers); got != want {
 				t.Errorf("writer MaxOpenConnections = %d, want %d", got, want)
 			}
+			// The queue's pool is a third, and opens nothing until used.
+			if db.Q == db.W || db.Q == db.R {
+				t.Fatal("on PostgreSQL the queue must have a pool of its own")
+			}
+			if got, want := db.Q.Stats().MaxOpenConnections, sqldb.PostgresQueueConns(readers); got != want {
+				t.Errorf("queue MaxOpenConnections = %d, want %d", got, want)
+			}
+			if got := db.Q.Stats().OpenConnections; got != 0 {
+				t.Errorf("the unused queue pool holds %d connections", got)
+			}
 		default:
 			if db.Dialect != sqldb.SQLite {
 				t.Errorf("Dialect = %q", db.Dialect)
@@ -127,6 +137,9 @@ func TestOpen(t *testing.T) {
 			}
 			if got := db.W.Stats().MaxOpenConnections; got != 1 {
 				t.Errorf("writer MaxOpenConnections = %d, want 1", got)
+			}
+			if db.Q != db.W {
+				t.Fatal("on SQLite the queue must share the one writer")
 			}
 			if got, want := db.R.Stats().MaxOpenConnections, max(4, 2*runtime.GOMAXPROCS(0)); got != want {
 				t.Errorf("reader MaxOpenConnections = %d, want %d", got, want)
@@ -189,7 +202,7 @@ func TestOpen(t *testing.T) {
 
 func TestOpenMaxOpenConns(t *testing.T) {
 	sqldbtest.Engines(t, func(t *testing.T, url string) {
-		db := open(t, url, sqldb.Options{MaxOpenConns: 7})
+		db := open(t, url, sqldb.Options{MaxOpenConns: 7, QueueConns: 3})
 		if got := db.R.Stats().MaxOpenConnections; got != 7 {
 			t.Errorf("reader MaxOpenConnections = %d, want 7", got)
 		}
@@ -199,6 +212,12 @@ func TestOpenMaxOpenConns(t *testing.T) {
 		}
 		if got := db.W.Stats().MaxOpenConnections; got != want {
 			t.Errorf("writer MaxOpenConnections = %d, want %d", got, want)
+		}
+		if db.Dialect == sqldb.Postgres {
+			want = 3
+		}
+		if got := db.Q.Stats().MaxOpenConnections; got != want {
+			t.Errorf("queue MaxOpenConnections = %d, want %d", got, want)
 		}
 	})
 }
