@@ -19,6 +19,9 @@ import (
 // signing_keys and login_failures tables; nobody else reads them.
 type Store struct {
 	db *sqldb.DB
+	// attempts serialises login attempts per subject in this process
+	// (addAttempt).
+	attempts keyLocks
 }
 
 // NewStore returns a store on db (already migrated).
@@ -206,11 +209,22 @@ var errThrottled = errors.New("login throttled")
 // already has its max of attempts after since: then it records nothing and
 // returns errThrottled with the oldest of that subject's attempts. Counting
 // and recording are one transaction, and concurrent attempts on a subject
-// are serialised (SQLite's one writer; on PostgreSQL a transaction lock per
-// subject, taken in sorted order so that two attempts cannot deadlock).
+// are serialised: in the process first (keyLocks, without a connection),
+// then across processes by SQLite's one writer or PostgreSQL's transaction
+// lock per subject, both taken in sorted order so that two attempts cannot
+// deadlock.
 func (s *Store) addAttempt(ctx context.Context, limits []attemptLimit, at, since int64) (ids []string, oldest int64, err error) {
 	limits = slices.Clone(limits)
 	slices.SortFunc(limits, func(a, b attemptLimit) int { return strings.Compare(a.subject, b.subject) })
+	subjects := make([]string, len(limits))
+	for i, l := range limits {
+		subjects[i] = l.subject
+	}
+	unlock, err := s.attempts.lock(ctx, slices.Compact(subjects))
+	if err != nil {
+		return nil, 0, fmt.Errorf("record login attempt: %w", err)
+	}
+	defer unlock()
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		ids, oldest = nil, 0
 		for _, l := range limits {
