@@ -112,11 +112,12 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 		return nil, err
 	}
 	// The check asks the storage service for its ledger, and the usage
-	// service (when this process can reach it) for its reservations.
+	// service (when this process can reach it) for its reservations; the
+	// maintenance job commits the upload volume ready videos still owe.
 	deps := videos.Deps{Blobs: blobs, Prober: prober, Quota: quota, Ledger: quota}
 	meter, meterErr := a.usageMeter("videos")
 	if meterErr == nil {
-		deps.UploadHolds = meter
+		deps.UploadHolds, deps.Limit = meter, meter
 	}
 	// Transcodes and storyboards run ffmpeg at the lowest priority, as
 	// posters do: on the cores the requests leave.
@@ -131,7 +132,6 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 		if meterErr != nil {
 			return nil, meterErr
 		}
-		deps.Limit = meter
 		// Before this module's own background tasks, so the meter stops
 		// (and makes its last flush) after them.
 		if deps.Egress, err = a.egressMeter("videos"); err != nil {

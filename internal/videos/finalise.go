@@ -157,7 +157,7 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 	rec.Status = StatusReady
 	rec.QuotaState = quotaCharged
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		done, err := s.store.markReady(ctx, tx, rec, micros(s.now()))
+		done, err := s.store.markReady(ctx, tx, rec, adm.limitID, micros(s.now()))
 		if err != nil {
 			return err
 		}
@@ -183,15 +183,14 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 	ok = true
 	// The day's volume is committed last, once the video stands: usage
 	// cannot give volume back, so a failure before this point must leave
-	// it uncounted (finalise releases the reservation). A commit that
-	// fails now (usage unreachable) does not fail an upload that
-	// succeeded: it is idempotent by reservation, so it is retried in the
-	// background; the reservation holds the bytes meanwhile.
+	// it uncounted (finalise releases the reservation). The ready
+	// transaction recorded it as owed, so a commit that fails now (usage
+	// unreachable) or a process killed before it leaves it to the
+	// maintenance job (volume.go) rather than losing it.
 	adm.limitCommitted = true
-	id, size := adm.limitID, in.Size
-	s.cleanUp(ctx, "commit upload volume", []any{"video", rec.ID, "reservation", id}, func(ctx context.Context) error {
-		return s.limit.CommitUpload(ctx, id, size)
-	})
+	if err := s.settleVolume(ctx, rec.ID, adm.limitID, in.Size); err != nil {
+		s.log.Warn("commit upload volume; the maintenance job retries", "video", rec.ID, "reservation", adm.limitID, "err", err)
+	}
 	return rec.public(), nil
 }
 

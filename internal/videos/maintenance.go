@@ -30,7 +30,8 @@ func (s *Service) SweepSpool(context.Context) error {
 // Maintain finishes what dead processes left half-done: frees the bytes of
 // trashed videos whose free did not complete, undoes restores that never
 // finished, fails uploads whose finalisation died (deleting their blobs and
-// charges), gives a poster job to live videos waiting for a poster without
+// charges), commits the upload volume ready videos still owe (volume.go),
+// gives a poster job to live videos waiting for a poster without
 // one, streaming jobs to a few videos that never had any (backfill.go),
 // and forgets closed uploads. The maintenance job runs it every
 // minute (workers.go); it is safe in several replicas at once.
@@ -84,6 +85,9 @@ func (s *Service) Maintain(ctx context.Context) error {
 		s.log.Warn("an upload's finalisation was abandoned; marked failed", "video", r.ID)
 		s.events.RecordOrLog(ctx, s.event(ctx, "UPLOAD_VIDEO", outbox.Failure, "upload abandoned while being processed").
 			ForUser(r.OwnerID).On(r.ID))
+	}
+	if err := s.settleVolumes(ctx); err != nil {
+		errsOut = append(errsOut, err)
 	}
 	if err := s.enqueueMissing(ctx); err != nil {
 		errsOut = append(errsOut, err)

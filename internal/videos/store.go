@@ -145,15 +145,50 @@ func (s *store) video(ctx context.Context, q sqldb.Querier, id string) (record, 
 }
 
 // markReady finishes a processing video: its metadata and charged quota,
-// in the transaction that records UPLOAD_VIDEO and enqueues its poster.
-func (s *store) markReady(ctx context.Context, q sqldb.Querier, r record, now int64) (bool, error) {
+// in the transaction that records UPLOAD_VIDEO and enqueues its poster,
+// with the daily-upload reservation its size is still to be committed to
+// (volumeRes, see volume.go).
+func (s *store) markReady(ctx context.Context, q sqldb.Querier, r record, volumeRes string, now int64) (bool, error) {
 	res, err := q.ExecContext(ctx, `UPDATE videos SET status = 'ready', size_bytes = $1, content_type = $2,
 duration_seconds = $3, width = $4, height = $5, video_codec = $6, audio_codec = $7, poster_key = $8,
-poster_bytes = $9, quota_state = 'charged', quota_at = $10, updated_at = $10
-WHERE id = $11 AND status = 'processing'`,
+poster_bytes = $9, quota_state = 'charged', quota_at = $10, updated_at = $10, volume_res = $11
+WHERE id = $12 AND status = 'processing'`,
 		r.SizeBytes, r.ContentType, r.DurationSeconds, r.Width, r.Height, r.VideoCodec, r.AudioCodec,
-		r.PosterKey, r.PosterBytes, now, r.ID)
+		r.PosterKey, r.PosterBytes, now, volumeRes, r.ID)
 	return affected(res, err, "mark video ready")
+}
+
+// volumeDue is a ready video whose size is still to be committed to the
+// daily upload volume on reservation Res.
+type volumeDue struct {
+	ID, Res string
+	Size    int64
+}
+
+// volumesDue lists up to limit ready videos whose upload volume is not
+// counted yet, oldest first.
+func (s *store) volumesDue(ctx context.Context, limit int) ([]volumeDue, error) {
+	rows, err := s.db.W.QueryContext(ctx, fmt.Sprintf(`SELECT id, volume_res, size_bytes FROM videos
+WHERE volume_res <> '' AND status = 'ready' ORDER BY updated_at LIMIT %d`, limit))
+	if err != nil {
+		return nil, fmt.Errorf("list upload volumes due: %w", err)
+	}
+	defer rows.Close()
+	var out []volumeDue
+	for rows.Next() {
+		var v volumeDue
+		if err := rows.Scan(&v.ID, &v.Res, &v.Size); err != nil {
+			return nil, fmt.Errorf("list upload volumes due: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, wrapErr(rows.Err(), "list upload volumes due")
+}
+
+// volumeCounted clears what a video owed the daily upload volume.
+func (s *store) volumeCounted(ctx context.Context, q sqldb.Querier, id, res string) error {
+	_, err := q.ExecContext(ctx, `UPDATE videos SET volume_res = '' WHERE id = $1 AND volume_res = $2`, id, res)
+	return wrapErr(err, "clear upload volume due")
 }
 
 // attachPoster records a video's poster (key "" and none for a video
@@ -361,10 +396,12 @@ func (s *store) renewFinalise(ctx context.Context, q sqldb.Querier, id string, u
 }
 
 // purgeable lists trashed videos deleted before cutoff whose bytes are no
-// longer counted, including any whose purge began and did not finish.
+// longer counted, including any whose purge began and did not finish. A
+// video whose upload volume is still owed waits until it is counted.
 func (s *store) purgeable(ctx context.Context, cutoff int64, limit int) ([]record, error) {
 	return s.list(ctx, "purgeable videos", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
-WHERE deleted_at IS NOT NULL AND deleted_at < $1 AND quota_state = 'free' ORDER BY deleted_at LIMIT %d`, limit), cutoff)
+WHERE deleted_at IS NOT NULL AND deleted_at < $1 AND quota_state = 'free' AND volume_res = ''
+ORDER BY deleted_at LIMIT %d`, limit), cutoff)
 }
 
 // markPurging records that the purge of a video begins, before any of its

@@ -407,8 +407,8 @@ func TestPosterFailingIsRetriedThenGivenUp(t *testing.T) {
 }
 
 // The day's volume is committed once the video stands; when usage cannot
-// be reached at that moment the upload still succeeds, and the volume is
-// committed by a background retry.
+// be reached at that moment the upload still succeeds, and the volume,
+// owed in the video's row, is committed by the maintenance job, once.
 func TestUploadVolumeCommittedLaterWhenUsageIsDown(t *testing.T) {
 	withEnv(t, func(t *testing.T, e *env) {
 		ann := e.user("user")
@@ -421,16 +421,16 @@ func TestUploadVolumeCommittedLaterWhenUsageIsDown(t *testing.T) {
 			t.Fatalf("upload: %d %s", r.status, r.raw)
 		}
 		size := int64(r.body["video"].(map[string]any)["size_bytes"].(float64))
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			used, held := e.limit.state(ann.id)
-			if used == size && held == 0 {
-				break
+		if used, held := e.limit.state(ann.id); used != 0 || held != 1 {
+			t.Fatalf("before the maintenance: volume used %d with %d held, want 0 and the reservation", used, held)
+		}
+		for range 2 {
+			if err := e.svc.Maintain(context.Background()); err != nil {
+				t.Fatal(err)
 			}
-			if time.Now().After(deadline) {
+			if used, held := e.limit.state(ann.id); used != size || held != 0 {
 				t.Fatalf("volume used %d with %d held, want %d committed", used, held, size)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }
