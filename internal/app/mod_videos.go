@@ -61,6 +61,9 @@ func initVideos(ctx context.Context, a *App) error {
 		TrustedProxies: a.cfg.HTTP.TrustedProxies,
 	}).Routes(a)
 	a.Every("videos-uploads-expiry", videosExpireEvery, tus.Expire)
+	// A resumable upload whose finalisation died is taken up again once
+	// its lease lapsed (Expire takes those at start whose row never came).
+	a.Every("videos-uploads-finish", tus.FinishEvery(), tus.Finish)
 	return a.document("videos")
 }
 

@@ -381,11 +381,22 @@ WHERE quota_state IN ('charging', 'freeing') AND quota_at < $1 AND quota_state =
 }
 
 // staleProcessing lists videos whose finalisation began before before and
-// never finished (the process died).
+// never finished (the process died). The row of a resumable upload still
+// open is left to its recovery (TUS.Finish), which takes it up again: the
+// upload's bytes are all there.
 func (s *store) staleProcessing(ctx context.Context, before, now int64, limit int) ([]record, error) {
 	return s.list(ctx, "stale processing videos", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
 WHERE status = 'processing' AND (updated_at < $1 OR (lease_until > 0 AND lease_until < $2))
+AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.id = videos.id AND uploads.state = 'open')
 ORDER BY updated_at LIMIT %d`, limit), before, now)
+}
+
+// dropLapsedFinalise deletes the processing row of a finalisation whose
+// lease lapsed (its process died), for a resumable upload's next attempt
+// to insert its own under the same id.
+func (s *store) dropLapsedFinalise(ctx context.Context, q sqldb.Querier, id string, now int64) error {
+	_, err := q.ExecContext(ctx, `DELETE FROM videos WHERE id = $1 AND status = 'processing' AND lease_until < $2`, id, now)
+	return wrapErr(err, "take over a lapsed finalisation")
 }
 
 // renewFinalise pushes a finalising video's lease on; false once the row
@@ -570,6 +581,26 @@ WHERE state = 'open' AND expires_at < $1 ORDER BY expires_at LIMIT %d`, limit), 
 		return nil, fmt.Errorf("list expired uploads: %w", err)
 	}
 	return out, nil
+}
+
+// uploadsFinishing lists up to limit open uploads whose video row is
+// processing with a lapsed lease: a finalisation that died.
+func (s *store) uploadsFinishing(ctx context.Context, now int64, limit int) ([]string, error) {
+	rows, err := s.db.W.QueryContext(ctx, fmt.Sprintf(`SELECT u.id FROM uploads u JOIN videos v ON v.id = u.id
+WHERE u.state = 'open' AND v.status = 'processing' AND v.lease_until < $1 ORDER BY v.lease_until LIMIT %d`, limit), now)
+	if err != nil {
+		return nil, fmt.Errorf("list uploads being finished: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list uploads being finished: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, wrapErr(rows.Err(), "list uploads being finished")
 }
 
 // forgetUploads deletes closed uploads last changed before before: they are
