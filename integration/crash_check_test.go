@@ -111,6 +111,7 @@ func (c *crash) resync() string {
 			a := u.cl.do("HEAD", up.loc, nil, "Tus-Resumable", "1.0.0")
 			switch {
 			case a.status == 200 && a.header.Get(videos.VideoIDHeader) != "":
+				c.t.Logf("tus upload %s: finished after the restart (every byte had arrived)", up.loc)
 				c.uploaded(u, a.header.Get(videos.VideoIDHeader), int64(len(up.content)))
 			case a.status == 200:
 				off, _ := strconv.ParseInt(a.header.Get("Upload-Offset"), 10, 64)
