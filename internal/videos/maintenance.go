@@ -38,7 +38,7 @@ func (s *Service) SweepSpool(context.Context) error {
 func (s *Service) Maintain(ctx context.Context) error {
 	now := s.now()
 	var errsOut []error
-	freeing, err := s.store.quotaPending(ctx, quotaFreeing, micros(now.Add(-time.Minute)), maintenanceBatch)
+	freeing, err := s.store.quotaPending(ctx, quotaFreeing, micros(now.Add(-time.Minute)), 0, maintenanceBatch)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func (s *Service) Maintain(ctx context.Context) error {
 			errsOut = append(errsOut, err)
 		}
 	}
-	charging, err := s.store.quotaPending(ctx, quotaCharging, micros(now.Add(-restoreStale)), maintenanceBatch)
+	charging, err := s.store.quotaPending(ctx, quotaCharging, micros(now.Add(-restoreStale)), micros(now), maintenanceBatch)
 	if err != nil {
 		return err
 	}
@@ -55,9 +55,10 @@ func (s *Service) Maintain(ctx context.Context) error {
 		if r.DeletedAt == nil {
 			continue // a finalising upload: handled below once stale
 		}
-		// A restore that died between its claim and its end: the bytes
-		// may have been committed; free them (idempotent) and give the
-		// video back to the trash.
+		// A restore that died between its claim and its end (its lease
+		// lapsed; the previous release's claims: after restoreStale): the
+		// bytes may have been committed; free them (idempotent) and give
+		// the video back to the trash.
 		if err := s.freeObjects(ctx, r); err != nil {
 			errsOut = append(errsOut, err)
 			continue

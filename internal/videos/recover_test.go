@@ -201,3 +201,34 @@ func TestUploadVolumeOwedSurvivesAKill(t *testing.T) {
 		}
 	}, videos.Migrations(), videos.MigrationTable)
 }
+
+// A restore killed between its claim and its end holds the video for a
+// lease, not for restoreStale: the next maintenance after the lease
+// lapsed gives it back to the trash, and it can be restored again.
+func TestRestoreKilledAfterItsClaimLapses(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		id := e.mustUpload(ann, "claimed", testVideo(t, 1, 64, 48))
+		if r := e.do("DELETE", "/api/v1/videos/"+id, ann.token, nil); r.status != 204 {
+			t.Fatalf("trash: %d %s", r.status, r.raw)
+		}
+		// What the kill left: the claim, its lease already past.
+		now := e.clock()
+		if _, err := e.db.W.Exec(`UPDATE videos SET quota_state = 'charging', quota_at = $1, lease_until = $2 WHERE id = $3`,
+			now.UnixMicro(), now.Add(-time.Second).UnixMicro(), id); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do("POST", "/api/v1/videos/"+id+"/restore", ann.token, nil); r.status != 409 {
+			t.Fatalf("restore while claimed: %d %s", r.status, r.raw)
+		}
+		if err := e.svc.Maintain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do("POST", "/api/v1/videos/"+id+"/restore", ann.token, nil); r.status != 200 {
+			t.Fatalf("restore after the maintenance: %d %s", r.status, r.raw)
+		}
+		if used, held, _ := e.quota.state(ann.id); held != 0 || used == 0 {
+			t.Fatalf("quota used %d with %d held after the restore", used, held)
+		}
+	})
+}

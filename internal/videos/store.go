@@ -299,10 +299,18 @@ func (s *store) setQuotaState(ctx context.Context, q sqldb.Querier, id, from, to
 
 // claimRestore marks a trashed video as being restored, unless its purge
 // has begun or another restore holds it.
-func (s *store) claimRestore(ctx context.Context, q sqldb.Querier, id string, now int64) (bool, error) {
-	res, err := q.ExecContext(ctx, `UPDATE videos SET quota_state = 'charging', quota_at = $1
-WHERE id = $2 AND deleted_at IS NOT NULL AND purging_at IS NULL AND quota_state = 'free'`, now, id)
+func (s *store) claimRestore(ctx context.Context, q sqldb.Querier, id string, now, leaseUntil int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET quota_state = 'charging', quota_at = $1, lease_until = $2
+WHERE id = $3 AND deleted_at IS NOT NULL AND purging_at IS NULL AND quota_state = 'free'`, now, leaseUntil, id)
 	return affected(res, err, "claim video restore")
+}
+
+// renewRestore pushes a restore's lease on; false once the video is no
+// longer being restored.
+func (s *store) renewRestore(ctx context.Context, q sqldb.Querier, id string, until int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET lease_until = $1
+WHERE id = $2 AND deleted_at IS NOT NULL AND quota_state = 'charging'`, until, id)
+	return affected(res, err, "renew restore lease")
 }
 
 // restore takes a video out of the trash with its quota charged (state
@@ -368,12 +376,15 @@ func (s *store) trash(ctx context.Context, owner string, req page.Request) ([]re
 	return s.list(ctx, "trash", q, args...)
 }
 
-// quotaPending lists videos stuck in a quota state since before, for the
-// maintenance job.
+// quotaPending lists videos stuck in a quota state since before, or
+// whose restore's lease lapsed before leaseBefore (its process died), for
+// the maintenance job.
 // Their derived files are loaded: the job frees them with the video.
-func (s *store) quotaPending(ctx context.Context, state string, before int64, limit int) ([]record, error) {
+func (s *store) quotaPending(ctx context.Context, state string, before, leaseBefore int64, limit int) ([]record, error) {
 	rs, err := s.list(ctx, "pending quota steps", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
-WHERE quota_state IN ('charging', 'freeing') AND quota_at < $1 AND quota_state = $2 ORDER BY quota_at LIMIT %d`, limit), before, state)
+WHERE quota_state IN ('charging', 'freeing') AND quota_state = $2
+AND (quota_at < $1 OR (deleted_at IS NOT NULL AND lease_until > 0 AND lease_until < $3)) ORDER BY quota_at LIMIT %d`, limit),
+		before, state, leaseBefore)
 	if err != nil {
 		return nil, err
 	}
