@@ -77,8 +77,8 @@ func (s *Service) finalise(ctx context.Context, adm *admission, in arrived) (Vid
 	var inserted *record
 	v, err := s.finaliseSteps(ctx, adm, in, &inserted)
 	if err != nil {
-		if errors.Is(err, ErrUploadFinalising) {
-			return Video{}, err
+		if errors.Is(err, errFinaliseBusy) {
+			return Video{}, ErrUploadFinalising
 		}
 		if in.Upload != "" {
 			closed, cerr := s.store.closeUpload(ctx, s.db.W, in.Upload, uploadFailed, "", micros(s.now()))

@@ -106,6 +106,10 @@ func (s *Service) TouchUpload(ctx context.Context, id string) error {
 var ErrUploadFinalising = errs.New(errs.Unavailable, "unavailable", "the upload's video is being made; try again shortly").
 	WithRetryAfter(5 * time.Second)
 
+// errFinaliseBusy is takeFinalise's ErrUploadFinalising, told apart from
+// any other unavailable dependency (errs.Error matches by code).
+var errFinaliseBusy = errors.New("a live attempt is finalising the upload")
+
 // CompleteUpload finalises an upload whose bytes are all in path: the
 // same pipeline as a multipart upload. It is also how an upload whose
 // finalisation a crash cut short is taken up again (TUS.Finish): the video
@@ -140,8 +144,8 @@ func (s *Service) CompleteUpload(ctx context.Context, id, path string, size int6
 }
 
 // takeFinalise inserts a resumable upload's processing row, taking over
-// the row of an attempt whose lease lapsed; ErrUploadFinalising while a
-// live attempt holds it.
+// the row of an attempt whose lease lapsed; errFinaliseBusy while a live
+// attempt holds it.
 func (s *Service) takeFinalise(ctx context.Context, rec record) error {
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if err := s.store.dropLapsedFinalise(ctx, tx, rec.ID, micros(s.now())); err != nil {
@@ -150,7 +154,7 @@ func (s *Service) takeFinalise(ctx context.Context, rec record) error {
 		return s.store.insertVideo(ctx, tx, rec)
 	})
 	if sqldb.IsUniqueViolation(err) {
-		return ErrUploadFinalising
+		return errFinaliseBusy
 	}
 	if err != nil {
 		return fmt.Errorf("finalise upload: %w", err)

@@ -19,6 +19,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/platform/errs"
+	"github.com/reel-video/reel/internal/videos"
 )
 
 func TestMultipartUpload(t *testing.T) {
@@ -433,4 +435,33 @@ func TestUploadVolumeCommittedLaterWhenUsageIsDown(t *testing.T) {
 			}
 		}
 	})
+}
+
+// downCommits is a storage service that goes down before the commit.
+type downCommits struct{ videos.Quota }
+
+func (downCommits) Commit(context.Context, string, int64, string) error { return errs.ErrUnavailable }
+
+// An upload whose storage commit finds the storage service down fails
+// with 503 and gives back everything, multipart and resumable alike: an
+// unavailable dependency is not another attempt at work on the upload.
+func TestUploadFailsWhenStorageIsDownAtCommit(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		clip := testVideo(t, 1, 64, 48)
+		if r := e.upload(ann, "storage down", clip); r.status != 503 {
+			t.Fatalf("multipart: %d %s", r.status, r.raw)
+		}
+		c := e.tusCreate(ann, len(clip), tusMeta("title", "storage down"))
+		if c.status != 201 {
+			t.Fatalf("create: %d %s", c.status, c.raw)
+		}
+		if p := e.tusPatch(ann, c.header.Get("Location"), 0, clip); p.status != 503 {
+			t.Fatalf("tus: %d %s", p.status, p.raw)
+		}
+		if off, r := e.tusOffset(ann, c.header.Get("Location")); r.status != 404 {
+			t.Fatalf("the failed upload: %d at %d", r.status, off)
+		}
+		e.noLeaks(t, 0)
+	}, func(c *envConfig) { c.wrapQuota = func(q videos.Quota) videos.Quota { return downCommits{q} } })
 }
