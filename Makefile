@@ -21,7 +21,10 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 # The crash harness (integration/crash_test.go): reel killed at random
-# points, round after round; ROUNDS and SEED replay or lengthen it.
+# points, round after round; ROUNDS and SEED replay or lengthen it, and
+# REEL_TEST_CRASH_POSTGRES=1 adds PostgreSQL. The test command runs 2
+# rounds on SQLite; this runs 3 (default) or more, then waits for every
+# poster the kills interrupted.
 crash:
 	env REEL_TEST_CRASH=1 REEL_TEST_CRASH_ROUNDS=$${ROUNDS:-3} $${SEED:+REEL_TEST_CRASH_SEED=$$SEED} \
 		./scripts/test.sh -run TestCrashHarness -v ./integration/

@@ -102,26 +102,23 @@ func (c *crash) resync() string {
 		open := slices.Clone(u.open)
 		c.mu.Unlock()
 		// An open upload's offset is the server's: a piece in flight at
-		// the kill may have been written in part.
+		// the kill may have been written in part. One whose every byte
+		// arrived but whose finalisation died with the process is
+		// finished by the HEAD (or by the restarted process already),
+		// which names its video.
 		var still []*crashTus
 		for _, up := range open {
 			a := u.cl.do("HEAD", up.loc, nil, "Tus-Resumable", "1.0.0")
 			switch {
+			case a.status == 200 && a.header.Get(videos.VideoIDHeader) != "":
+				c.t.Logf("tus upload %s: finished after the restart (every byte had arrived)", up.loc)
+				c.uploaded(u, a.header.Get(videos.VideoIDHeader), int64(len(up.content)))
 			case a.status == 200:
 				off, _ := strconv.ParseInt(a.header.Get("Upload-Offset"), 10, 64)
 				up.offset = off
-				if off < int64(len(up.content)) {
-					still = append(still, up)
-				} else if !up.stuck {
-					// Every byte arrived, yet the upload is open: its
-					// finalisation died with the process. Nothing finishes
-					// or releases it before it expires (a day idle), so
-					// it is counted apart (see the report in stuck).
-					up.stuck = true
-					c.t.Logf("KNOWN GAP: tus upload %s: all %d bytes arrived, finalisation killed; it stays open, holding its reservations, until it expires", up.loc, off)
-					c.mu.Lock()
-					u.stuck = append(u.stuck, up)
-					c.mu.Unlock()
+				still = append(still, up)
+				if off == int64(len(up.content)) {
+					return fmt.Sprintf("HEAD %s: every byte arrived, yet the upload is not finished", up.loc)
 				}
 			case a.status == 404 || a.status == 410:
 			default:
@@ -195,18 +192,12 @@ func (c *crash) figures(u *crashUser, drained bool) string {
 	for _, n := range u.maybe {
 		maybe += n
 	}
-	for _, up := range u.stuck {
-		maybe += int64(len(up.content))
-	}
 	c.mu.Unlock()
 	sortVideos(mine)
-	var stored, uploaded, unanswered int64
+	var stored, uploaded int64
 	for _, v := range mine {
 		if v.ready {
 			uploaded += v.size
-			if !v.acked {
-				unanswered += v.size
-			}
 		}
 		if v.state != stLive || v.status == "failed" {
 			continue
@@ -246,17 +237,6 @@ func (c *crash) figures(u *crashUser, drained bool) string {
 		} `json:"upload"`
 	}
 	_ = json.Unmarshal(a.raw, &us)
-	if us.Upload.Used < uploaded && us.Upload.Used >= uploaded-unanswered && us.Upload.Reserved <= held+maybe {
-		// KNOWN GAP: finalise commits the day's volume after the
-		// transaction that makes the video ready, so a kill in between
-		// (before the answer) loses it: the lease lapses instead.
-		if !c.underCounted[u.id] {
-			c.underCounted[u.id] = true
-			c.t.Logf("KNOWN GAP: %s's daily upload volume counts %d bytes, its videos %d: an upload the kill cut between its ready transaction and its volume commit (unanswered) is not counted",
-				u.name, us.Upload.Used, uploaded)
-		}
-		uploaded = us.Upload.Used
-	}
 	if us.Upload.Used != uploaded || us.Upload.Reserved < held || us.Upload.Reserved > held+maybe {
 		return fmt.Sprintf("%s's daily upload: used %d reserved %d; want used %d (every video that became ready) reserved %d to %d",
 			u.name, us.Upload.Used, us.Upload.Reserved, uploaded, held, held+maybe)
@@ -331,9 +311,6 @@ func (c *crash) files(drained bool) string {
 	maybe := 0
 	for _, u := range c.users {
 		maybe += len(u.maybe)
-		for _, up := range u.stuck {
-			open[filepath.Base(up.loc)] = true
-		}
 	}
 	c.mu.Unlock()
 	entries, _ = os.ReadDir(filepath.Join(c.all.dataDir, "uploads", "tus"))

@@ -9,12 +9,17 @@
 # (scripts/fuzz.sh). It prints how long each step (go vet and gofmt; go
 # test; go fuzz) took.
 #
+# It also runs the crash harness (integration/crash_test.go) for 2 rounds on
+# SQLite (REEL_TEST_CRASH=1, unless set otherwise); `make crash` runs it
+# longer.
+#
 # With CI=true a missing PostgreSQL, S3 server or ffmpeg fails the run; on a
 # laptop without them their half of the tests is skipped with a loud notice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ci=${CI:-false}
+export REEL_TEST_CRASH=${REEL_TEST_CRASH:-1}
 warn() { printf '\n!!! %s\n\n' "$*" >&2; }
 
 # shellcheck source=scripts/pg.sh

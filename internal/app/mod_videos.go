@@ -61,6 +61,9 @@ func initVideos(ctx context.Context, a *App) error {
 		TrustedProxies: a.cfg.HTTP.TrustedProxies,
 	}).Routes(a)
 	a.Every("videos-uploads-expiry", videosExpireEvery, tus.Expire)
+	// A resumable upload whose finalisation died is taken up again once
+	// its lease lapsed (Expire takes those at start whose row never came).
+	a.Every("videos-uploads-finish", tus.FinishEvery(), tus.Finish)
 	return a.document("videos")
 }
 
@@ -112,11 +115,12 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 		return nil, err
 	}
 	// The check asks the storage service for its ledger, and the usage
-	// service (when this process can reach it) for its reservations.
+	// service (when this process can reach it) for its reservations; the
+	// maintenance job commits the upload volume ready videos still owe.
 	deps := videos.Deps{Blobs: blobs, Prober: prober, Quota: quota, Ledger: quota}
 	meter, meterErr := a.usageMeter("videos")
 	if meterErr == nil {
-		deps.UploadHolds = meter
+		deps.UploadHolds, deps.Limit = meter, meter
 	}
 	// Transcodes and storyboards run ffmpeg at the lowest priority, as
 	// posters do: on the cores the requests leave.
@@ -131,7 +135,6 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 		if meterErr != nil {
 			return nil, meterErr
 		}
-		deps.Limit = meter
 		// Before this module's own background tasks, so the meter stops
 		// (and makes its last flush) after them.
 		if deps.Egress, err = a.egressMeter("videos"); err != nil {

@@ -24,6 +24,11 @@ type arrived struct {
 	Meta Meta
 	// Via names the upload route, for the activity log ("multipart", "tus").
 	Via string
+	// Upload is the resumable upload the bytes arrived by ("" for a
+	// multipart upload). Its video takes its id, so that a finalisation a
+	// crash cut short is taken up again under the same id (the same blob
+	// keys, the same storage commit), and the ready transaction closes it.
+	Upload string
 }
 
 // extensions maps a container's media type to the file name the video is
@@ -59,11 +64,34 @@ func blobKey(id, file string) string { return "videos/" + id + "/" + file }
 //
 // finalise runs to the end even if ctx is cancelled: all the bytes have
 // arrived, so the work is worth finishing.
+//
+// A resumable upload's failure first closes the upload as failed; only
+// the attempt that closed it gives back: one that cannot (the database
+// is down) leaves the upload open, with its row, bytes and reservations,
+// for the recovery to take up again (TUS.Finish), and one that finds it
+// closed already (another attempt finished it) touches nothing. Another
+// attempt at work on the upload is ErrUploadFinalising.
 func (s *Service) finalise(ctx context.Context, adm *admission, in arrived) (Video, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FinaliseTimeout)
 	defer cancel()
-	v, err := s.finaliseSteps(ctx, adm, in)
+	var inserted *record
+	v, err := s.finaliseSteps(ctx, adm, in, &inserted)
 	if err != nil {
+		if errors.Is(err, errFinaliseBusy) {
+			return Video{}, ErrUploadFinalising
+		}
+		if in.Upload != "" {
+			closed, cerr := s.store.closeUpload(ctx, s.db.W, in.Upload, uploadFailed, "", micros(s.now()))
+			if cerr != nil || !closed {
+				if cerr != nil {
+					s.log.Warn("close a failed upload; left open for the recovery", "upload", in.Upload, "err", cerr)
+				}
+				return Video{}, err
+			}
+		}
+		if inserted != nil {
+			s.undoFinalise(ctx, *inserted)
+		}
 		s.releaseAdmission(ctx, adm)
 		outcome := outbox.Failure
 		if k := errs.KindOf(err); k == errs.TooLarge || k == errs.RateLimited {
@@ -80,7 +108,9 @@ func (s *Service) finalise(ctx context.Context, adm *admission, in arrived) (Vid
 	return v, nil
 }
 
-func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived) (Video, error) {
+// finaliseSteps does the work of finalise; it sets *inserted to the row
+// once it owns one, for finalise to undo on failure.
+func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived, inserted **record) (Video, error) {
 	meta, err := in.Meta.Validate()
 	if err != nil {
 		return Video{}, err
@@ -99,7 +129,10 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 	}
 
 	now := s.now()
-	id := uuid.Must(uuid.NewV7()).String()
+	id := in.Upload
+	if id == "" {
+		id = uuid.Must(uuid.NewV7()).String()
+	}
 	rec := record{
 		Video: Video{
 			ID: id, OwnerID: adm.OwnerID, Title: meta.Title, Description: meta.Description, Filename: meta.Filename,
@@ -116,9 +149,14 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 	// The row is a lease, renewed as the upload's reservations are, so
 	// that a killed process's row is undone within minutes, not after
 	// staleAfter; its poster source and reservations go with it.
-	if err := s.store.insertVideo(ctx, s.db.W, rec); err != nil {
-		return Video{}, fmt.Errorf("finalise upload: %w", err)
+	if in.Upload == "" {
+		if err := s.store.insertVideo(ctx, s.db.W, rec); err != nil {
+			return Video{}, fmt.Errorf("finalise upload: %w", err)
+		}
+	} else if err := s.takeFinalise(ctx, rec); err != nil {
+		return Video{}, err
 	}
+	*inserted = &rec
 	defer s.keepAlive(leaseHold{id: id, renew: func(ctx context.Context, id string, ttl time.Duration) error {
 		held, err := s.store.renewFinalise(ctx, s.db.W, id, micros(s.now().Add(ttl)))
 		if err == nil && !held {
@@ -127,11 +165,6 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 		return err
 	}})()
 	ok := false
-	defer func() {
-		if !ok {
-			s.undoFinalise(ctx, rec)
-		}
-	}()
 
 	// The poster is cut after the answer (posters.go), from a second name
 	// of the spooled file: putFile may move the file into the blob store
@@ -163,12 +196,21 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 		return Video{}, fmt.Errorf("finalise upload: %w", err)
 	}
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		done, err := s.store.markReady(ctx, tx, rec, micros(s.now()))
+		done, err := s.store.markReady(ctx, tx, rec, adm.limitID, micros(s.now()))
 		if err != nil {
 			return err
 		}
 		if !done {
 			return errors.New("the processing row vanished")
+		}
+		if in.Upload != "" {
+			closed, err := s.store.closeUpload(ctx, tx, in.Upload, uploadDone, rec.ID, micros(s.now()))
+			if err != nil {
+				return err
+			}
+			if !closed {
+				return errors.New("the upload is no longer open")
+			}
 		}
 		// In the same transaction: a video is never ready without its
 		// poster job, and a rolled-back one never has one.
@@ -189,15 +231,14 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived)
 	ok = true
 	// The day's volume is committed last, once the video stands: usage
 	// cannot give volume back, so a failure before this point must leave
-	// it uncounted (finalise releases the reservation). A commit that
-	// fails now (usage unreachable) does not fail an upload that
-	// succeeded: it is idempotent by reservation, so it is retried in the
-	// background; the reservation holds the bytes meanwhile.
+	// it uncounted (finalise releases the reservation). The ready
+	// transaction recorded it as owed, so a commit that fails now (usage
+	// unreachable) or a process killed before it leaves it to the
+	// maintenance job (volume.go) rather than losing it.
 	adm.limitCommitted = true
-	id, size := adm.limitID, in.Size
-	s.cleanUp(ctx, "commit upload volume", []any{"video", rec.ID, "reservation", id}, func(ctx context.Context) error {
-		return s.limit.CommitUpload(ctx, id, size)
-	})
+	if err := s.settleVolume(ctx, rec.ID, adm.limitID, in.Size); err != nil {
+		s.log.Warn("commit upload volume; the maintenance job retries", "video", rec.ID, "reservation", adm.limitID, "err", err)
+	}
 	return rec.public(), nil
 }
 

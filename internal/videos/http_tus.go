@@ -163,7 +163,9 @@ func (t *TUS) create(next http.Handler) httpx.HandlerFunc {
 // owned admits a request on an upload only from its creator, and answers
 // HEAD for a completed upload (whose file is gone) with its final offset
 // and the video it made, so a client that lost the last PATCH's answer
-// learns it finished.
+// learns it finished. A HEAD, or a PATCH at the final offset, of an open
+// upload whose bytes have all arrived finalises it first (a finalisation
+// that died: http_tus_finish.go).
 func (t *TUS) owned(next http.Handler, method string) http.Handler {
 	return httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		id := r.PathValue("id")
@@ -172,17 +174,21 @@ func (t *TUS) owned(next http.Handler, method string) http.Handler {
 			return err
 		}
 		if u.Done() && method == http.MethodHead {
-			hdr := w.Header()
-			hdr.Set("Tus-Resumable", "1.0.0")
-			hdr.Set("Cache-Control", "no-store")
-			hdr.Set("Upload-Offset", strconv.FormatInt(u.Size, 10))
-			hdr.Set("Upload-Length", strconv.FormatInt(u.Size, 10))
-			hdr.Set(VideoIDHeader, u.VideoID)
-			w.WriteHeader(http.StatusOK)
+			answerDone(w, method, u.Size, u.VideoID)
 			return nil
 		}
 		if !u.Open() {
 			return ErrUploadNotFound
+		}
+		if method == http.MethodHead || (method == http.MethodPatch && r.Header.Get("Upload-Offset") == strconv.FormatInt(u.Size, 10)) {
+			v, done, err := t.finish(r.Context(), id, time.Second)
+			if err != nil {
+				return err
+			}
+			if done {
+				answerDone(w, method, u.Size, v.ID)
+				return nil
+			}
 		}
 		if method == http.MethodPatch {
 			if err := t.svc.TouchUpload(r.Context(), id); err != nil {
@@ -254,10 +260,9 @@ func (t *TUS) preFinish(hook tusd.HookEvent) (tusd.HTTPResponse, error) {
 	if path == "" {
 		path = filepath.Join(t.dir, id)
 	}
-	v, err := t.svc.CompleteUpload(ctx, id, path, hook.Upload.Size)
-	// Either way the partial file has served its purpose: the bytes are in
-	// the blob store now, or they were refused and everything released.
-	t.removeFiles(id)
+	// The files go once the upload is closed: the bytes are in the blob
+	// store, or they were refused and everything released.
+	v, err := t.complete(ctx, id, path, hook.Upload.Size)
 	if err != nil {
 		return tusd.HTTPResponse{}, t.problem(ctx, err)
 	}
@@ -273,20 +278,26 @@ func (t *TUS) preTerminate(hook tusd.HookEvent) (tusd.HTTPResponse, error) {
 
 // removeFiles deletes an upload's bytes and tusd's .info file.
 func (t *TUS) removeFiles(id string) {
-	for _, p := range []string{filepath.Join(t.dir, id), filepath.Join(t.dir, id+".info")} {
+	for _, p := range []string{filepath.Join(t.dir, id), filepath.Join(t.dir, id+".info"), filepath.Join(t.dir, id+finalSuffix)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.log.Warn("remove tus upload file", "path", p, "err", err)
 		}
 	}
 }
 
-// Expire ends resumable uploads left idle past their expiry: it releases
+// Expire first finishes the open uploads whose bytes have all arrived
+// (http_tus_finish.go); then it ends resumable uploads left idle past
+// their expiry: it releases
 // their reservations and deletes their partial files. Run it
 // periodically (in every replica: each expires the uploads whose files it
 // holds, and any replica those whose replica has been gone for another
 // expiry period). It also deletes partial files whose upload is closed or
 // unknown, left by a crash or closed by another replica.
 func (t *TUS) Expire(ctx context.Context) error {
+	// Complete uploads are finished, not expired.
+	if err := t.finishComplete(ctx); err != nil {
+		return fmt.Errorf("finish complete uploads: %w", err)
+	}
 	ups, err := t.svc.ExpiredUploads(ctx)
 	if err != nil {
 		return err
@@ -333,7 +344,7 @@ func (t *TUS) sweepOrphans(ctx context.Context) error {
 	before := t.svc.Now().Add(-t.svc.UploadExpiry())
 	seen := map[string]bool{}
 	for _, e := range entries {
-		id, _ := strings.CutSuffix(e.Name(), ".info")
+		id, _, _ := strings.Cut(e.Name(), ".")
 		if seen[id] || !validID(id) || t.busy(id) {
 			continue
 		}

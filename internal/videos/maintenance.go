@@ -30,14 +30,15 @@ func (s *Service) SweepSpool(context.Context) error {
 // Maintain finishes what dead processes left half-done: frees the bytes of
 // trashed videos whose free did not complete, undoes restores that never
 // finished, fails uploads whose finalisation died (deleting their blobs and
-// charges), gives a poster job to live videos waiting for a poster without
+// charges), commits the upload volume ready videos still owe (volume.go),
+// gives a poster job to live videos waiting for a poster without
 // one, streaming jobs to a few videos that never had any (backfill.go),
 // and forgets closed uploads. The maintenance job runs it every
 // minute (workers.go); it is safe in several replicas at once.
 func (s *Service) Maintain(ctx context.Context) error {
 	now := s.now()
 	var errsOut []error
-	freeing, err := s.store.quotaPending(ctx, quotaFreeing, micros(now.Add(-time.Minute)), maintenanceBatch)
+	freeing, err := s.store.quotaPending(ctx, quotaFreeing, micros(now.Add(-time.Minute)), 0, maintenanceBatch)
 	if err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func (s *Service) Maintain(ctx context.Context) error {
 			errsOut = append(errsOut, err)
 		}
 	}
-	charging, err := s.store.quotaPending(ctx, quotaCharging, micros(now.Add(-restoreStale)), maintenanceBatch)
+	charging, err := s.store.quotaPending(ctx, quotaCharging, micros(now.Add(-restoreStale)), micros(now), maintenanceBatch)
 	if err != nil {
 		return err
 	}
@@ -54,9 +55,10 @@ func (s *Service) Maintain(ctx context.Context) error {
 		if r.DeletedAt == nil {
 			continue // a finalising upload: handled below once stale
 		}
-		// A restore that died between its claim and its end: the bytes
-		// may have been committed; free them (idempotent) and give the
-		// video back to the trash.
+		// A restore that died between its claim and its end (its lease
+		// lapsed; the previous release's claims: after restoreStale): the
+		// bytes may have been committed; free them (idempotent) and give
+		// the video back to the trash.
 		if err := s.freeObjects(ctx, r); err != nil {
 			errsOut = append(errsOut, err)
 			continue
@@ -84,6 +86,9 @@ func (s *Service) Maintain(ctx context.Context) error {
 		s.log.Warn("an upload's finalisation was abandoned; marked failed", "video", r.ID)
 		s.events.RecordOrLog(ctx, s.event(ctx, "UPLOAD_VIDEO", outbox.Failure, "upload abandoned while being processed").
 			ForUser(r.OwnerID).On(r.ID))
+	}
+	if err := s.settleVolumes(ctx); err != nil {
+		errsOut = append(errsOut, err)
 	}
 	if err := s.enqueueMissing(ctx); err != nil {
 		errsOut = append(errsOut, err)

@@ -2,6 +2,7 @@ package videos_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -153,6 +154,81 @@ func TestTusStartRemovesOrphanedFiles(t *testing.T) {
 		}
 		if off, r := e.tusOffset(ann, loc); r.status != 200 || off != 100 {
 			t.Fatalf("the open upload after the restart: %d %d", r.status, off)
+		}
+	})
+}
+
+// downLimit is the usage service as a process killed right after an
+// upload's ready transaction saw it: the volume commit never arrives.
+type downLimit struct{ videos.UploadLimit }
+
+func (downLimit) CommitUpload(context.Context, string, int64) error { return errKilled }
+
+var errKilled = errors.New("the process was killed")
+
+// A process killed between the transaction that makes a video ready and
+// the commit of the day's upload volume does not lose that volume: the
+// transaction recorded it as owed, and the next process's maintenance
+// commits it, once.
+func TestUploadVolumeOwedSurvivesAKill(t *testing.T) {
+	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
+		quota, limit, egress := newFakeQuota(-1), newFakeLimit(-1), newFakeEgress()
+		dead := newEnv(t, db, func(c *envConfig) {
+			c.deps = func(*sqldb.DB) (videos.Quota, videos.UploadLimit, videos.Egress) {
+				return quota, downLimit{limit}, egress
+			}
+		})
+		ann := dead.user("user")
+		r := dead.upload(ann, "counted after the kill", testVideo(t, 1, 64, 48))
+		if r.status != 201 {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		size := int64(r.video(t)["size_bytes"].(float64))
+		if used, held := limit.state(ann.id); used != 0 || held != 1 {
+			t.Fatalf("before the restart: volume used %d with %d held, want 0 and the reservation", used, held)
+		}
+		next := newEnv(t, db, func(c *envConfig) {
+			c.noServer = true
+			c.deps = func(*sqldb.DB) (videos.Quota, videos.UploadLimit, videos.Egress) { return quota, limit, egress }
+		})
+		for range 2 {
+			if err := next.svc.Maintain(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if used, held := limit.state(ann.id); used != size || held != 0 {
+				t.Fatalf("after the restart: volume used %d with %d held, want %d committed", used, held, size)
+			}
+		}
+	}, videos.Migrations(), videos.MigrationTable)
+}
+
+// A restore killed between its claim and its end holds the video for a
+// lease, not for restoreStale: the next maintenance after the lease
+// lapsed gives it back to the trash, and it can be restored again.
+func TestRestoreKilledAfterItsClaimLapses(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		id := e.mustUpload(ann, "claimed", testVideo(t, 1, 64, 48))
+		if r := e.do("DELETE", "/api/v1/videos/"+id, ann.token, nil); r.status != 204 {
+			t.Fatalf("trash: %d %s", r.status, r.raw)
+		}
+		// What the kill left: the claim, its lease already past.
+		now := e.clock()
+		if _, err := e.db.W.Exec(`UPDATE videos SET quota_state = 'charging', quota_at = $1, lease_until = $2 WHERE id = $3`,
+			now.UnixMicro(), now.Add(-time.Second).UnixMicro(), id); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do("POST", "/api/v1/videos/"+id+"/restore", ann.token, nil); r.status != 409 {
+			t.Fatalf("restore while claimed: %d %s", r.status, r.raw)
+		}
+		if err := e.svc.Maintain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do("POST", "/api/v1/videos/"+id+"/restore", ann.token, nil); r.status != 200 {
+			t.Fatalf("restore after the maintenance: %d %s", r.status, r.raw)
+		}
+		if used, held, _ := e.quota.state(ann.id); held != 0 || used == 0 {
+			t.Fatalf("quota used %d with %d held after the restore", used, held)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package videos
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/reel-video/reel/internal/platform/authn"
+	"github.com/reel-video/reel/internal/platform/errs"
+	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
 // Resumable uploads: the service side of tus. The tus handler (tus.go)
@@ -98,14 +101,34 @@ func (s *Service) TouchUpload(ctx context.Context, id string) error {
 	return s.store.touchUpload(ctx, s.db.W, id, micros(now), micros(now.Add(s.uploadExpiry())))
 }
 
+// ErrUploadFinalising answers a request for a resumable upload whose
+// video another attempt is making (a live finalisation holds its row).
+var ErrUploadFinalising = errs.New(errs.Unavailable, "unavailable", "the upload's video is being made; try again shortly").
+	WithRetryAfter(5 * time.Second)
+
+// errFinaliseBusy is takeFinalise's ErrUploadFinalising, told apart from
+// any other unavailable dependency (errs.Error matches by code).
+var errFinaliseBusy = errors.New("a live attempt is finalising the upload")
+
 // CompleteUpload finalises an upload whose bytes are all in path: the
-// same pipeline as a multipart upload. Success or failure, the upload is
-// closed; on failure its reservations are released and the caller deletes
-// the bytes.
+// same pipeline as a multipart upload. It is also how an upload whose
+// finalisation a crash cut short is taken up again (TUS.Finish): the video
+// takes the upload's id, so the dead attempt's row is taken over once its
+// lease lapsed (ErrUploadFinalising until then). On success the upload is
+// done, on a failure that closed it failed its reservations are released;
+// either way the caller deletes the bytes. An upload left open (see
+// finalise) keeps them. An upload done already answers its video.
 func (s *Service) CompleteUpload(ctx context.Context, id, path string, size int64) (Video, error) {
 	u, err := s.store.upload(ctx, s.db.W, id)
 	if err != nil {
 		return Video{}, err
+	}
+	if u.State == uploadDone && u.VideoID.Valid {
+		r, err := s.store.video(ctx, s.db.W, u.VideoID.String)
+		if err != nil {
+			return Video{}, err
+		}
+		return r.public(), nil
 	}
 	if u.State != uploadOpen {
 		return Video{}, ErrUploadNotFound
@@ -114,20 +137,35 @@ func (s *Service) CompleteUpload(ctx context.Context, id, path string, size int6
 		return Video{}, fmt.Errorf("complete upload %s: %d bytes arrived, %d were declared", id, size, u.SizeBytes)
 	}
 	adm := resumeAdmission(u.OwnerID, u.SizeBytes, u.QuotaRes, u.LimitRes)
-	v, ferr := s.finalise(ctx, adm, arrived{
-		Path: path, Size: size, Via: "tus",
+	return s.finalise(ctx, adm, arrived{
+		Path: path, Size: size, Via: "tus", Upload: id,
 		Meta: Meta{Title: u.Title, Description: u.Description, Filename: u.Filename},
 	})
-	state, videoID := uploadDone, v.ID
-	if ferr != nil {
-		state, videoID = uploadFailed, ""
+}
+
+// takeFinalise inserts a resumable upload's processing row, taking over
+// the row of an attempt whose lease lapsed; errFinaliseBusy while a live
+// attempt holds it.
+func (s *Service) takeFinalise(ctx context.Context, rec record) error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := s.store.dropLapsedFinalise(ctx, tx, rec.ID, micros(s.now())); err != nil {
+			return err
+		}
+		return s.store.insertVideo(ctx, tx, rec)
+	})
+	if sqldb.IsUniqueViolation(err) {
+		return errFinaliseBusy
 	}
-	cctx, cancel := detached(ctx)
-	defer cancel()
-	if _, err := s.store.closeUpload(cctx, s.db.W, id, state, videoID, micros(s.now())); err != nil {
-		s.log.Warn("close upload", "upload", id, "err", err)
+	if err != nil {
+		return fmt.Errorf("finalise upload: %w", err)
 	}
-	return v, ferr
+	return nil
+}
+
+// FinishingUploads lists open uploads whose finalisation died: their row
+// is processing and its lease lapsed.
+func (s *Service) FinishingUploads(ctx context.Context) ([]string, error) {
+	return s.store.uploadsFinishing(ctx, micros(s.now()), maintenanceBatch)
 }
 
 // AbortUpload releases an open upload's reservations and closes it as

@@ -145,15 +145,50 @@ func (s *store) video(ctx context.Context, q sqldb.Querier, id string) (record, 
 }
 
 // markReady finishes a processing video: its metadata and charged quota,
-// in the transaction that records UPLOAD_VIDEO and enqueues its poster.
-func (s *store) markReady(ctx context.Context, q sqldb.Querier, r record, now int64) (bool, error) {
+// in the transaction that records UPLOAD_VIDEO and enqueues its poster,
+// with the daily-upload reservation its size is still to be committed to
+// (volumeRes, see volume.go).
+func (s *store) markReady(ctx context.Context, q sqldb.Querier, r record, volumeRes string, now int64) (bool, error) {
 	res, err := q.ExecContext(ctx, `UPDATE videos SET status = 'ready', size_bytes = $1, content_type = $2,
 duration_seconds = $3, width = $4, height = $5, video_codec = $6, audio_codec = $7, poster_key = $8,
-poster_bytes = $9, quota_state = 'charged', quota_at = $10, updated_at = $10
-WHERE id = $11 AND status = 'processing'`,
+poster_bytes = $9, quota_state = 'charged', quota_at = $10, updated_at = $10, volume_res = $11
+WHERE id = $12 AND status = 'processing'`,
 		r.SizeBytes, r.ContentType, r.DurationSeconds, r.Width, r.Height, r.VideoCodec, r.AudioCodec,
-		r.PosterKey, r.PosterBytes, now, r.ID)
+		r.PosterKey, r.PosterBytes, now, volumeRes, r.ID)
 	return affected(res, err, "mark video ready")
+}
+
+// volumeDue is a ready video whose size is still to be committed to the
+// daily upload volume on reservation Res.
+type volumeDue struct {
+	ID, Res string
+	Size    int64
+}
+
+// volumesDue lists up to limit ready videos whose upload volume is not
+// counted yet, oldest first.
+func (s *store) volumesDue(ctx context.Context, limit int) ([]volumeDue, error) {
+	rows, err := s.db.W.QueryContext(ctx, fmt.Sprintf(`SELECT id, volume_res, size_bytes FROM videos
+WHERE volume_res <> '' AND status = 'ready' ORDER BY updated_at LIMIT %d`, limit))
+	if err != nil {
+		return nil, fmt.Errorf("list upload volumes due: %w", err)
+	}
+	defer rows.Close()
+	var out []volumeDue
+	for rows.Next() {
+		var v volumeDue
+		if err := rows.Scan(&v.ID, &v.Res, &v.Size); err != nil {
+			return nil, fmt.Errorf("list upload volumes due: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, wrapErr(rows.Err(), "list upload volumes due")
+}
+
+// volumeCounted clears what a video owed the daily upload volume.
+func (s *store) volumeCounted(ctx context.Context, q sqldb.Querier, id, res string) error {
+	_, err := q.ExecContext(ctx, `UPDATE videos SET volume_res = '' WHERE id = $1 AND volume_res = $2`, id, res)
+	return wrapErr(err, "clear upload volume due")
 }
 
 // attachPoster records a video's poster (key "" and none for a video
@@ -264,10 +299,18 @@ func (s *store) setQuotaState(ctx context.Context, q sqldb.Querier, id, from, to
 
 // claimRestore marks a trashed video as being restored, unless its purge
 // has begun or another restore holds it.
-func (s *store) claimRestore(ctx context.Context, q sqldb.Querier, id string, now int64) (bool, error) {
-	res, err := q.ExecContext(ctx, `UPDATE videos SET quota_state = 'charging', quota_at = $1
-WHERE id = $2 AND deleted_at IS NOT NULL AND purging_at IS NULL AND quota_state = 'free'`, now, id)
+func (s *store) claimRestore(ctx context.Context, q sqldb.Querier, id string, now, leaseUntil int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET quota_state = 'charging', quota_at = $1, lease_until = $2
+WHERE id = $3 AND deleted_at IS NOT NULL AND purging_at IS NULL AND quota_state = 'free'`, now, leaseUntil, id)
 	return affected(res, err, "claim video restore")
+}
+
+// renewRestore pushes a restore's lease on; false once the video is no
+// longer being restored.
+func (s *store) renewRestore(ctx context.Context, q sqldb.Querier, id string, until int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE videos SET lease_until = $1
+WHERE id = $2 AND deleted_at IS NOT NULL AND quota_state = 'charging'`, until, id)
+	return affected(res, err, "renew restore lease")
 }
 
 // restore takes a video out of the trash with its quota charged (state
@@ -333,12 +376,15 @@ func (s *store) trash(ctx context.Context, owner string, req page.Request) ([]re
 	return s.list(ctx, "trash", q, args...)
 }
 
-// quotaPending lists videos stuck in a quota state since before, for the
-// maintenance job.
+// quotaPending lists videos stuck in a quota state since before, or
+// whose restore's lease lapsed before leaseBefore (its process died), for
+// the maintenance job.
 // Their derived files are loaded: the job frees them with the video.
-func (s *store) quotaPending(ctx context.Context, state string, before int64, limit int) ([]record, error) {
+func (s *store) quotaPending(ctx context.Context, state string, before, leaseBefore int64, limit int) ([]record, error) {
 	rs, err := s.list(ctx, "pending quota steps", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
-WHERE quota_state IN ('charging', 'freeing') AND quota_at < $1 AND quota_state = $2 ORDER BY quota_at LIMIT %d`, limit), before, state)
+WHERE quota_state IN ('charging', 'freeing') AND quota_state = $2
+AND (quota_at < $1 OR (deleted_at IS NOT NULL AND lease_until > 0 AND lease_until < $3)) ORDER BY quota_at LIMIT %d`, limit),
+		before, state, leaseBefore)
 	if err != nil {
 		return nil, err
 	}
@@ -346,11 +392,22 @@ WHERE quota_state IN ('charging', 'freeing') AND quota_at < $1 AND quota_state =
 }
 
 // staleProcessing lists videos whose finalisation began before before and
-// never finished (the process died).
+// never finished (the process died). The row of a resumable upload still
+// open is left to its recovery (TUS.Finish), which takes it up again: the
+// upload's bytes are all there.
 func (s *store) staleProcessing(ctx context.Context, before, now int64, limit int) ([]record, error) {
 	return s.list(ctx, "stale processing videos", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
 WHERE status = 'processing' AND (updated_at < $1 OR (lease_until > 0 AND lease_until < $2))
+AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.id = videos.id AND uploads.state = 'open')
 ORDER BY updated_at LIMIT %d`, limit), before, now)
+}
+
+// dropLapsedFinalise deletes the processing row of a finalisation whose
+// lease lapsed (its process died), for a resumable upload's next attempt
+// to insert its own under the same id.
+func (s *store) dropLapsedFinalise(ctx context.Context, q sqldb.Querier, id string, now int64) error {
+	_, err := q.ExecContext(ctx, `DELETE FROM videos WHERE id = $1 AND status = 'processing' AND lease_until < $2`, id, now)
+	return wrapErr(err, "take over a lapsed finalisation")
 }
 
 // renewFinalise pushes a finalising video's lease on; false once the row
@@ -361,10 +418,12 @@ func (s *store) renewFinalise(ctx context.Context, q sqldb.Querier, id string, u
 }
 
 // purgeable lists trashed videos deleted before cutoff whose bytes are no
-// longer counted, including any whose purge began and did not finish.
+// longer counted, including any whose purge began and did not finish. A
+// video whose upload volume is still owed waits until it is counted.
 func (s *store) purgeable(ctx context.Context, cutoff int64, limit int) ([]record, error) {
 	return s.list(ctx, "purgeable videos", fmt.Sprintf(`SELECT `+videoCols+` FROM videos
-WHERE deleted_at IS NOT NULL AND deleted_at < $1 AND quota_state = 'free' ORDER BY deleted_at LIMIT %d`, limit), cutoff)
+WHERE deleted_at IS NOT NULL AND deleted_at < $1 AND quota_state = 'free' AND volume_res = ''
+ORDER BY deleted_at LIMIT %d`, limit), cutoff)
 }
 
 // markPurging records that the purge of a video begins, before any of its
@@ -533,6 +592,26 @@ WHERE state = 'open' AND expires_at < $1 ORDER BY expires_at LIMIT %d`, limit), 
 		return nil, fmt.Errorf("list expired uploads: %w", err)
 	}
 	return out, nil
+}
+
+// uploadsFinishing lists up to limit open uploads whose video row is
+// processing with a lapsed lease: a finalisation that died.
+func (s *store) uploadsFinishing(ctx context.Context, now int64, limit int) ([]string, error) {
+	rows, err := s.db.W.QueryContext(ctx, fmt.Sprintf(`SELECT u.id FROM uploads u JOIN videos v ON v.id = u.id
+WHERE u.state = 'open' AND v.status = 'processing' AND v.lease_until < $1 ORDER BY v.lease_until LIMIT %d`, limit), now)
+	if err != nil {
+		return nil, fmt.Errorf("list uploads being finished: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list uploads being finished: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, wrapErr(rows.Err(), "list uploads being finished")
 }
 
 // forgetUploads deletes closed uploads last changed before before: they are

@@ -214,13 +214,23 @@ func (s *Service) Restore(ctx context.Context, c authn.Caller, id string) (Video
 	if err != nil {
 		return Video{}, fmt.Errorf("restore video: %w", err)
 	}
-	claimed, err := s.store.claimRestore(ctx, s.db.W, id, now)
+	// The claim is a lease, renewed while the restore runs, as a
+	// finalising upload's row is: a restore killed half-way is undone by
+	// the maintenance job a lease later (maintenance.go).
+	claimed, err := s.store.claimRestore(ctx, s.db.W, id, now, micros(s.now().Add(s.cfg.ReserveLease)))
 	if err != nil {
 		return Video{}, fmt.Errorf("restore video: %w", err)
 	}
 	if !claimed {
 		return Video{}, ErrRestoreBusy
 	}
+	defer s.keepAlive(leaseHold{id: id, renew: func(ctx context.Context, id string, ttl time.Duration) error {
+		held, err := s.store.renewRestore(ctx, s.db.W, id, micros(s.now().Add(ttl)))
+		if err == nil && !held {
+			return ErrVideoNotFound // restored, or given back: nothing left to keep
+		}
+		return err
+	}})()
 	if err := s.recharge(ctx, r); err != nil {
 		// Give the claim back; the bytes were not (or are no longer)
 		// charged.
@@ -296,14 +306,19 @@ func (s *Service) recharge(ctx context.Context, r record) error {
 			}
 		}
 	}
+	// The holds are leases too (lease.go), renewed until they are
+	// committed.
+	var holds []leaseHold
 	for i := range parts {
-		h, err := s.quota.Reserve(ctx, r.OwnerID, parts[i].bytes, restoreStale)
+		h, err := s.quota.Reserve(ctx, r.OwnerID, parts[i].bytes, s.cfg.ReserveLease)
 		if err != nil {
 			undo(i, false)
 			return fmt.Errorf("restore video: %w", err)
 		}
 		parts[i].res = h.ID
+		holds = append(holds, leaseHold{h.ID, s.quota.Renew})
 	}
+	defer s.keepAlive(holds...)()
 	for i := range parts {
 		if err := s.quota.Commit(ctx, parts[i].res, parts[i].bytes, parts[i].key); err != nil {
 			undo(len(parts), true)

@@ -19,6 +19,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/reel-video/reel/internal/platform/blob"
+	"github.com/reel-video/reel/internal/platform/errs"
+	"github.com/reel-video/reel/internal/videos"
 )
 
 func TestMultipartUpload(t *testing.T) {
@@ -407,8 +409,8 @@ func TestPosterFailingIsRetriedThenGivenUp(t *testing.T) {
 }
 
 // The day's volume is committed once the video stands; when usage cannot
-// be reached at that moment the upload still succeeds, and the volume is
-// committed by a background retry.
+// be reached at that moment the upload still succeeds, and the volume,
+// owed in the video's row, is committed by the maintenance job, once.
 func TestUploadVolumeCommittedLaterWhenUsageIsDown(t *testing.T) {
 	withEnv(t, func(t *testing.T, e *env) {
 		ann := e.user("user")
@@ -421,16 +423,45 @@ func TestUploadVolumeCommittedLaterWhenUsageIsDown(t *testing.T) {
 			t.Fatalf("upload: %d %s", r.status, r.raw)
 		}
 		size := int64(r.body["video"].(map[string]any)["size_bytes"].(float64))
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			used, held := e.limit.state(ann.id)
-			if used == size && held == 0 {
-				break
+		if used, held := e.limit.state(ann.id); used != 0 || held != 1 {
+			t.Fatalf("before the maintenance: volume used %d with %d held, want 0 and the reservation", used, held)
+		}
+		for range 2 {
+			if err := e.svc.Maintain(context.Background()); err != nil {
+				t.Fatal(err)
 			}
-			if time.Now().After(deadline) {
+			if used, held := e.limit.state(ann.id); used != size || held != 0 {
 				t.Fatalf("volume used %d with %d held, want %d committed", used, held, size)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	})
+}
+
+// downCommits is a storage service that goes down before the commit.
+type downCommits struct{ videos.Quota }
+
+func (downCommits) Commit(context.Context, string, int64, string) error { return errs.ErrUnavailable }
+
+// An upload whose storage commit finds the storage service down fails
+// with 503 and gives back everything, multipart and resumable alike: an
+// unavailable dependency is not another attempt at work on the upload.
+func TestUploadFailsWhenStorageIsDownAtCommit(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		clip := testVideo(t, 1, 64, 48)
+		if r := e.upload(ann, "storage down", clip); r.status != 503 {
+			t.Fatalf("multipart: %d %s", r.status, r.raw)
+		}
+		c := e.tusCreate(ann, len(clip), tusMeta("title", "storage down"))
+		if c.status != 201 {
+			t.Fatalf("create: %d %s", c.status, c.raw)
+		}
+		if p := e.tusPatch(ann, c.header.Get("Location"), 0, clip); p.status != 503 {
+			t.Fatalf("tus: %d %s", p.status, p.raw)
+		}
+		if off, r := e.tusOffset(ann, c.header.Get("Location")); r.status != 404 {
+			t.Fatalf("the failed upload: %d at %d", r.status, off)
+		}
+		e.noLeaks(t, 0)
+	}, func(c *envConfig) { c.wrapQuota = func(q videos.Quota) videos.Quota { return downCommits{q} } })
 }
