@@ -35,15 +35,19 @@ export class Upload {
 
   // resume asks the server how much of an earlier upload of this file it
   // holds. It answers the offset, or -1 when there is nothing to resume.
-  // A finished upload answers its size, with videoId set.
+  // A finished upload answers its size, with videoId set. It throws when
+  // the server cannot say.
   async resume() {
     const url = localStorage.getItem(this.key);
     if (!url) return -1;
     const r = await api(url, { method: 'HEAD', headers: { 'Tus-Resumable': VERSION } });
-    if (!r.ok) {
+    if (r.status === 403 || r.status === 404 || r.status === 410) {
       this.forget();
       return -1;
     }
+    // Anything else (the server finishing it, or out of reach) keeps the
+    // upload: sending the file anew could make its video twice.
+    if (!r.ok) throw new ApiError(r.status, '', '', Number(r.headers.get('Retry-After')) || 0);
     this.url = url;
     this.offset = Number(r.headers.get('Upload-Offset')) || 0;
     this.videoId = r.headers.get('Reel-Video-Id') || '';

@@ -132,10 +132,12 @@ class Item {
 
   // look finds an earlier upload of this file to resume.
   async look() {
+    this.unsure = false;
     try {
       this.resumable = await this.up.resume();
     } catch {
       this.resumable = -1;
+      this.unsure = true; // asked again before anything is sent
     }
     if (this.resumable >= 0) {
       this.title.value = this.title.value || this.file.name;
@@ -147,6 +149,11 @@ class Item {
   async run(fig) {
     this.samples = [];
     try {
+      if (this.unsure) await this.look();
+      if (this.unsure) {
+        this.say('The server could not say whether it already holds an earlier upload of this file. Try again in a moment.', 'interrupted');
+        return;
+      }
       if (this.resumable < 0) {
         const why = refusal(this.file, fig, 0);
         if (why) {
@@ -195,7 +202,12 @@ class Item {
 
   async resume() {
     this.say('Resuming…', 'sending');
-    this.resumable = await this.up.resume().catch(() => -1);
+    try {
+      this.resumable = await this.up.resume();
+    } catch {
+      this.say('The server could not say how much of this upload it holds. Try again in a moment.', 'interrupted');
+      return;
+    }
     if (this.resumable < 0) {
       this.say('The server no longer has this upload. Remove it and add the file again.', 'refused');
       return;
