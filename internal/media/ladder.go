@@ -150,6 +150,13 @@ var remuxProfiles = []string{"Constrained Baseline", "Baseline", "Main", "High",
 // a player fetches a whole segment before it can show the first frame.
 const maxRemuxKeyframeInterval = 6
 
+// MayRemux reports whether a video of these codecs (ffmpeg's names, as a
+// probe of the upload gives them) may have its first rendition remuxed:
+// FastStart decides, once the stream's format and keyframes are known.
+func MayRemux(videoCodec, audioCodec string) bool {
+	return videoCodec == "h264" && (audioCodec == "" || audioCodec == "aac")
+}
+
 // remuxable is whether s's codecs could be copied as they are into a
 // rendition every player plays; FastStart adds the keyframe spacing.
 func (s *Source) remuxable() bool { return s.notRemuxable() == "" }

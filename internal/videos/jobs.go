@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/reel-video/reel/internal/media"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
@@ -25,8 +26,12 @@ import (
 // Queues. Each process that works jobs runs each queue with its own
 // number of workers (WorkerConfig).
 const (
-	queuePoster      = "poster"
-	queueTranscode   = "transcode"
+	queuePoster    = "poster"
+	queueTranscode = "transcode"
+	// queueRemux runs the first renditions that are likely remuxes (the
+	// source's streams copied: seconds of I/O and little CPU), so that a
+	// fast start never waits for encodes to end (remuxFirst).
+	queueRemux       = "remux"
 	queueMaintenance = "maintenance"
 )
 
@@ -114,13 +119,17 @@ func (s *Service) enqueueAtTx(ctx context.Context, tx *sql.Tx, kind string, v re
 	if priority == 0 {
 		priority = spec.priority
 	}
+	queue := spec.queue
+	if kind == KindTranscode && remuxFirst(v) {
+		queue = queueRemux
+	}
 	at := plan[kind]
 	meta, err := json.Marshal(jobMeta{VideoID: v.ID, OwnerID: v.OwnerID, DurationSeconds: v.DurationSeconds})
 	if err != nil {
 		return err
 	}
 	_, err = s.jobs.InsertTx(ctx, tx, spec.args(v.ID), &river.InsertOpts{
-		Queue: spec.queue, Priority: priority, MaxAttempts: spec.attempts, ScheduledAt: at,
+		Queue: queue, Priority: priority, MaxAttempts: spec.attempts, ScheduledAt: at,
 		Tags: []string{videoTag(v.ID)}, Metadata: meta,
 		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
 	})
@@ -129,6 +138,13 @@ func (s *Service) enqueueAtTx(ctx context.Context, tx *sql.Tx, kind string, v re
 	}
 	return nil
 }
+
+// remuxFirst reports whether v's first rendition is likely a remux, by the
+// codecs its upload's probe found: such a job goes to queueRemux. The job
+// decides (media.Source.FastStart, from the streams' format and
+// keyframes); one that finds it must encode does so in that queue, which
+// for that time has one worker fewer for remuxes.
+func remuxFirst(v record) bool { return media.MayRemux(v.VideoCodec, v.AudioCodec) }
 
 // enqueue inserts a job in a transaction of its own.
 func (s *Service) enqueue(ctx context.Context, kind string, v record) error {

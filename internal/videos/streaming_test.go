@@ -467,3 +467,37 @@ func TestStreamingEncodesFirstWhenNoRemux(t *testing.T) {
 		e.noLeaks(t, 1)
 	})
 }
+
+// A first rendition that is likely a remux (H.264 with AAC) goes to a
+// queue of its own, so that a fast start never waits for other videos'
+// encodes; one that must encode takes its turn in the transcode queue.
+// Both queues are worked to the end.
+func TestFirstRemuxHasItsOwnQueue(t *testing.T) {
+	mediatest.Tools(t)
+	if !mediatest.HasEncoder(t, "libx264") {
+		t.Skip("this ffmpeg has no libx264: no clip to remux")
+	}
+	webm := webmClip(t, 2, 320, 180)
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		h264 := e.mustUpload(ann, "h264", testVideo(t, 2, 320, 180))
+		vp9 := e.mustUpload(ann, "vp9", webm)
+		for id, want := range map[string]string{h264: "remux", vp9: "transcode"} {
+			var queue string
+			for _, j := range streamingJobRows(t, e, id) {
+				if j.Kind == videos.KindTranscode && stageOf(t, j.EncodedArgs) == videos.StageFirst {
+					queue = j.Queue
+				}
+			}
+			if queue != want {
+				t.Fatalf("video %s: its first rendition's job is in queue %q, want %q", id, queue, want)
+			}
+		}
+		e.runJobs(videos.KindTranscode, videos.KindStoryboard)
+		for _, id := range []string{h264, vp9} {
+			if st := e.streaming(ann, id); st.State != "done" {
+				t.Fatalf("video %s after its jobs: %+v", id, st)
+			}
+		}
+	}, func(c *envConfig) { c.streamingJobs = true })
+}

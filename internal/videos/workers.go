@@ -40,6 +40,10 @@ type WorkerConfig struct {
 // least one.
 func DefaultTranscodeWorkers() int { return max(1, runtime.NumCPU()/2) }
 
+// remuxWorkers is how many first renditions of the remux queue run at
+// once: copies, which cost little CPU beside the encodes.
+const remuxWorkers = 2
+
 // How often the periodic jobs run. Maintenance is cheap when there is
 // nothing to do, and runs at least once a reservation lease (maintainEvery)
 // so that a dead process's finalising upload is undone soon after its
@@ -74,6 +78,7 @@ func (s *Service) newQueue(wc *WorkerConfig) error {
 			Queues: map[string]int{
 				queuePoster:      cmpOr(wc.Posters, posterWorkers),
 				queueTranscode:   cmpOr(wc.Transcode, DefaultTranscodeWorkers()),
+				queueRemux:       remuxWorkers,
 				queueMaintenance: 1,
 			},
 			Periodic:     s.periodicJobs(),
