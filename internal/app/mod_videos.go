@@ -92,7 +92,7 @@ func (a *App) videosService(ctx context.Context, serve bool) (*videos.Service, e
 	if err != nil {
 		return nil, err
 	}
-	if err := queue.Migrate(ctx, db); err != nil {
+	if err := videos.MigrateQueue(ctx, db); err != nil {
 		return nil, fmt.Errorf("videos database: %w", err)
 	}
 	events, err := a.Outbox(ctx, "videos", db)

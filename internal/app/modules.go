@@ -12,7 +12,6 @@ import (
 	"github.com/reel-video/reel/internal/logs"
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/outbox"
-	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/storage"
 	"github.com/reel-video/reel/internal/usage"
@@ -160,7 +159,7 @@ func Migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		err = sqldb.Migrate(ctx, db, sc.migrations, sc.table)
 		if err == nil && name == "videos" {
 			// The job queue's tables, after the service's own.
-			err = queue.Migrate(ctx, db)
+			err = videos.MigrateQueue(ctx, db)
 		}
 		if err == nil && name != "logs" {
 			// Every service but logs keeps its activity events in an outbox.
@@ -220,7 +219,7 @@ func openOffline(ctx context.Context, cfg *config.Config, log *slog.Logger, serv
 	table := service + "_outbox"
 	err = sqldb.Migrate(ctx, db, sc.migrations, sc.table)
 	if err == nil && service == "videos" {
-		err = queue.Migrate(ctx, db)
+		err = videos.MigrateQueue(ctx, db)
 	}
 	if err == nil {
 		err = sqldb.Migrate(ctx, db, outbox.Migrations(table, db.Dialect), outbox.VersionTable(table))

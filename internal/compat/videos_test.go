@@ -26,7 +26,6 @@ import (
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/outbox"
-	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 	"github.com/reel-video/reel/internal/storage"
@@ -129,7 +128,7 @@ func withVideos(t *testing.T, fn func(t *testing.T, e *venv), fast ...bool) {
 		if len(fast) > 0 && fast[0] {
 			prober = &onceProber{real: media.NewProber(0), dir: t.TempDir()}
 		}
-		must(t, queue.Migrate(ctx, db))
+		must(t, videos.MigrateQueue(ctx, db))
 		svc, err := videos.New(ctx, db, outbox.New(db, "videos_outbox"), videos.Deps{
 			Blobs: disk, Prober: prober, Quota: st, Limit: us, Egress: d,
 		}, videos.Config{

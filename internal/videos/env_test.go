@@ -28,7 +28,6 @@ import (
 	"github.com/reel-video/reel/internal/platform/httpx"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/outbox"
-	"github.com/reel-video/reel/internal/platform/queue"
 	"github.com/reel-video/reel/internal/platform/sqldb"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 	"github.com/reel-video/reel/internal/videos"
@@ -123,7 +122,7 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	if err := sqldb.Migrate(ctx, db, outbox.Migrations("videos_outbox", db.Dialect), outbox.VersionTable("videos_outbox")); err != nil {
 		t.Fatal(err)
 	}
-	if err := queue.Migrate(ctx, db); err != nil {
+	if err := videos.MigrateQueue(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, db: db, quota: newFakeQuota(cfg.quota), limit: newFakeLimit(cfg.daily), egress: newFakeEgress(),

@@ -182,14 +182,18 @@ var fairKinds, fairKindsIn = func() ([]any, string) {
 // holds its write connection no longer for it. Two transactions of one
 // owner at once may then both count the other's job out and get the same
 // time: fair queueing spaces the jobs, it does not order them.
+// fairCountSQL counts one owner's waiting jobs by kind, in River's own
+// table (->> reads the JSON metadata alike on both engines). Its state
+// list is the words of the partial index made for it
+// (queue_migrations), which it must keep for the index to apply.
+var fairCountSQL = `SELECT kind, COUNT(*) FROM river_job WHERE kind IN (` + fairKindsIn + `)
+AND state IN ('available', 'pending', 'retryable', 'scheduled') AND metadata ->> 'owner_id' = $1 GROUP BY kind`
+
 func (s *Service) planFair(ctx context.Context, owner string) (fairPlan, error) {
 	if s.cfg.FairStep < 0 || len(fairKinds) == 0 {
 		return nil, nil
 	}
-	// River's own table; ->> reads the JSON metadata alike on both engines.
-	rows, err := s.db.R.QueryContext(ctx, `SELECT kind, COUNT(*) FROM river_job WHERE kind IN (`+fairKindsIn+`)
-AND state IN ('available', 'pending', 'retryable', 'scheduled') AND metadata ->> 'owner_id' = $1 GROUP BY kind`,
-		append([]any{owner}, fairKinds...)...)
+	rows, err := s.db.R.QueryContext(ctx, fairCountSQL, append([]any{owner}, fairKinds...)...)
 	if err != nil {
 		return nil, fmt.Errorf("count waiting jobs: %w", err)
 	}
