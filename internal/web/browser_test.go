@@ -180,19 +180,30 @@ func (tb *tab) fill(fields ...string) {
 	}
 }
 
+// screen is a viewport the screenshots are taken at.
+type screen struct {
+	width, height int64
+	mobile        bool
+}
+
+// screens are the phone and desktop widths of every screenshot.
+var screens = []screen{{390, 844, true}, {1280, 900, false}}
+
+// emulate sets the tab's viewport to s.
+func (tb *tab) emulate(s screen) {
+	var opts []chromedp.EmulateViewportOption
+	if s.mobile {
+		opts = append(opts, chromedp.EmulateMobile)
+	}
+	tb.do(chromedp.EmulateViewport(s.width, s.height, opts...))
+}
+
 // shot saves a screenshot of the whole page at phone and desktop widths.
 func (tb *tab) shot(name string) {
 	tb.t.Helper()
 	dir := shotsDir(tb.t)
-	for _, w := range []struct {
-		width, height int64
-		mobile        bool
-	}{{390, 844, true}, {1280, 900, false}} {
-		var opts []chromedp.EmulateViewportOption
-		if w.mobile {
-			opts = append(opts, chromedp.EmulateMobile)
-		}
-		tb.do(chromedp.EmulateViewport(w.width, w.height, opts...))
+	for _, w := range screens {
+		tb.emulate(w)
 		eval[chromedp.Void](tb, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))`)
 		png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
 		if err != nil {

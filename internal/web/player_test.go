@@ -109,15 +109,8 @@ func TestBrowserAutoQualityAndFullScreen(t *testing.T) {
 	// quality menu come along.
 	eval[bool](tb, `(() => { document.getElementById("player").pause(); return true })()`)
 	dir := shotsDir(t)
-	for _, w := range []struct {
-		width, height int64
-		mobile        bool
-	}{{390, 844, true}, {1280, 900, false}} {
-		var opts []chromedp.EmulateViewportOption
-		if w.mobile {
-			opts = append(opts, chromedp.EmulateMobile)
-		}
-		tb.do(chromedp.EmulateViewport(w.width, w.height, opts...))
+	for _, w := range screens {
+		tb.emulate(w)
 		if eval[string](tb, `document.getElementById("full").getAttribute("aria-label")`) != "Full screen" {
 			t.Fatal("the full screen button is not labelled")
 		}
