@@ -157,13 +157,7 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived,
 		return Video{}, err
 	}
 	*inserted = &rec
-	defer s.keepAlive(leaseHold{id: id, renew: func(ctx context.Context, id string, ttl time.Duration) error {
-		held, err := s.store.renewFinalise(ctx, s.db.W, id, micros(s.now().Add(ttl)))
-		if err == nil && !held {
-			return ErrVideoNotFound // ready, failed or gone: nothing left to keep
-		}
-		return err
-	}})()
+	defer s.keepAlive(s.rowLease(id, s.store.renewFinalise))()
 	ok := false
 
 	// The poster is cut after the answer (posters.go), from a second name

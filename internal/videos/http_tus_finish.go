@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/filestore"
+	tusd "github.com/tus/tusd/v2/pkg/handler"
 )
 
 // Resumable uploads whose bytes have all arrived but whose finalisation did
@@ -67,7 +68,10 @@ func (t *TUS) stillOpen(ctx context.Context, id string) bool {
 // done is false when there was nothing to finish here, or the lock was
 // busy: a request is at work on it.
 func (t *TUS) finish(ctx context.Context, id string, wait time.Duration) (v Video, done bool, err error) {
-	if !validID(id) || !t.completeHere(ctx, id) {
+	if !validID(id) {
+		return Video{}, false, nil
+	}
+	if _, ok := t.completeHere(ctx, id); !ok {
 		return Video{}, false, nil
 	}
 	lock := t.locker.newLock(id, true)
@@ -77,12 +81,9 @@ func (t *TUS) finish(ctx context.Context, id string, wait time.Duration) (v Vide
 		return Video{}, false, nil
 	}
 	defer func() { _ = lock.Unlock() }()
-	up, err := t.store.GetUpload(ctx, id)
-	if err != nil {
-		return Video{}, false, nil // not here
-	}
-	info, err := up.GetInfo(ctx)
-	if err != nil || info.SizeIsDeferred || info.Offset != info.Size {
+	// Again under the lock: what was read before it may have changed.
+	info, ok := t.completeHere(ctx, id)
+	if !ok {
 		return Video{}, false, nil
 	}
 	if open, err := t.svc.uploadOpen(ctx, id); err != nil || !open {
@@ -98,15 +99,18 @@ func (t *TUS) finish(ctx context.Context, id string, wait time.Duration) (v Vide
 	return v, true, err
 }
 
-// completeHere reports whether all of upload id's bytes are in this
+// completeHere returns upload id's tusd info if all its bytes are in this
 // replica's directory.
-func (t *TUS) completeHere(ctx context.Context, id string) bool {
+func (t *TUS) completeHere(ctx context.Context, id string) (tusd.FileInfo, bool) {
 	up, err := t.store.GetUpload(ctx, id)
 	if err != nil {
-		return false
+		return tusd.FileInfo{}, false
 	}
 	info, err := up.GetInfo(ctx)
-	return err == nil && !info.SizeIsDeferred && info.Offset == info.Size
+	if err != nil || info.SizeIsDeferred || info.Offset != info.Size {
+		return tusd.FileInfo{}, false
+	}
+	return info, true
 }
 
 // Finish takes up the open uploads whose finalisation died (their row's

@@ -171,6 +171,13 @@ var fairKinds, fairKindsIn = func() ([]any, string) {
 	return ks, placeholders(2, len(ks))
 }()
 
+// fairCountSQL counts one owner's waiting jobs by kind, in River's own
+// table (->> reads the JSON metadata alike on both engines). Its state
+// list is the words of the partial index made for it
+// (queue_migrations), which it must keep for the index to apply.
+var fairCountSQL = `SELECT kind, COUNT(*) FROM river_job WHERE kind IN (` + fairKindsIn + `)
+AND state IN ('available', 'pending', 'retryable', 'scheduled') AND metadata ->> 'owner_id' = $1 GROUP BY kind`
+
 // planFair is fair queueing: a job of a kind for owner runs at once if
 // the owner has no job of that kind waiting, else after the kind's step
 // for each one waiting. So one user's hundred uploads are spaced out while
@@ -182,13 +189,6 @@ var fairKinds, fairKindsIn = func() ([]any, string) {
 // holds its write connection no longer for it. Two transactions of one
 // owner at once may then both count the other's job out and get the same
 // time: fair queueing spaces the jobs, it does not order them.
-// fairCountSQL counts one owner's waiting jobs by kind, in River's own
-// table (->> reads the JSON metadata alike on both engines). Its state
-// list is the words of the partial index made for it
-// (queue_migrations), which it must keep for the index to apply.
-var fairCountSQL = `SELECT kind, COUNT(*) FROM river_job WHERE kind IN (` + fairKindsIn + `)
-AND state IN ('available', 'pending', 'retryable', 'scheduled') AND metadata ->> 'owner_id' = $1 GROUP BY kind`
-
 func (s *Service) planFair(ctx context.Context, owner string) (fairPlan, error) {
 	if s.cfg.FairStep < 0 || len(fairKinds) == 0 {
 		return nil, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/errs"
+	"github.com/reel-video/reel/internal/platform/sqldb"
 )
 
 // DefaultReserveLease is how long the reservations of work in a process
@@ -30,6 +31,20 @@ type renewer func(ctx context.Context, id string, ttl time.Duration) error
 type leaseHold struct {
 	id    string
 	renew renewer
+}
+
+// rowLease is the lease of a video row that work in this process holds (a
+// finalisation's, a restore's: lease_until), renewed by renew, which
+// reports false once the row is no longer in that work's state: then
+// there is nothing left to keep.
+func (s *Service) rowLease(id string, renew func(ctx context.Context, q sqldb.Querier, id string, until int64) (bool, error)) leaseHold {
+	return leaseHold{id: id, renew: func(ctx context.Context, id string, ttl time.Duration) error {
+		held, err := renew(ctx, s.db.W, id, micros(s.now().Add(ttl)))
+		if err == nil && !held {
+			return ErrVideoNotFound
+		}
+		return err
+	}}
 }
 
 // keepAlive renews holds every quarter of the lease until the returned

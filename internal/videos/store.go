@@ -173,16 +173,11 @@ WHERE volume_res <> '' AND status = 'ready' ORDER BY updated_at LIMIT %d`, limit
 	if err != nil {
 		return nil, fmt.Errorf("list upload volumes due: %w", err)
 	}
-	defer rows.Close()
-	var out []volumeDue
-	for rows.Next() {
+	return scanAll(rows, "list upload volumes due", func(r scanner) (volumeDue, error) {
 		var v volumeDue
-		if err := rows.Scan(&v.ID, &v.Res, &v.Size); err != nil {
-			return nil, fmt.Errorf("list upload volumes due: %w", err)
-		}
-		out = append(out, v)
-	}
-	return out, wrapErr(rows.Err(), "list upload volumes due")
+		err := r.Scan(&v.ID, &v.Res, &v.Size)
+		return v, err
+	})
 }
 
 // volumeCounted clears what a video owed the daily upload volume.
@@ -459,15 +454,18 @@ func (s *store) list(ctx context.Context, what, query string, args ...any) ([]re
 	return collect(rows, "list "+what)
 }
 
-func collect(rows *sql.Rows, what string) ([]record, error) {
+func collect(rows *sql.Rows, what string) ([]record, error) { return scanAll(rows, what, scanVideo) }
+
+// scanAll reads every row of rows with scan, and closes them.
+func scanAll[T any](rows *sql.Rows, what string, scan func(scanner) (T, error)) ([]T, error) {
 	defer rows.Close()
-	var out []record
+	var out []T
 	for rows.Next() {
-		r, err := scanVideo(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, fmt.Errorf("%s: scan: %w", what, err)
 		}
-		out = append(out, r)
+		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -579,19 +577,7 @@ WHERE state = 'open' AND expires_at < $1 ORDER BY expires_at LIMIT %d`, limit), 
 	if err != nil {
 		return nil, fmt.Errorf("list expired uploads: %w", err)
 	}
-	defer rows.Close()
-	var out []uploadRow
-	for rows.Next() {
-		u, err := scanUpload(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list expired uploads: scan: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list expired uploads: %w", err)
-	}
-	return out, nil
+	return scanAll(rows, "list expired uploads", scanUpload)
 }
 
 // uploadsFinishing lists up to limit open uploads whose video row is
@@ -602,16 +588,11 @@ WHERE u.state = 'open' AND v.status = 'processing' AND v.lease_until < $1 ORDER 
 	if err != nil {
 		return nil, fmt.Errorf("list uploads being finished: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
+	return scanAll(rows, "list uploads being finished", func(r scanner) (string, error) {
 		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("list uploads being finished: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, wrapErr(rows.Err(), "list uploads being finished")
+		err := r.Scan(&id)
+		return id, err
+	})
 }
 
 // forgetUploads deletes closed uploads last changed before before: they are

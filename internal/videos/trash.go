@@ -224,13 +224,7 @@ func (s *Service) Restore(ctx context.Context, c authn.Caller, id string) (Video
 	if !claimed {
 		return Video{}, ErrRestoreBusy
 	}
-	defer s.keepAlive(leaseHold{id: id, renew: func(ctx context.Context, id string, ttl time.Duration) error {
-		held, err := s.store.renewRestore(ctx, s.db.W, id, micros(s.now().Add(ttl)))
-		if err == nil && !held {
-			return ErrVideoNotFound // restored, or given back: nothing left to keep
-		}
-		return err
-	}})()
+	defer s.keepAlive(s.rowLease(id, s.store.renewRestore))()
 	if err := s.recharge(ctx, r); err != nil {
 		// Give the claim back; the bytes were not (or are no longer)
 		// charged.
