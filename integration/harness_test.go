@@ -11,9 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reel-video/reel/internal/platform/porttest"
 	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 )
 
@@ -181,25 +180,6 @@ type cluster struct {
 	blob  string // the videos blob store URL (split mode: S3)
 }
 
-// freeAddr picks a loopback address for a process to listen on. The port
-// is taken below Linux's ephemeral range (32768 and up): a port the kernel
-// hands out for :0 is also what it hands to outgoing connections, which
-// can take it between this check and the child's listen.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 1000 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return addr
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return ""
-}
-
 func randomKey() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
@@ -207,7 +187,7 @@ func randomKey() string {
 }
 
 func (c *cluster) add(name string, env ...string) *proc {
-	p := &proc{t: c.t, name: name, addr: freeAddr(c.t), log: &bytes.Buffer{}}
+	p := &proc{t: c.t, name: name, addr: porttest.Addr(c.t), log: &bytes.Buffer{}}
 	p.env = append([]string{"REEL_HTTP_ADDR=" + p.addr, "REEL_LOG_FORMAT=json", "REEL_SHUTDOWN_TIMEOUT=20s"}, env...)
 	c.procs[name] = p
 	c.t.Cleanup(func() {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reel-video/reel/internal/platform/porttest"
 )
 
 var build struct {
@@ -54,28 +55,13 @@ func buildReel(t *testing.T) string {
 	return filepath.Join(build.dir, "reel")
 }
 
-// freePort picks a loopback address below Linux's ephemeral range, which
-// outgoing connections could take between this check and reel's listen.
-func freePort(t *testing.T) string {
-	t.Helper()
-	for range 1000 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return ""
-}
-
 // TestServeAndSIGTERM starts the real binary on its embedded defaults,
 // waits for /readyz, walks the README's curl example, sends SIGTERM and
 // expects a clean exit.
 func TestServeAndSIGTERM(t *testing.T) {
 	bin := buildReel(t)
 	dir := t.TempDir()
-	addr := freePort(t)
+	addr := porttest.Addr(t)
 	cmd := exec.Command(bin, "serve")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "REEL_HTTP_ADDR="+addr, "REEL_LOG_FORMAT=text")
