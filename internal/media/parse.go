@@ -70,9 +70,10 @@ type reader struct {
 	buf    [64]byte
 }
 
-// read returns n bytes (n <= 64) at off, or errGiveUp.
+// read returns n bytes (0 <= n <= 64) at off, or errGiveUp: n comes from
+// the file (an element of unknown size gives a negative one).
 func (r *reader) read(off int64, n int) ([]byte, error) {
-	if n > len(r.buf) || off < 0 || off+int64(n) > r.size {
+	if n < 0 || n > len(r.buf) || off < 0 || off+int64(n) > r.size {
 		return nil, errGiveUp
 	}
 	b := r.buf[:n]
