@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -189,6 +190,13 @@ func FuzzUploadForm(f *testing.F) {
 	dir := f.TempDir()
 	s := &Service{cfg: Config{SpoolDir: dir}}
 	f.Fuzz(func(t *testing.T, body []byte, contentType string, declared int64) {
+		// A failed run may leave its files (it stops before removing
+		// them); the fuzzer then minimises in the same process, and each
+		// candidate must be judged on its own files alone.
+		left, _ := os.ReadDir(dir)
+		for _, e := range left {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
 		declared = bounded(declared, int64(len(body))+16)
 		boundary, err := formBoundary(contentType)
 		if err != nil {
