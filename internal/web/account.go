@@ -55,6 +55,7 @@ func (a *App) changeProfile(w http.ResponseWriter, r *http.Request, s *session) 
 		status, _ := a.message(r, err)
 		return a.renderAccount(w, r, s, status, err)
 	}
+	a.accounts.forget(s.user.ID)
 	http.Redirect(w, r, "/account?done=profile", http.StatusSeeOther)
 	return nil
 }

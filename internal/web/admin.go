@@ -154,6 +154,7 @@ func (a *App) adminUpdate(w http.ResponseWriter, r *http.Request, s *session) er
 		status, _ := a.message(r, err)
 		return a.renderUser(w, r, s, status, err, &form)
 	}
+	a.accounts.forget(id)
 	http.Redirect(w, r, "/admin/users/"+url.PathEscape(id)+"?done=saved", http.StatusSeeOther)
 	return nil
 }

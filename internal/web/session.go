@@ -119,7 +119,7 @@ func (a *App) session(r *http.Request) (*session, error) {
 		return nil, err
 	}
 	ctx := signedIn(r.Context(), c, ck.Value)
-	u, err := a.d.Users.Get(ctx, claims.Subject)
+	u, err := a.accounts.get(ctx, claims.Subject)
 	if err != nil {
 		if errs.KindOf(err) == errs.NotFound {
 			return nil, authn.ErrInvalidToken
@@ -129,7 +129,10 @@ func (a *App) session(r *http.Request) (*session, error) {
 	if u.Disabled {
 		return nil, users.ErrAccountDisabled
 	}
-	s := &session{caller: authn.Caller{UserID: u.ID, Role: u.Role}, user: u, sid: claims.SessionID, token: ck.Value}
+	// The role as the account stands now (c), which applies a demotion at
+	// once, where the remembered account may be a few seconds old.
+	u.Role = c.Role
+	s := &session{caller: c, user: u, sid: claims.SessionID, token: ck.Value}
 	if claims.ExpiresAt != nil {
 		s.expires = claims.ExpiresAt.Time
 	}

@@ -68,7 +68,7 @@ func (a *App) cards(ctx context.Context, vs []Listed, owners bool) []card {
 // names returns the usernames of ids, "someone" for any it could not find:
 // a name is not worth failing a page for.
 func (a *App) names(ctx context.Context, ids []string) map[string]string {
-	found, err := a.d.Users.Names(ctx, ids)
+	found, err := a.accounts.usernames(ctx, ids)
 	if err != nil {
 		obs.Logger(ctx, a.log).LogAttrs(ctx, slog.LevelWarn, "look up owners' names", slog.String("err", err.Error()))
 	}

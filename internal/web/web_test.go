@@ -552,6 +552,11 @@ func TestAccount(t *testing.T) {
 		if p := laptop.post("/account/profile", url.Values{"username": {""}}); p.status != 422 || !strings.Contains(p.body, "The name must have 1 to 64 characters.") {
 			t.Fatalf("empty name: %d", p.status)
 		}
+		// The pages remember the signed-in account for a few seconds, but
+		// not past a change made on them.
+		if p := laptop.post("/account/profile", url.Values{"username": {"Annie"}}); !strings.Contains(p.body, `<span class="who">Annie</span>`) {
+			t.Fatalf("new name: %d %s", p.status, p.body)
+		}
 		if p := laptop.post("/auth/sessions/revoke-others", nil); !strings.Contains(p.body, "Your other sessions are signed out.") || strings.Count(p.body, "Signed in <time") != 1 {
 			t.Fatalf("revoke others: %d %s", p.status, p.body)
 		}
