@@ -242,7 +242,7 @@ func (s *Service) cancelVideoJobs(ctx context.Context, ids ...string) {
 		args := make([]any, 0, n+1)
 		args = append(args, string(at[1:len(at)-1])) // the time without its JSON quotes
 		for _, id := range ids[:n] {
-			args = append(args, videoTag(id))
+			args = append(args, id)
 		}
 		ids = ids[n:]
 		if _, err := s.db.Q.ExecContext(ctx, s.cancelJobsSQL(n), args...); err != nil {
@@ -252,23 +252,22 @@ func (s *Service) cancelVideoJobs(ctx context.Context, ids ...string) {
 	}
 }
 
-// cancelJobsSQL cancels the unfinished jobs tagged with any of the n tags
-// $2…: River's JobCancel for each (its own SQL, river_job being its
-// table), where only the JSON functions and the tags' type differ.
+// cancelJobsSQL cancels the unfinished jobs of any of the n videos $2…:
+// River's JobCancel for each (its own SQL, river_job being its table),
+// where only the JSON functions differ. The jobs are found by the video id
+// of their metadata (jobMeta), through the partial index made for it
+// (queue_migrations), whose state list the query must keep for it to
+// apply.
 func (s *Service) cancelJobsSQL(n int) string {
-	now, meta, tagged := "now()",
-		"jsonb_set(metadata, '{cancel_attempted_at}', to_jsonb($1::text), true)",
-		"tags && ARRAY["+placeholders(2, n)+"]::varchar[]"
+	now, meta := "now()", "jsonb_set(metadata, '{cancel_attempted_at}', to_jsonb($1::text), true)"
 	if s.db.Dialect == sqldb.SQLite {
-		now, meta, tagged = "datetime('now', 'subsec')",
-			"jsonb_set(metadata, '$.cancel_attempted_at', $1)",
-			"EXISTS (SELECT 1 FROM json_each(river_job.tags) WHERE value IN ("+placeholders(2, n)+"))"
+		now, meta = "datetime('now', 'subsec')", "jsonb_set(metadata, '$.cancel_attempted_at', $1)"
 	}
 	return `UPDATE river_job SET
 state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
 finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE ` + now + ` END,
 metadata = ` + meta + `
-WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND ` + tagged
+WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND metadata ->> 'video_id' IN (` + placeholders(2, n) + `)`
 }
 
 // requeueTx enqueues in tx what a restored video is missing: its poster,
