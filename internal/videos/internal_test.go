@@ -484,51 +484,65 @@ func TestTusLogBodyReadError(t *testing.T) {
 	}
 }
 
-// The fair-queueing count reads one owner's waiting jobs through the index
-// made for it, on both engines, not by a scan of every job River keeps
-// (completed ones included) at each upload.
-func TestFairCountUsesItsIndex(t *testing.T) {
+// The statements reel runs on River's table read it through the indexes
+// made for them, on both engines, not by a scan of every job River keeps
+// (completed ones included): the fair-queueing count at each upload, the
+// cancel of a trashed video's jobs at each delete.
+func TestQueueStatementsUseTheirIndexes(t *testing.T) {
 	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
-		testService(t, db)
-		ctx := context.Background()
-		args := append([]any{"owner"}, fairKinds...)
-		var plan strings.Builder
-		err := db.Tx(ctx, func(tx *sql.Tx) error {
-			explain := "EXPLAIN QUERY PLAN "
-			if db.Dialect == sqldb.Postgres {
-				// An empty table is cheaper to scan: ask which index
-				// applies, as it would on a full one.
-				if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
-					return err
-				}
-				explain = "EXPLAIN "
+		s, _, _ := testService(t, db)
+		for _, c := range []struct {
+			name, query, index string
+			args               []any
+		}{
+			{"fair count", fairCountSQL, "videos_river_job_waiting_owner", append([]any{"owner"}, fairKinds...)},
+			{"cancel", s.cancelJobsSQL(2), "videos_river_job_unfinished_video", []any{"2026-12-03T00:00:00Z", "v1", "v2"}},
+		} {
+			if plan := queryPlan(t, db, c.query, c.args...); !strings.Contains(plan, c.index) {
+				t.Errorf("the %s's plan does not use %s:\n%s", c.name, c.index, plan)
 			}
-			rows, err := tx.QueryContext(ctx, explain+fairCountSQL, args...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			cols, _ := rows.Columns()
-			for rows.Next() {
-				vals := make([]any, len(cols))
-				for i := range vals {
-					vals[i] = new(any)
-				}
-				if err := rows.Scan(vals...); err != nil {
-					return err
-				}
-				for _, v := range vals {
-					fmt.Fprint(&plan, *(v.(*any)), " ")
-				}
-				plan.WriteString("\n")
-			}
-			return rows.Err()
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(plan.String(), "videos_river_job_waiting_owner") {
-			t.Fatalf("the fair count's plan does not use its index:\n%s", plan.String())
 		}
 	}, Migrations(), MigrationTable)
+}
+
+// queryPlan is the engine's plan of query, which it does not run.
+func queryPlan(t *testing.T, db *sqldb.DB, query string, args ...any) string {
+	t.Helper()
+	ctx := context.Background()
+	var plan strings.Builder
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		explain := "EXPLAIN QUERY PLAN "
+		if db.Dialect == sqldb.Postgres {
+			// An empty table is cheaper to scan: ask which index
+			// applies, as it would on a full one.
+			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+				return err
+			}
+			explain = "EXPLAIN "
+		}
+		rows, err := tx.QueryContext(ctx, explain+query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			for i := range vals {
+				vals[i] = new(any)
+			}
+			if err := rows.Scan(vals...); err != nil {
+				return err
+			}
+			for _, v := range vals {
+				fmt.Fprint(&plan, *(v.(*any)), " ")
+			}
+			plan.WriteString("\n")
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan.String()
 }
