@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -223,6 +224,23 @@ type levelAtLeast struct {
 
 func (h levelAtLeast) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+// remoteCancel ends River's warning about a running job cancelled from
+// elsewhere (its executor's, as of v0.51).
+const remoteCancel = "job cancelled remotely"
+
+// Handle passes River's records on, but for a remote cancel: reel cancels
+// the jobs of every video that goes to the trash, an expected end that
+// errorLogger records at info, not a warning for an operator.
+func (h levelAtLeast) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && strings.HasSuffix(r.Message, remoteCancel) {
+		r.Level = slog.LevelInfo
+		if !h.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 func (h levelAtLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
