@@ -93,7 +93,7 @@ func initUsers(ctx context.Context, a *App) error {
 	a.svc.users = svc
 	svc.SetLimitSetter(limitSetter{a})
 	a.verifier = authn.NewVerifier(svc)
-	a.verifier.SetStanding(svc)
+	a.verifier.SetStanding(svc, a.watchAccounts(svc))
 	svc.SetStandingChanged(a.verifier.Forget)
 	h := users.NewHandler(svc, a.verifier)
 	h.Routes(a)
@@ -138,11 +138,20 @@ func initAuth(_ context.Context, a *App) error {
 		if err != nil {
 			return err
 		}
-		a.verifier.SetStanding(users.NewClient(base, keys, nil))
+		c := users.NewClient(base, keys, nil)
+		a.verifier.SetStanding(c, a.watchAccounts(c))
 	} else {
 		a.log.Warn("REEL_SERVICE_KEY is not set: disabled accounts' and demoted admins' access tokens keep working until they expire")
 	}
 	return nil
+}
+
+// watchAccounts starts the process's watch of the accounts version, which
+// the caches of account data (the verifier's, the web app's) rely on.
+func (a *App) watchAccounts(src authn.VersionSource) *authn.Watch {
+	w := authn.NewWatch(src)
+	a.Background("accounts-watch", func(ctx context.Context) error { return w.Run(ctx, a.log) })
+	return w
 }
 
 // Migrate applies every service's migrations to its database.

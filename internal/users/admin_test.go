@@ -2,10 +2,12 @@ package users_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/users"
 )
@@ -194,5 +196,73 @@ func TestDisableAndDemoteBite(t *testing.T) {
 		expect(t, e.do("PATCH", "/api/v1/users/"+deputyID, boss, map[string]any{"role": "user"}), 200, "")
 		expect(t, e.do("GET", "/api/v1/users", deputy, nil), 403, "")
 		expect(t, e.do("GET", "/api/v1/users/me", deputy, nil), 200, "")
+	})
+}
+
+// Every change of an account moves the accounts version, in its own
+// transaction, and nothing else does; another process's verifier, watching
+// it over the internal route, then reads the account's standing again.
+func TestAccountsVersion(t *testing.T) {
+	withEnv(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		_, c := e.internal(t)
+		version := func() int64 {
+			t.Helper()
+			v, err := e.svc.AccountsVersion(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rv, err := c.AccountsVersion(ctx); err != nil || rv != v {
+				t.Fatalf("the internal route's version: %d %v, want %d", rv, err, v)
+			}
+			return v
+		}
+		e.account("boss@example.com")
+		boss := e.makeAdmin("boss@example.com")
+		joe := e.account("joe@example.com")
+		joeTok := joe.str("access_token")
+		joeID := joe.body["user"].(map[string]any)["id"].(string)
+
+		// Another replica: its verifier reads standings from the internal
+		// route and relies on the version, with no Forget from this one.
+		other := authn.NewVerifier(e.svc)
+		w := authn.NewWatch(c)
+		other.SetStanding(c, w)
+		if err := w.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		claims, err := other.Verify(ctx, joeTok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.CallerOf(ctx, claims); err != nil {
+			t.Fatalf("joe on the other replica: %v", err)
+		}
+
+		v := version()
+		e.register("ann@example.com", "correct horse", "ann")
+		e.login("joe@example.com", "correct horse")
+		e.login("joe@example.com", "wrong horse")
+		if got := version(); got != v {
+			t.Fatalf("version moved from %d to %d with no account changed", v, got)
+		}
+		expect(t, e.do("PATCH", "/api/v1/users/me", joeTok, map[string]any{"username": "Joseph"}), 200, "")
+		if got := version(); got <= v {
+			t.Fatalf("version %d after a new name, was %d", got, v)
+		}
+		v = version()
+		e.advance(time.Second) // iat has second precision
+		expect(t, e.do("PATCH", "/api/v1/users/"+joeID, boss, map[string]any{"disabled": true}), 200, "")
+		if got := version(); got <= v {
+			t.Fatalf("version %d after disabling, was %d", got, v)
+		}
+		if err := w.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Within its few seconds the other replica would have believed its
+		// entry: the version makes it read the standing again.
+		if _, err := other.CallerOf(ctx, claims); !errors.Is(err, authn.ErrRevoked) {
+			t.Fatalf("joe disabled, on the other replica: %v, want ErrRevoked", err)
+		}
 	})
 }

@@ -62,6 +62,14 @@ func (c *Client) Standing(ctx context.Context, id string) (authn.Standing, error
 	return st, nil
 }
 
+// AccountsVersion is the accounts version (authn.VersionSource), for the
+// Watch of another process's verifier.
+func (c *Client) AccountsVersion(ctx context.Context) (int64, error) {
+	var b versionBody
+	err := c.rpc.Call(ctx, "accounts version", http.MethodGet, "/internal/v1/users/version", nil, &b, true)
+	return b.Version, err
+}
+
 // Names returns the usernames of the accounts among ids (at most
 // MaxNames), by id.
 func (c *Client) Names(ctx context.Context, ids []string) (map[string]string, error) {

@@ -61,7 +61,7 @@ func newEnv(t *testing.T, db *sqldb.DB) *env {
 	svc.SetClock(e.clock)
 	mux := http.NewServeMux()
 	v := authn.NewVerifier(svc)
-	v.SetStanding(svc) // as internal/app wires it
+	v.SetStanding(svc, nil) // as internal/app wires it, less the watch
 	svc.SetStandingChanged(v.Forget)
 	users.NewHandler(svc, v).Routes(mux)
 	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}

@@ -39,16 +39,33 @@ func (h *Handler) Routes(r httpx.Router) {
 }
 
 // InternalRoutes registers the routes through which services in other
-// processes call this one (Client): whether an account exists (storage,
-// usage), and for the gateway's web app the owners' names on its lists and
-// the first-run setup. Only callers holding a service credential signed
-// with keys get in.
+// processes call this one (Client): whether an account exists and how it
+// stands (storage, usage, every verifier), the accounts version (every
+// verifier's Watch), and for the gateway's web app the owners' names on
+// its lists and the first-run setup. Only callers holding a service
+// credential signed with keys get in.
 func (h *Handler) InternalRoutes(r httpx.Router, keys *authn.ServiceKeys) {
 	in := func(f httpx.HandlerFunc) http.Handler { return rpc.Internal(keys, f) }
+	r.Handle("GET /internal/v1/users/version", in(h.version))
 	r.Handle("GET /internal/v1/users/{id}", in(h.exists))
 	r.Handle("GET /internal/v1/users", in(h.names))
 	r.Handle("GET /internal/v1/admin", in(h.hasAdmin))
 	r.Handle("POST /internal/v1/admin", in(h.createFirstAdmin))
+}
+
+// versionBody is the internal version route's answer.
+type versionBody struct {
+	Version int64 `json:"version"`
+}
+
+// version answers the accounts version.
+func (h *Handler) version(w http.ResponseWriter, r *http.Request) error {
+	v, err := h.svc.AccountsVersion(r.Context())
+	if err != nil {
+		return err
+	}
+	httpx.JSON(w, http.StatusOK, versionBody{v})
+	return nil
 }
 
 // exists answers 200 with the id of an account that exists, else 404.

@@ -49,5 +49,24 @@ func (s *Store) cutTokens(ctx context.Context, q sqldb.Querier, userID string, n
 	if _, err := q.ExecContext(ctx, `UPDATE users SET tokens_valid_after = $1 WHERE id = $2`, now, userID); err != nil {
 		return fmt.Errorf("revoke access tokens: %w", err)
 	}
+	return s.moveVersion(ctx, q)
+}
+
+// moveVersion moves the accounts version, in the transaction q of a change
+// to an account (every UPDATE of users), so that every process's caches of
+// account data drop what they hold (authn.Watch).
+func (s *Store) moveVersion(ctx context.Context, q sqldb.Querier) error {
+	if _, err := q.ExecContext(ctx, `UPDATE users_version SET version = version + 1 WHERE id = 1`); err != nil {
+		return fmt.Errorf("move the accounts version: %w", err)
+	}
 	return nil
+}
+
+// AccountsVersion is the accounts version (authn.VersionSource).
+func (s *Service) AccountsVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.db.R.QueryRowContext(ctx, `SELECT version FROM users_version WHERE id = 1`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read the accounts version: %w", err)
+	}
+	return v, nil
 }

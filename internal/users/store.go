@@ -90,7 +90,7 @@ func (s *Store) updateUser(ctx context.Context, q sqldb.Querier, u userRow) erro
 	if err != nil {
 		return fmt.Errorf("update user: %w", err)
 	}
-	return nil
+	return s.moveVersion(ctx, q)
 }
 
 // listUsers pages through the users, newest first; with contains (lower

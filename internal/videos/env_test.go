@@ -198,7 +198,7 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	mux := http.NewServeMux()
 	e.verifier = e.iss.Verifier()
 	if cfg.standing != nil {
-		e.verifier.SetStanding(cfg.standing)
+		e.verifier.SetStanding(cfg.standing, nil)
 	}
 	videos.NewHandler(e.svc, e.verifier, videos.HandlerConfig{
 		MediaChunk: cfg.chunk, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},

@@ -7,52 +7,68 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 
+	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/users"
 )
 
-// accountTTL is how long the pages believe an account they have read:
-// the same few seconds within which a disabled account or a demotion bites
-// on every replica (authn's standing), so an account change shows on the
-// pages no later than it takes effect.
+// accountTTL is how long the pages believe an account they have read on
+// their own: the same few seconds within which a disabled account or a
+// demotion bites on every replica without a Watch (authn's standing), so
+// an account change shows on the pages no later than it takes effect.
+// With the verifier's Watch, an account is believed until one changes.
 const accountTTL = 3 * time.Second
 
 // accountsMax bounds each of the two caches below: a few hundred bytes an
 // entry, a few MiB at most, for many thousand active users.
 const accountsMax = 16384
 
-// accounts remembers, for accountTTL, the two reads of the users service
-// that nearly every page makes: the signed-in account (its name in the
-// header, its role) and the names of the owners of the videos it lists.
-// Each would otherwise be one more round trip to the users service per
-// page; a user opens several pages a minute and a feed page shows the same
-// few owners to everyone. Changes made through the pages forget the account
-// at once; others (the API, another replica) show within accountTTL. The
-// admin pages read the accounts they change afresh, not from here.
+// accountsMaxAge bounds how long an idle entry takes memory; the watch
+// bounds how long it is believed (a minute at most).
+const accountsMaxAge = time.Minute
+
+// accounts remembers the two reads of the users service that nearly every
+// page makes: the signed-in account (its name in the header, its role) and
+// the names of the owners of the videos it lists. Each would otherwise be
+// one more round trip to the users service per page; a user opens several
+// pages a minute and a feed page shows the same few owners to everyone.
+// An entry is believed while the verifier's watch sees no account change
+// (for accountTTL without one). Changes made through the pages forget the
+// account at once. The admin pages read the accounts they change afresh,
+// not from here.
 type accounts struct {
 	src   Users
-	users *expirable.LRU[string, users.User]
-	names *expirable.LRU[string, string]
+	watch *authn.Watch
+	users *expirable.LRU[string, remembered[users.User]]
+	names *expirable.LRU[string, remembered[string]]
 }
 
-func newAccounts(src Users) *accounts {
+// remembered is an entry of accounts and when it was read.
+type remembered[T any] struct {
+	v     T
+	stamp authn.Stamp
+}
+
+func newAccounts(src Users, w *authn.Watch) *accounts {
 	return &accounts{
 		src:   src,
-		users: expirable.NewLRU[string, users.User](accountsMax, nil, accountTTL),
-		names: expirable.NewLRU[string, string](accountsMax, nil, accountTTL),
+		watch: w,
+		users: expirable.NewLRU[string, remembered[users.User]](accountsMax, nil, accountsMaxAge),
+		names: expirable.NewLRU[string, remembered[string]](accountsMax, nil, accountsMaxAge),
 	}
 }
 
 // get returns the account id.
 func (c *accounts) get(ctx context.Context, id string) (users.User, error) {
-	if u, ok := c.users.Get(id); ok {
-		return u, nil
+	if e, ok := c.users.Get(id); ok && c.watch.Fresh(e.stamp, accountTTL) {
+		return e.v, nil
 	}
+	stamp := c.watch.Stamp()
 	u, err := c.src.Get(ctx, id)
 	if err != nil {
 		return users.User{}, err
 	}
-	c.users.Add(id, u)
-	c.names.Add(id, u.Username)
+	c.users.Add(id, remembered[users.User]{u, stamp})
+	c.names.Add(id, remembered[string]{u.Username, stamp})
 	return u, nil
 }
 
@@ -66,8 +82,8 @@ func (c *accounts) usernames(ctx context.Context, ids []string) (map[string]stri
 		if _, done := out[id]; done {
 			continue
 		}
-		if n, ok := c.names.Get(id); ok {
-			out[id] = n
+		if e, ok := c.names.Get(id); ok && c.watch.Fresh(e.stamp, accountTTL) {
+			out[id] = e.v
 		} else if !slices.Contains(missing, id) {
 			missing = append(missing, id)
 		}
@@ -75,9 +91,10 @@ func (c *accounts) usernames(ctx context.Context, ids []string) (map[string]stri
 	if len(missing) == 0 {
 		return out, nil
 	}
+	stamp := c.watch.Stamp()
 	found, err := c.src.Names(ctx, missing)
 	for id, n := range found {
-		c.names.Add(id, n)
+		c.names.Add(id, remembered[string]{n, stamp})
 		out[id] = n
 	}
 	return out, err

@@ -6,7 +6,9 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/users"
 )
 
@@ -42,7 +44,7 @@ func (d *directory) Names(_ context.Context, ids []string) (map[string]string, e
 func TestAccountsRemember(t *testing.T) {
 	ctx := t.Context()
 	d := &directory{names: map[string]string{"a": "Ann", "b": "Bob", "c": "Cy"}}
-	c := newAccounts(d)
+	c := newAccounts(d, nil)
 
 	// A page's owners: each id asked for once, however often it is listed.
 	got, err := c.usernames(ctx, []string{"a", "b", "a", "gone", "b"})
@@ -92,5 +94,52 @@ func TestAccountsRemember(t *testing.T) {
 	d.err = nil
 	if _, err := c.get(ctx, "e"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// version is a users service's accounts version.
+type version struct{ n int64 }
+
+func (v *version) AccountsVersion(context.Context) (int64, error) { return v.n, nil }
+
+// With the verifier's watch, an account and a name are believed while no
+// account changes, past the few seconds, and read again once one has.
+func TestAccountsWatched(t *testing.T) {
+	ctx := t.Context()
+	d := &directory{names: map[string]string{"a": "Ann"}}
+	ver := &version{n: 1}
+	w := authn.NewWatch(ver)
+	now := time.Now()
+	w.SetClock(func() time.Time { return now })
+	c := newAccounts(d, w)
+	tick := func() {
+		t.Helper()
+		now = now.Add(time.Second)
+		if err := w.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick()
+	for range 10 {
+		if _, err := c.get(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := c.usernames(ctx, []string{"b"}); len(got) != 0 {
+			t.Fatalf("names: %v", got)
+		}
+		tick()
+	}
+	// "b" is no account: asked each time. "a" was read once, its name with it.
+	if len(d.gets) != 1 || len(d.asked) != 10 {
+		t.Fatalf("gets %v, asked %v over 10 s with no change", d.gets, d.asked)
+	}
+	d.names["a"] = "Annie"
+	ver.n = 2
+	tick()
+	if got, _ := c.usernames(ctx, []string{"a"}); got["a"] != "Annie" {
+		t.Fatalf("an account changed elsewhere shows its old name: %v", got)
+	}
+	if u, _ := c.get(ctx, "a"); u.Username != "Annie" || len(d.gets) != 2 {
+		t.Fatalf("an account changed elsewhere: %+v, gets %v", u, d.gets)
 	}
 }

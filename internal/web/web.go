@@ -136,8 +136,8 @@ type App struct {
 	pages   map[string]*template.Template
 	assets  *assets
 	refresh *refresher
-	// accounts remembers the signed-in accounts and owners' names for a
-	// few seconds (accounts.go).
+	// accounts remembers the signed-in accounts and owners' names while
+	// no account changes (accounts.go).
 	accounts *accounts
 	setup    setup
 	now      func() time.Time
@@ -154,7 +154,7 @@ func New(d Deps, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a := &App{d: d, cfg: cfg, log: log, assets: as, now: time.Now}
 	a.refresh = newRefresher(d.Users, a.clock)
-	a.accounts = newAccounts(d.Users)
+	a.accounts = newAccounts(d.Users, d.Verifier.Watch())
 	if a.pages, err = parsePages(as, a.clock); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}

@@ -88,7 +88,8 @@ type Verifier struct {
 	validator *jwt.Validator                    // the claims checks of Verify, for a remembered token
 	verified  *lru.Cache[string, verifiedToken] // least recently used out first
 	standing  StandingSource                    // nil: tokens are believed as they are
-	standings *expirable.LRU[string, Standing]
+	standings *expirable.LRU[string, standingEntry]
+	watch     *Watch // nil: standings are believed for standingTTL
 }
 
 // NewVerifier returns a verifier that trusts the keys of src.

@@ -30,17 +30,32 @@ type StandingSource interface {
 // issued before the account's tokens were revoked.
 var ErrRevoked = errs.New(errs.Unauthenticated, "token_revoked", "this access token was revoked: log in again")
 
-// standingTTL is how long a standing is believed: a disabled account or a
+// standingTTL is how long a standing is believed on its own: without a
+// Watch (or while it cannot read the version) a disabled account or a
 // demotion bites within this on every replica, for one lookup per active
-// account and period.
+// account and period. With a working Watch, within about a second.
 const standingTTL = 3 * time.Second
 
-// SetStanding makes the verifier check every caller's standing (cached for
-// a few seconds) after the token itself.
-func (v *Verifier) SetStanding(src StandingSource) {
-	v.standing = src
-	v.standings = expirable.NewLRU[string, Standing](16384, nil, standingTTL)
+// standingsMax bounds the standings remembered: a few dozen bytes each.
+const standingsMax = 16384
+
+// standingEntry is a remembered standing and when it was read.
+type standingEntry struct {
+	st    Standing
+	stamp Stamp
 }
+
+// SetStanding makes the verifier check every caller's standing (cached for
+// a few seconds, or while w sees no account change; w may be nil) after
+// the token itself.
+func (v *Verifier) SetStanding(src StandingSource, w *Watch) {
+	v.standing, v.watch = src, w
+	v.standings = expirable.NewLRU[string, standingEntry](standingsMax, nil, watchedMax)
+}
+
+// Watch is the watch of the accounts version the verifier's cache relies
+// on, nil for none: other caches of account data share it.
+func (v *Verifier) Watch() *Watch { return v.watch }
 
 // CallerOf is the principal of verified claims, as the account stands now
 // (ErrRevoked for a disabled account or a token issued before a cut).
@@ -62,8 +77,8 @@ func (v *Verifier) caller(ctx context.Context, c *Claims) (Caller, error) {
 	return Caller{UserID: c.Subject, Role: role}, nil
 }
 
-// Admit checks that the account userID, as it stands now (cached for a
-// few seconds), may still use a credential issued at issued (zero when
+// Admit checks that the account userID, as it stands now (cached while no
+// account changes, or for a few seconds), may still use a credential issued at issued (zero when
 // unknown): ErrRevoked for a disabled account, or for a credential issued
 // before the account's tokens were revoked. It returns the account's
 // current role, "" when unknown. Tokens and the viewer of a signed media
@@ -75,14 +90,17 @@ func (v *Verifier) Admit(ctx context.Context, userID string, issued time.Time) (
 	if v.standing == nil {
 		return "", nil
 	}
-	st, ok := v.standings.Get(userID)
-	if !ok {
-		var err error
-		if st, err = v.standing.Standing(ctx, userID); err != nil {
+	e, ok := v.standings.Get(userID)
+	if !ok || !v.watch.Fresh(e.stamp, standingTTL) {
+		stamp := v.watch.Stamp()
+		st, err := v.standing.Standing(ctx, userID)
+		if err != nil {
 			return "", nil
 		}
-		v.standings.Add(userID, st)
+		e = standingEntry{st: st, stamp: stamp}
+		v.standings.Add(userID, e)
 	}
+	st := e.st
 	if st.Disabled {
 		return "", fmt.Errorf("account disabled: %w", ErrRevoked)
 	}

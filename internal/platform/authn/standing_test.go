@@ -48,7 +48,7 @@ func TestStanding(t *testing.T) {
 	iss := authntest.New(t)
 	src := &standings{by: map[string]authn.Standing{}}
 	v := iss.Verifier()
-	v.SetStanding(src)
+	v.SetStanding(src, nil)
 	id := authntest.NewUserID()
 	admin := iss.TokenAt(t, id, authn.RoleAdmin, time.Now().Add(-time.Minute), time.Hour)
 
