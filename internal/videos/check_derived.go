@@ -176,7 +176,7 @@ func (s *Service) remake(ctx context.Context, set *derivedSet) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	s.media.forget(now.ID)
+	s.changed(now.ID)
 	s.log.Warn("check: dropped a damaged derived file set; its job makes it again",
 		"video", now.ID, "set", set.name, "keys", set.keys)
 	return true, nil

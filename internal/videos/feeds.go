@@ -70,11 +70,22 @@ func videoKey(v Video) page.Cursor { return page.Cursor{T: micros(v.CreatedAt), 
 // Feed lists everyone's ready videos that are not in the trash, newest
 // first.
 func (s *Service) Feed(ctx context.Context, req page.Request) (page.Page[Video], error) {
-	rs, err := s.store.feed(ctx, req)
-	if err != nil {
-		return page.Page[Video]{}, err
+	read := func(ctx context.Context) ([]Video, error) {
+		rs, err := s.store.feed(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return s.views(ctx, rs)
 	}
-	vs, err := s.views(ctx, rs)
+	var (
+		vs  []Video
+		err error
+	)
+	if req.After.Zero() {
+		vs, err = s.feed.get(ctx, req.Limit, s.now(), read) // feedcache.go
+	} else {
+		vs, err = read(ctx)
+	}
 	if err != nil {
 		return page.Page[Video]{}, err
 	}

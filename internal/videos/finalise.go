@@ -223,6 +223,7 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived,
 		return Video{}, fmt.Errorf("finalise upload: %w", err)
 	}
 	ok = true
+	s.changed(rec.ID)
 	// The day's volume is committed last, once the video stands: usage
 	// cannot give volume back, so a failure before this point must leave
 	// it uncounted (finalise releases the reservation). The ready

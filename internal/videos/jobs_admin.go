@@ -168,7 +168,9 @@ func (s *Service) CancelJob(ctx context.Context, c authn.Caller, id string) (Job
 				return Job{}, fmt.Errorf("cancel job: %w", err)
 			}
 		case ok && j.Kind == KindTranscode:
-			if err := s.store.failStreaming(ctx, s.db.W, video); err != nil {
+			err := s.store.failStreaming(ctx, s.db.W, video)
+			s.changed(video)
+			if err != nil {
 				return Job{}, fmt.Errorf("cancel job: %w", err)
 			}
 		}

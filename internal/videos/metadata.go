@@ -122,6 +122,7 @@ func (s *Service) Update(ctx context.Context, c authn.Caller, id string, p Patch
 	if err != nil {
 		return Video{}, fmt.Errorf("update video: %w", err)
 	}
+	s.changed(id)
 	r.Title, r.Description = m.Title, m.Description
 	return s.view(ctx, r)
 }

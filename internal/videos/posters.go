@@ -187,7 +187,7 @@ func (s *Service) attach(ctx context.Context, r, got record) error {
 	} else {
 		s.posterCounts.None.Add(1)
 	}
-	s.media.forget(r.ID)
+	s.changed(r.ID)
 	_ = os.Remove(s.posterSource(r.ID))
 	return nil
 }

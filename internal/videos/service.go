@@ -220,6 +220,7 @@ type Service struct {
 	cfg         Config
 	signer      *signer
 	media       *mediaCache
+	feed        *firstPages
 	log         *slog.Logger
 	now         func() time.Time
 	// retrying counts the clean-ups retrying in the background
@@ -279,6 +280,7 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 		ledger: deps.Ledger, uploadHolds: deps.UploadHolds,
 		cfg: cfg, log: log, now: time.Now,
 		media:      newMediaCache(mediaCacheSize, mediaCacheTTL),
+		feed:       newFirstPages(),
 		spoolSpace: diskSpace,
 		stopGrace:  stopGrace,
 	}

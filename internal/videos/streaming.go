@@ -184,7 +184,7 @@ func (s *Service) transcode(ctx context.Context, r record, stage Stage) error {
 		}
 	}
 	if len(todo) > 0 {
-		if err := s.store.setStreaming(ctx, s.db.W, r.ID, streamingRunning, prog.percent(0)); err != nil {
+		if err := s.setStreaming(ctx, r.ID, streamingRunning, prog.percent(0)); err != nil {
 			return err
 		}
 		if err := s.makeRungs(ctx, r, src, todo, prog, have); err != nil {
@@ -202,7 +202,15 @@ func (s *Service) transcode(ctx context.Context, r record, stage Stage) error {
 	if finished {
 		state, pct = streamingDone, 100
 	}
-	return s.store.setStreaming(ctx, s.db.W, r.ID, state, pct)
+	return s.setStreaming(ctx, r.ID, state, pct)
+}
+
+// setStreaming records where a video's ladder stands: a change its
+// clients see (its progress alone is not: ladderProgress).
+func (s *Service) setStreaming(ctx context.Context, id, state string, percent int) error {
+	err := s.store.setStreaming(ctx, s.db.W, id, state, percent)
+	s.changed(id)
+	return err
 }
 
 // makeRungs encodes rungs in one ffmpeg run into the spool directory and
@@ -296,7 +304,7 @@ func (s *Service) recordFiles(ctx context.Context, r record, files []*derivedFil
 		return and(ctx, tx)
 	})
 	if err == nil && live {
-		s.media.forget(r.ID)
+		s.changed(r.ID)
 		return nil
 	}
 	s.giveBack(ctx, r.OwnerID, files)
@@ -358,6 +366,7 @@ func (s *Service) streamingFailed(ctx context.Context, id string, why error) {
 	if err := s.store.failStreaming(ctx, s.db.W, id); err != nil {
 		s.log.Warn("record streaming failure", "video", id, "err", err)
 	}
+	s.changed(id)
 }
 
 // ladderProgress turns ffmpeg's progress into the ladder's percent, by

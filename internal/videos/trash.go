@@ -61,7 +61,7 @@ func (s *Service) Delete(ctx context.Context, c authn.Caller, id string) error {
 				With("owner_id", r.OwnerID).With("size_bytes", r.SizeBytes)
 			return s.events.Add(ctx, tx, e)
 		})
-		s.media.forget(id)
+		s.changed(id)
 		if err != nil {
 			return fmt.Errorf("delete video: %w", err)
 		}
@@ -90,7 +90,7 @@ func (s *Service) DeleteAll(ctx context.Context, c authn.Caller) (int, error) {
 		return s.events.Add(ctx, tx, e)
 	})
 	// Forgotten even on an error: the commit may have happened.
-	s.media.forget()
+	s.changed()
 	if err != nil {
 		return 0, fmt.Errorf("delete all videos: %w", err)
 	}
@@ -267,6 +267,7 @@ func (s *Service) Restore(ctx context.Context, c authn.Caller, id string) (Video
 }
 
 func (s *Service) restored(ctx context.Context, id string) (Video, error) {
+	s.changed(id)
 	r, err := s.store.video(ctx, s.db.W, id)
 	if err != nil {
 		return Video{}, fmt.Errorf("restore video: %w", err)
@@ -355,7 +356,7 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 
 func (s *Service) purgeOne(ctx context.Context, r record, cutoff int64) (bool, error) {
 	marked, err := s.store.markPurging(ctx, s.db.W, r.ID, cutoff, micros(s.now()))
-	s.media.forget(r.ID)
+	s.changed(r.ID)
 	if err != nil || !marked {
 		return false, err // restored meanwhile, or an error
 	}
