@@ -48,12 +48,7 @@ func (s *Service) backfillStreaming(ctx context.Context, batch int) error {
 			continue
 		}
 		err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-			for _, kind := range []string{KindTranscode, KindStoryboard} {
-				if err := s.enqueueAtTx(ctx, tx, kind, r, priorityBackfill, plan); err != nil {
-					return err
-				}
-			}
-			return nil
+			return s.enqueueAtTx(ctx, tx, r, priorityBackfill, plan, KindTranscode, KindStoryboard)
 		})
 		if err != nil {
 			errsOut = append(errsOut, fmt.Errorf("backfill video %s: %w", r.ID, err))

@@ -168,7 +168,7 @@ func (s *Service) remake(ctx context.Context, set *derivedSet) (bool, error) {
 		if now.DeletedAt != nil || now.QuotaState != quotaCharged {
 			return nil
 		}
-		return s.enqueueTx(ctx, tx, set.kind, now, plan)
+		return s.enqueueTx(ctx, tx, now, plan, set.kind)
 	})
 	if errors.Is(err, errSetChanged) {
 		return false, nil

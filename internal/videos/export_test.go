@@ -33,7 +33,7 @@ func (s *Service) EnqueueStreaming(ctx context.Context, tx *sql.Tx, id string) e
 	if err != nil {
 		return err
 	}
-	return s.enqueueStreamingTx(ctx, tx, r, plan)
+	return s.enqueueTx(ctx, tx, r, plan, s.streamingKinds()...)
 }
 
 // VideoTag is the tag of a video's jobs.

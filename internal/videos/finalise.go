@@ -208,10 +208,7 @@ func (s *Service) finaliseSteps(ctx context.Context, adm *admission, in arrived,
 		}
 		// In the same transaction: a video is never ready without its
 		// poster job, and a rolled-back one never has one.
-		if err := s.enqueueTx(ctx, tx, KindPoster, rec, plan); err != nil {
-			return err
-		}
-		if err := s.enqueueStreamingTx(ctx, tx, rec, plan); err != nil {
+		if err := s.enqueueTx(ctx, tx, rec, plan, append([]string{KindPoster}, s.streamingKinds()...)...); err != nil {
 			return err
 		}
 		e := s.event(ctx, "UPLOAD_VIDEO", outbox.Success, "uploaded video "+quote(rec.Title)).

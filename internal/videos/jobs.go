@@ -102,39 +102,46 @@ type jobMeta struct {
 	DurationSeconds float64 `json:"duration_seconds,omitempty"`
 }
 
-// enqueueTx inserts a job of kind about video v in tx, unless the video
-// has one of that kind already waiting or running, at the time plan
-// gives the kind (at once when it gives none).
-func (s *Service) enqueueTx(ctx context.Context, tx *sql.Tx, kind string, v record, plan fairPlan) error {
-	return s.enqueueAtTx(ctx, tx, kind, v, 0, plan)
+// enqueueTx inserts jobs of kinds about video v in tx, one statement for
+// them all, except a kind the video has a job of already waiting or
+// running, each at the time plan gives its kind (at once when it gives
+// none).
+func (s *Service) enqueueTx(ctx context.Context, tx *sql.Tx, v record, plan fairPlan, kinds ...string) error {
+	return s.enqueueAtTx(ctx, tx, v, 0, plan, kinds...)
 }
 
-// enqueueAtTx is enqueueTx at priority instead of the kind's own (zero:
+// enqueueAtTx is enqueueTx at priority instead of each kind's own (zero:
 // the kind's), for the backfill (priorityBackfill).
-func (s *Service) enqueueAtTx(ctx context.Context, tx *sql.Tx, kind string, v record, priority int, plan fairPlan) error {
-	spec, ok := videoKinds[kind]
-	if !ok {
-		return fmt.Errorf("enqueue: unknown job kind %q", kind)
+func (s *Service) enqueueAtTx(ctx context.Context, tx *sql.Tx, v record, priority int, plan fairPlan, kinds ...string) error {
+	if len(kinds) == 0 {
+		return nil
 	}
-	if priority == 0 {
-		priority = spec.priority
-	}
-	queue := spec.queue
-	if kind == KindTranscode && remuxFirst(v) {
-		queue = queueRemux
-	}
-	at := plan[kind]
 	meta, err := json.Marshal(jobMeta{VideoID: v.ID, OwnerID: v.OwnerID, DurationSeconds: v.DurationSeconds})
 	if err != nil {
 		return err
 	}
-	_, err = s.jobs.InsertTx(ctx, tx, spec.args(v.ID), &river.InsertOpts{
-		Queue: queue, Priority: priority, MaxAttempts: spec.attempts, ScheduledAt: at,
-		Tags: []string{videoTag(v.ID)}, Metadata: meta,
-		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
-	})
-	if err != nil {
-		return fmt.Errorf("enqueue %s job: %w", kind, err)
+	params := make([]river.InsertManyParams, len(kinds))
+	for i, kind := range kinds {
+		spec, ok := videoKinds[kind]
+		if !ok {
+			return fmt.Errorf("enqueue: unknown job kind %q", kind)
+		}
+		pri := priority
+		if pri == 0 {
+			pri = spec.priority
+		}
+		queue := spec.queue
+		if kind == KindTranscode && remuxFirst(v) {
+			queue = queueRemux
+		}
+		params[i] = river.InsertManyParams{Args: spec.args(v.ID), InsertOpts: &river.InsertOpts{
+			Queue: queue, Priority: pri, MaxAttempts: spec.attempts, ScheduledAt: plan[kind],
+			Tags: []string{videoTag(v.ID)}, Metadata: meta,
+			UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
+		}}
+	}
+	if _, err := s.jobs.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("enqueue %s jobs: %w", strings.Join(kinds, ", "), err)
 	}
 	return nil
 }
@@ -152,7 +159,7 @@ func (s *Service) enqueue(ctx context.Context, kind string, v record) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Tx(ctx, func(tx *sql.Tx) error { return s.enqueueTx(ctx, tx, kind, v, plan) })
+	return s.db.Tx(ctx, func(tx *sql.Tx) error { return s.enqueueTx(ctx, tx, v, plan, kind) })
 }
 
 // fairPlan is when one owner's next job of each kind may run (planFair);
@@ -274,12 +281,11 @@ WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND
 // unless it went without one, and its streaming files (a job that finds
 // its work done returns at once).
 func (s *Service) requeueTx(ctx context.Context, tx *sql.Tx, r record, plan fairPlan) error {
+	var kinds []string
 	if r.PosterKey == "" && !r.PosterNone {
-		if err := s.enqueueTx(ctx, tx, KindPoster, r, plan); err != nil {
-			return err
-		}
+		kinds = append(kinds, KindPoster)
 	}
-	return s.enqueueStreamingTx(ctx, tx, r, plan)
+	return s.enqueueTx(ctx, tx, r, plan, append(kinds, s.streamingKinds()...)...)
 }
 
 // sweepBatch bounds the videos one maintenance pass gives a missing job.

@@ -80,20 +80,15 @@ func restOpts(videoID string, firstPriority int, duration float64) *river.Insert
 	}
 }
 
-// enqueueStreamingTx inserts, in tx, the jobs that make a video's
-// streaming files (its first rendition, then its storyboard): in the
-// transaction that makes the video ready, and in the one that restores
-// it. A process without the media tools (no ffmpeg) enqueues none.
-func (s *Service) enqueueStreamingTx(ctx context.Context, tx *sql.Tx, r record, plan fairPlan) error {
+// streamingKinds are the jobs that make a video's streaming files (its
+// first rendition, then its storyboard), enqueued in the transaction that
+// makes the video ready and in the one that restores it. A process
+// without the media tools (no ffmpeg) enqueues none.
+func (s *Service) streamingKinds() []string {
 	if s.tools == nil || s.cfg.noStreamingJobs {
 		return nil
 	}
-	for _, kind := range []string{KindTranscode, KindStoryboard} {
-		if err := s.enqueueTx(ctx, tx, kind, r, plan); err != nil {
-			return err
-		}
-	}
-	return nil
+	return []string{KindTranscode, KindStoryboard}
 }
 
 // TranscodeWorker works transcode jobs.
