@@ -16,10 +16,19 @@ import (
 // poster, a rendition or a storyboard added, its ladder's state) drops it
 // at once, through changed; a change made by another replica, and a
 // ladder's progress percent, show within feedTTL. Later pages, searches
-// and every per-user list are read afresh.
+// and every per-user list are read afresh. A video read by Get is kept
+// the same way, per id (records): its viewers ask for it together.
 
 // feedTTL bounds how old a first page served from memory may be.
 const feedTTL = time.Second
+
+// A video that Get reads (the watch page, the playback grant, a client
+// polling a video) is kept as long, in an LRU of recordsSize by id: its
+// viewers ask for it together, as the feed's readers do.
+const (
+	recordTTL   = feedTTL
+	recordsSize = 4096
+)
 
 // maxFeedPages bounds the page sizes kept (one entry each; clients ask
 // for a handful of sizes).
@@ -100,9 +109,10 @@ func (f *firstPages) changed() {
 
 // changed tells this process's caches that the videos ids (every video
 // when none is given) changed in a way clients see, once the change is
-// committed: the media lookups forget them, and the feed's first page is
-// read again.
+// committed: the media lookups and Get's records forget them, and the
+// feed's first page is read again.
 func (s *Service) changed(ids ...string) {
 	s.media.forget(ids...)
+	s.records.forget(ids...)
 	s.feed.changed()
 }

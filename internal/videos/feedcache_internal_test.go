@@ -136,3 +136,50 @@ func TestFeedFirstPageFromMemory(t *testing.T) {
 		}
 	}, Migrations(), MigrationTable)
 }
+
+// A video Get reads is kept for recordTTL: another replica's change shows
+// within it, one made here at once.
+func TestGetFromMemory(t *testing.T) {
+	sqldbtest.Open(t, func(t *testing.T, db *sqldb.DB) {
+		svc, _, _ := testService(t, db)
+		ctx := t.Context()
+		now := time.Now()
+		svc.now = func() time.Time { return now }
+		owner := authn.Caller{UserID: uuid.NewString(), Role: authn.RoleUser}
+		viewer := authn.Caller{UserID: uuid.NewString(), Role: authn.RoleUser}
+		r := readyRecord(owner.UserID, now.Add(-time.Hour))
+		if err := svc.store.insertVideo(ctx, db.W, r); err != nil {
+			t.Fatal(err)
+		}
+		get := func(c authn.Caller) (Video, error) {
+			t.Helper()
+			return svc.Get(ctx, c, r.ID)
+		}
+		if v, err := get(viewer); err != nil || v.Title != r.Title {
+			t.Fatalf("get: %+v %v", v, err)
+		}
+
+		// Renamed by another replica: the old title within recordTTL.
+		if _, err := svc.store.updateVideo(ctx, db.W, r.ID, "renamed elsewhere", "", micros(now)); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := get(viewer); v.Title != r.Title {
+			t.Fatalf("within recordTTL: %q", v.Title)
+		}
+		now = now.Add(recordTTL)
+		if v, _ := get(viewer); v.Title != "renamed elsewhere" {
+			t.Fatalf("after recordTTL: %q", v.Title)
+		}
+
+		// Trashed here: gone for others at once, still there for its owner.
+		if err := svc.Delete(ctx, owner, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := get(viewer); !errors.Is(err, ErrVideoNotFound) {
+			t.Fatalf("trashed, for another viewer: %v", err)
+		}
+		if v, err := get(owner); err != nil || v.DeletedAt == nil {
+			t.Fatalf("trashed, for its owner: %+v %v", v, err)
+		}
+	}, Migrations(), MigrationTable)
+}

@@ -28,14 +28,34 @@ func (r record) public() Video {
 // Get returns a video: anyone authenticated sees a ready video that is not
 // in the trash; its owner and admins see it in every state.
 func (s *Service) Get(ctx context.Context, c authn.Caller, id string) (Video, error) {
-	r, err := s.load(ctx, id)
+	r, err := s.viewed(ctx, id)
 	if err != nil {
 		return Video{}, err
 	}
 	if !r.visibleTo(c) {
 		return Video{}, ErrVideoNotFound
 	}
-	return s.view(ctx, r)
+	return r.public(), nil
+}
+
+// viewed is the video id with its renditions, as Get shows it, from the
+// records read less than recordTTL ago (feedcache.go).
+func (s *Service) viewed(ctx context.Context, id string) (record, error) {
+	now := s.now()
+	r, ok, gen := s.records.get(id, now)
+	if ok {
+		return r, nil
+	}
+	r, err := s.load(ctx, id)
+	if err != nil {
+		return record{}, err
+	}
+	rs := []record{r}
+	if err := s.loadRenditions(ctx, rs); err != nil {
+		return record{}, err
+	}
+	s.records.put(id, rs[0], gen, now)
+	return rs[0], nil
 }
 
 func (s *Service) load(ctx context.Context, id string) (record, error) {

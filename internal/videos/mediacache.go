@@ -34,58 +34,66 @@ type playable struct {
 	ladder                           map[int]string
 }
 
-type mediaEntry struct {
-	p       playable
+type cacheEntry[T any] struct {
+	v       T
 	expires time.Time
 }
 
-// mediaCache is a bounded LRU of playable videos with a time to live.
-// Invalidation bumps a generation, so a lookup that read the database
-// before an invalidation cannot put back what it read. The clock is the
-// caller's, so that lifetimes are tested without waiting.
-type mediaCache struct {
+// idCache is a bounded LRU by video id with a time to live: the media
+// lookups (mediaCache) and the videos Get reads (records). Invalidation
+// bumps a generation, so a lookup that read the database before an
+// invalidation cannot put back what it read. The clock is the caller's,
+// so that lifetimes are tested without waiting.
+type idCache[T any] struct {
 	mu  sync.Mutex
 	ttl time.Duration
 	gen uint64
-	lru *simplelru.LRU[string, mediaEntry]
+	lru *simplelru.LRU[string, cacheEntry[T]]
 }
 
-func newMediaCache(size int, ttl time.Duration) *mediaCache {
-	lru, err := simplelru.NewLRU[string, mediaEntry](size, nil)
+// mediaCache is the cache of playable videos.
+type mediaCache = idCache[playable]
+
+func newMediaCache(size int, ttl time.Duration) *mediaCache { return newIDCache[playable](size, ttl) }
+
+func newIDCache[T any](size int, ttl time.Duration) *idCache[T] {
+	lru, err := simplelru.NewLRU[string, cacheEntry[T]](size, nil)
 	if err != nil {
-		panic(fmt.Sprintf("media cache of size %d: %v", size, err)) // a constant in this package
+		panic(fmt.Sprintf("cache of size %d: %v", size, err)) // a constant in this package
 	}
-	return &mediaCache{ttl: ttl, lru: lru}
+	return &idCache[T]{ttl: ttl, lru: lru}
 }
 
 // get returns the cached entry for id and the current generation (to be
 // handed to put after a miss).
-func (c *mediaCache) get(id string, now time.Time) (playable, bool, uint64) {
+func (c *idCache[T]) get(id string, now time.Time) (T, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.lru.Get(id)
 	if !ok {
-		return playable{}, false, c.gen
+		var zero T
+		return zero, false, c.gen
 	}
 	if !now.Before(e.expires) {
 		c.lru.Remove(id)
-		return playable{}, false, c.gen
+		var zero T
+		return zero, false, c.gen
 	}
-	return e.p, true, c.gen
+	return e.v, true, c.gen
 }
 
-// put caches p for id unless the cache was invalidated since gen.
-func (c *mediaCache) put(id string, p playable, gen uint64, now time.Time) {
+// put caches v for id unless the cache was invalidated since gen.
+func (c *idCache[T]) put(id string, v T, gen uint64, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen == c.gen {
-		c.lru.Add(id, mediaEntry{p: p, expires: now.Add(c.ttl)})
+		c.lru.Add(id, cacheEntry[T]{v: v, expires: now.Add(c.ttl)})
 	}
 }
 
 // forget drops ids (all of them when none is given) and stops lookups in
 // flight from caching what they read.
-func (c *mediaCache) forget(ids ...string) {
+func (c *idCache[T]) forget(ids ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
@@ -98,7 +106,7 @@ func (c *mediaCache) forget(ids ...string) {
 	}
 }
 
-func (c *mediaCache) len() int {
+func (c *idCache[T]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Len()

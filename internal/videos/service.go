@@ -220,6 +220,7 @@ type Service struct {
 	cfg         Config
 	signer      *signer
 	media       *mediaCache
+	records     *idCache[record]
 	feed        *firstPages
 	log         *slog.Logger
 	now         func() time.Time
@@ -280,6 +281,7 @@ func New(ctx context.Context, db *sqldb.DB, events *outbox.Outbox, deps Deps, cf
 		ledger: deps.Ledger, uploadHolds: deps.UploadHolds,
 		cfg: cfg, log: log, now: time.Now,
 		media:      newMediaCache(mediaCacheSize, mediaCacheTTL),
+		records:    newIDCache[record](recordsSize, recordTTL),
 		feed:       newFirstPages(),
 		spoolSpace: diskSpace,
 		stopGrace:  stopGrace,
