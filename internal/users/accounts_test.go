@@ -3,15 +3,10 @@ package users_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/platform/errs"
-	"github.com/reel-video/reel/internal/platform/httpx"
-	"github.com/reel-video/reel/internal/platform/obs"
-	"github.com/reel-video/reel/internal/users"
 )
 
 func TestRegister(t *testing.T) {
@@ -124,20 +119,7 @@ func TestBootstrap(t *testing.T) {
 // through the internal route, with a service credential.
 func TestClientUserExists(t *testing.T) {
 	withEnv(t, func(t *testing.T, e *env) {
-		const key = "a service key of at least 32 characters"
-		provider, err := authn.NewServiceKeys(key, "users")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux := http.NewServeMux()
-		users.NewHandler(e.svc, authn.NewVerifier(e.svc)).InternalRoutes(mux, provider)
-		srv := httptest.NewServer(httpx.Wrap(mux, httpx.MiddlewareConfig{Logger: obs.Discard()}))
-		defer srv.Close()
-		caller, err := authn.NewServiceKeys(key, "storage")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := users.NewClient(srv.URL, caller, nil)
+		srv, c := e.internal(t)
 
 		acct := e.account("kim@example.com")
 		id, tok := acct.body["user"].(map[string]any)["id"].(string), acct.str("access_token")

@@ -82,8 +82,8 @@ func TestListUsersSearch(t *testing.T) {
 // The gateway's web app looks up owners' names and runs the first-run
 // setup through internal routes, with a service credential.
 // internal serves e's internal routes, as to another process, and returns
-// their URL and a client of them.
-func (e *env) internal(t *testing.T) (string, *users.Client) {
+// their server and a client of them.
+func (e *env) internal(t *testing.T) (*httptest.Server, *users.Client) {
 	t.Helper()
 	const key = "a service key of at least 32 characters"
 	provider, err := authn.NewServiceKeys(key, "users")
@@ -98,12 +98,12 @@ func (e *env) internal(t *testing.T) (string, *users.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv.URL, users.NewClient(srv.URL, caller, nil)
+	return srv, users.NewClient(srv.URL, caller, nil)
 }
 
 func TestClientWebLookups(t *testing.T) {
 	withEnv(t, func(t *testing.T, e *env) {
-		url, c := e.internal(t)
+		srv, c := e.internal(t)
 		ctx := t.Context()
 
 		ok, err := c.HasAdmin(ctx)
@@ -142,7 +142,7 @@ func TestClientWebLookups(t *testing.T) {
 			t.Fatalf("too many ids: %v", err)
 		}
 		// A user's token is not a service credential.
-		req, _ := http.NewRequest("GET", url+"/internal/v1/admin", nil)
+		req, _ := http.NewRequest("GET", srv.URL+"/internal/v1/admin", nil)
 		req.Header.Set("Authorization", "Bearer "+ann.str("access_token"))
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
