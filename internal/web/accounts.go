@@ -5,8 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
-
 	"github.com/reel-video/reel/internal/platform/authn"
 	"github.com/reel-video/reel/internal/users"
 )
@@ -22,10 +20,6 @@ const accountTTL = 3 * time.Second
 // entry, a few MiB at most, for many thousand active users.
 const accountsMax = 16384
 
-// accountsMaxAge bounds how long an idle entry takes memory; the watch
-// bounds how long it is believed (a minute at most).
-const accountsMaxAge = time.Minute
-
 // accounts remembers the two reads of the users service that nearly every
 // page makes: the signed-in account (its name in the header, its role) and
 // the names of the owners of the videos it lists. Each would otherwise be
@@ -37,38 +31,30 @@ const accountsMaxAge = time.Minute
 // not from here.
 type accounts struct {
 	src   Users
-	watch *authn.Watch
-	users *expirable.LRU[string, remembered[users.User]]
-	names *expirable.LRU[string, remembered[string]]
-}
-
-// remembered is an entry of accounts and when it was read.
-type remembered[T any] struct {
-	v     T
-	stamp authn.Stamp
+	users *authn.WatchedCache[users.User]
+	names *authn.WatchedCache[string]
 }
 
 func newAccounts(src Users, w *authn.Watch) *accounts {
 	return &accounts{
 		src:   src,
-		watch: w,
-		users: expirable.NewLRU[string, remembered[users.User]](accountsMax, nil, accountsMaxAge),
-		names: expirable.NewLRU[string, remembered[string]](accountsMax, nil, accountsMaxAge),
+		users: authn.NewWatchedCache[users.User](w, accountsMax, accountTTL),
+		names: authn.NewWatchedCache[string](w, accountsMax, accountTTL),
 	}
 }
 
 // get returns the account id.
 func (c *accounts) get(ctx context.Context, id string) (users.User, error) {
-	if e, ok := c.users.Get(id); ok && c.watch.Fresh(e.stamp, accountTTL) {
-		return e.v, nil
+	if u, ok := c.users.Get(id); ok {
+		return u, nil
 	}
-	stamp := c.watch.Stamp()
+	stamp := c.users.Stamp()
 	u, err := c.src.Get(ctx, id)
 	if err != nil {
 		return users.User{}, err
 	}
-	c.users.Add(id, remembered[users.User]{u, stamp})
-	c.names.Add(id, remembered[string]{u.Username, stamp})
+	c.users.Add(id, u, stamp)
+	c.names.Add(id, u.Username, stamp)
 	return u, nil
 }
 
@@ -82,8 +68,8 @@ func (c *accounts) usernames(ctx context.Context, ids []string) (map[string]stri
 		if _, done := out[id]; done {
 			continue
 		}
-		if e, ok := c.names.Get(id); ok && c.watch.Fresh(e.stamp, accountTTL) {
-			out[id] = e.v
+		if n, ok := c.names.Get(id); ok {
+			out[id] = n
 		} else if !slices.Contains(missing, id) {
 			missing = append(missing, id)
 		}
@@ -91,10 +77,10 @@ func (c *accounts) usernames(ctx context.Context, ids []string) (map[string]stri
 	if len(missing) == 0 {
 		return out, nil
 	}
-	stamp := c.watch.Stamp()
+	stamp := c.names.Stamp()
 	found, err := c.src.Names(ctx, missing)
 	for id, n := range found {
-		c.names.Add(id, remembered[string]{n, stamp})
+		c.names.Add(id, n, stamp)
 		out[id] = n
 	}
 	return out, err

@@ -15,7 +15,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/httpx"
@@ -88,8 +87,7 @@ type Verifier struct {
 	validator *jwt.Validator                    // the claims checks of Verify, for a remembered token
 	verified  *lru.Cache[string, verifiedToken] // least recently used out first
 	standing  StandingSource                    // nil: tokens are believed as they are
-	standings *expirable.LRU[string, standingEntry]
-	watch     *Watch // nil: standings are believed for standingTTL
+	standings *WatchedCache[Standing]
 }
 
 // NewVerifier returns a verifier that trusts the keys of src.

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
-
 	"github.com/reel-video/reel/internal/platform/errs"
 )
 
@@ -39,23 +37,22 @@ const standingTTL = 3 * time.Second
 // standingsMax bounds the standings remembered: a few dozen bytes each.
 const standingsMax = 16384
 
-// standingEntry is a remembered standing and when it was read.
-type standingEntry struct {
-	st    Standing
-	stamp Stamp
-}
-
 // SetStanding makes the verifier check every caller's standing (cached for
 // a few seconds, or while w sees no account change; w may be nil) after
 // the token itself.
 func (v *Verifier) SetStanding(src StandingSource, w *Watch) {
-	v.standing, v.watch = src, w
-	v.standings = expirable.NewLRU[string, standingEntry](standingsMax, nil, watchedMax)
+	v.standing = src
+	v.standings = NewWatchedCache[Standing](w, standingsMax, standingTTL)
 }
 
 // Watch is the watch of the accounts version the verifier's cache relies
 // on, nil for none: other caches of account data share it.
-func (v *Verifier) Watch() *Watch { return v.watch }
+func (v *Verifier) Watch() *Watch {
+	if v.standings == nil {
+		return nil
+	}
+	return v.standings.w
+}
 
 // CallerOf is the principal of verified claims, as the account stands now
 // (ErrRevoked for a disabled account or a token issued before a cut).
@@ -90,17 +87,15 @@ func (v *Verifier) Admit(ctx context.Context, userID string, issued time.Time) (
 	if v.standing == nil {
 		return "", nil
 	}
-	e, ok := v.standings.Get(userID)
-	if !ok || !v.watch.Fresh(e.stamp, standingTTL) {
-		stamp := v.watch.Stamp()
-		st, err := v.standing.Standing(ctx, userID)
-		if err != nil {
+	st, ok := v.standings.Get(userID)
+	if !ok {
+		stamp := v.standings.Stamp()
+		var err error
+		if st, err = v.standing.Standing(ctx, userID); err != nil {
 			return "", nil
 		}
-		e = standingEntry{st: st, stamp: stamp}
-		v.standings.Add(userID, e)
+		v.standings.Add(userID, st, stamp)
 	}
-	st := e.st
 	if st.Disabled {
 		return "", fmt.Errorf("account disabled: %w", ErrRevoked)
 	}

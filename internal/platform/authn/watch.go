@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
 )
 
 // VersionSource gives the accounts version: a number the users service
@@ -81,9 +83,50 @@ func (w *Watch) Fresh(s Stamp, ttl time.Duration) bool {
 	if w.known && s.gen != w.gen {
 		return false
 	}
-	age := w.now().Sub(s.at)
-	return age < ttl || (w.known && w.now().Sub(w.checked) < ttl && age < watchedMax)
+	now := w.now()
+	age := now.Sub(s.at)
+	return age < ttl || (w.known && now.Sub(w.checked) < ttl && age < watchedMax)
 }
+
+// A WatchedCache remembers what was read of accounts by key, each entry
+// believed as its watch says (Fresh, with the cache's ttl), in an LRU whose
+// entries leave memory watchedMax after they were read. The verifier's
+// standings and the web app's accounts and names are such caches.
+type WatchedCache[T any] struct {
+	w   *Watch
+	ttl time.Duration
+	lru *expirable.LRU[string, watched[T]]
+}
+
+type watched[T any] struct {
+	v     T
+	stamp Stamp
+}
+
+// NewWatchedCache returns a cache of at most size entries relying on w (nil:
+// each entry is believed for ttl).
+func NewWatchedCache[T any](w *Watch, size int, ttl time.Duration) *WatchedCache[T] {
+	return &WatchedCache[T]{w: w, ttl: ttl, lru: expirable.NewLRU[string, watched[T]](size, nil, watchedMax)}
+}
+
+// Get returns the entry of key while it is believed.
+func (c *WatchedCache[T]) Get(key string) (T, bool) {
+	e, ok := c.lru.Get(key)
+	if !ok || !c.w.Fresh(e.stamp, c.ttl) {
+		var zero T
+		return zero, false
+	}
+	return e.v, true
+}
+
+// Stamp is taken just before reading what Add then remembers.
+func (c *WatchedCache[T]) Stamp() Stamp { return c.w.Stamp() }
+
+// Add remembers v for key, read after s was taken.
+func (c *WatchedCache[T]) Add(key string, v T, s Stamp) { c.lru.Add(key, watched[T]{v, s}) }
+
+// Remove forgets key.
+func (c *WatchedCache[T]) Remove(key string) { c.lru.Remove(key) }
 
 // Check reads the version once. A change (or the first read) drops every
 // entry stamped before it.
