@@ -50,12 +50,11 @@ func (s *Service) viewed(ctx context.Context, id string) (record, error) {
 	if err != nil {
 		return record{}, err
 	}
-	rs := []record{r}
-	if err := s.loadRenditions(ctx, rs); err != nil {
+	if r, err = s.withRenditions(ctx, r); err != nil {
 		return record{}, err
 	}
-	s.records.put(id, rs[0], gen, now)
-	return rs[0], nil
+	s.records.put(id, r, gen, now)
+	return r, nil
 }
 
 func (s *Service) load(ctx context.Context, id string) (record, error) {

@@ -69,11 +69,20 @@ func (s *Service) loadRenditions(ctx context.Context, rs []record) error {
 
 // view is the video r as clients see it, with its streaming.
 func (s *Service) view(ctx context.Context, r record) (Video, error) {
-	vs, err := s.views(ctx, []record{r})
+	r, err := s.withRenditions(ctx, r)
 	if err != nil {
 		return Video{}, err
 	}
-	return vs[0], nil
+	return r.public(), nil
+}
+
+// withRenditions is r with its renditions loaded (loadRenditions).
+func (s *Service) withRenditions(ctx context.Context, r record) (record, error) {
+	rs := []record{r}
+	if err := s.loadRenditions(ctx, rs); err != nil {
+		return record{}, err
+	}
+	return rs[0], nil
 }
 
 // views are the videos rs as clients see them, with their streaming, for
