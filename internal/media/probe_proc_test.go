@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -22,13 +23,19 @@ import (
 )
 
 // fakeTool writes an executable shell script standing in for ffprobe or
-// ffmpeg.
+// ffmpeg. cp, in a process of its own, writes the file that is run: a
+// parallel test forking while this process held it open for writing
+// would make running it fail with "text file busy" (golang/go#22315).
 func fakeTool(t *testing.T, name, script string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	writeFile(t, path, []byte("#!/bin/sh\n"+script))
-	if err := os.Chmod(path, 0o755); err != nil {
+	dir := t.TempDir()
+	src, path := filepath.Join(dir, name+".src"), filepath.Join(dir, name)
+	writeFile(t, src, []byte("#!/bin/sh\n"+script))
+	if err := os.Chmod(src, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-p", src, path).CombinedOutput(); err != nil {
+		t.Fatalf("cp %s: %v %s", name, err, out)
 	}
 	return path
 }
