@@ -67,6 +67,11 @@ type fetched struct {
 // server has closed meanwhile goes once more on a new one, as
 // http.Transport does for a GET.
 func (h *hlsConn) get(ctx context.Context, target *url.URL, rng string, keep bool) (fetched, error) {
+	// A context already done would only stop the request when AfterFunc's
+	// goroutine got to run, which may be after the answer came.
+	if err := ctx.Err(); err != nil {
+		return fetched{}, err
+	}
 	for attempt := 0; ; attempt++ {
 		fresh := h.c == nil
 		if fresh {
@@ -127,11 +132,12 @@ var errNoAnswer = errors.New("connection closed before an answer")
 // roundTrip sends one request and reads its answer. sent reports whether
 // any byte of an answer came (a request that got none may go again).
 func (h *hlsConn) roundTrip(ctx context.Context, target *url.URL, rng string, keep bool) (f fetched, sent bool, err error) {
-	stop := context.AfterFunc(ctx, func() { _ = h.c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// The timeout's deadline is set before the cancel's, which must win.
 	if err := h.c.SetDeadline(time.Now().Add(h.timeout)); err != nil {
 		return f, false, err
 	}
+	stop := context.AfterFunc(ctx, func() { _ = h.c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	h.req = append(h.req[:0], "GET "...)
 	if uri := target.RequestURI(); uri[0] != '/' {
 		h.req = append(h.req, '/')
