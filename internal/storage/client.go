@@ -41,8 +41,10 @@ func NewClient(baseURL string, keys *authn.ServiceKeys, hc *http.Client) *Client
 func (c *Client) Reserve(ctx context.Context, userID string, n int64, ttl time.Duration) (Reservation, error) {
 	in := reserveRequest{ID: reserve.NewID(), UserID: userID, Bytes: n, TTLMS: reserve.Millis(ttl)}
 	var out Reservation
-	err := c.rpc.Call(ctx, "reserve", http.MethodPost, "/internal/v1/storage/reservations", in, &out, true)
-	return out, err
+	if err := c.rpc.Call(ctx, "reserve", http.MethodPost, "/internal/v1/storage/reservations", in, &out, true); err != nil {
+		return reserve.Unanswered(in.ID, err), err
+	}
+	return out, nil
 }
 
 // Commit implements Quota.

@@ -575,7 +575,21 @@ func TestClientRetries(t *testing.T) {
 		if _, err := h.q.Usage(ctx, user); !errors.Is(err, errs.ErrUnavailable) {
 			t.Fatalf("down: %v", err)
 		}
+		// A reserve whose every answer is lost names the hold it made, for
+		// the caller to release; a refusal names none.
+		lost, err := h.q.Reserve(ctx, user, 7, time.Hour)
+		if !errors.Is(err, errs.ErrUnavailable) || lost.ID == "" {
+			t.Fatalf("reserve, answers lost: %+v %v", lost, err)
+		}
 		h.drop.Store(0)
+		h.wantUsage(t, user, 5, 7)
+		if err := h.q.Release(ctx, lost.ID); err != nil {
+			t.Fatal(err)
+		}
+		h.wantUsage(t, user, 5, 0)
+		if r, err := h.q.Reserve(ctx, user, defaultQuota, time.Hour); !errors.Is(err, storage.ErrQuotaExceeded) || r.ID != "" {
+			t.Fatalf("refused: %+v %v", r, err)
+		}
 	})
 }
 

@@ -50,8 +50,10 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 func (c *Client) ReserveUpload(ctx context.Context, userID string, n int64, ttl time.Duration) (Reservation, error) {
 	in := reserveRequest{ID: reserve.NewID(), UserID: userID, Bytes: n, TTLMS: reserve.Millis(ttl)}
 	var out Reservation
-	err := c.do(ctx, "reserve upload", http.MethodPost, "/internal/v1/usage/uploads", in, &out)
-	return out, err
+	if err := c.do(ctx, "reserve upload", http.MethodPost, "/internal/v1/usage/uploads", in, &out); err != nil {
+		return reserve.Unanswered(in.ID, err), err
+	}
+	return out, nil
 }
 
 // CommitUpload implements Meter.

@@ -528,6 +528,18 @@ func TestClientRetries(t *testing.T) {
 		if _, err := h.m.Allowance(ctx, user); !errors.Is(err, errs.ErrUnavailable) {
 			t.Fatalf("down: %v", err)
 		}
+		// A reserve whose every answer is lost names the hold it made, for
+		// the caller to release.
+		h.drop.Store(10)
+		lost, err := h.m.ReserveUpload(ctx, user, 7, time.Hour)
+		if !errors.Is(err, errs.ErrUnavailable) || lost.ID == "" {
+			t.Fatalf("reserve, answers lost: %+v %v", lost, err)
+		}
 		h.drop.Store(0)
+		h.wantUpload(t, user, 100, 7)
+		if err := h.m.ReleaseUpload(ctx, lost.ID); err != nil {
+			t.Fatal(err)
+		}
+		h.wantUpload(t, user, 100, 0)
 	})
 }

@@ -59,21 +59,23 @@ func (s *Service) storeCharged(ctx context.Context, owner string, files []*deriv
 		cctx, cancel := detached(ctx)
 		defer cancel()
 		for _, h := range holds { // Release is idempotent: a committed one is left as it is
-			if rerr := s.quota.Release(cctx, h); rerr != nil {
-				s.log.Warn("release a derived file's reservation", "err", rerr)
-			}
+			s.release(cctx, "release a derived file's reservation", h, s.quota.Release)
 		}
 		s.giveBack(cctx, owner, files[:stored])
 	}()
 	for _, f := range files {
 		h, err := s.quota.Reserve(ctx, owner, f.Bytes, s.cfg.ReserveLease)
+		if h.ID != "" {
+			// Released on failure, even when the answer was lost
+			// (Quota.Reserve).
+			holds = append(holds, h.ID)
+		}
 		if errs.KindOf(err) == errs.TooLarge {
 			return errNoRoom
 		}
 		if err != nil {
 			return fmt.Errorf("reserve storage for %s: %w (%w)", f.Name, err, errCharging)
 		}
-		holds = append(holds, h.ID)
 	}
 	leased := make([]leaseHold, len(holds))
 	for i, h := range holds {

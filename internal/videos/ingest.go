@@ -360,14 +360,15 @@ func (s *Service) admit(ctx context.Context, ownerID string, bytes int64, ttl ti
 	}
 	q, err := s.quota.Reserve(ctx, ownerID, bytes, ttl)
 	if err != nil {
+		// An answer lost may have left the hold made (Quota.Reserve).
+		s.releaseAdmission(ctx, &admission{quotaID: q.ID})
 		return nil, fmt.Errorf("admit upload: storage quota: %w", err)
 	}
 	l, err := s.limit.ReserveUpload(ctx, ownerID, bytes, ttl)
 	if err != nil {
-		// Give the storage reservation back; the daily one was not made.
-		cctx, cancel := detached(ctx)
-		defer cancel()
-		s.release(cctx, "release storage reservation", q.ID, s.quota.Release)
+		// Give the storage reservation back, and the daily one if its
+		// answer was lost.
+		s.releaseAdmission(ctx, &admission{quotaID: q.ID, limitID: l.ID})
 		return nil, fmt.Errorf("admit upload: daily upload limit: %w", err)
 	}
 	a := &admission{OwnerID: ownerID, Bytes: bytes, quotaID: q.ID, limitID: l.ID}
@@ -398,5 +399,8 @@ func (s *Service) releaseAdmission(ctx context.Context, a *admission) {
 // release gives reservation id back with fn, now or else in the
 // background (cleanUp).
 func (s *Service) release(ctx context.Context, what, id string, fn func(context.Context, string) error) {
+	if id == "" {
+		return
+	}
 	s.cleanUp(ctx, what, []any{"reservation", id}, func(ctx context.Context) error { return fn(ctx, id) })
 }

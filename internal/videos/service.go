@@ -90,7 +90,9 @@ type TrashedVideo struct {
 // provider's classified errors (quota_exceeded 413, unavailable 503...),
 // which reach the client unchanged.
 type Quota interface {
-	// Reserve holds bytes for ttl, or refuses when they do not fit.
+	// Reserve holds bytes for ttl, or refuses when they do not fit. A
+	// failure that returns a hold with an id may have made it all the
+	// same (reserve.Unanswered): the caller releases it.
 	Reserve(ctx context.Context, userID string, bytes int64, ttl time.Duration) (reserve.Hold, error)
 	// Renew pushes a held reservation's expiry to ttl from now; one no
 	// longer held is a conflict (reservation_settled).
@@ -108,6 +110,7 @@ type Quota interface {
 
 // UploadLimit is the daily upload volume (implemented by the usage service
 // or its client). Refusals are daily_limit_reached (429 with Retry-After).
+// ReserveUpload fails as Quota.Reserve does.
 type UploadLimit interface {
 	ReserveUpload(ctx context.Context, userID string, bytes int64, ttl time.Duration) (reserve.Hold, error)
 	CommitUpload(ctx context.Context, id string, actual int64) error

@@ -291,9 +291,7 @@ func (s *Service) recharge(ctx context.Context, r record) error {
 		cctx, cancel := detached(ctx)
 		defer cancel()
 		for i := 0; i < upTo; i++ {
-			if err := s.quota.Release(cctx, parts[i].res); err != nil {
-				s.log.Warn("release restore reservation", "video", r.ID, "err", err)
-			}
+			s.release(cctx, "release restore reservation", parts[i].res, s.quota.Release)
 			if committed {
 				if _, err := s.quota.Free(cctx, r.OwnerID, parts[i].key); err != nil {
 					s.log.Warn("free restore charge", "video", r.ID, "err", err)
@@ -306,11 +304,12 @@ func (s *Service) recharge(ctx context.Context, r record) error {
 	var holds []leaseHold
 	for i := range parts {
 		h, err := s.quota.Reserve(ctx, r.OwnerID, parts[i].bytes, s.cfg.ReserveLease)
+		parts[i].res = h.ID
 		if err != nil {
-			undo(i, false)
+			// An answer lost may have left this one made (Quota.Reserve).
+			undo(i+1, false)
 			return fmt.Errorf("restore video: %w", err)
 		}
-		parts[i].res = h.ID
 		holds = append(holds, leaseHold{h.ID, s.quota.Renew})
 	}
 	defer s.keepAlive(holds...)()

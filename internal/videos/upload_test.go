@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/reel-video/reel/internal/platform/blob"
 	"github.com/reel-video/reel/internal/platform/errs"
+	"github.com/reel-video/reel/internal/platform/reserve"
 	"github.com/reel-video/reel/internal/videos"
 )
 
@@ -464,4 +466,65 @@ func TestUploadFailsWhenStorageIsDownAtCommit(t *testing.T) {
 		}
 		e.noLeaks(t, 0)
 	}, func(c *envConfig) { c.wrapQuota = func(q videos.Quota) videos.Quota { return downCommits{q} } })
+}
+
+// lostReserves is a storage service that loses the answer of the lose-th
+// next Reserve: the hold is made, the caller gets what the client returns
+// then (reserve.Unanswered).
+type lostReserves struct {
+	videos.Quota
+	lose *atomic.Int64
+}
+
+func (q lostReserves) Reserve(ctx context.Context, user string, n int64, ttl time.Duration) (reserve.Hold, error) {
+	h, err := q.Quota.Reserve(ctx, user, n, ttl)
+	if err != nil || q.lose.Add(-1) != 0 {
+		return h, err
+	}
+	return reserve.Unanswered(h.ID, errs.ErrUnavailable), errs.ErrUnavailable
+}
+
+// A reservation whose answer was lost is released all the same, by an
+// upload and by a poster's charge: nothing stays held until its lease
+// lapses.
+func TestLostReserveAnswersReleased(t *testing.T) {
+	var lose atomic.Int64
+	withEnv(t, func(t *testing.T, e *env) {
+		ann := e.user("user")
+		clip := testVideo(t, 1, 64, 48)
+		lose.Store(1)
+		if r := e.upload(ann, "storage answer lost", clip); r.status != 503 {
+			t.Fatalf("storage answer lost: %d %s", r.status, r.raw)
+		}
+		e.noLeaks(t, 0)
+		e.limit.mu.Lock()
+		e.limit.loseReserves = 1
+		e.limit.mu.Unlock()
+		if r := e.upload(ann, "usage answer lost", clip); r.status != 503 {
+			t.Fatalf("usage answer lost: %d %s", r.status, r.raw)
+		}
+		e.noLeaks(t, 0)
+		lose.Store(2) // the upload's reserve is answered, its poster's not
+		id := e.mustUpload(ann, "poster's answer lost", clip)
+		e.cutPosters()
+		if got := len(posterBlobs(e)); got != 1 {
+			t.Fatalf("%d posters stored, want 1", got)
+		}
+		e.noLeaks(t, 1)
+		// A restore: its second reserve (the poster's) is lost.
+		if r := e.do("DELETE", "/api/v1/videos/"+id, ann.token, nil); r.status != 204 {
+			t.Fatalf("trash: %d %s", r.status, r.raw)
+		}
+		lose.Store(2)
+		if r := e.do("POST", "/api/v1/videos/"+id+"/restore", ann.token, nil); r.status != 503 {
+			t.Fatalf("restore, answer lost: %d %s", r.status, r.raw)
+		}
+		e.noLeaks(t, 1)
+		if used, _, _ := e.quota.state(ann.id); used != 0 {
+			t.Fatalf("a failed restore left %d bytes charged", used)
+		}
+		if r := e.do("POST", "/api/v1/videos/"+id+"/restore", ann.token, nil); r.status != 200 {
+			t.Fatalf("restore: %d %s", r.status, r.raw)
+		}
+	}, func(c *envConfig) { c.wrapQuota = func(q videos.Quota) videos.Quota { return lostReserves{q, &lose} } })
 }

@@ -92,6 +92,19 @@ type Hold struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// Unanswered is what a client's failed Reserve returns beside its error:
+// the hold it asked for under id when the call may have made it all the
+// same (no classified refusal came back, so the request may have reached
+// the ledger and only its answer been lost), else no hold. Its caller
+// releases a hold so returned (Release is idempotent and knows no unknown
+// id), instead of leaving the bytes held until the lease lapses.
+func Unanswered(id string, err error) Hold {
+	if e, ok := errs.As(err); ok && e.Kind != errs.Unavailable {
+		return Hold{}
+	}
+	return Hold{ID: id}
+}
+
 // Settlement is what a commit records: the real amount, and for a ledger
 // that tracks where bytes went, the object they went to.
 type Settlement struct {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/reserve"
 )
 
@@ -413,4 +415,21 @@ func TestRenewedLeaseLivesAndLapsedOneIsReleased(t *testing.T) {
 			t.Fatalf("renew of a released hold: %v, want settled", err)
 		}
 	})
+}
+
+// A failed call names its hold unless a refusal came back: only then is
+// the outcome known.
+func TestUnanswered(t *testing.T) {
+	refused := errs.New(errs.TooLarge, "quota_exceeded", "no room")
+	for err, want := range map[error]string{
+		fmt.Errorf("storage client: reserve: %w", refused):             "",
+		fmt.Errorf("storage client: reserve: %w", errs.ErrUnavailable): "h1",
+		fmt.Errorf("unexpected answer: status 500"):                    "h1",
+		context.DeadlineExceeded:                                       "h1",
+		fmt.Errorf("reserve: %w", errs.ErrUnavailable.WithMsg("down")): "h1",
+	} {
+		if got := reserve.Unanswered("h1", err); got.ID != want {
+			t.Errorf("%v: %q, want %q", err, got.ID, want)
+		}
+	}
 }
