@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,16 +33,18 @@ const insertChunk = 250
 // insert stores rows in one transaction, skipping ids already stored, and
 // returns how many were new.
 func (s *Store) insert(ctx context.Context, rows []eventRow, now int64) (int64, error) {
+	if s.db.Dialect == sqldb.Postgres {
+		// One statement with one array per column: a single round trip
+		// (no transaction around it) and a statement that parses the same
+		// whatever the batch size. Rows go in id order, so two batches
+		// sharing events (a relay's redelivery) wait for each other rather
+		// than deadlock, which only Tx would have retried.
+		slices.SortFunc(rows, func(a, b eventRow) int { return strings.Compare(a.ID, b.ID) })
+		return exec(ctx, s.db.W, pgInsert, pgArrays(rows, now)...)
+	}
 	var added int64
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		added = 0
-		if s.db.Dialect == sqldb.Postgres {
-			// One statement with one array per column: a single round trip
-			// and a statement that parses the same whatever the batch size.
-			n, err := exec(ctx, tx, pgInsert, pgArrays(rows, now)...)
-			added = n
-			return err
-		}
 		for start := 0; start < len(rows); start += insertChunk {
 			chunk := rows[start:min(len(rows), start+insertChunk)]
 			q, args := insertStatement(chunk, now)
@@ -56,8 +59,8 @@ func (s *Store) insert(ctx context.Context, rows []eventRow, now int64) (int64, 
 	return added, err
 }
 
-func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error) {
-	res, err := tx.ExecContext(ctx, q, args...)
+func exec(ctx context.Context, q sqldb.Querier, stmt string, args ...any) (int64, error) {
+	res, err := q.ExecContext(ctx, stmt, args...)
 	if err != nil {
 		return 0, fmt.Errorf("insert events: %w", err)
 	}
