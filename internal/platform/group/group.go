@@ -11,13 +11,15 @@ package group
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Runner runs items in batches. Its methods are safe for concurrent use.
 type Runner[T, R any] struct {
-	slots chan struct{}
-	max   int
-	run   func(ctx context.Context, items []T) []R
+	slots  chan struct{}
+	max    int
+	run    func(ctx context.Context, items []T) []R
+	linger time.Duration
 
 	mu    sync.Mutex
 	queue []*call[T, R]
@@ -36,6 +38,15 @@ type call[T, R any] struct {
 // result per item, in the same order.
 func New[T, R any](slots chan struct{}, most int, run func(ctx context.Context, items []T) []R) *Runner[T, R] {
 	return &Runner[T, R]{slots: slots, max: max(1, most), run: run}
+}
+
+// WithLinger makes a run that starts with fewer than the most items wait
+// d for more before it takes them: larger runs for callers who can spare
+// the delay (work done in the background). It returns g; call it before
+// g is used.
+func (g *Runner[T, R]) WithLinger(d time.Duration) *Runner[T, R] {
+	g.linger = d
+	return g
 }
 
 // Do queues item and returns its result, from a run made by this caller
@@ -64,6 +75,9 @@ func (g *Runner[T, R]) Do(ctx context.Context, item T) (R, error) {
 			}
 			// Taken meanwhile: the loop waits for its run.
 		case g.slots <- struct{}{}:
+			if g.linger > 0 && g.Queued() < g.max {
+				time.Sleep(g.linger)
+			}
 			if batch := g.take(); len(batch) > 0 {
 				items := make([]T, len(batch))
 				for i, b := range batch {

@@ -3,10 +3,12 @@ package group_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/reel-video/reel/internal/platform/group"
 )
@@ -144,6 +146,57 @@ func TestTakenItemIsWaitedFor(t *testing.T) {
 			if a := <-done; a.err != nil || a.runErr != nil {
 				t.Fatalf("Do = %+v; want the run's result, with a context that did not end", a)
 			}
+		}
+	})
+}
+
+// With a linger, a run that starts short of the bound waits for more
+// items first; one that starts full does not wait.
+func TestLinger(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var sizes []int
+		g := group.New(make(chan struct{}, 1), 3, func(_ context.Context, items []int) []int {
+			mu.Lock()
+			sizes = append(sizes, len(items))
+			mu.Unlock()
+			return items
+		}).WithLinger(time.Second)
+		var wg sync.WaitGroup
+		start := time.Now()
+		wg.Go(func() { _, _ = g.Do(t.Context(), 1) })
+		time.Sleep(500 * time.Millisecond)
+		wg.Go(func() { _, _ = g.Do(t.Context(), 2) })
+		wg.Wait()
+		if d := time.Since(start); d != time.Second {
+			t.Fatalf("the run began after %v, want the linger's 1s", d)
+		}
+		// Three queued while a run holds the slot: the next run is full
+		// and takes them at once.
+		slot := make(chan struct{})
+		h := group.New(make(chan struct{}, 1), 3, func(_ context.Context, items []int) []int {
+			if items[0] == 0 {
+				<-slot
+			}
+			mu.Lock()
+			sizes = append(sizes, len(items))
+			mu.Unlock()
+			return items
+		}).WithLinger(time.Second)
+		wg.Go(func() { _, _ = h.Do(t.Context(), 0) })
+		time.Sleep(2 * time.Second) // the first run lingers, then blocks
+		for i := range 3 {
+			wg.Go(func() { _, _ = h.Do(t.Context(), i+1) })
+		}
+		synctest.Wait()
+		start = time.Now()
+		close(slot)
+		wg.Wait()
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("a full run waited %v", d)
+		}
+		if want := []int{2, 1, 3}; !slices.Equal(sizes, want) {
+			t.Fatalf("runs of %v, want %v", sizes, want)
 		}
 	})
 }

@@ -13,6 +13,7 @@ type Metrics struct {
 	pending   *prometheus.GaugeVec
 	lag       *prometheus.GaugeVec
 	delivered *prometheus.CounterVec
+	direct    *prometheus.CounterVec
 	failed    *prometheus.CounterVec
 	parked    *prometheus.CounterVec
 }
@@ -39,6 +40,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if m.delivered, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "reel_outbox_delivered_events_total",
 		Help: "Events delivered to the activity log and removed from the outbox.",
+	}, labels)); err != nil {
+		return nil, err
+	}
+	if m.direct, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reel_outbox_direct_events_total",
+		Help: "Events recorded on their own and delivered straight to the activity log, without the outbox table.",
 	}, labels)); err != nil {
 		return nil, err
 	}

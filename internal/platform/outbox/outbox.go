@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"testing/fstest"
 	"time"
 
@@ -33,12 +34,20 @@ type Outbox struct {
 	// idle relay delivers at once instead of at its next poll.
 	wake chan struct{}
 	// rec groups the events recorded on their own (Record).
-	rec *group.Runner[pendingEvent, error]
+	rec *group.Runner[Event, error]
+	// direct is the sink of the relay running in this process (nil while
+	// none does), to which recorded events go straight (deliverDirect);
+	// directDown stops that from the failure of a direct delivery to the
+	// relay's next success.
+	direct     atomic.Pointer[directSink]
+	directDown atomic.Bool
 	// behind holds a token for each event RecordOrLog handed on and that
 	// is not committed yet (maxBehind); waiting serializes Wait.
 	behind  chan struct{}
 	waiting sync.Mutex
 }
+
+type directSink struct{ sink Sink }
 
 // Option tunes an Outbox's relay.
 type Option func(*Outbox)

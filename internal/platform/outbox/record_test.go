@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/reel-video/reel/internal/platform/errs"
 	"github.com/reel-video/reel/internal/platform/obs"
 	"github.com/reel-video/reel/internal/platform/outbox"
 	"github.com/reel-video/reel/internal/platform/sqldb"
@@ -223,6 +225,96 @@ func TestWaitWhileRecording(t *testing.T) {
 		ob.Wait()
 		if n := pending(t, ob); n != callers*each {
 			t.Fatalf("%d events stored, want %d", n, callers*each)
+		}
+	})
+}
+
+// While the relay runs, a recorded event goes straight to its sink and
+// never into the table; when the sink fails it waits in the table, and
+// direct delivery is not tried again until the relay has delivered; a
+// refused event does not stop it; once the relay stops, events go into
+// the table again.
+func TestRecordDirect(t *testing.T) {
+	sqldbtest.Engines(t, func(t *testing.T, url string) {
+		db := open(t, url)
+		ob := outbox.New(db, table, fast()...)
+		s := newStore()
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- ob.Run(ctx, s) }()
+		defer func() {
+			stop()
+			<-done
+		}()
+		record := func(desc string) string {
+			t.Helper()
+			e := outbox.NewEvent(t.Context(), "test", "CHECK_STORAGE", outbox.Success, desc)
+			if err := ob.Record(t.Context(), e); err != nil {
+				t.Fatal(err)
+			}
+			return e.ID
+		}
+		received := func(id string) int {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.received[id]
+		}
+		// The relay sets up direct delivery as it starts (and delivers
+		// what went into the table before).
+		waitFor(t, "direct delivery", func() bool { return received(record("first")) == 1 })
+		waitFor(t, "an empty table", func() bool { return pending(t, ob) == 0 })
+		if id := record("direct"); received(id) != 1 || pending(t, ob) != 0 {
+			t.Fatalf("received %d, %d in the table", received(id), pending(t, ob))
+		}
+
+		var alone []string // ids delivered in a call of their own
+		s.mu.Lock()
+		s.fail = func(_ int, events []outbox.Event) error {
+			if len(events) == 1 {
+				alone = append(alone, events[0].ID)
+			}
+			return errs.ErrUnavailable
+		}
+		s.mu.Unlock()
+		down := record("log down")
+		if received(down) != 0 || pending(t, ob) != 1 {
+			t.Fatalf("with the log down: received %d, %d in the table", received(down), pending(t, ob))
+		}
+		later := record("log still down")
+		s.mu.Lock()
+		if slices.Contains(alone, later) {
+			t.Error("direct delivery tried again before the relay delivered")
+		}
+		s.fail = func(_ int, events []outbox.Event) error {
+			for _, e := range events {
+				if e.Description == "bad" {
+					return outbox.ErrRejected
+				}
+			}
+			return nil
+		}
+		s.mu.Unlock()
+		waitFor(t, "the relay's delivery", func() bool { return pending(t, ob) == 0 })
+		if received(down) != 1 || received(later) != 1 {
+			t.Fatalf("after the log came back: received %d and %d", received(down), received(later))
+		}
+		now := record("direct again")
+		if received(now) != 1 || pending(t, ob) != 0 {
+			t.Fatalf("after the relay delivered: received %d, %d in the table", received(now), pending(t, ob))
+		}
+		record("bad") // refused: parked by the relay
+		if after := record("after a refusal"); received(after) != 1 {
+			t.Fatal("a refused event stopped direct delivery")
+		}
+
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		done <- nil
+		stopped := record("relay stopped")
+		if received(stopped) != 0 || pending(t, ob) != 2 { // with the parked one
+			t.Fatalf("relay stopped: received %d, %d in the table", received(stopped), pending(t, ob))
 		}
 	})
 }

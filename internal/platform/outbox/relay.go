@@ -87,11 +87,14 @@ const statsEvery = time.Second
 // other), so no two deliver the same event, short of a lease expiring
 // mid-delivery, which the sink's idempotency absorbs.
 //
-// Before it returns, Run waits for the events RecordOrLog still has on
-// their way to the outbox (Wait).
+// While Run runs, events recorded on their own go to sink directly
+// (record.go). Before it returns, it stops that and waits for the events
+// RecordOrLog still has on their way (Wait).
 func (o *Outbox) Run(ctx context.Context, sink Sink) error {
 	// Last, so that the database may close once Run has returned.
 	defer o.Wait()
+	o.direct.Store(&directSink{sink})
+	defer o.direct.Store(nil)
 	limit := o.batch // shrinks while isolating a rejected event
 	failures := 0
 	eager := 0 // quick re-checks left after a wake-up that found nothing
@@ -234,6 +237,7 @@ func (o *Outbox) deliver(ctx context.Context, sink Sink, limit int) (int, error)
 		}
 		return 0, fmt.Errorf("outbox %s: deliver %d events: %w", o.table, len(events), err)
 	}
+	o.directDown.Store(false) // the sink is back
 	if err := o.remove(cctx, seqs); err != nil {
 		// Delivered but still here: redelivered after the lease, which the
 		// sink's idempotency absorbs.
