@@ -92,10 +92,11 @@ type Hold struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// Unanswered is what a client's failed Reserve returns beside its error:
-// the hold it asked for under id when the call may have made it all the
-// same (no classified refusal came back, so the request may have reached
-// the ledger and only its answer been lost), else no hold. Its caller
+// Unanswered is what a failed Reserve returns beside its error: the hold
+// it asked for under id when the call may have made it all the same (no
+// classified refusal came back, so the request may have reached the
+// ledger and only its answer been lost, or the commit gone through as its
+// context ended), else no hold. Its caller
 // releases a hold so returned (Release is idempotent and knows no unknown
 // id), instead of leaving the bytes held until the lease lapses.
 func Unanswered(id string, err error) Hold {
@@ -269,7 +270,10 @@ func (l *Ledger) Reserve(ctx context.Context, want Hold, ttl time.Duration, now 
 		return old, nil
 	}
 	if err != nil {
-		return Hold{}, fmt.Errorf("reserve %s: %w", l.cfg.Name, err)
+		// A commit cut off by its context may have committed all the
+		// same: name the hold for the caller to release (Unanswered).
+		err = fmt.Errorf("reserve %s: %w", l.cfg.Name, err)
+		return Unanswered(want.ID, err), err
 	}
 	if refused != nil {
 		return Hold{}, refused

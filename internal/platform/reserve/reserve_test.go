@@ -135,15 +135,24 @@ func TestReserveIsIdempotentByID(t *testing.T) {
 		}
 		l.wantAccount(t, user, day, 300, 0)
 		// Another request under the same id is a conflict.
+		// It names no hold: the one under the id is another's.
 		for _, other := range []reserve.Hold{
 			{ID: want.ID, UserID: user, Bytes: 301, Day: day},
 			{ID: want.ID, UserID: reserve.NewID(), Bytes: 300, Day: day},
 		} {
-			if _, err := l.Reserve(ctx, other, time.Hour, t0, take); !errors.Is(err, errSettled) {
-				t.Fatalf("reserve %+v under a taken id: %v", other, err)
+			if h, err := l.Reserve(ctx, other, time.Hour, t0, take); !errors.Is(err, errSettled) || h.ID != "" {
+				t.Fatalf("reserve %+v under a taken id: %+v %v", other, h, err)
 			}
 		}
 		l.wantAccount(t, user, day, 300, 0)
+		// A reserve whose context ended may have committed as it ended:
+		// it names its hold, for its caller to release.
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		lost := hold(user, 5)
+		if h, err := l.Reserve(cancelled, lost, time.Hour, t0, take); !errors.Is(err, context.Canceled) || h.ID != lost.ID {
+			t.Fatalf("reserve with its context ended: %+v %v", h, err)
+		}
 	})
 }
 
