@@ -30,8 +30,9 @@ const eventCols = `id, occurred_at, user_id, action, service, outcome, descripti
 // SQLite's parameter limit (32766).
 const insertChunk = 250
 
-// insert stores rows in one transaction, skipping ids already stored, and
-// returns how many were new.
+// insert stores rows at once (one statement on PostgreSQL, one
+// transaction on SQLite), skipping ids already stored, and returns how
+// many were new.
 func (s *Store) insert(ctx context.Context, rows []eventRow, now int64) (int64, error) {
 	if s.db.Dialect == sqldb.Postgres {
 		// One statement with one array per column: a single round trip

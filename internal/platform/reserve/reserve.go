@@ -96,9 +96,9 @@ type Hold struct {
 // it asked for under id when the call may have made it all the same (no
 // classified refusal came back, so the request may have reached the
 // ledger and only its answer been lost, or the commit gone through as its
-// context ended), else no hold. Its caller
-// releases a hold so returned (Release is idempotent and knows no unknown
-// id), instead of leaving the bytes held until the lease lapses.
+// context ended), else no hold. Its caller releases a hold so returned
+// (Release is idempotent and knows no unknown id), instead of leaving the
+// bytes held until the lease lapses.
 func Unanswered(id string, err error) Hold {
 	if e, ok := errs.As(err); ok && e.Kind != errs.Unavailable {
 		return Hold{}
