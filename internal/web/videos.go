@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/reel-video/reel/internal/platform/obs"
@@ -165,13 +166,21 @@ func playerOf(vid videos.Video, g videos.Grant) *player {
 // player that would fail.
 func (a *App) watch(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
+	// The video and today's allowance do not depend on each other: asked
+	// at once, the page waits for the slower answer, not for both in turn.
+	var (
+		today usage.Status
+		uerr  error
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() { today, uerr = a.d.Usage.Today(ctx, s.user.ID) })
 	vid, err := a.d.Videos.Get(ctx, s.caller, r.PathValue("id"))
+	wg.Wait()
 	if err != nil {
 		return err
 	}
-	today, err := a.d.Usage.Today(ctx, s.user.ID)
-	if err != nil {
-		return err
+	if uerr != nil {
+		return uerr
 	}
 	d := watchData{Video: vid, Egress: today.Egress, Left: -1, Resets: today.ResetsAt}
 	if vid.OwnerID == s.user.ID {
@@ -219,13 +228,23 @@ func (a *App) uploadPage(w http.ResponseWriter, r *http.Request, s *session) err
 	return nil
 }
 
+// figures are the user's storage and today's usage, asked at once.
 func (a *App) figures(ctx context.Context, userID string) (storage.Usage, usage.Status, error) {
+	var (
+		today usage.Status
+		uerr  error
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() { today, uerr = a.d.Usage.Today(ctx, userID) })
 	st, err := a.d.Storage.Usage(ctx, userID)
+	wg.Wait()
 	if err != nil {
 		return storage.Usage{}, usage.Status{}, err
 	}
-	today, err := a.d.Usage.Today(ctx, userID)
-	return st, today, err
+	if uerr != nil {
+		return storage.Usage{}, usage.Status{}, uerr
+	}
+	return st, today, nil
 }
 
 // mine lists the user's videos in every state but the trash.
