@@ -200,6 +200,7 @@ part mix && {
 	echo "Machine: $ncpu × $model (\`nproc\` = $ncpu), $mem, $kernel, $gover, $fstype disk."
 	echo "Load average (1, 5, 15 min) before the run: $load_before; after it: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "(the bench itself keeps about 2 busy; more means other work shared the machine)."
+	echo "Autogroup scheduling: $autogroup."
 	[[ $commit == *-dirty ]] && echo "\"-dirty\": the tree had uncommitted changes."
 	echo "Load tests: $USERS users, $DURATION, pauses of $THINK on average."
 	skipped=()

@@ -90,7 +90,8 @@ fi
 work=$(mktemp -d /tmp/reel-bench.XXXXXX)
 chmod 755 "$work"
 : >"$work/summaries.txt"
-reel_pid="" nginx_pid="" goserve_pid=""
+reel_pid="" nginx_pid="" goserve_pid="" autogroup_was=""
+autogroup_knob=/proc/sys/kernel/sched_autogroup_enabled
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
 cleanup() {
@@ -98,6 +99,7 @@ cleanup() {
 	[[ -n $nginx_pid ]] && kill "$nginx_pid" 2>/dev/null
 	[[ -n $goserve_pid ]] && kill "$goserve_pid" 2>/dev/null
 	pg_stop || true
+	[[ -n $autogroup_was ]] && echo "$autogroup_was" >"$autogroup_knob"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -126,7 +128,21 @@ fstype=$(df -T "$work" | awk 'NR==2 {print $2}')
 commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
 # Other work on the machine moves every figure: say how busy it was.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-log "machine: $ncpu × $model, $mem, $kernel, $gover, $fstype under /tmp"
+# Autogroup scheduling (on in most distributions' kernels) shares the
+# cores between sessions before threads, and PostgreSQL gives every
+# backend a session of its own: each busy backend would weigh as much as
+# all of reel. Hosts that run PostgreSQL turn it off (docs/operations.md,
+# decision 0021); so does the bench for its run, as root, and puts it back.
+if [[ ! -e $autogroup_knob ]]; then
+	autogroup="not in this kernel"
+elif [[ $(<"$autogroup_knob") == 0 ]]; then
+	autogroup="off"
+elif [[ -w $autogroup_knob ]] && echo 0 >"$autogroup_knob" 2>/dev/null; then
+	autogroup_was=1 autogroup="off for the run (on before it)"
+else
+	autogroup="on (not root: could not turn it off; PostgreSQL's figures suffer, see decision 0021)"
+fi
+log "machine: $ncpu × $model, $mem, $kernel, $gover, $fstype under /tmp; autogroup scheduling $autogroup"
 
 log "building reel"
 go build -o "$work/reel" ./cmd/reel
