@@ -67,6 +67,8 @@ type envConfig struct {
 	standing authn.StandingSource
 	// wrapQuota wraps the quota the service uses (a fake or the real one).
 	wrapQuota func(videos.Quota) videos.Quota
+	// wrapLimit wraps the daily upload limit the service uses.
+	wrapLimit func(videos.UploadLimit) videos.UploadLimit
 	// runner runs the media tools' ffmpeg and ffprobe (default: exec).
 	runner media.Runner
 	// streamingJobs enqueues streaming jobs on upload and restore, as the
@@ -159,6 +161,9 @@ func newEnv(t testing.TB, db *sqldb.DB, opts ...func(*envConfig)) *env {
 	holds, _ := limit.(videos.Holds)
 	if cfg.wrapQuota != nil {
 		quota = cfg.wrapQuota(quota)
+	}
+	if cfg.wrapLimit != nil {
+		limit = cfg.wrapLimit(limit)
 	}
 	// The media tools, when ffmpeg is installed: the streaming tests need
 	// them (and skip without them, as the upload tests do).

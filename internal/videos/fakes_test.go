@@ -143,13 +143,10 @@ func (q *fakeQuota) state(user string) (used int64, held int, objects int) {
 type fakeLimit struct {
 	mu          sync.Mutex
 	failCommits int // CommitUpload calls that fail as if usage were down
-	// loseReserves counts ReserveUpload calls that make their hold but
-	// fail as the client does when the answer is lost.
-	loseReserves int
-	limit        int64
-	used         map[string]int64
-	held         map[string]heldRes
-	done         map[string]bool
+	limit       int64
+	used        map[string]int64
+	held        map[string]heldRes
+	done        map[string]bool
 }
 
 func newFakeLimit(limit int64) *fakeLimit {
@@ -170,10 +167,6 @@ func (l *fakeLimit) ReserveUpload(_ context.Context, user string, bytes int64, _
 	}
 	id := uuid.NewString()
 	l.held[id] = heldRes{user, bytes}
-	if l.loseReserves > 0 {
-		l.loseReserves--
-		return reserve.Unanswered(id, errs.ErrUnavailable), errs.ErrUnavailable
-	}
 	return reserve.Hold{ID: id, UserID: user, Bytes: bytes}, nil
 }
 

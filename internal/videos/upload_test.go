@@ -478,7 +478,25 @@ type lostReserves struct {
 
 func (q lostReserves) Reserve(ctx context.Context, user string, n int64, ttl time.Duration) (reserve.Hold, error) {
 	h, err := q.Quota.Reserve(ctx, user, n, ttl)
-	if err != nil || q.lose.Add(-1) != 0 {
+	return loseNth(q.lose, h, err)
+}
+
+// lostUploadReserves is a usage service that loses the answer of the
+// lose-th next ReserveUpload, as lostReserves does storage's.
+type lostUploadReserves struct {
+	videos.UploadLimit
+	lose *atomic.Int64
+}
+
+func (l lostUploadReserves) ReserveUpload(ctx context.Context, user string, n int64, ttl time.Duration) (reserve.Hold, error) {
+	h, err := l.UploadLimit.ReserveUpload(ctx, user, n, ttl)
+	return loseNth(l.lose, h, err)
+}
+
+// loseNth turns a reserve's answer into a lost one when lose counts down
+// to zero with this call.
+func loseNth(lose *atomic.Int64, h reserve.Hold, err error) (reserve.Hold, error) {
+	if err != nil || lose.Add(-1) != 0 {
 		return h, err
 	}
 	return reserve.Unanswered(h.ID, errs.ErrUnavailable), errs.ErrUnavailable
@@ -488,7 +506,7 @@ func (q lostReserves) Reserve(ctx context.Context, user string, n int64, ttl tim
 // upload and by a poster's charge: nothing stays held until its lease
 // lapses.
 func TestLostReserveAnswersReleased(t *testing.T) {
-	var lose atomic.Int64
+	var lose, loseUsage atomic.Int64
 	withEnv(t, func(t *testing.T, e *env) {
 		ann := e.user("user")
 		clip := testVideo(t, 1, 64, 48)
@@ -497,9 +515,7 @@ func TestLostReserveAnswersReleased(t *testing.T) {
 			t.Fatalf("storage answer lost: %d %s", r.status, r.raw)
 		}
 		e.noLeaks(t, 0)
-		e.limit.mu.Lock()
-		e.limit.loseReserves = 1
-		e.limit.mu.Unlock()
+		loseUsage.Store(1)
 		if r := e.upload(ann, "usage answer lost", clip); r.status != 503 {
 			t.Fatalf("usage answer lost: %d %s", r.status, r.raw)
 		}
@@ -526,5 +542,8 @@ func TestLostReserveAnswersReleased(t *testing.T) {
 		if r := e.do("POST", "/api/v1/videos/"+id+"/restore", ann.token, nil); r.status != 200 {
 			t.Fatalf("restore: %d %s", r.status, r.raw)
 		}
-	}, func(c *envConfig) { c.wrapQuota = func(q videos.Quota) videos.Quota { return lostReserves{q, &lose} } })
+	}, func(c *envConfig) {
+		c.wrapQuota = func(q videos.Quota) videos.Quota { return lostReserves{q, &lose} }
+		c.wrapLimit = func(l videos.UploadLimit) videos.UploadLimit { return lostUploadReserves{l, &loseUsage} }
+	})
 }
