@@ -166,16 +166,9 @@ func playerOf(vid videos.Video, g videos.Grant) *player {
 // player that would fail.
 func (a *App) watch(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
-	// The video and today's allowance do not depend on each other: asked
-	// at once, the page waits for the slower answer, not for both in turn.
-	var (
-		today usage.Status
-		uerr  error
-		wg    sync.WaitGroup
-	)
-	wg.Go(func() { today, uerr = a.d.Usage.Today(ctx, s.user.ID) })
+	todayAnswer := a.todayMeanwhile(ctx, s.user.ID)
 	vid, err := a.d.Videos.Get(ctx, s.caller, r.PathValue("id"))
-	wg.Wait()
+	today, uerr := todayAnswer()
 	if err != nil {
 		return err
 	}
@@ -228,16 +221,27 @@ func (a *App) uploadPage(w http.ResponseWriter, r *http.Request, s *session) err
 	return nil
 }
 
-// figures are the user's storage and today's usage, asked at once.
-func (a *App) figures(ctx context.Context, userID string) (storage.Usage, usage.Status, error) {
+// todayMeanwhile asks for the user's usage today in the background and
+// returns the wait for its answer: a page that needs another service's
+// answer too waits for the slower of the two, not for both in turn.
+func (a *App) todayMeanwhile(ctx context.Context, userID string) func() (usage.Status, error) {
 	var (
 		today usage.Status
-		uerr  error
+		err   error
 		wg    sync.WaitGroup
 	)
-	wg.Go(func() { today, uerr = a.d.Usage.Today(ctx, userID) })
+	wg.Go(func() { today, err = a.d.Usage.Today(ctx, userID) })
+	return func() (usage.Status, error) {
+		wg.Wait()
+		return today, err
+	}
+}
+
+// figures are the user's storage and today's usage, asked at once.
+func (a *App) figures(ctx context.Context, userID string) (storage.Usage, usage.Status, error) {
+	todayAnswer := a.todayMeanwhile(ctx, userID)
 	st, err := a.d.Storage.Usage(ctx, userID)
-	wg.Wait()
+	today, uerr := todayAnswer()
 	if err != nil {
 		return storage.Usage{}, usage.Status{}, err
 	}
