@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/reel-video/reel/internal/app/apptest"
+	"github.com/reel-video/reel/internal/platform/sqldb/sqldbtest"
 )
 
 // reel is a real all-in-one reel, started in-process on a fresh data
@@ -53,13 +54,18 @@ func startReel(t testing.TB, env map[string]string) *reel {
 
 // startSplit starts reel split in two processes' worth of apps, as in
 // production but for the number of processes: every service in one
-// (-target=users,logs,storage,usage,videos, no web app) and the gateway,
-// which serves the pages on them over HTTP, in front. env goes to both.
+// (-target=users,logs,storage,usage,videos, no web app) on a fresh
+// PostgreSQL database, as operators split reel, and the gateway, which
+// serves the pages on them over HTTP, in front. env goes to both. Without
+// PostgreSQL it skips, or fails in CI, as sqldbtest does.
 func startSplit(t testing.TB, env map[string]string) *reel {
 	t.Helper()
 	logs := &syncBuffer{}
 	common := map[string]string{"REEL_SERVICE_KEY": "a service key of at least 32 characters", "REEL_TRUSTED_PROXIES": "127.0.0.1/32"}
-	services := runReel(t, env, merge(common, map[string]string{"REEL_TARGET": "users,logs,storage,usage,videos"}), logs)
+	services := runReel(t, env, merge(common, map[string]string{
+		"REEL_TARGET":       "users,logs,storage,usage,videos",
+		"REEL_DATABASE_URL": sqldbtest.PostgresURL(t),
+	}), logs)
 	gw := map[string]string{"REEL_TARGET": "gateway"}
 	for _, svc := range []string{"USERS", "LOGS", "STORAGE", "USAGE", "VIDEOS"} {
 		gw["REEL_"+svc+"_URL"] = services
@@ -77,8 +83,9 @@ func merge(ms ...map[string]string) map[string]string {
 	return out
 }
 
-// deployments runs fn on an all-in-one reel and on a split one (the pages
-// served by the gateway on the services over HTTP).
+// deployments runs fn on an all-in-one reel on SQLite and on a split one
+// on PostgreSQL (the pages served by the gateway on the services over
+// HTTP): every browser flow meets both engines.
 func deployments(t *testing.T, env map[string]string, fn func(t *testing.T, r *reel)) {
 	t.Run("all", func(t *testing.T) { fn(t, startReel(t, env)) })
 	t.Run("split", func(t *testing.T) { fn(t, startSplit(t, env)) })
